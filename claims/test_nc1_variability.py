@@ -1,0 +1,50 @@
+"""Claim 2, NC1 variability collapse: within-class variability of the penultimate features shrinks
+relative to the between-class variability, keeps falling during the terminal phase, and ends far below
+its value at initialisation.
+
+Source: Papyan, Han & Donoho, PNAS 2020, Fig. 6 (Tr(Sigma_W Sigma_B^+)/C on a log scale, decreasing
+through TPT). NC1 on the train set in eval mode (ncsim.metrics.collapse_metrics).
+"""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+MIN_POINTS = 5
+
+
+def nc1_end(run) -> float:
+    return run.final("train.nc1")
+
+
+def nc1_tpt_over_end(run) -> float:
+    """NC1 at the TPT epoch divided by NC1 at the end (> 1: it kept falling); NaN without TPT."""
+    return run.at_tpt("train.nc1") / run.final("train.nc1")
+
+
+def nc1_init_over_end(run) -> float:
+    return run["train.nc1"][0] / run.final("train.nc1")
+
+
+def nc1_post_tpt_trend(run) -> float:
+    """Spearman rank correlation of NC1 with the epoch over the evaluated epochs from TPT on (-1: it
+    falls at every step); NaN with fewer than MIN_POINTS such epochs."""
+    epochs, nc1 = run.post_tpt("train.nc1")
+    if len(epochs) < MIN_POINTS or np.ptp(nc1) == 0:
+        return float("nan")
+    return float(spearmanr(epochs, nc1).statistic)
+
+
+CHECKS = {
+    "nc1_end_max": nc1_end,
+    "nc1_tpt_over_end_min": nc1_tpt_over_end,
+    "nc1_init_over_end_min": nc1_init_over_end,
+    "nc1_post_tpt_trend_max": nc1_post_tpt_trend,
+}
+
+
+@pytest.mark.runs("standard")
+@pytest.mark.parametrize("tolerance", list(CHECKS))
+def test_nc1_collapses(run, tolerance, claim_check):
+    """NC1 ends small, falls after TPT (trend and end-vs-TPT factor) and far below initialisation."""
+    claim_check(tolerance, CHECKS[tolerance](run), seed=run.spec.seed, run=run.label)

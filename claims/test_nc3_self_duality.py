@@ -1,0 +1,25 @@
+"""Claim 4, NC3 self-duality: the classifier rows converge to the centered class means, up to scale:
+|| W^T/||W||_F - Mdot/||Mdot||_F ||_F^2 -> 0.
+
+Source: Papyan, Han & Donoho, PNAS 2020, Fig. 5; Zhu et al., ICLR 2021, Sec. 5 (NC3 via W Mdot).
+"""
+
+import pytest
+
+
+def nc3_end(run) -> float:
+    return run.final("train.nc3")
+
+
+def nc3_init_over_end(run) -> float:
+    return run["train.nc3"][0] / run.final("train.nc3")
+
+
+@pytest.mark.runs("standard")
+def test_self_duality_at_end(run, claim_check):
+    claim_check("nc3_end_max", nc3_end(run), seed=run.spec.seed, run=run.label)
+
+
+@pytest.mark.runs("standard")
+def test_self_duality_improves(run, claim_check):
+    claim_check("nc3_init_over_end_min", nc3_init_over_end(run), seed=run.spec.seed, run=run.label)

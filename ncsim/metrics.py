@@ -1,0 +1,359 @@
+"""Neural Collapse statistics of a layer's features (and, optionally, of the classifier that reads them).
+
+Notation (Papyan, Han & Donoho, "Prevalence of neural collapse during the terminal phase of deep learning
+training", PNAS 117(40), 2020): N samples h_i in R^p with labels y_i in {0, ..., C-1}, N_c samples in
+class c,
+
+    mu_c    = (1/N_c) sum_{i: y_i = c} h_i                        class means
+    mu_G    = (1/N) sum_i h_i                                     global mean: the SAMPLE mean over all N,
+                                                                  not the mean of the class means (the two
+                                                                  differ when classes are unbalanced)
+    Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T      pooled within-class covariance
+    Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T            between-class covariance, rank <= C-1
+    Mdot    = [mu_c - mu_G]_c  (p x C)                            centered means; its transpose A (C x p)
+                                                                  holds them as rows
+    W (C x p), b (C)                                              last-layer classifier, logits W h + b
+
+Everything is computed in float64, in two passes over the data (class sums and counts, then residual
+statistics h_i - mu_{y_i}), without any p x p matrix: Sigma_B = (1/C) Mdot Mdot^T, so with the thin SVD
+Mdot = U S V^T, Sigma_B^+ = C U S^-2 U^T and Tr(Sigma_W Sigma_B^+) = (C/N) sum_i ||S^-1 U^T (h_i -
+mu_{y_i})||^2, which costs O(N p C).
+
+Singular-value cut: Sigma_B^+ keeps at most the top C-1 singular values s_k of Mdot (Papyan et al.'s
+rank-(C-1) pseudo-inverse), and of those only the ones with s_k > max(C, p) * eps * s_1 (eps = float64
+machine epsilon, s_1 the largest), the tolerance numpy.linalg.matrix_rank uses. Sigma_B is taken to be
+zero, a ValueError, when s_1 <= max(C, p) * eps * ||[mu_1 ... mu_C]||_F: the class means are identical up
+to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+_EPS = np.finfo(np.float64).eps
+_CHUNK_ELEMENTS = 2**21  # the in-memory call streams row blocks of about 16 MB
+
+Batches = Iterable | Callable[[], Iterator]
+
+
+def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int | None = None
+                     ) -> dict[str, float]:
+    """Neural Collapse statistics of `features` (N x p) with `labels` (N,), and of the classifier.
+
+    Inputs may be numpy arrays or torch tensors (any device, any float dtype); they are converted to
+    float64 numpy. `num_classes` C defaults to labels.max() + 1. See the module docstring for the notation
+    and for the singular-value cut in Sigma_B^+; mu_G is the sample mean over all N.
+
+    Keys, always:
+      nc1               Tr(Sigma_W Sigma_B^+) / C. Papyan et al. 2020 (NC1, fig. 6), with the /C of Zhu et
+                        al., "A geometric analysis of neural collapse with unconstrained features", NeurIPS
+                        2021 (Sec. 4, NC1); Sigma_B^+ restricted to the top C-1 singular directions.
+      nc1_trace         Tr(Sigma_W) / Tr(Sigma_B): the trace ratio of Tirer, Huang & Niles-Weed,
+                        "Perturbation analysis of neural collapse", ICML 2023.
+      cdnv              class-distance normalized variance, Galanti, Gyorgy & Hutter, "On the role of
+                        neural collapse in transfer learning", ICLR 2022 (Sec. 3): the mean over pairs
+                        c < c' of (var_c + var_c') / (2 ||mu_c - mu_c'||^2), var_c = mean over class c of
+                        ||h_i - mu_c||^2.
+      nc2_equinorm      std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G|| (std with ddof=1). Papyan et al.
+                        (NC2, fig. 2).
+      nc2_equiangularity  std (ddof=1) over c != c' of cos(mu_c - mu_G, mu_c' - mu_G). Papyan et al. fig. 3.
+      nc2_maxangle      mean over c != c' of |cos(mu_c - mu_G, mu_c' - mu_G) + 1/(C-1)|. Papyan et al.
+                        fig. 4.
+      nc2_etf_distance  || A A^T / ||A A^T||_F - (I - 11^T/C) / sqrt(C-1) ||_F, A = Mdot^T. Zhu et al. 2021
+                        (Sec. 4, NC2 measured on the means).
+      ncc_error         fraction of samples whose nearest class mean (Euclidean, uncentered h_i and mu_c)
+                        is not their label: the nearest-class-center error of Papyan et al. (fig. 7).
+    Keys when `weight` W (C x p) is given (bias b (C,) defaults to 0); W is not centered:
+      w_equinorm, w_equiangularity, w_maxangle, w_etf_distance
+                        the four NC2 statistics above on the rows w_c of W instead of mu_c - mu_G.
+      nc3               || W^T / ||W||_F - Mdot / ||Mdot||_F ||_F^2: self-duality, Papyan et al. (NC3,
+                        fig. 5).
+      nc3_etf_distance  || W Mdot / ||W Mdot||_F - (I - 11^T/C) / sqrt(C-1) ||_F: Zhu et al.'s NC3.
+      nc4               fraction of samples whose nearest class mean differs from argmax(W h_i + b):
+                        Papyan et al. (NC4, fig. 7).
+
+    Bad input (length mismatch, labels outside [0, C), an empty class, C < 2, p < C-1, NaN or inf,
+    misshapen weight or bias, identical class means, a zero centered mean or zero row of W, two
+    coinciding class means) is a ValueError naming the problem. Perfectly collapsed features
+    (Sigma_W = 0) give nc1 = 0.
+    """
+    h = _as_float64(features)
+    y = _as_labels(labels)
+    _check_batch_shapes(h, y)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, h.shape[1]))
+    blocks = [(h[i:i + rows], y[i:i + rows]) for i in range(0, len(y), rows)]
+    return collapse_metrics_streaming(blocks, weight, bias, num_classes=num_classes)
+
+
+def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_classes: int | None = None
+                               ) -> dict[str, float]:
+    """`collapse_metrics` over data that arrives in (features, labels) batches; returns the same dict.
+
+    `batches` is read twice (class sums and counts, then residual statistics), so it must be either a
+    re-iterable (a list, a torch DataLoader, ...) or a zero-argument callable returning a fresh iterator
+    of batches; a one-shot iterator is a ValueError. Both passes must see the same samples (in any order).
+    Memory: O(C p) plus one batch; no feature matrix and no p x p matrix is held. `num_classes` defaults
+    to the largest label + 1.
+    """
+    start_pass = _pass_starter(batches)
+    w, b = _as_classifier(weight, bias)
+    means, counts = _class_means(start_pass(), num_classes)
+    c, p = means.shape
+    if w is not None:
+        _check_classifier_shapes(w, b, c, p)
+    geometry = _Geometry.of(means, counts)
+    residuals = _residual_pass(start_pass(), geometry, w, b)
+
+    metrics = {"nc1": residuals.whitened_sq / residuals.n,
+               "nc1_trace": residuals.within_sq.sum() / residuals.n / geometry.between_trace,
+               "cdnv": _cdnv(residuals.within_sq / counts, geometry.mean_gaps),
+               **_simplex_stats(geometry.centered, "nc2", "centered class mean")}
+    if w is not None:
+        metrics.update(_simplex_stats(w, "w", "weight row"))
+        metrics["nc3"] = _squared_distance_of_directions(w, geometry.centered)
+        metrics["nc3_etf_distance"] = _etf_distance(w @ geometry.centered.T, "W Mdot")
+        metrics["nc4"] = residuals.nc4_mismatches / residuals.n
+    metrics["ncc_error"] = residuals.ncc_errors / residuals.n
+    return {key: float(value) for key, value in metrics.items()}
+
+
+# ---- input conversion and validation -------------------------------------------------------------------
+
+def _as_float64(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor: torch is not imported here, only duck-typed
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _as_labels(labels) -> np.ndarray:
+    y = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional (N,), got shape {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must have an integer dtype, got {y.dtype}")
+    return y.astype(np.intp, copy=False)
+
+
+def _check_batch_shapes(h: np.ndarray, y: np.ndarray) -> None:
+    if h.ndim != 2:
+        raise ValueError(f"features must be two-dimensional (N x p), got shape {h.shape}")
+    if len(h) != len(y):
+        raise ValueError(f"length mismatch: {len(h)} feature rows but {len(y)} labels")
+
+
+def _check_finite(x: np.ndarray, what: str) -> None:
+    """`what` is the subject and verb of the message, e.g. 'features contain'."""
+    if np.isnan(x).any():
+        raise ValueError(f"{what} NaN")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what} inf")
+
+
+def _check_labels(y: np.ndarray, num_classes: int | None) -> None:
+    if not y.size:
+        return
+    low, high = y.min(), y.max()
+    if low < 0 or (num_classes is not None and high >= num_classes):
+        bad = low if low < 0 else high
+        raise ValueError(f"labels outside [0, {num_classes if num_classes is not None else 'C'}): "
+                         f"found label {bad}")
+
+
+def _as_classifier(weight, bias) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if weight is None:
+        if bias is not None:
+            raise ValueError("bias given without weight")
+        return None, None
+    w = _as_float64(weight)
+    _check_finite(w, "weight contains")
+    if bias is None:
+        return w, np.zeros(len(w))
+    b = _as_float64(bias)
+    _check_finite(b, "bias contains")
+    return w, b
+
+
+def _check_classifier_shapes(w: np.ndarray, b: np.ndarray, c: int, p: int) -> None:
+    if w.shape != (c, p):
+        raise ValueError(f"weight has shape {w.shape}, expected (C, p) = ({c}, {p})")
+    if b.shape != (c,):
+        raise ValueError(f"bias has shape {b.shape}, expected (C,) = ({c},)")
+
+
+def _pass_starter(batches: Batches) -> Callable[[], Iterator]:
+    if callable(batches):
+        return batches
+    if iter(batches) is batches:
+        raise ValueError("batches is a one-shot iterator but is read twice: pass a re-iterable "
+                         "(e.g. a list) or a zero-argument callable returning a fresh iterator")
+    return lambda: iter(batches)
+
+
+def _checked_batches(source: Iterator, num_classes: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The non-empty (features, labels) batches of `source` as float64 / intp arrays, shape-checked."""
+    p = None
+    for features, labels in source:
+        h, y = _as_float64(features), _as_labels(labels)
+        _check_batch_shapes(h, y)
+        if p is not None and h.shape[1] != p:
+            raise ValueError(f"batches disagree on the feature dimension: {p} then {h.shape[1]}")
+        p = h.shape[1]
+        _check_labels(y, num_classes)
+        if y.size:
+            yield h, y
+
+
+# ---- pass 1: class means -------------------------------------------------------------------------------
+
+def _class_means(source: Iterator, num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (C x p) and counts (C), from per-batch class sums."""
+    sums, counts = None, None
+    for h, y in _checked_batches(source, num_classes):
+        _check_finite(h, "features contain")
+        width = num_classes if num_classes is not None else int(y.max()) + 1
+        one_hot = (np.arange(width)[:, None] == y[None, :]).astype(np.float64)
+        sums = _add_padded(sums, one_hot @ h)
+        counts = _add_padded(counts, np.bincount(y, minlength=width))
+    if counts is None:
+        raise ValueError("no samples: the batches are empty")
+    c = num_classes if num_classes is not None else len(counts)
+    if c < 2:
+        raise ValueError(f"fewer than 2 classes: C = {c}")
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise ValueError(f"class {empty[0]} has no samples")
+    if sums.shape[1] < c - 1:
+        raise ValueError(f"feature dimension p = {sums.shape[1]} is less than C-1 = {c - 1}")
+    return sums / counts[:, None], counts
+
+
+def _add_padded(total: np.ndarray | None, part: np.ndarray) -> np.ndarray:
+    """total + part along axis 0, the shorter one padded with zeros (classes not seen yet)."""
+    if total is None:
+        return part
+    if len(part) > len(total):
+        total, part = part, total
+    total[:len(part)] += part
+    return total
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """What pass 2 needs from pass 1: the means and the top singular directions of Mdot."""
+    means: np.ndarray       # C x p, mu_c
+    centered: np.ndarray    # C x p, A = Mdot^T, rows mu_c - mu_G
+    counts: np.ndarray      # C, N_c
+    whitener: np.ndarray    # p x k, U S^-1 over the kept singular values (k <= C-1)
+    between_trace: float    # Tr(Sigma_B)
+    mean_gaps: np.ndarray   # C x C, ||mu_c - mu_c'||^2
+
+    @classmethod
+    def of(cls, means: np.ndarray, counts: np.ndarray) -> _Geometry:
+        c, p = means.shape
+        global_mean = counts @ means / counts.sum()
+        centered = means - global_mean
+        u, s, _ = np.linalg.svd(np.ascontiguousarray(centered.T), full_matrices=False)  # Mdot = U S V^T
+        tolerance = max(c, p) * _EPS
+        if s[0] <= tolerance * np.linalg.norm(means):
+            raise ValueError("class means are identical (Sigma_B = 0): nc1 and the NC2 statistics are "
+                             "undefined")
+        kept = s[:c - 1] > tolerance * s[0]
+        whitener = u[:, :c - 1][:, kept] / s[:c - 1][kept]
+        return cls(means, centered, counts, whitener, float((s**2).sum() / c), _squared_distances(centered))
+
+
+# ---- pass 2: residual statistics -----------------------------------------------------------------------
+
+@dataclass
+class _Residuals:
+    n: int = 0
+    counts: np.ndarray | None = None
+    whitened_sq: float = 0.0            # sum_i ||S^-1 U^T (h_i - mu_{y_i})||^2
+    within_sq: np.ndarray | None = None  # per class, sum_{i in c} ||h_i - mu_c||^2
+    ncc_errors: int = 0
+    nc4_mismatches: int = 0
+
+
+def _residual_pass(source: Iterator, g: _Geometry, w: np.ndarray | None, b: np.ndarray | None
+                   ) -> _Residuals:
+    c, k = len(g.means), g.whitener.shape[1]
+    # One product r @ probe gives S^-1 U^T r, r . (mu_c - mu_G) and W r for every residual r.
+    probe = np.hstack([g.whitener, g.centered.T] + ([] if w is None else [w.T]))
+    mean_logits = None if w is None else g.means @ w.T + b
+    acc = _Residuals(counts=np.zeros(c, dtype=np.intp), within_sq=np.zeros(c))
+    for h, y in _checked_batches(source, c):
+        r = g.means[y]
+        np.subtract(h, r, out=r)
+        projected = r @ probe
+        acc.whitened_sq += np.einsum("ij,ij->", projected[:, :k], projected[:, :k])
+        acc.within_sq += np.bincount(y, weights=np.einsum("ij,ij->i", r, r), minlength=c)
+        nearest = _nearest_mean(y, projected[:, k:k + c], g.mean_gaps)
+        acc.ncc_errors += int(np.count_nonzero(nearest != y))
+        if w is not None:
+            logits = projected[:, k + c:] + mean_logits[y]  # W h + b = W (h - mu_y) + (W mu_y + b)
+            acc.nc4_mismatches += int(np.count_nonzero(nearest != np.argmax(logits, axis=1)))
+        acc.n += len(y)
+        acc.counts += np.bincount(y, minlength=c)
+    if not np.array_equal(acc.counts, g.counts):
+        raise ValueError("batches changed between the two passes: class counts differ")
+    return acc
+
+
+def _nearest_mean(y: np.ndarray, r_dot_centered: np.ndarray, mean_gaps: np.ndarray) -> np.ndarray:
+    """argmin_c ||h_i - mu_c||, from r_i = h_i - mu_{y_i} and r_i . (mu_c - mu_G).
+
+    ||h_i - mu_c||^2 - ||h_i - mu_{y_i}||^2 = ||mu_{y_i} - mu_c||^2 + 2 r_i . (mu_{y_i} - mu_c): exact for
+    the true class (0) and free of the cancellation of expanding ||h_i||^2 when the spread is small.
+    """
+    rows = np.arange(len(y))
+    excess = mean_gaps[y] + 2 * (r_dot_centered[rows, y][:, None] - r_dot_centered)
+    return np.argmin(excess, axis=1)
+
+
+# ---- statistics of C vectors ---------------------------------------------------------------------------
+
+def _simplex_stats(vectors: np.ndarray, prefix: str, what: str) -> dict[str, float]:
+    """Equinorm, equiangularity, max-angle and ETF distance of the C rows of `vectors` (C x p)."""
+    c = len(vectors)
+    norms = np.linalg.norm(vectors, axis=1)
+    if (norms == 0).any():
+        raise ValueError(f"{what} {np.flatnonzero(norms == 0)[0]} is zero: its angles are undefined")
+    gram = vectors @ vectors.T
+    cosines = (gram / np.outer(norms, norms))[~np.eye(c, dtype=bool)]
+    return {f"{prefix}_equinorm": norms.std(ddof=1) / norms.mean(),
+            f"{prefix}_equiangularity": cosines.std(ddof=1),
+            f"{prefix}_maxangle": np.abs(cosines + 1 / (c - 1)).mean(),
+            f"{prefix}_etf_distance": _etf_distance(gram, what + "s' Gram matrix")}
+
+
+def _etf_distance(m: np.ndarray, what: str) -> float:
+    """|| M/||M||_F - (I - 11^T/C)/sqrt(C-1) ||_F for a C x C matrix M (Zhu et al. 2021, Sec. 4)."""
+    c = len(m)
+    scale = np.linalg.norm(m)
+    if scale == 0:
+        raise ValueError(f"{what} is zero: its distance to the simplex ETF is undefined")
+    etf = (np.eye(c) - 1 / c) / np.sqrt(c - 1)
+    return np.linalg.norm(m / scale - etf)
+
+
+def _squared_distance_of_directions(a: np.ndarray, b: np.ndarray) -> float:
+    """|| a/||a||_F - b/||b||_F ||_F^2."""
+    return np.linalg.norm(a / np.linalg.norm(a) - b / np.linalg.norm(b)) ** 2
+
+
+def _squared_distances(vectors: np.ndarray) -> np.ndarray:
+    """C x C matrix of ||v_c - v_c'||^2, from the differences (no cancellation), in O(C p) memory."""
+    return np.stack([np.einsum("ij,ij->i", vectors - v, vectors - v) for v in vectors])
+
+
+def _cdnv(variances: np.ndarray, mean_gaps: np.ndarray) -> float:
+    """Mean over pairs c < c' of (var_c + var_c') / (2 ||mu_c - mu_c'||^2) (Galanti et al. 2022)."""
+    i, j = np.triu_indices(len(variances), k=1)
+    gaps = mean_gaps[i, j]
+    if (gaps == 0).any():
+        at = np.flatnonzero(gaps == 0)[0]
+        raise ValueError(f"classes {i[at]} and {j[at]} have the same mean: cdnv is undefined")
+    return np.mean((variances[i] + variances[j]) / (2 * gaps))

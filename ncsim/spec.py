@@ -1,0 +1,242 @@
+"""RunSpec: the frozen, serialisable description of one training run, and its content hash.
+
+A spec is everything that determines a trajectory (data, model, optimisation, evaluation schedule,
+seed). Two specs with equal fields have equal keys on every machine; the key names the run's record
+in the store (ncsim.store). Specs come in and go out as plain dicts / TOML tables; a wrong key or an
+invalid value is a SpecError naming it and listing the valid choices, before anything trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+# Bump when a change to the trainer changes what a spec produces: old records then stop matching.
+TRAINER_VERSION = 1
+
+MODELS = ("cnn1d", "cnn1d-seed")
+OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
+SCHEDULES = ("constant", "multistep", "cosine")
+LOSSES = ("ce", "mse")
+DEVICES = ("cpu", "cuda")
+# mnist1d.data.get_dataset_args() fields a spec may override (num_samples and train_split fix the
+# 4000/1000 split and stay as the package sets them).
+DATA_ARGS = ("template_len", "padding", "scale_coeff", "max_translation", "corr_noise_scale",
+             "iid_noise_scale", "shear_scale", "shuffle_seq", "final_seq_length", "seed")
+_SCHEDULE_RE = re.compile(r"^(all|none|every:[1-9]\d*|log:[1-9]\d*)$")
+
+
+class SpecError(ValueError):
+    """An invalid run description; the message names the field and the valid choices."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run. Defaults are the suite's default regime (see README, "Default regime")."""
+
+    name: str = "run"
+    # data
+    data: tuple[tuple[str, Any], ...] = ()      # overrides of mnist1d's generator args, sorted pairs
+    train_size: int = 0                          # 0: the full 4000-signal train set
+    imbalance: float = 1.0                       # R: classes C/2..C-1 keep 1/R of their samples
+    # model
+    model: str = "cnn1d"
+    width: int = 0                               # base channels w; 0: the model's own (cnn1d 32, cnn1d-seed 64)
+    kernel_size: int = 5
+    batch_norm: bool = True
+    # optimisation
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    epochs: int = 100
+    schedule: str = "multistep"
+    loss: str = "ce"
+    grad_clip: float = 0.0                       # 0: no clipping
+    seed: int = 0
+    device: str = "cpu"
+    # evaluation: "all", "every:K", "log:K" (K log-spaced epochs), "none"; epoch 0 and the last always
+    eval_schedule: str = "all"
+    layer_schedule: str = "log:12"
+
+    def __post_init__(self):
+        _validate(self)
+
+    # --- dict / TOML round trip -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data"] = dict(self.data)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SpecError(f"unknown spec key(s) {unknown}; valid keys: {sorted(known)}")
+        d = dict(d)
+        if "data" in d:
+            data = d["data"]
+            if not isinstance(data, dict):
+                data = dict(data)
+            bad = sorted(set(data) - set(DATA_ARGS))
+            if bad:
+                raise SpecError(f"unknown data key(s) {bad}; valid: {list(DATA_ARGS)}")
+            d["data"] = tuple(sorted(data.items()))
+        for f in fields(cls):
+            if f.name in d and f.name != "data":
+                d[f.name] = _coerce(f.name, f.type, d[f.name])
+        return cls(**d)
+
+    def replace(self, **changes) -> "RunSpec":
+        return RunSpec.from_dict({**self.to_dict(), **changes})
+
+    # --- identity ----------------------------------------------------------------------------
+    def key(self) -> str:
+        """Content hash: sha256 of the canonical JSON of every field that shapes the trajectory
+        (all fields but `name`) and TRAINER_VERSION; 20 hex digits."""
+        d = self.to_dict()
+        d.pop("name")
+        d["trainer_version"] = TRAINER_VERSION
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:20]
+
+    def label(self) -> str:
+        """A readable id for tests and figures: name and seed."""
+        return f"{self.name}-s{self.seed}"
+
+
+def _coerce(name: str, typ: str, value: Any) -> Any:
+    """Accept TOML / command-line values (strings, ints for floats) for typed fields."""
+    want = {"int": int, "float": float, "bool": bool, "str": str}.get(str(typ))
+    if want is None or isinstance(value, want) and not (want is int and isinstance(value, bool)):
+        return value
+    try:
+        if want is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                return value.lower() in ("true", "1")
+            raise ValueError
+        if want is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return want(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name}={value!r} is not a valid {want.__name__}") from None
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise SpecError(f"unknown {name} {value!r}; valid choices: {', '.join(valid)}")
+
+
+def _validate(s: RunSpec) -> None:
+    _choice("model", s.model, MODELS)
+    _choice("optimizer", s.optimizer, OPTIMIZERS)
+    _choice("schedule", s.schedule, SCHEDULES)
+    _choice("loss", s.loss, LOSSES)
+    _choice("device", s.device, DEVICES)
+    checks = [
+        ("lr", s.lr > 0, "must be > 0"), ("epochs", s.epochs >= 1, "must be >= 1"),
+        ("batch_size", s.batch_size >= 1, "must be >= 1"), ("width", s.width >= 0, "must be >= 0 (0: the model's default)"),
+        ("kernel_size", s.kernel_size >= 1 and s.kernel_size % 2 == 1, "must be an odd integer >= 1"),
+        ("batch_norm", s.model != "cnn1d-seed" or s.batch_norm, "cnn1d-seed always has batch norm: batch_norm must be true"),
+        ("weight_decay", s.weight_decay >= 0, "must be >= 0"), ("momentum", 0 <= s.momentum < 1, "must be in [0, 1)"),
+        ("imbalance", s.imbalance >= 1, "must be >= 1 (R = majority/minority size)"),
+        ("train_size", s.train_size >= 0, "must be >= 0 (0 = full set)"), ("grad_clip", s.grad_clip >= 0, "must be >= 0"),
+    ]
+    for name, ok, why in checks:
+        if not ok:
+            raise SpecError(f"{name}={getattr(s, name)!r} {why}")
+    for name in ("eval_schedule", "layer_schedule"):
+        if not _SCHEDULE_RE.match(getattr(s, name)):
+            raise SpecError(f"{name}={getattr(s, name)!r}; valid forms: all, none, every:K, log:K")
+    if s.nesterov and s.optimizer != "sgd":
+        raise SpecError("nesterov=true needs optimizer='sgd'")
+
+
+def schedule_epochs(schedule: str, epochs: int) -> list[int]:
+    """The epochs (0 = initialisation .. epochs) a schedule string selects; 0 and `epochs` always
+    included except for "none" (then only 0 and the last, which every run records)."""
+    import numpy as np
+
+    kind, _, k = schedule.partition(":")
+    if kind == "all":
+        chosen = set(range(epochs + 1))
+    elif kind == "every":
+        chosen = set(range(0, epochs + 1, int(k)))
+    elif kind == "log":
+        chosen = set(np.unique(np.round(np.geomspace(1, epochs, int(k))).astype(int)).tolist())
+    else:
+        chosen = set()
+    return sorted(chosen | {0, epochs})
+
+
+# --- presets and files ------------------------------------------------------------------------
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def _read_toml(source: str | Path) -> tuple[Path, dict]:
+    path = Path(source)
+    if not path.suffix:
+        if str(source) not in presets():
+            raise SpecError(f"unknown preset {source!r}; valid presets: {', '.join(presets())}")
+        path = PRESETS_DIR / f"{source}.toml"
+    with open(path, "rb") as f:
+        try:
+            return path, tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise SpecError(f"{path}: invalid TOML: {e}") from None
+
+
+def _resolve_base(doc: dict, seen: tuple[str, ...] = ()) -> dict:
+    """A document's top-level spec keys, on top of those of the preset its `base` key names."""
+    base = doc.pop("base", None)
+    if base is None:
+        return doc
+    if base in seen:
+        raise SpecError(f"preset base cycle: {' -> '.join(seen + (base,))}")
+    _, base_doc = _read_toml(base)
+    base_doc.pop("runs", None)
+    base_doc.pop("seeds", None)
+    return {**_resolve_base(base_doc, seen + (base,)), **doc}
+
+
+def load_specs(source: str | Path, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+    """The runs a preset name or TOML file describes. A file holds top-level spec keys (the base),
+    optionally `base = "<preset>"` to start from another preset's top-level keys, and optionally
+    [[runs]] tables, each a set of overrides of the base; `seeds = [..]` at top level repeats every
+    run per seed. `overrides` (e.g. from --set) apply last, to every run."""
+    path, doc = _read_toml(source)
+    runs = doc.pop("runs", [{}])
+    seeds = doc.pop("seeds", None)
+    doc = _resolve_base(doc)
+    specs = []
+    for run in runs:
+        for seed in seeds if seeds is not None else [None]:
+            d = {**doc, **run, **({"seed": seed} if seed is not None else {}), **(overrides or {})}
+            try:
+                specs.append(RunSpec.from_dict(d))
+            except SpecError as e:
+                raise SpecError(f"{path.name}: {e}") from None
+    return specs
+
+
+def to_toml(spec: RunSpec) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(spec.to_dict())

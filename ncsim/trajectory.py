@@ -1,0 +1,114 @@
+"""Trajectory: a read-only view of a run record for claims, figures and the CLI.
+
+Columns are float64 arrays over the evaluated epochs (`epochs`): "train_loss", "train_error",
+"test_loss", "test_error", "train.<metric>" and "test.<metric>" for every key of
+ncsim.metrics.collapse_metrics on the penultimate features, and "layer.<tap>.<metric>" for the
+feature-only metrics at each layer tap (NaN at epochs off the layer schedule).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ncsim.spec import RunSpec
+from ncsim.store import Record
+
+_PER_RUN = ("fit_loss", "fit_lr")
+
+
+class Trajectory:
+    def __init__(self, record: Record, spec: RunSpec | None = None):
+        """`spec`, when given, is the spec the caller asked for (its name may differ from the one the
+        record was first trained under; the key is the same)."""
+        self.record = record
+        self.meta = record.meta
+        self.spec = spec if spec is not None else RunSpec.from_dict(record.meta["spec"])
+        self.epochs = record.arrays["epoch"].astype(int)
+
+    key = property(lambda self: self.record.key)
+    label = property(lambda self: self.spec.label())
+    status = property(lambda self: self.meta["status"])
+    tpt_epoch = property(lambda self: self.meta["tpt_epoch"], doc="First evaluated epoch with train error 0, or None.")
+
+    def columns(self) -> list[str]:
+        n = len(self.epochs)
+        return sorted(k for k, v in self.record.arrays.items()
+                      if not k.startswith("weights.") and k not in _PER_RUN and v.shape == (n,))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.record.arrays or name.startswith("weights."):
+            raise KeyError(f"run {self.label} has no column {name!r}; columns: {self.columns()}")
+        return self.record.arrays[name]
+
+    def at(self, name: str, epoch: int) -> float:
+        """The column's value at an evaluated epoch."""
+        hit = np.flatnonzero(self.epochs == epoch)
+        if not len(hit):
+            raise KeyError(f"epoch {epoch} was not evaluated in run {self.label}")
+        return float(self[name][hit[0]])
+
+    def final(self, name: str) -> float:
+        return float(self[name][-1])
+
+    def taps(self) -> list[str]:
+        """Layer taps in depth order (input side first)."""
+        return list(self.meta.get("taps", []))
+
+    def layer(self, tap: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of a layer metric at the epochs where layers were evaluated."""
+        v = self[f"layer.{tap}.{metric}"]
+        ok = ~np.isnan(v)
+        return self.epochs[ok], v[ok]
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k[len("weights."):]: v for k, v in self.record.arrays.items() if k.startswith("weights.")}
+
+    def truncated(self, epoch: int) -> "Trajectory":
+        """The same run cut after `epoch` (a negative control: e.g. truncated at initialisation)."""
+        keep = self.epochs <= epoch
+        cols = set(self.columns())
+        arrays = {k: (v[keep] if k in cols else v) for k, v in self.record.arrays.items()}
+        err = arrays["train_error"]
+        zero = np.flatnonzero(err == 0.0)
+        meta = {**self.meta, "tpt_epoch": int(arrays["epoch"][zero[0]]) if len(zero) else None,
+                "truncated_at": epoch}
+        return Trajectory(Record(self.key, meta, arrays), self.spec)
+
+    def post_tpt(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of a column from the TPT epoch on; empty when TPT was never reached."""
+        if self.tpt_epoch is None:
+            return self.epochs[:0], self[name][:0]
+        keep = self.epochs >= self.tpt_epoch
+        return self.epochs[keep], self[name][keep]
+
+    def at_tpt(self, name: str) -> float:
+        """The column at the TPT epoch; NaN when TPT was never reached."""
+        return float("nan") if self.tpt_epoch is None else self.at(name, self.tpt_epoch)
+
+    def model(self):
+        """The trained network, rebuilt from the record's final weights (eval mode, CPU)."""
+        import torch
+
+        from ncsim import models
+
+        net = models.build(self.spec)
+        net.load_state_dict({k: torch.as_tensor(v) for k, v in self.weights().items()})
+        return net.eval()
+
+    def features(self, split: str = "train", cache_dir=None) -> dict[str, np.ndarray]:
+        """Final penultimate features h (N x p, float64), labels, and the classifier W, b of a split
+        ("train" or "test"), recomputed from the final weights with one eval-mode forward pass."""
+        import torch
+
+        from ncsim import data
+
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        ds = data.load(self.spec, cache_dir)
+        x, y = (ds.x, ds.y) if split == "train" else (ds.x_test, ds.y_test)
+        net = self.model()
+        with torch.no_grad():
+            _, outs = net(x, taps=True)
+        return {"h": outs["penultimate"].double().numpy(), "y": y.numpy(),
+                "W": net.classifier.weight.detach().double().numpy(),
+                "b": net.classifier.bias.detach().double().numpy()}

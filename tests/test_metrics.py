@@ -1,0 +1,285 @@
+"""ncsim.metrics.collapse_metrics: exact cases, invariances, a plain textbook reference, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ncsim.metrics import collapse_metrics
+
+HYPOTHESIS = settings(max_examples=50, deadline=None)
+
+FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
+                "nc2_etf_distance", "ncc_error")
+WEIGHT_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3",
+               "nc3_etf_distance", "nc4")
+SCALE_FREE_FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity",
+                           "nc2_maxangle", "nc2_etf_distance", "ncc_error")
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+
+def random_problem(rng: np.random.Generator, counts, p: int, spread: float = 1.0):
+    """Features around random class means (with an offset), labels shuffled, a random classifier."""
+    c = len(counts)
+    labels = rng.permutation(np.repeat(np.arange(c), counts))
+    means = rng.standard_normal((c, p)) * 2 + rng.standard_normal(p)
+    features = means[labels] + spread * rng.standard_normal((len(labels), p))
+    return features, labels, rng.standard_normal((c, p)), rng.standard_normal(c)
+
+
+@st.composite
+def problems(draw):
+    """A random problem of random shape: 2..6 classes, 1..12 samples each (unbalanced), p >= C-1."""
+    c = draw(st.integers(2, 6))
+    p = draw(st.integers(max(c - 1, 1), 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    counts = rng.integers(1, 13, size=c)
+    return random_problem(rng, counts, p, spread=draw(st.sampled_from([0.1, 1.0, 3.0])))
+
+
+def orthonormal(rng: np.random.Generator, p: int, k: int) -> np.ndarray:
+    """p x k with orthonormal columns, uniformly random."""
+    q, r = np.linalg.qr(rng.standard_normal((p, k)))
+    return q * np.sign(np.diag(r))
+
+
+def assert_same(a: dict, b: dict, keys, rtol=1e-8, atol=1e-12):
+    for key in keys:
+        assert a[key] == pytest.approx(b[key], rel=rtol, abs=atol), key
+
+
+# ---- a plain textbook reference (p x p matrices, loops) -------------------------------------------------
+
+def textbook_metrics(h, y, w=None, b=None):
+    c = y.max() + 1
+    n, p = h.shape
+    means = np.array([h[y == k].mean(axis=0) for k in range(c)])
+    global_mean = h.mean(axis=0)
+    sigma_w = sum(np.outer(h[i] - means[y[i]], h[i] - means[y[i]]) for i in range(n)) / n
+    sigma_b = sum(np.outer(m - global_mean, m - global_mean) for m in means) / c
+    eigenvalues, eigenvectors = np.linalg.eigh(sigma_b)
+    top = eigenvectors[:, -(c - 1):]
+    sigma_b_pinv = top @ np.diag(1 / eigenvalues[-(c - 1):]) @ top.T
+    centered = means - global_mean
+    variances = [np.mean([np.sum((x - means[k]) ** 2) for x in h[y == k]]) for k in range(c)]
+    cdnv = np.mean([(variances[i] + variances[j]) / (2 * np.sum((means[i] - means[j]) ** 2))
+                    for i, j in itertools.combinations(range(c), 2)])
+    nearest = np.array([np.argmin([np.linalg.norm(x - m) for m in means]) for x in h])
+    out = {"nc1": np.trace(sigma_w @ sigma_b_pinv) / c,
+           "nc1_trace": np.trace(sigma_w) / np.trace(sigma_b),
+           "cdnv": cdnv,
+           "ncc_error": np.mean(nearest != y),
+           **textbook_simplex(centered, "nc2")}
+    if w is not None:
+        etf = (np.eye(c) - np.ones((c, c)) / c) / np.sqrt(c - 1)
+        wm = w @ centered.T
+        predictions = np.array([np.argmax(w @ x + b) for x in h])
+        out.update(textbook_simplex(w, "w"))
+        out["nc3"] = np.linalg.norm(w.T / np.linalg.norm(w) - centered.T / np.linalg.norm(centered)) ** 2
+        out["nc3_etf_distance"] = np.linalg.norm(wm / np.linalg.norm(wm) - etf)
+        out["nc4"] = np.mean(nearest != predictions)
+    return out
+
+
+def textbook_simplex(v, prefix):
+    c = len(v)
+    norms = [np.linalg.norm(x) for x in v]
+    cosines = [v[i] @ v[j] / (norms[i] * norms[j]) for i in range(c) for j in range(c) if i != j]
+    gram = v @ v.T
+    etf = (np.eye(c) - np.ones((c, c)) / c) / np.sqrt(c - 1)
+    return {f"{prefix}_equinorm": np.std(norms, ddof=1) / np.mean(norms),
+            f"{prefix}_equiangularity": np.std(cosines, ddof=1),
+            f"{prefix}_maxangle": np.mean([abs(x + 1 / (c - 1)) for x in cosines]),
+            f"{prefix}_etf_distance": np.linalg.norm(gram / np.linalg.norm(gram) - etf)}
+
+
+# ---- exact cases --------------------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("c, p", [(2, 3), (4, 9), (10, 32)])
+def test_simplex_etf_with_no_spread_is_fully_collapsed(c, p):
+    rng = np.random.default_rng(c)
+    etf = np.sqrt(c / (c - 1)) * (np.eye(c) - 1 / c)            # C x C, rows a simplex ETF
+    centered = 3.0 * etf @ orthonormal(rng, p, c).T               # rows in a random C-dim subspace of R^p
+    offset = rng.standard_normal(p)
+    labels = np.repeat(np.arange(c), 5)                           # balanced, so mu_G = offset
+    features = centered[labels] + offset
+    weight = 0.7 * centered
+    m = collapse_metrics(features, labels, weight, bias=-weight @ offset)
+    assert set(m) == set(FEATURE_KEYS + WEIGHT_KEYS)
+    for key in m:
+        assert m[key] == pytest.approx(0, abs=1e-10), key
+
+
+@pytest.mark.filterwarnings("error")
+def test_no_within_class_spread_gives_zero_nc1_without_warnings():
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((4, 6))
+    labels = np.repeat(np.arange(4), [3, 1, 7, 2])
+    m = collapse_metrics(means[labels], labels)
+    for key in ("nc1", "nc1_trace", "cdnv", "ncc_error"):
+        assert m[key] == pytest.approx(0, abs=1e-20), key
+
+
+def test_weight_keys_only_with_weight():
+    h, y, w, b = random_problem(np.random.default_rng(1), [5, 6, 7], 4)
+    assert set(collapse_metrics(h, y)) == set(FEATURE_KEYS)
+    assert set(collapse_metrics(h, y, w)) == set(FEATURE_KEYS + WEIGHT_KEYS)
+    assert all(type(v) is float for v in collapse_metrics(h, y, w, b).values())
+
+
+# ---- the textbook formulas ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("counts, p", [
+    ([40, 40, 40, 40], 6),          # p < N
+    ([5, 5, 5, 5, 5], 60),          # p > N
+    ([3, 50, 12, 1, 27, 8], 10),    # unbalanced, a class of one
+    ([2, 30], 1),                   # C = 2, p = C-1
+])
+def test_matches_textbook_formulas(counts, p):
+    h, y, w, b = random_problem(np.random.default_rng(len(counts) * p), counts, p)
+    fast, slow = collapse_metrics(h, y, w, b), textbook_metrics(h, y, w, b)
+    assert fast["nc1"] == pytest.approx(slow["nc1"], rel=1e-8)
+    assert_same(fast, slow, FEATURE_KEYS + WEIGHT_KEYS, rtol=1e-8, atol=1e-12)
+
+
+def test_nc1_scales_with_the_square_of_within_class_noise():
+    rng = np.random.default_rng(3)
+    c, p = 5, 20
+    labels = rng.permutation(np.repeat(np.arange(c), [8, 12, 9, 15, 10]))
+    means = rng.standard_normal((c, p))
+    noise = rng.standard_normal((len(labels), p))
+    for k in range(c):
+        noise[labels == k] -= noise[labels == k].mean(axis=0)       # class means stay exactly `means`
+    base = collapse_metrics(means[labels] + noise, labels)["nc1"]
+    for t in (0.01, 0.3, 7.0):
+        assert collapse_metrics(means[labels] + t * noise, labels)["nc1"] == pytest.approx(t**2 * base,
+                                                                                          rel=1e-8)
+
+
+def test_nc1_of_label_independent_features_grows_with_samples_per_class():
+    """NC_REFERENCE: for random features NC1 grows about linearly with the samples per class."""
+    rng = np.random.default_rng(4)
+    c, p = 10, 64
+    nc1 = {n: collapse_metrics(rng.standard_normal((c * n, p)), np.repeat(np.arange(c), n))["nc1"]
+           for n in (50, 500)}
+    assert 5 < nc1[500] / nc1[50] < 20
+
+
+def test_num_classes_and_input_types():
+    h, y, w, b = random_problem(np.random.default_rng(5), [4, 5, 6], 3)
+    reference = collapse_metrics(h, y, w, b)
+    assert collapse_metrics(h, y, w, b, num_classes=3) == reference
+    torch = pytest.importorskip("torch")
+    from_torch = collapse_metrics(torch.tensor(h, requires_grad=True), torch.tensor(y), torch.tensor(w),
+                                  torch.tensor(b))
+    assert_same(from_torch, reference, reference, rtol=1e-12)
+    from_float32 = collapse_metrics(h.astype(np.float32), y.astype(np.int32), w.astype(np.float32), b)
+    assert_same(from_float32, reference, ("nc1", "nc2_equinorm"), rtol=1e-4)
+
+
+# ---- invariances (hypothesis) -------------------------------------------------------------------------
+
+@HYPOTHESIS
+@given(problem=problems(), seed=st.integers(0, 2**32 - 1))
+def test_rotation_and_translation_invariance(problem, seed):
+    h, y, w, b = problem
+    rng = np.random.default_rng(seed)
+    q = orthonormal(rng, h.shape[1], h.shape[1])
+    shift = 5 * rng.standard_normal(h.shape[1])
+    rotated_w = w @ q.T                                             # W h = (W Q^T)(Q h)
+    moved = collapse_metrics(h @ q.T + shift, y, rotated_w, b - rotated_w @ shift)
+    assert_same(moved, collapse_metrics(h, y, w, b), FEATURE_KEYS + WEIGHT_KEYS, rtol=1e-7, atol=1e-10)
+
+
+@HYPOTHESIS
+@given(problem=problems(), feature_scale=st.floats(1e-3, 1e3), weight_scale=st.floats(1e-3, 1e3))
+def test_positive_scaling_invariance(problem, feature_scale, weight_scale):
+    h, y, w, b = problem
+    reference = collapse_metrics(h, y, w, b)
+    assert_same(collapse_metrics(feature_scale * h, y), reference, SCALE_FREE_FEATURE_KEYS, rtol=1e-7)
+    scaled_weight = collapse_metrics(h, y, weight_scale * w, weight_scale * b)
+    assert_same(scaled_weight, reference, WEIGHT_KEYS, rtol=1e-7, atol=1e-12)
+
+
+@HYPOTHESIS
+@given(problem=problems(), seed=st.integers(0, 2**32 - 1))
+def test_sample_permutation_and_class_relabelling_invariance(problem, seed):
+    h, y, w, b = problem
+    rng = np.random.default_rng(seed)
+    reference = collapse_metrics(h, y, w, b)
+    order = rng.permutation(len(y))
+    assert_same(collapse_metrics(h[order], y[order], w, b), reference, reference, rtol=1e-9)
+    relabel = rng.permutation(len(w))                               # class k becomes relabel[k]
+    inverse = np.argsort(relabel)
+    renamed = collapse_metrics(h, relabel[y], w[inverse], b[inverse])
+    assert_same(renamed, reference, reference, rtol=1e-9)
+
+
+# ---- bad input ----------------------------------------------------------------------------------------
+
+_H, _Y, _W, _B = random_problem(np.random.default_rng(6), [4, 4, 4], 5)
+
+
+def _bad(**changes):
+    """A call on a valid 3-class problem with some arguments replaced."""
+    args = {"features": _H, "labels": _Y, "weight": _W, "bias": _B, **changes}
+    return lambda: collapse_metrics(**args)
+
+
+def _with(array, index, value):
+    array = np.array(array, dtype=np.float64)
+    array[index] = value
+    return array
+
+
+@pytest.mark.parametrize("call, message", [
+    (_bad(labels=_Y[:-1]), "length mismatch"),
+    (_bad(labels=_with(_Y, 0, 3).astype(int), num_classes=3), r"labels outside \[0, 3\): found label 3"),
+    (_bad(labels=_with(_Y, 0, -1).astype(int)), "labels outside .* found label -1"),
+    (_bad(labels=np.where(_Y == 1, 2, _Y), weight=None, bias=None), "class 1 has no samples"),
+    (_bad(labels=_Y, num_classes=4, weight=None, bias=None), "class 3 has no samples"),
+    (_bad(labels=np.zeros_like(_Y), weight=None, bias=None), "fewer than 2 classes"),
+    (_bad(features=_H[:, :1]), "feature dimension p = 1 is less than C-1 = 2"),
+    (_bad(features=_with(_H, (2, 3), np.nan)), "features contain NaN"),
+    (_bad(features=_with(_H, (2, 3), -np.inf)), "features contain inf"),
+    (_bad(weight=_with(_W, (1, 1), np.nan)), "weight contains NaN"),
+    (_bad(bias=_with(_B, 2, np.inf)), "bias contains inf"),
+    (_bad(weight=_W[:, :4]), r"weight has shape \(3, 4\), expected \(C, p\) = \(3, 5\)"),
+    (_bad(weight=_W[:2]), r"weight has shape \(2, 5\)"),
+    (_bad(bias=_B[:2]), r"bias has shape \(2,\), expected"),
+    (_bad(weight=None), "bias given without weight"),
+    (_bad(weight=_with(_W, 2, 0.0)), "weight row 2 is zero"),
+    (_bad(labels=_Y.astype(float)), "integer dtype"),
+    (_bad(features=_H[:, 0]), "two-dimensional"),
+    (_bad(features=_H[:0], labels=_Y[:0]), "no samples"),
+])
+def test_bad_input_is_a_value_error_naming_the_problem(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_identical_class_means_are_a_value_error():
+    rng = np.random.default_rng(7)
+    points = rng.standard_normal((6, 4)) + 10
+    features = np.vstack([points, points, points])                # every class has the same samples
+    with pytest.raises(ValueError, match=r"class means are identical \(Sigma_B = 0\)"):
+        collapse_metrics(features, np.repeat(np.arange(3), 6))
+
+
+def test_two_coinciding_class_means_are_a_value_error():
+    points = np.array([[0.0, 1.0], [2.0, 3.0]])
+    features = np.vstack([points, points, points + [5.0, 0.0]])
+    with pytest.raises(ValueError, match="classes 0 and 1 have the same mean"):
+        collapse_metrics(features, np.repeat(np.arange(3), 2))
+
+
+def test_class_mean_at_the_global_mean_is_a_value_error():
+    features = np.array([[-1.0, 0.0], [-1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="centered class mean 1 is zero"):
+        collapse_metrics(features, np.repeat(np.arange(3), 2))
