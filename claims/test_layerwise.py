@@ -3,8 +3,8 @@ is lowest at the penultimate layer, and the ETF geometry is markedly stronger at
 than at the first conv layer.
 
 Source: Rangamani et al., "Feature learning in deep classifiers through Intermediate Neural Collapse",
-ICML 2023, Figs. 1-3 (NC1 and NC2 decrease monotonically with depth). Each conv block is measured on
-its flattened output (channels x length features), the penultimate layer on h; train set, eval mode.
+ICML 2023, Figs. 1-3 (NC1 and NC2 decrease monotonically with depth). Each block is measured on its
+full output (a conv block's flattened channels x length), the penultimate layer on h; train set, eval mode.
 """
 
 import numpy as np
@@ -12,9 +12,9 @@ import pytest
 
 
 def depth_profile(run, metric: str = "nc1") -> tuple[list[str], np.ndarray]:
-    """Taps in depth order (flattened conv blocks, then the penultimate layer) and the metric's end
-    values there."""
-    taps = [t for t in run.taps() if t.endswith(".flat")]
+    """Taps in depth order (each block's full output: flattened for conv blocks; then the
+    penultimate layer) and the metric's end values there."""
+    taps = [t for t in run.taps() if not t.endswith(".pool")]
     values = [run.final(f"layer.{t}.{metric}") for t in taps] + [run.final(f"train.{metric}")]
     return taps + ["penultimate"], np.asarray(values)
 

@@ -2,7 +2,7 @@
 equinorm and equiangular with pairwise cosines -> -1/(C-1).
 
 Source: Papyan, Han & Donoho, PNAS 2020, Figs. 2-4 (std/avg of norms; std of cosines; avg |cos +
-1/(C-1)|), and Zhu et al., ICLR 2021, Sec. 5 (the normalised Gram distance to the ETF).
+1/(C-1)|), and Zhu et al., NeurIPS 2021, Sec. 5 (the normalised Gram distance to the ETF).
 """
 
 import pytest

@@ -1,7 +1,7 @@
 """Claim 4, NC3 self-duality: the classifier rows converge to the centered class means, up to scale:
 || W^T/||W||_F - Mdot/||Mdot||_F ||_F^2 -> 0.
 
-Source: Papyan, Han & Donoho, PNAS 2020, Fig. 5; Zhu et al., ICLR 2021, Sec. 5 (NC3 via W Mdot).
+Source: Papyan, Han & Donoho, PNAS 2020, Fig. 5; Zhu et al., NeurIPS 2021, Sec. 5 (NC3 via W Mdot).
 """
 
 import pytest

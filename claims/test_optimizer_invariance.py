@@ -1,7 +1,7 @@
 """Claim 7, optimizer invariance: SGD and Adam both reach the terminal phase and collapse, and their end
 NC metrics agree within a stated factor; LBFGS is measured the same way.
 
-Source: Zhu et al., "A Geometric Analysis of Neural Collapse with Unconstrained Features", ICLR 2021,
+Source: Zhu et al., "A Geometric Analysis of Neural Collapse with Unconstrained Features", NeurIPS 2021,
 Sec. 5.1 and Fig. 3 (SGD, Adam and LBFGS all show NC1-NC3 shrinking on MNIST / CIFAR-10).
 """
 

@@ -1,7 +1,7 @@
 """Claim 8, which parts of the training regime collapse needs: without weight decay the collapse is
 measurably weaker; under MSE loss collapse still happens.
 
-Sources: Papyan, Han & Donoho, PNAS 2020 (weight decay in every experiment); Zhu et al., ICLR 2021,
+Sources: Papyan, Han & Donoho, PNAS 2020 (weight decay in every experiment); Zhu et al., NeurIPS 2021,
 Sec. 5.2 (weight decay matters for NC); Rangamani & Banburski-Fahey 2022 (regularisation drives NC);
 Han, Papyan & Donoho, "Neural Collapse under MSE loss", ICLR 2022.
 """

@@ -114,7 +114,7 @@ def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_cla
     if w is not None:
         metrics.update(_simplex_stats(w, "w", "weight row"))
         metrics["nc3"] = _squared_distance_of_directions(w, geometry.centered)
-        metrics["nc3_etf_distance"] = _etf_distance(w @ geometry.centered.T, "W Mdot")
+        metrics["nc3_etf_distance"] = etf_distance(w @ geometry.centered.T, "W Mdot")
         metrics["nc4"] = residuals.nc4_mismatches / residuals.n
     metrics["ncc_error"] = residuals.ncc_errors / residuals.n
     return {key: float(value) for key, value in metrics.items()}
@@ -326,10 +326,10 @@ def _simplex_stats(vectors: np.ndarray, prefix: str, what: str) -> dict[str, flo
     return {f"{prefix}_equinorm": norms.std(ddof=1) / norms.mean(),
             f"{prefix}_equiangularity": cosines.std(ddof=1),
             f"{prefix}_maxangle": np.abs(cosines + 1 / (c - 1)).mean(),
-            f"{prefix}_etf_distance": _etf_distance(gram, what + "s' Gram matrix")}
+            f"{prefix}_etf_distance": etf_distance(gram, what + "s' Gram matrix")}
 
 
-def _etf_distance(m: np.ndarray, what: str) -> float:
+def etf_distance(m: np.ndarray, what: str = "matrix") -> float:
     """|| M/||M||_F - (I - 11^T/C)/sqrt(C-1) ||_F for a C x C matrix M (Zhu et al. 2021, Sec. 4)."""
     c = len(m)
     scale = np.linalg.norm(m)

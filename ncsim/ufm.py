@@ -1,11 +1,11 @@
 """The unconstrained features model (UFM) of Neural Collapse, solved numerically in float64.
 
-Notation (Zhu et al., "A Geometric Analysis of Neural Collapse with Unconstrained Features", ICLR 2021,
-Sec. 2-3): C classes, n_c samples in class c, N = sum_c n_c, feature dimension p, free features
+Notation (Zhu et al., "A Geometric Analysis of Neural Collapse with Unconstrained Features", NeurIPS
+2021, arXiv 2105.02375): C classes, n_c samples in class c, N = sum_c n_c, feature dimension p, free features
 H = [h_1 .. h_N] (p x N), classifier W (C x p) with rows w_k, bias b (C). The problem is
 
     f(W, H, b) = (1/N) sum_i L(W h_i + b, y_i) + lambda_W/2 ||W||_F^2 + lambda_H/2 ||H||_F^2
-                 + lambda_b/2 ||b||^2                                                   (Zhu et al. eq. 5)
+                 + lambda_b/2 ||b||^2                             (Zhu et al.'s regularised UFM)
 
 with L the cross-entropy ("ce") or the squared error to the one-hot target ("mse"),
 L(z, y) = 1/2 ||z - e_y||^2: the (1/2N)||WH + b1^T - Y||_F^2 form of Zhou et al. (ICML 2022) and Tirer &
@@ -26,13 +26,22 @@ so f reduces to the 1-D problem g(q) = L_etf(q) + C kappa q, whose minimiser is
     CE : q* = (C-1)/C log((1 - (C-1) kappa) / kappa)   (each wrong-class softmax probability = kappa)
     MSE: q* = (C-1)/C (1 - C kappa)                    (centred logits = (1 - C kappa)(I - 11^T/C)),
 
-both non-trivial (q* > 0) exactly when C kappa < 1; for C kappa >= 1 the minimiser is W = H = 0.
+both non-trivial (q* > 0) exactly when C kappa < 1; for C kappa >= 1 the minimiser is W = H = 0
+(the regulariser outweighs any reduction of the loss; for MSE with lambda_b = 0 then b = 1/C).
+For MSE with lambda_b > 0 the bias shrinks to b = 1/(C (1 + lambda_b)) while lambda_b is small; for
+larger lambda_b the rows of W acquire a common component and W is no longer an ETF (observed at
+lambda_b = 0.5 with C = 4), so the MSE closed form here is stated for lambda_b = 0.
+
+Helpers for the suite's other UFM claims: the geometry of the class means when p < C-1 (no simplex ETF
+fits), the Webb & Lowe least-squares classifier on given features, and a class-imbalance sweep
+(minority collapse, Fang et al. 2021; SELI geometry, Thrampoulidis et al. 2022).
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -40,16 +49,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ncsim import metrics
+
 LOSSES = ("ce", "mse")
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
-# Step sizes that converge on the suite's problems (lambdas ~1e-2, init_std 1); LBFGS uses a line search.
-DEFAULT_LR = {"gd": 0.5, "sgd": 0.1, "adam": 0.02, "lbfgs": 1.0}
+# Step sizes that converge on the suite's problems (lambdas 5e-3..5e-2, init_std 1); LBFGS line-searches.
+DEFAULT_LR = {"gd": 1.0, "sgd": 0.5, "adam": 0.1, "lbfgs": 1.0}
 DEFAULT_MAX_ITER = {"gd": 40_000, "sgd": 40_000, "adam": 40_000, "lbfgs": 2_000}
-# Adam's lr decays by this factor per step: with a constant lr its sign-like steps keep the iterate
-# oscillating at distance ~lr from the minimiser and the gradient norm never reaches gtol.
-ADAM_DECAY = 0.9985
+# Adam's lr decays by this factor per step: with a constant lr, 2 of 20 runs of the claims' problems
+# stalled above gtol = 1e-8 for 20000 steps (Adam's normalised steps do not shrink with the gradient).
+ADAM_DECAY = 0.9995
 LBFGS_CHUNK = 25
-DEFAULT_GTOL = 1e-10
+DEFAULT_GTOL = 1e-8
 
 
 def _choice(name: str, value: str, valid: Sequence[str]) -> None:
@@ -75,7 +86,7 @@ class UFMProblem:
             raise ValueError(f"num_classes must be an int >= 2, got {C!r}")
         if isinstance(p, bool) or not isinstance(p, int) or p < 1:
             raise ValueError(f"dim (p) must be an int >= 1, got {p!r}")
-        counts = (self.counts,) * C if isinstance(self.counts, int) else tuple(self.counts)
+        counts = (self.counts,) * C if np.ndim(self.counts) == 0 else tuple(self.counts)
         if len(counts) != C or any(isinstance(k, bool) or int(k) != k or k < 1 for k in counts):
             raise ValueError(f"counts must be an int >= 1 or {C} ints >= 1, got {self.counts!r}")
         object.__setattr__(self, "counts", tuple(int(k) for k in counts))
@@ -182,16 +193,18 @@ class _Objective:
             return self.value(W, H, b, batch), grads
 
 
+def _double(*arrays) -> list[torch.Tensor]:
+    return [torch.as_tensor(a, dtype=torch.float64) for a in arrays]
+
+
 def objective(problem: UFMProblem, W, H, b) -> torch.Tensor:
     """f(W, H, b) (module docstring) as a differentiable float64 torch scalar."""
-    as_t = lambda a: torch.as_tensor(a, dtype=torch.float64)
-    return _Objective(problem).value(as_t(W), as_t(H), as_t(b))
+    return _Objective(problem).value(*_double(W, H, b))
 
 
 def gradient(problem: UFMProblem, W, H, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(df/dW, df/dH, df/db) in closed form, as used by the solvers."""
-    as_t = lambda a: torch.as_tensor(a, dtype=torch.float64)
-    return tuple(g.numpy() for g in _Objective(problem).value_and_grad(as_t(W), as_t(H), as_t(b))[1])
+    return tuple(g.numpy() for g in _Objective(problem).value_and_grad(*_double(W, H, b))[1])
 
 
 def _norm(tensors: Sequence[torch.Tensor]) -> float:
@@ -253,8 +266,8 @@ def solve(problem: UFMProblem, solver: str = "lbfgs", *, seed: int = 0, gtol: fl
     class-stratified minibatches of samples per epoch (a step moves W, b and the batch's features; the
     gradient norm is checked once per epoch); "adam" Adam (Kingma & Ba 2015; beta = 0.9, 0.999,
     eps = 1e-8) with lr decayed by ADAM_DECAY per step; "lbfgs" torch.optim.LBFGS with strong-Wolfe line
-    search, stopped early if a chunk of LBFGS_CHUNK iterations changes neither f nor the gradient (its
-    line search cannot resolve f below float64 precision). `iterations` counts parameter updates (SGD:
+    search, stopped early once a chunk of LBFGS_CHUNK iterations lowers neither f nor the gradient norm
+    (its line search cannot resolve f below float64 precision; converged is then False). `iterations` counts parameter updates (SGD:
     minibatch steps; LBFGS: its inner iterations). Deterministic for a given seed.
     """
     _choice("solver", solver, SOLVERS)
@@ -309,6 +322,7 @@ def _sgd(f, params, *, lr, gtol, max_iter, seed, batches):
     W, H, b = params
     rng = np.random.default_rng(seed)
     labels = f.problem.labels
+    batches = min(batches, min(f.problem.counts))
     history, it = [], 0
     value, grads = f.value_and_grad(W, H, b)
     while _norm(grads) > gtol and it < max_iter and math.isfinite(value):
@@ -354,3 +368,280 @@ def _lbfgs(f, params, *, lr, gtol, max_iter, **_):
 
 
 _SOLVERS = {"gd": _gd, "sgd": _sgd, "adam": _adam, "lbfgs": _lbfgs}
+
+
+# ---- the balanced closed form ----------------------------------------------------------------------------
+
+def reduced_objective(problem: UFMProblem, q) -> np.ndarray:
+    """g(q) = L_etf(q) + C kappa q: f at the balanced simplex-ETF point with ||w_k|| ||h_{k,i}|| = q
+    (module docstring). CE: L_etf = log(1 + (C-1) exp(-C q/(C-1))); MSE (lambda_b = 0, b = 1/C):
+    L_etf = (C-1)/(2C) (C q/(C-1) - 1)^2."""
+    C, kappa = problem.num_classes, problem.kappa
+    margin = C * np.asarray(q, dtype=np.float64) / (C - 1)
+    if problem.loss == "ce":
+        data = np.log1p((C - 1) * np.exp(-margin))
+    else:
+        _mse_closed_form_applies(problem)
+        data = (C - 1) / (2 * C) * (margin - 1) ** 2
+    return data + C * kappa * np.asarray(q)
+
+
+def _mse_closed_form_applies(problem: UFMProblem) -> None:
+    if problem.loss == "mse" and problem.lambda_b != 0:
+        raise ValueError("the MSE closed form is derived for an unregularised bias (lambda_b = 0)")
+
+
+def optimal_product(problem: UFMProblem) -> float:
+    """q* = argmin_q g(q) >= 0, the product ||w_k|| ||h_{k,i}|| at every global minimiser (balanced,
+    p >= C-1): CE q* = (C-1)/C log((1 - (C-1) kappa)/kappa), MSE q* = (C-1)/C (1 - C kappa), and q* = 0
+    when C kappa >= 1 (module docstring; derived from g'(q) = 0, g being convex)."""
+    C, kappa = problem.num_classes, problem.kappa
+    _mse_closed_form_applies(problem)
+    if C * kappa >= 1:
+        return 0.0
+    if problem.loss == "ce":
+        return (C - 1) / C * math.log((1 - (C - 1) * kappa) / kappa)
+    return (C - 1) / C * (1 - C * kappa)
+
+
+def simplex_etf(num_classes: int, dim: int, rng: np.random.Generator | int = 0) -> np.ndarray:
+    """C unit vectors in R^p (rows, C x p) with pairwise cosines -1/(C-1), in a random orientation:
+    sqrt(C/(C-1)) V Q^T with V V^T = I - 11^T/C (V: C x (C-1)) and Q (p x (C-1)) random orthonormal."""
+    C, p = num_classes, dim
+    if p < C - 1:
+        raise ValueError(f"a simplex ETF of {C} vectors needs dim >= C-1 = {C - 1}, got {p}")
+    rng = np.random.default_rng(rng)
+    eigval, eigvec = np.linalg.eigh(np.eye(C) - 1 / C)
+    V = eigvec[:, eigval > 0.5]
+    Q, _ = np.linalg.qr(rng.standard_normal((p, C - 1)))
+    return math.sqrt(C / (C - 1)) * V @ Q.T
+
+
+def closed_form_minimizer(problem: UFMProblem, rng: np.random.Generator | int = 0):
+    """A global minimiser (W, H, b) of a balanced problem with p >= C-1 (one of the rotations
+    W -> W Q, H -> Q^T H): rows w_k = rho_W e_k of a simplex ETF, h_{k,i} = (rho_H/rho_W) w_k with
+    rho_W^2 = q* sqrt(n lambda_H/lambda_W), rho_H^2 = q* sqrt(lambda_W/(n lambda_H)); b = 0 (CE) or
+    b = 1/C (MSE, lambda_b = 0)."""
+    pr = problem
+    q = optimal_product(pr)
+    ratio = math.sqrt(pr.counts[0] * pr.lambda_h / pr.lambda_w)      # ||w_k|| / ||h_{k,i}||
+    W = math.sqrt(q * ratio) * simplex_etf(pr.num_classes, pr.dim, rng)
+    H = (W / ratio)[pr.labels].T
+    b = np.full(pr.num_classes, 0.0 if pr.loss == "ce" else 1 / pr.num_classes)
+    return W, H, b
+
+
+def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, gtol: float = DEFAULT_GTOL,
+                 max_iter: int | None = None) -> UFMResult:
+    """`solve` with its default step sizes, memoised, so that claims sharing a problem share its runs.
+    The result's arrays are shared between callers: do not modify them."""
+    return _solve_memo(problem, solver, seed, gtol, max_iter)
+
+
+@lru_cache(maxsize=512)
+def _solve_memo(problem, solver, seed, gtol, max_iter):
+    return solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
+
+
+# ---- statistics the UFM claims check ---------------------------------------------------------------------
+
+def collapse_statistics(result: UFMResult) -> dict:
+    """What the global-minimiser claims check at a point (Zhu et al. 2021, Thm 3.1):
+
+      grad_norm         ||grad f||_2 at the point
+      nc_max, nc_worst  the largest value among all of ncsim.metrics.collapse_metrics (features H^T,
+                        classifier W, b) and the key it belongs to
+      bias_spread       max_k |b_k - mean(b)|  (b = b* 1)
+    for balanced problems:
+      norm_ratio_error  max_{k,i} | ||w_k|| / (sqrt(n lambda_H/lambda_W) ||h_{k,i}||) - 1 |
+    and for balanced problems with a closed form (CE; MSE with lambda_b = 0):
+      product_error     max_{k,i} | ||w_k|| ||h_{k,i}|| / q* - 1 |  (q* = optimal_product)
+      bias_error        max_k |b_k - b*| with b* = 0 (CE, lambda_b > 0) or 1/C (MSE); NaN for CE with
+                        lambda_b = 0, where any constant b* is optimal
+      objective_gap     |f - g(q*)| / g(q*), g the reduced objective
+    """
+    pr = result.problem
+    m = metrics.collapse_metrics(result.features, result.labels, result.W, result.b,
+                                 num_classes=pr.num_classes)
+    worst = max(m, key=m.get)
+    w_norms = np.linalg.norm(result.W, axis=1)[result.labels]
+    h_norms = np.linalg.norm(result.H, axis=0)
+    stats = {"grad_norm": result.grad_norm, "nc_max": m[worst], "nc_worst": worst,
+             "bias_spread": float(np.abs(result.b - result.b.mean()).max())}
+    if not pr.balanced:
+        return stats
+    ratio = math.sqrt(pr.counts[0] * pr.lambda_h / pr.lambda_w)
+    stats["norm_ratio_error"] = float(np.abs(w_norms / (ratio * h_norms) - 1).max())
+    if pr.loss == "mse" and pr.lambda_b != 0:
+        return stats
+    q = optimal_product(pr)
+    _, _, b_star = closed_form_minimizer(pr)
+    f_star = float(reduced_objective(pr, q))
+    stats["product_error"] = float(np.abs(w_norms * h_norms / q - 1).max())
+    stats["bias_error"] = (math.nan if pr.loss == "ce" and pr.lambda_b == 0
+                           else float(np.abs(result.b - b_star).max()))
+    stats["objective_gap"] = abs(result.objective - f_star) / f_star
+    return stats
+
+
+def landscape_statistics(results: Sequence[UFMResult]) -> dict[str, float]:
+    """Zhu et al. 2021 Thm 3.2 (no spurious local minima) over runs of one balanced problem:
+
+      objective_spread  (max f - min f) / min f over the runs
+      max_gap           max over runs of (f - g(q*)) / g(q*), the excess over the global minimum value
+      max_grad_norm     the largest final gradient norm (every run a critical point)
+    """
+    problems = {r.problem for r in results}
+    if len(problems) != 1:
+        raise ValueError(f"landscape statistics need runs of one problem, got {len(problems)}")
+    f = np.array([r.objective for r in results])
+    f_star = float(reduced_objective(results[0].problem, optimal_product(results[0].problem)))
+    return {"objective_spread": float((f.max() - f.min()) / f.min()),
+            "max_gap": float((f.max() - f_star) / f_star),
+            "max_grad_norm": max(r.grad_norm for r in results)}
+
+
+def trivial_statistics(result: UFMResult) -> dict[str, float]:
+    """For C kappa >= 1, where the minimiser is W = H = 0: ||W||_F + ||H||_F, and |f - f(0)| / f(0)
+    with f(0) = log C (CE, b = 0) or (C-1)/(2C) (MSE, b = 1/C)."""
+    C = result.problem.num_classes
+    f0 = math.log(C) if result.problem.loss == "ce" else (C - 1) / (2 * C)
+    return {"norm": float(np.linalg.norm(result.W) + np.linalg.norm(result.H)),
+            "objective_gap": abs(result.objective - f0) / f0}
+
+
+# ---- p < C-1: the class means cannot form a simplex ETF -------------------------------------------------
+
+def centered_mean_gram(features, labels, num_classes: int) -> np.ndarray:
+    """A A^T (C x C) with rows of A the centered class means mu_c - mu_G, mu_G the sample mean over all
+    N (the convention of ncsim.metrics); valid for any p, including p < C-1."""
+    h, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    means = np.stack([h[y == c].mean(0) for c in range(num_classes)])
+    A = means - h.mean(0)
+    return A @ A.T
+
+
+def etf_gram_distance(gram: np.ndarray) -> float:
+    """|| G/||G||_F - (I - 11^T/C)/sqrt(C-1) ||_F (Zhu et al. 2021, Sec. 4), via ncsim.metrics."""
+    return float(metrics.etf_distance(gram, "centered class means' Gram matrix"))
+
+
+def etf_distance_lower_bound(num_classes: int, dim: int) -> float:
+    """min over centered configurations of C means in R^p of the ETF Gram distance:
+    sqrt(2 - 2 sqrt(min(p, C-1)/(C-1))).
+
+    Derivation: with E = (I - 11^T/C)/sqrt(C-1) (unit Frobenius norm, C-1 eigenvalues 1/sqrt(C-1)) and
+    G = A A^T/||A A^T||_F, ||G - E||_F^2 = 2 - 2 <G, E>. Centered means give G 1 = 0, so
+    <G, E> = Tr(G)/sqrt(C-1) = sum_j s_j / sqrt(C-1) over the <= p nonzero eigenvalues s_j of G with
+    sum_j s_j^2 = 1, at most sqrt(p)/sqrt(C-1) (Cauchy-Schwarz), with equality iff the s_j are equal:
+    the means form a tight frame of R^p (for p = 2, a regular C-gon)."""
+    return math.sqrt(max(0.0, 2 - 2 * math.sqrt(min(dim, num_classes - 1) / (num_classes - 1))))
+
+
+def embedded_features(features, num_classes: int) -> np.ndarray:
+    """Features padded with zero coordinates up to C-1 dimensions: an isometric embedding, so every
+    statistic of ncsim.metrics is unchanged and collapse_metrics accepts p < C-1."""
+    h = np.asarray(features, dtype=np.float64)
+    return np.pad(h, ((0, 0), (0, max(0, num_classes - 1 - h.shape[1]))))
+
+
+# ---- Webb & Lowe: the least-squares classifier on fixed features ------------------------------------------
+
+def webb_lowe_classifier(features, labels, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The minimiser (W, b) of the unregularised least squares (1/N) sum_i ||W h_i + b - e_{y_i}||^2
+    (Papyan, Han & Donoho, PNAS 2020, Proposition 1, after Webb & Lowe 1990):
+
+        W = diag(pi) M^T Sigma_T^+,   b = pi - W mu_G,     pi_c = N_c / N,
+
+    M = [mu_c - mu_G] (p x C), Sigma_T = (1/N) sum_i (h_i - mu_G)(h_i - mu_G)^T, mu_G the sample mean.
+    For balanced classes (pi = 1/C) this is the proposition's W = (1/C) M^T Sigma_T^+,
+    b = (1/C) 1 - (1/C) M^T Sigma_T^+ mu_G. Derivation: the normal equation in b gives b = pi - W mu_G;
+    substituting, the one in W is W Sigma_T = (1/N) sum_i (e_{y_i} - pi)(h_i - mu_G)^T, whose row c is
+    pi_c (mu_c - mu_G). With Sigma_T singular, Sigma_T^+ picks the solution whose rows lie in the span
+    of the centered features (the minimum-norm W). Sigma_T^+ keeps the eigenvalues above
+    max(N, p) * eps * lambda_max (eps = float64 machine epsilon: the rounding of a sum of N outer
+    products); with collapsed features Sigma_T has rank C-1 and the rest is rounding noise.
+    """
+    h, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    counts = np.bincount(y, minlength=num_classes)
+    if h.ndim != 2 or len(y) != len(h) or (counts == 0).any() or len(counts) != num_classes:
+        raise ValueError("need features N x p and labels in [0, C) with every class present")
+    pi = counts / len(y)
+    mu_g = h.mean(0)
+    M = np.stack([h[y == c].mean(0) for c in range(num_classes)], axis=1) - mu_g[:, None]
+    centered = h - mu_g
+    eigval, eigvec = np.linalg.eigh(centered.T @ centered / len(y))                # Sigma_T
+    kept = eigval > max(h.shape) * np.finfo(np.float64).eps * eigval.max()
+    sigma_t_pinv = (eigvec[:, kept] / eigval[kept]) @ eigvec[:, kept].T
+    W = pi[:, None] * (M.T @ sigma_t_pinv)
+    return W, pi - W @ mu_g
+
+
+def lstsq_deviation(features, labels, num_classes: int, W, b) -> float:
+    """max |[W b] - [W b]_lstsq| / max |[W b]_lstsq|, [W b]_lstsq from np.linalg.lstsq of
+    [H^T 1] [W b]^T = Y (one-hot rows). Unique when [H^T 1] has full column rank."""
+    h, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    design = np.hstack([h, np.ones((len(h), 1))])
+    solution = np.linalg.lstsq(design, np.eye(num_classes)[y], rcond=None)[0].T
+    return float(np.abs(np.hstack([W, np.asarray(b)[:, None]]) - solution).max() / np.abs(solution).max())
+
+
+# ---- class imbalance ---------------------------------------------------------------------------------------
+
+def _mean_pairwise_cosine(rows: np.ndarray) -> float:
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    return float(cos[~np.eye(len(rows), dtype=bool)].mean())
+
+
+def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int = 4, n_min: int = 1,
+                    lam: float = 5e-3, loss: str = "ce", solver: str = "lbfgs", seed: int = 0,
+                    gtol: float = DEFAULT_GTOL, max_iter: int | None = None) -> dict[str, np.ndarray]:
+    """Solve UFMProblem.imbalanced(C, p, n_min, R, lambda_W = lambda_H = lambda_b = lam) for each R and
+    return arrays over R (for a figure):
+
+      R, minority_cos / majority_cos   mean pairwise cosine of the classifier rows of the minority
+                                       (last floor(C/2)) / majority classes; -1/(C-1) at an ETF, 1 when
+                                       the minority classifiers coincide (minority collapse, Fang et al.
+                                       PNAS 2021, Sec. 3)
+      minority_norm_ratio              mean ||w_minority|| / mean ||w_majority||
+      means_etf_distance, w_etf_distance   ETF Gram distance of the centered class means and of W's rows
+                                       (0 for an ETF; SELI geometry for R > 1, Thrampoulidis et al. 2022)
+      objective, grad_norm, converged, iterations
+    """
+    keys = ("R", "minority_cos", "majority_cos", "minority_norm_ratio", "means_etf_distance",
+            "w_etf_distance", "objective", "grad_norm", "converged", "iterations")
+    out = {key: [] for key in keys}
+    major = (num_classes + 1) // 2
+    for R in R_values:
+        pr = UFMProblem.imbalanced(num_classes, dim, n_min, R, lambda_w=lam, lambda_h=lam, lambda_b=lam,
+                                   loss=loss)
+        r = solve_cached(pr, solver, seed, gtol=gtol, max_iter=max_iter)
+        norms = np.linalg.norm(r.W, axis=1)
+        row = {"R": R, "minority_cos": _mean_pairwise_cosine(r.W[major:]),
+               "majority_cos": _mean_pairwise_cosine(r.W[:major]),
+               "minority_norm_ratio": norms[major:].mean() / norms[:major].mean(),
+               "means_etf_distance": etf_gram_distance(centered_mean_gram(r.features, r.labels,
+                                                                          num_classes)),
+               "w_etf_distance": etf_gram_distance(r.W @ r.W.T), "objective": r.objective,
+               "grad_norm": r.grad_norm, "converged": r.converged, "iterations": r.iterations}
+        for key in keys:
+            out[key].append(row[key])
+    return {key: np.asarray(value) for key, value in out.items()}
+
+
+def imbalance_statistics(sweep: dict[str, np.ndarray]) -> dict[str, float]:
+    """What the imbalance claims check on an `imbalance_sweep` over increasing R starting at R = 1:
+
+      etf_distance_at_1          means_etf_distance at R = 1 (balanced: an ETF)
+      etf_distance_min_increase  min over consecutive R of the increase of means_etf_distance
+      minority_cos_min_increase  min over consecutive R of the increase of minority_cos
+      minority_cos_at_max        minority_cos at the largest R
+    """
+    R = sweep["R"]
+    if R[0] != 1 or (np.diff(R) <= 0).any():
+        raise ValueError(f"the sweep must start at R = 1 and increase, got R = {R}")
+    return {"etf_distance_at_1": float(sweep["means_etf_distance"][0]),
+            "etf_distance_min_increase": float(np.diff(sweep["means_etf_distance"]).min()),
+            "minority_cos_min_increase": float(np.diff(sweep["minority_cos"]).min()),
+            "minority_cos_at_max": float(sweep["minority_cos"][-1])}

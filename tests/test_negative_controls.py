@@ -104,11 +104,37 @@ def test_ncc_gap_fails_without_gap(controls):
     assert not tolerances.get("test_minus_train_ncc_error_min").holds(d)
 
 
+@pytest.fixture(scope="module")
+def final_features(controls):
+    return controls["run"].features("train")
+
+
+@pytest.mark.parametrize("statistic", ("nc3", "nc4"))
+def test_webb_lowe_fails_on_shuffled_labels(final_features, statistic):
+    """With labels shuffled, the features are not collapsed by class: NC3/NC4 of the Webb-Lowe
+    classifier must not hold."""
+    from claims.test_webb_lowe_cnn import webb_lowe_statistics
+
+    y = np.random.default_rng(0).permutation(final_features["y"])
+    value = webb_lowe_statistics(final_features["h"], y)[statistic]
+    assert not tolerances.get(f"wl_cnn_{statistic}_max").holds(value), value
+
+
+def test_webb_lowe_lstsq_fails_for_another_classifier(final_features):
+    """The network's own cross-entropy classifier is not the least-squares one."""
+    from ncsim import ufm
+
+    f = final_features
+    value = ufm.lstsq_deviation(f["h"], f["y"], 10, f["W"], f["b"])
+    assert not tolerances.get("wl_cnn_lstsq_max").holds(value), value
+
+
 def test_every_tolerance_has_a_control():
     """No tolerance in the table escapes this file (UFM tolerances have theirs in tests/test_ufm.py)."""
     covered = {t for t, _, _ in CASES} | {f"optimizer_{m}_factor_max" for m in optim.COMPARED} \
         | {f"no_wd_{m}_ratio_min" for m in ("nc1", "nc3")} \
-        | {f"test_over_train_{m}_min" for m in ("nc1", "nc2_etf_distance")} | {"test_minus_train_ncc_error_min"}
+        | {f"test_over_train_{m}_min" for m in ("nc1", "nc2_etf_distance")} | {"test_minus_train_ncc_error_min"} \
+        | {f"wl_cnn_{m}_max" for m in ("lstsq", "nc3", "nc4")}
     cnn = {n for n in tolerances.load() if not n.startswith("ufm_")}
     assert cnn <= covered, f"tolerances without a negative control: {sorted(cnn - covered)}"
     assert np.all([n in tolerances.load() for n in covered])

@@ -1,0 +1,77 @@
+"""Calibrate the tolerance table: every claim statistic over several seeds, against its threshold.
+
+    python claims/calibrate.py --seeds 0,1,2,3,4 [--cache-dir DIR] [-k EXPR]
+
+Runs the claims themselves (pytest, in this process, no report) on the given seeds, collects the
+statistic each check measured (the "ncsim_check" properties, see ncsim.verdicts), and prints one row per
+tolerance: the values by seed, their range, the threshold and the margin between the worst seed and
+the threshold (as a factor for ratio-like checks, as a difference where the threshold is 0 or the
+statistic can be negative). The numbers in claims/tolerances.toml's `calibration` fields come from this
+printout (README, "Calibration").
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from ncsim import tolerances
+from ncsim.verdicts import PROPERTY
+
+
+class Collector:
+    def __init__(self):
+        self.values: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def pytest_runtest_logreport(self, report):
+        for name, value in report.user_properties:
+            if name == PROPERTY:
+                who = f"{value['run']}" if value.get("run") else str(value.get("seed"))
+                measured = value["measured"]
+                self.values[value["tolerance"]][who] = float("nan") if measured is None else measured
+
+
+def margin(tol: tolerances.Tolerance, worst: float) -> str:
+    if math.isnan(worst) or math.isinf(worst):
+        return "n/a"
+    if tol.value > 0 and worst > 0:
+        f = worst / tol.value if tol.op in (">=", ">") else tol.value / worst
+        return f"x{f:.2f}"
+    return f"{(worst - tol.value) if tol.op in ('>=', '>') else (tol.value - worst):+.3g}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("-k", dest="k", default=None)
+    args = p.parse_args(argv)
+    root = Path(__file__).resolve().parent.parent
+    cmd = [str(root / "claims"), "-q", "-p", "no:cacheprovider", "--no-report", f"--seeds={args.seeds}",
+           "-o", "addopts=", "-o", "xfail_strict=true"]
+    if args.cache_dir:
+        cmd.append(f"--cache-dir={args.cache_dir}")
+    if args.k:
+        cmd += ["-k", args.k]
+    collector = Collector()
+    pytest.main(cmd, plugins=[collector])
+    table = tolerances.load()
+    print(f"\n{'tolerance':<42}{'op':>3}{'thr':>9}  {'worst':>10}{'best':>10}{'margin':>8}  values by run")
+    for name in sorted(collector.values):
+        tol, vals = table[name], collector.values[name]
+        xs = [v for v in vals.values() if not math.isnan(v)]
+        bad_first = (lambda v: -v) if tol.op in (">=", ">") else (lambda v: v)
+        worst = max(xs, key=bad_first) if len(xs) == len(vals) and xs else float("nan")
+        best = min(xs, key=bad_first) if xs else float("nan")
+        listing = ", ".join(f"{k} {v:.3g}" for k, v in sorted(vals.items()))
+        print(f"{name:<42}{tol.op:>3}{tol.value:>9.3g}  {worst:>10.4g}{best:>10.4g}{margin(tol, worst):>8}  {listing}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
