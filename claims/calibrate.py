@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("-k", dest="k", default=None)
     args = p.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
-    cmd = [str(root / "claims"), "-q", "-p", "no:cacheprovider", "--no-report", f"--seeds={args.seeds}",
+    cmd = [str(root / "claims"), "-q", "-p", "no:cacheprovider", "-p", "no:fixtures.report", f"--seeds={args.seeds}",
            "-o", "addopts=", "-o", "xfail_strict=true"]
     if args.cache_dir:
         cmd.append(f"--cache-dir={args.cache_dir}")

@@ -5,6 +5,12 @@ class mean (NC4).
 
 W = diag(pi) M^T Sigma_T^+, b = pi - W mu_G (ncsim.ufm.webb_lowe_classifier; pi = 1/C for balanced
 classes, the proposition's form), fitted on the final train features of the default run.
+
+Finding: the implication holds only in the limit. At the end of the default run NC1 is about 6e-3, not
+0: Sigma_T has C-1 between-class eigenvalues of order 1 and p-C+1 residual ones down to ~1e-7, which
+Sigma_T^+ amplifies, so the exact least-squares W fits the residual directions and its NC3 is about 1.9
+(a strict xfail, claims/expected_failures.toml). Restricted to the top C-1 eigenpairs (the span of
+the means, where an exactly collapsed Sigma_T lives) the same formula is self-dual ("nc3_between").
 """
 
 import numpy as np
@@ -13,12 +19,26 @@ import pytest
 from ncsim import metrics, ufm
 
 
+def between_class_webb_lowe(h: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Webb-Lowe classifier with Sigma_T^+ restricted to Sigma_T's top C-1 eigenpairs (the span of
+    the class means when NC1 holds exactly): W = diag(pi) M^T (Sigma_T)_{C-1}^+, b = pi - W mu_G."""
+    pi = np.bincount(y, minlength=num_classes) / len(y)
+    mu_g = h.mean(0)
+    M = np.stack([h[y == c].mean(0) for c in range(num_classes)], axis=1) - mu_g[:, None]
+    eigval, eigvec = np.linalg.eigh((h - mu_g).T @ (h - mu_g) / len(h))
+    top = eigvec[:, -(num_classes - 1):] / eigval[-(num_classes - 1):]
+    W = pi[:, None] * (M.T @ top @ eigvec[:, -(num_classes - 1):].T)
+    return W, pi - W @ mu_g
+
+
 def webb_lowe_statistics(h: np.ndarray, y: np.ndarray, num_classes: int = 10) -> dict[str, float]:
-    """NC3 and NC4 of the Webb-Lowe classifier fitted on (h, y), and its relative deviation from the
-    least-squares solution computed by np.linalg.lstsq."""
+    """NC3 and NC4 of the Webb-Lowe classifier fitted on (h, y), its relative deviation from the
+    least-squares solution computed by np.linalg.lstsq, and NC3 of its between-class restriction."""
     W, b = ufm.webb_lowe_classifier(h, y, num_classes)
     m = metrics.collapse_metrics(h, y, W, b, num_classes)
-    return {"nc3": m["nc3"], "nc4": m["nc4"], "lstsq": ufm.lstsq_deviation(h, y, num_classes, W, b)}
+    Wc, bc = between_class_webb_lowe(h, y, num_classes)
+    return {"nc3": m["nc3"], "nc4": m["nc4"], "lstsq": ufm.lstsq_deviation(h, y, num_classes, W, b),
+            "nc3_between": metrics.collapse_metrics(h, y, Wc, bc, num_classes)["nc3"]}
 
 
 @pytest.fixture
@@ -28,6 +48,6 @@ def statistics(run):
 
 
 @pytest.mark.runs("standard")
-@pytest.mark.parametrize("statistic", ("lstsq", "nc3", "nc4"))
+@pytest.mark.parametrize("statistic", ("lstsq", "nc3", "nc4", "nc3_between"))
 def test_webb_lowe_on_collapsed_features(run, statistics, statistic, claim_check):
     claim_check(f"wl_cnn_{statistic}_max", statistics[statistic], seed=run.spec.seed, run=run.label)

@@ -109,7 +109,7 @@ def final_features(controls):
     return controls["run"].features("train")
 
 
-@pytest.mark.parametrize("statistic", ("nc3", "nc4"))
+@pytest.mark.parametrize("statistic", ("nc3", "nc4", "nc3_between"))
 def test_webb_lowe_fails_on_shuffled_labels(final_features, statistic):
     """With labels shuffled, the features are not collapsed by class: NC3/NC4 of the Webb-Lowe
     classifier must not hold."""
@@ -134,7 +134,7 @@ def test_every_tolerance_has_a_control():
     covered = {t for t, _, _ in CASES} | {f"optimizer_{m}_factor_max" for m in optim.COMPARED} \
         | {f"no_wd_{m}_ratio_min" for m in ("nc1", "nc3")} \
         | {f"test_over_train_{m}_min" for m in ("nc1", "nc2_etf_distance")} | {"test_minus_train_ncc_error_min"} \
-        | {f"wl_cnn_{m}_max" for m in ("lstsq", "nc3", "nc4")}
+        | {f"wl_cnn_{m}_max" for m in ("lstsq", "nc3", "nc4", "nc3_between")}
     cnn = {n for n in tolerances.load() if not n.startswith("ufm_")}
     assert cnn <= covered, f"tolerances without a negative control: {sorted(cnn - covered)}"
     assert np.all([n in tolerances.load() for n in covered])
