@@ -50,6 +50,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("-k", dest="k", default=None)
+    p.add_argument("--write", action="store_true",
+                   help="record the measured values in each measured entry's calibration field")
     args = p.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
     cmd = [str(root / "claims"), "-q", "-p", "no:cacheprovider", "-p", "no:fixtures.report", f"--seeds={args.seeds}",
@@ -61,6 +63,7 @@ def main(argv=None) -> int:
     collector = Collector()
     pytest.main(cmd, plugins=[collector])
     table = tolerances.load()
+    rows = {}
     print(f"\n{'tolerance':<42}{'op':>3}{'thr':>9}  {'worst':>10}{'best':>10}{'margin':>8}  values by run")
     for name in sorted(collector.values):
         tol, vals = table[name], collector.values[name]
@@ -70,7 +73,25 @@ def main(argv=None) -> int:
         best = min(xs, key=bad_first) if xs else float("nan")
         listing = ", ".join(f"{k} {v:.3g}" for k, v in sorted(vals.items()))
         print(f"{name:<42}{tol.op:>3}{tol.value:>9.3g}  {worst:>10.4g}{best:>10.4g}{margin(tol, worst):>8}  {listing}")
+        rows[name] = f"Measured on seeds {args.seeds}: {listing}; worst {worst:.4g} (margin {margin(tol, worst)})."
+    if args.write:
+        write_calibration(tolerances.TABLE, rows)
     return 0
+
+
+def write_calibration(path: Path, rows: dict[str, str]) -> None:
+    """Replace the "Measured on ..." part of each named entry's calibration field, keeping the basis of
+    the threshold written before it."""
+    lines, entry = path.read_text().splitlines(keepends=True), None
+    for i, line in enumerate(lines):
+        if line.startswith("["):
+            entry = line.strip()[1:-1]
+        elif entry in rows and line.startswith("calibration = "):
+            basis = line[len('calibration = "'):].rstrip().rstrip('"').split(" Measured on")[0]
+            lines[i] = f'calibration = "{basis} {rows[entry]}"\n'
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(lines))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

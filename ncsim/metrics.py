@@ -39,6 +39,12 @@ _CHUNK_ELEMENTS = 2**21  # the in-memory call streams row blocks of about 16 MB
 Batches = Iterable | Callable[[], Iterator]
 
 
+
+class DegenerateFeaturesError(ValueError):
+    """The inputs are valid but the geometry is degenerate (identical class means, a zero centered
+    mean or classifier row, coinciding means): the NC statistics are undefined there. A network
+    whose features died raises this; a trainer records it rather than crashing."""
+
 def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int | None = None
                      ) -> dict[str, float]:
     """Neural Collapse statistics of `features` (N x p) with `labels` (N,), and of the classifier.
@@ -258,7 +264,7 @@ class _Geometry:
         u, s, _ = np.linalg.svd(np.ascontiguousarray(centered.T), full_matrices=False)  # Mdot = U S V^T
         tolerance = max(c, p) * _EPS
         if s[0] <= tolerance * np.linalg.norm(means):
-            raise ValueError("class means are identical (Sigma_B = 0): nc1 and the NC2 statistics are "
+            raise DegenerateFeaturesError("class means are identical (Sigma_B = 0): nc1 and the NC2 statistics are "
                              "undefined")
         kept = s[:c - 1] > tolerance * s[0]
         whitener = u[:, :c - 1][:, kept] / s[:c - 1][kept]
@@ -320,7 +326,7 @@ def _simplex_stats(vectors: np.ndarray, prefix: str, what: str) -> dict[str, flo
     c = len(vectors)
     norms = np.linalg.norm(vectors, axis=1)
     if (norms == 0).any():
-        raise ValueError(f"{what} {np.flatnonzero(norms == 0)[0]} is zero: its angles are undefined")
+        raise DegenerateFeaturesError(f"{what} {np.flatnonzero(norms == 0)[0]} is zero: its angles are undefined")
     gram = vectors @ vectors.T
     cosines = (gram / np.outer(norms, norms))[~np.eye(c, dtype=bool)]
     return {f"{prefix}_equinorm": norms.std(ddof=1) / norms.mean(),
@@ -334,7 +340,7 @@ def etf_distance(m: np.ndarray, what: str = "matrix") -> float:
     c = len(m)
     scale = np.linalg.norm(m)
     if scale == 0:
-        raise ValueError(f"{what} is zero: its distance to the simplex ETF is undefined")
+        raise DegenerateFeaturesError(f"{what} is zero: its distance to the simplex ETF is undefined")
     etf = (np.eye(c) - 1 / c) / np.sqrt(c - 1)
     return np.linalg.norm(m / scale - etf)
 
@@ -355,5 +361,5 @@ def _cdnv(variances: np.ndarray, mean_gaps: np.ndarray) -> float:
     gaps = mean_gaps[i, j]
     if (gaps == 0).any():
         at = np.flatnonzero(gaps == 0)[0]
-        raise ValueError(f"classes {i[at]} and {j[at]} have the same mean: cdnv is undefined")
+        raise DegenerateFeaturesError(f"classes {i[at]} and {j[at]} have the same mean: cdnv is undefined")
     return np.mean((variances[i] + variances[j]) / (2 * gaps))

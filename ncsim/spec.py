@@ -72,6 +72,11 @@ class RunSpec:
     layer_schedule: str = "log:12"
 
     def __post_init__(self):
+        # Coerce here too (not only in from_dict), so that e.g. RunSpec(lr=1) == RunSpec(lr=1.0) also
+        # have the same key.
+        for f in fields(self):
+            if f.name != "data":
+                object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
         _validate(self)
 
     # --- dict / TOML round trip -------------------------------------------------------------
@@ -124,6 +129,8 @@ def _coerce(name: str, typ: str, value: Any) -> Any:
     if want is None or isinstance(value, want) and not (want is int and isinstance(value, bool)):
         return value
     try:
+        if isinstance(value, bool):  # True is an int to Python, but never a number of epochs or an lr
+            raise ValueError
         if want is bool:
             if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
                 return value.lower() in ("true", "1")
@@ -149,6 +156,9 @@ def _validate(s: RunSpec) -> None:
     checks = [
         ("lr", s.lr > 0, "must be > 0"), ("epochs", s.epochs >= 1, "must be >= 1"),
         ("batch_size", s.batch_size >= 1, "must be >= 1"), ("width", s.width >= 0, "must be >= 0 (0: the model's default)"),
+        # Both models' penultimate layer is 4w-D, and the NC metrics need p >= C-1 = 9 (MNIST-1D's 10 classes).
+        ("width", s.width == 0 or 4 * s.width >= 9, "must be 0 (the model's default) or >= 3: the 4w-D penultimate "
+                                                    "layer needs at least C-1 = 9 features"),
         ("kernel_size", s.kernel_size >= 1 and s.kernel_size % 2 == 1, "must be an odd integer >= 1"),
         ("batch_norm", s.model != "cnn1d-seed" or s.batch_norm, "cnn1d-seed always has batch norm: batch_norm must be true"),
         ("weight_decay", s.weight_decay >= 0, "must be >= 0"), ("momentum", 0 <= s.momentum < 1, "must be in [0, 1)"),
@@ -159,10 +169,10 @@ def _validate(s: RunSpec) -> None:
         if not ok:
             raise SpecError(f"{name}={getattr(s, name)!r} {why}")
     for name in ("eval_schedule", "layer_schedule"):
-        if not _SCHEDULE_RE.match(getattr(s, name)):
+        if not _SCHEDULE_RE.fullmatch(getattr(s, name)):
             raise SpecError(f"{name}={getattr(s, name)!r}; valid forms: all, none, every:K, log:K")
-    if s.nesterov and s.optimizer != "sgd":
-        raise SpecError("nesterov=true needs optimizer='sgd'")
+    if s.nesterov and (s.optimizer != "sgd" or s.momentum == 0):
+        raise SpecError("nesterov=true needs optimizer='sgd' and momentum > 0")
 
 
 def schedule_epochs(schedule: str, epochs: int) -> list[int]:

@@ -3,10 +3,12 @@
 At every epoch of `spec.eval_schedule` (epoch 0 = initialisation always), in eval mode on the full
 train set and separately on the test set: loss, error, and all of `collapse_metrics` on the
 penultimate features with the classifier's W and b. At every epoch of `spec.layer_schedule`, the
-feature-only metrics at every layer tap on the train set. The TPT epoch (Papyan et al. 2020) is the
+feature-only metrics at every layer tap on the train set (a tap with fewer than C-1 features cannot
+hold a simplex and is skipped: meta["skipped_taps"]). The TPT epoch (Papyan et al. 2020) is the
 first evaluated epoch whose full train-set error in eval mode is exactly 0. A run whose loss turns NaN
-or inf stops and its record says so (status "diverged"). The result is a store.Record; nothing here
-plots or caches.
+or inf stops and its record says so (status "diverged"), as does one whose features die so that the
+metrics are undefined (status "degenerate", e.g. all class means equal); meta["status_reason"] says
+where. The result is a store.Record; nothing here plots or caches.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import __version__, data, models
-from ncsim.metrics import collapse_metrics
+from ncsim.metrics import DegenerateFeaturesError, collapse_metrics
 from ncsim.spec import RunSpec, schedule_epochs
 from ncsim.store import Record
 
@@ -89,11 +91,16 @@ def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, 
         row[f"{split}_error"] = float((logits.argmax(1) != y).double().mean())
         if not all(torch.isfinite(f).all() for f in feats.values()):
             return {**row, "nonfinite": 1.0}
-        m = collapse_metrics(feats.pop("penultimate"), y, W, b, ds.num_classes)
-        row.update({f"{split}.{k}": v for k, v in m.items()})
-        for tap, f in feats.items():
-            m = collapse_metrics(f, y, num_classes=ds.num_classes)
-            row.update({f"layer.{tap}.{k}": m[k] for k in LAYER_KEYS})
+        try:
+            m = collapse_metrics(feats.pop("penultimate"), y, W, b, ds.num_classes)
+            row.update({f"{split}.{k}": v for k, v in m.items()})
+            for tap, f in feats.items():
+                if f.shape[1] < ds.num_classes - 1:  # too narrow to hold a simplex: see skipped_taps
+                    continue
+                m = collapse_metrics(f, y, num_classes=ds.num_classes)
+                row.update({f"layer.{tap}.{k}": m[k] for k in LAYER_KEYS})
+        except DegenerateFeaturesError as e:
+            return {**row, "degenerate": f"{split}: {e}"}
     return row
 
 
@@ -118,7 +125,14 @@ def _fit_epoch(spec, model, opt, ds, gen) -> float:
             return loss
 
         if spec.optimizer == "lbfgs":
+            # The line search evaluates the closure at trial points, each of which would move the
+            # batch-norm running statistics; keep one update per step, at the accepted point.
+            buffers = [b.clone() for b in model.buffers()]
             loss = opt.step(closure)
+            with torch.no_grad():
+                for b, saved in zip(model.buffers(), buffers):
+                    b.copy_(saved)
+                model(xb)
         else:
             loss = closure()
             opt.step()
@@ -151,7 +165,7 @@ def train(spec: RunSpec, cache_dir=None, progress: bool = False) -> Record:
     eval_at |= layer_at
 
     rows, fit_loss, lrs = [], [], []
-    status, t_fit, t_eval = "ok", 0.0, 0.0
+    status, reason, t_fit, t_eval = "ok", None, 0.0, 0.0
     bar = _progress(spec, progress)
     for epoch in range(spec.epochs + 1):
         if epoch > 0:
@@ -161,13 +175,15 @@ def train(spec: RunSpec, cache_dir=None, progress: bool = False) -> Record:
             sched.step()
             t_fit += time.perf_counter() - t0
             if not math.isfinite(fit_loss[-1]):
-                status = "diverged"
+                status, reason = "diverged", f"epoch {epoch}: training loss {fit_loss[-1]}"
         if epoch in eval_at or status != "ok":
             t0 = time.perf_counter()
             row = evaluate(spec, model, ds, layers=epoch in layer_at) if status == "ok" else {}
             t_eval += time.perf_counter() - t0
             if row.pop("nonfinite", 0.0) or not all(math.isfinite(row.get(k, 0.0)) for k in ("train_loss", "test_loss")):
-                status = "diverged"
+                status, reason = "diverged", reason or f"epoch {epoch}: non-finite loss or features in evaluation"
+            if "degenerate" in row:
+                status, reason = "degenerate", f"epoch {epoch}, {row.pop('degenerate')}"
             rows.append({"epoch": epoch, **row})
         if bar is not None:
             bar.update(1 if epoch else 0)
@@ -188,14 +204,22 @@ def train(spec: RunSpec, cache_dir=None, progress: bool = False) -> Record:
     err = arrays.get("train_error", np.array([]))
     zero = np.flatnonzero(err == 0.0)
     taps = list(dict.fromkeys(k[len("layer."):].rsplit(".", 1)[0] for r in rows for k in r if k.startswith("layer.")))
+    skipped = [f"{name} (p={p} < C-1)" for name, p in _tap_widths(model, ds) if p < ds.num_classes - 1]
     meta = {
-        "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": status, "taps": taps,
+        "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": status, "status_reason": reason, "taps": taps,
+        "skipped_taps": skipped,
         "epochs_run": len(fit_loss), "tpt_epoch": int(arrays["epoch"][zero[0]]) if len(zero) else None,
         "timings": {"total_s": time.perf_counter() - t_start, "fit_s": t_fit, "eval_s": t_eval,
                     "threads": torch.get_num_threads()},
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return Record(key=spec.key(), meta=meta, arrays=arrays)
+
+
+def _tap_widths(model, ds: data.Dataset) -> list[tuple[str, int]]:
+    """Each layer tap's feature count, from a forward pass on two signals."""
+    _, feats = forward_all(model, ds.x[:2], taps=True)
+    return [(name, f.shape[1]) for name, f in feats.items()]
 
 
 def _columns(rows: list[dict]) -> dict[str, np.ndarray]:

@@ -1,0 +1,480 @@
+"""Tests for ncsim.spec: RunSpec round trips, the content key, validation, coercion, schedules, presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ncsim import spec as spec_mod
+from ncsim import suite
+from ncsim.spec import (DATA_ARGS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, RunSpec, SpecError, load_specs,
+                        presets, schedule_epochs, to_toml)
+
+pytestmark = pytest.mark.usefixtures("no_home_cache")
+
+# The key of RunSpec() at TRAINER_VERSION 1. If this changes, every stored record stops matching:
+# change it only together with a deliberate TRAINER_VERSION bump or hashing change.
+DEFAULT_KEY = "c97434605d97a8796b50"
+
+# A valid non-default value for every field but `name` (each one alone changes the trajectory).
+ALTERNATIVES = {
+    "data": {"seed": 7},
+    "train_size": 400,
+    "imbalance": 2.0,
+    "model": "cnn1d-seed",
+    "width": 16,
+    "kernel_size": 3,
+    "batch_norm": False,
+    "optimizer": "adam",
+    "lr": 0.2,
+    "momentum": 0.5,
+    "nesterov": True,
+    "weight_decay": 0.0,
+    "batch_size": 64,
+    "epochs": 5,
+    "schedule": "cosine",
+    "loss": "mse",
+    "grad_clip": 1.0,
+    "seed": 1,
+    "device": "cuda",
+    "eval_schedule": "every:2",
+    "layer_schedule": "none",
+}
+
+FIELD_NAMES = [f.name for f in dataclasses.fields(RunSpec)]
+
+
+def write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+# Random valid specs for the property tests (a few fields; the rest stay at their defaults).
+specs_strategy = st.builds(
+    RunSpec,
+    name=st.sampled_from(["run", "a", "b-c"]),
+    lr=st.floats(min_value=1e-6, max_value=10.0, allow_nan=False),
+    epochs=st.integers(min_value=1, max_value=500),
+    optimizer=st.sampled_from(["sgd", "adam", "adamw", "lbfgs"]),
+    schedule=st.sampled_from(SCHEDULES),
+    loss=st.sampled_from(LOSSES),
+    kernel_size=st.sampled_from([1, 3, 5, 7]),
+    seed=st.integers(min_value=0, max_value=2**31 - 1),
+    train_size=st.integers(min_value=0, max_value=4000),
+    eval_schedule=st.sampled_from(["all", "none", "every:3", "log:10"]),
+)
+
+
+# --- round trips ----------------------------------------------------------------------------------
+
+def test_dict_round_trip_of_default_spec():
+    s = RunSpec()
+    assert RunSpec.from_dict(s.to_dict()) == s
+    assert RunSpec.from_dict(s.to_dict()).to_dict() == s.to_dict()
+
+
+def test_to_dict_gives_data_as_a_plain_dict():
+    s = RunSpec.from_dict({"data": {"seed": 3, "iid_noise_scale": 0.05}})
+    d = s.to_dict()
+    assert d["data"] == {"iid_noise_scale": 0.05, "seed": 3}
+    assert set(d) == set(FIELD_NAMES)
+
+
+def test_toml_round_trip_through_a_written_file(tmp_path):
+    s = RunSpec.from_dict({"name": "x", "data": {"seed": 3}, "lr": 0.0125, "epochs": 7, "optimizer": "adamw",
+                           "batch_norm": False, "weight_decay": 0.0, "layer_schedule": "every:3"})
+    path = write(tmp_path / "x.toml", to_toml(s))
+    assert load_specs(path) == [s]
+    assert load_specs(path)[0].key() == s.key()
+
+
+@settings(max_examples=40, deadline=None)
+@given(specs_strategy)
+def test_random_specs_survive_dict_and_toml_round_trips(s):
+    assert RunSpec.from_dict(s.to_dict()) == s
+    back = RunSpec.from_dict(tomllib.loads(to_toml(s)))
+    assert back == s and back.key() == s.key()
+
+
+def test_replace_changes_one_field_and_validates():
+    s = RunSpec().replace(lr="0.5", name="other")
+    assert (s.lr, s.name) == (0.5, "other")
+    assert s.replace() == s
+    with pytest.raises(SpecError, match="lr"):
+        s.replace(lr=0)
+
+
+def test_label_is_name_and_seed():
+    assert RunSpec(name="standard", seed=3).label() == "standard-s3"
+
+
+# --- the key --------------------------------------------------------------------------------------
+
+def test_default_key_is_pinned():
+    assert RunSpec().key() == DEFAULT_KEY
+
+
+def test_key_is_20_lowercase_hex_digits():
+    assert re.fullmatch(r"[0-9a-f]{20}", RunSpec(lr=0.3, seed=5).key())
+
+
+def test_key_ignores_name():
+    assert RunSpec(name="a").key() == RunSpec(name="b").key() == DEFAULT_KEY
+
+
+def test_alternatives_cover_every_field_but_name():
+    # Guards the next test: a new RunSpec field must get an alternative value here.
+    assert set(ALTERNATIVES) == set(FIELD_NAMES) - {"name"}
+
+
+@pytest.mark.parametrize("field", sorted(ALTERNATIVES))
+def test_key_changes_with_each_field(field):
+    changed = RunSpec().replace(**{field: ALTERNATIVES[field]})
+    assert changed != RunSpec()
+    assert changed.key() != DEFAULT_KEY
+
+
+def test_key_changes_with_trainer_version(monkeypatch):
+    monkeypatch.setattr(spec_mod, "TRAINER_VERSION", spec_mod.TRAINER_VERSION + 1)
+    assert RunSpec().key() != DEFAULT_KEY
+
+
+def test_key_ignores_the_order_of_data_overrides():
+    a = RunSpec.from_dict({"data": {"seed": 1, "shear_scale": 0.5}})
+    b = RunSpec.from_dict({"data": {"shear_scale": 0.5, "seed": 1}})
+    assert a == b and a.key() == b.key()
+
+
+def test_equal_specs_built_with_int_or_float_have_equal_keys():
+    # A float field given an int in Python (not via from_dict) must hash like the float.
+    assert RunSpec(lr=1) == RunSpec(lr=1.0)
+    assert RunSpec(lr=1).key() == RunSpec(lr=1.0).key()
+    assert RunSpec(weight_decay=0).key() == RunSpec(weight_decay=0.0).key()
+
+
+@settings(max_examples=60, deadline=None)
+@given(specs_strategy, specs_strategy)
+def test_keys_are_equal_exactly_when_all_fields_but_name_are(a, b):
+    same = {k: v for k, v in a.to_dict().items() if k != "name"} == \
+           {k: v for k, v in b.to_dict().items() if k != "name"}
+    assert (a.key() == b.key()) == same
+
+
+@settings(max_examples=30, deadline=None)
+@given(specs_strategy, st.sampled_from(sorted(ALTERNATIVES)))
+def test_changing_any_field_of_a_random_spec_changes_its_key(s, field):
+    alt = ALTERNATIVES[field]
+    if field == "data":
+        alt = {"seed": 1 + dict(s.data).get("seed", 42)}
+    changes = {field: alt}
+    if field == "nesterov":
+        changes["optimizer"] = "sgd"
+    if field == "model":
+        changes["batch_norm"] = True
+    t = s.replace(**changes)
+    if getattr(t, field) == getattr(s, field):  # the random spec already had the alternative
+        t = s.replace(**{field: getattr(RunSpec(), field)} if field != "data" else {"data": {}})
+    assert t.to_dict()[field] != s.to_dict()[field]
+    assert t.key() != s.key()
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+def test_spec_error_is_a_value_error():
+    assert issubclass(SpecError, ValueError)
+
+
+def test_unknown_key_is_named_and_valid_keys_listed():
+    with pytest.raises(SpecError) as e:
+        RunSpec.from_dict({"lr": 0.1, "bogus": 1})
+    msg = str(e.value)
+    assert "bogus" in msg and "valid keys" in msg
+    for name in FIELD_NAMES:
+        assert name in msg
+
+
+def test_unknown_data_key_is_named_and_generator_args_listed():
+    with pytest.raises(SpecError) as e:
+        RunSpec.from_dict({"data": {"num_samples": 10}})
+    assert "num_samples" in str(e.value)
+    for arg in DATA_ARGS:
+        assert arg in str(e.value)
+
+
+@pytest.mark.parametrize("field, bad, choices", [
+    ("optimizer", "adamx", OPTIMIZERS),
+    ("model", "resnet", MODELS),
+    ("loss", "hinge", LOSSES),
+    ("schedule", "step", SCHEDULES),
+    ("device", "tpu", ("cpu", "cuda")),
+])
+def test_unknown_choice_is_named_and_choices_listed(field, bad, choices):
+    with pytest.raises(SpecError) as e:
+        RunSpec.from_dict({field: bad})
+    msg = str(e.value)
+    assert field in msg and repr(bad) in msg
+    for choice in choices:
+        assert choice in msg
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("lr", 0.0), ("lr", -0.1), ("epochs", 0), ("epochs", -3), ("kernel_size", 4), ("kernel_size", 0),
+    ("batch_size", 0), ("width", -1), ("weight_decay", -1e-4), ("momentum", 1.0), ("momentum", -0.1),
+    ("imbalance", 0.5), ("train_size", -1), ("grad_clip", -1.0),
+])
+def test_out_of_range_value_is_a_spec_error_naming_the_field(field, bad):
+    with pytest.raises(SpecError, match=rf"^{field}="):
+        RunSpec(**{field: bad})
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_width_too_narrow_for_the_penultimate_metrics_is_rejected(width):
+    # The 4w-D penultimate layer must have at least C-1 = 9 features for NC1-NC4.
+    with pytest.raises(SpecError, match=rf"^width={width} .*C-1 = 9"):
+        RunSpec(width=width)
+
+
+@pytest.mark.parametrize("width", [0, 3, 8])
+def test_default_and_narrow_but_sufficient_widths_are_valid(width):
+    assert RunSpec(width=width).width == width
+
+
+@pytest.mark.parametrize("field", ["eval_schedule", "layer_schedule"])
+@pytest.mark.parametrize("bad", ["every:0", "log:0", "every", "every:", "log:-2", "every:2.5", "sometimes",
+                                 "ALL", " all", "all\n", "every:3\n", ""])
+def test_bad_schedule_string_is_a_spec_error_listing_the_forms(field, bad):
+    with pytest.raises(SpecError) as e:
+        RunSpec(**{field: bad})
+    assert field in str(e.value)
+    assert "every:K" in str(e.value) and "log:K" in str(e.value)
+
+
+@pytest.mark.parametrize("good", ["all", "none", "every:1", "every:25", "log:1", "log:50"])
+def test_valid_schedule_strings_are_accepted(good):
+    assert RunSpec(eval_schedule=good, layer_schedule=good).eval_schedule == good
+
+
+def test_seed_model_without_batch_norm_is_rejected():
+    with pytest.raises(SpecError, match="batch_norm"):
+        RunSpec(model="cnn1d-seed", batch_norm=False)
+
+
+@pytest.mark.parametrize("changes", [{"optimizer": "adam"}, {"momentum": 0.0}])
+def test_nesterov_needs_sgd_with_momentum(changes):
+    # torch.optim.SGD refuses nesterov without momentum: that must be caught before training.
+    with pytest.raises(SpecError, match="nesterov"):
+        RunSpec(nesterov=True, **changes)
+
+
+def test_nesterov_with_sgd_and_momentum_is_valid():
+    assert RunSpec(nesterov=True, optimizer="sgd", momentum=0.9).nesterov is True
+
+
+# --- coercion (TOML / command-line values) ---------------------------------------------------------
+
+def test_string_float_is_coerced():
+    s = RunSpec.from_dict({"lr": "0.1", "weight_decay": "5e-4"})
+    assert (s.lr, s.weight_decay) == (0.1, 5e-4)
+    assert type(s.lr) is float
+
+
+def test_int_for_a_float_field_becomes_a_float():
+    s = RunSpec.from_dict({"lr": 2, "grad_clip": 1})
+    assert (s.lr, s.grad_clip) == (2.0, 1.0)
+    assert type(s.lr) is float and type(s.grad_clip) is float
+    assert type(RunSpec(lr=2).lr) is float
+
+
+@pytest.mark.parametrize("raw, value", [("3", 3), (3.0, 3), (7, 7)])
+def test_int_field_accepts_integral_values(raw, value):
+    s = RunSpec.from_dict({"epochs": raw})
+    assert s.epochs == value and type(s.epochs) is int
+
+
+@pytest.mark.parametrize("raw", [2.5, "two", "2.0", None, [2]])
+def test_int_field_rejects_non_integral_values(raw):
+    with pytest.raises(SpecError, match="epochs"):
+        RunSpec.from_dict({"epochs": raw})
+
+
+@pytest.mark.parametrize("raw, value", [("true", True), ("True", True), ("false", False), ("FALSE", False),
+                                        ("1", True), ("0", False), (True, True), (False, False)])
+def test_bool_field_accepts_true_false_strings(raw, value):
+    assert RunSpec.from_dict({"batch_norm": raw}).batch_norm is value
+
+
+@pytest.mark.parametrize("raw", ["yes", "", 1, 0.0])
+def test_bool_field_rejects_other_values(raw):
+    with pytest.raises(SpecError, match="batch_norm"):
+        RunSpec.from_dict({"batch_norm": raw})
+
+
+@pytest.mark.parametrize("field", ["epochs", "lr", "seed"])
+def test_a_bool_is_not_a_number(field):
+    # `--set epochs=true` must not silently mean epochs=1.
+    with pytest.raises(SpecError, match=field):
+        RunSpec.from_dict({field: True})
+
+
+def test_unparseable_float_is_a_spec_error():
+    with pytest.raises(SpecError, match="lr='fast' is not a valid float"):
+        RunSpec.from_dict({"lr": "fast"})
+
+
+# --- schedule_epochs ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule, epochs, expected", [
+    ("all", 5, [0, 1, 2, 3, 4, 5]),
+    ("every:2", 5, [0, 2, 4, 5]),
+    ("every:5", 10, [0, 5, 10]),
+    ("every:50", 10, [0, 10]),
+    ("none", 7, [0, 7]),
+    ("log:1", 9, [0, 1, 9]),
+    ("log:4", 1000, [0, 1, 10, 100, 1000]),
+    ("log:5", 10, [0, 1, 2, 3, 6, 10]),
+    ("all", 1, [0, 1]),
+    ("log:12", 1, [0, 1]),
+    ("none", 1, [0, 1]),
+])
+def test_schedule_epochs_examples(schedule, epochs, expected):
+    assert schedule_epochs(schedule, epochs) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["all", "none", "every", "log"]), st.integers(1, 60), st.integers(1, 400))
+def test_schedule_epochs_are_sorted_in_range_and_include_first_and_last(kind, k, epochs):
+    schedule = kind if kind in ("all", "none") else f"{kind}:{k}"
+    got = schedule_epochs(schedule, epochs)
+    assert got == sorted(set(got))
+    assert got[0] == 0 and got[-1] == epochs
+    assert all(isinstance(e, int) for e in got)
+    if kind == "all":
+        assert got == list(range(epochs + 1))
+    elif kind == "none":
+        assert got == [0, epochs]
+    elif kind == "every":
+        assert got == sorted(set(range(0, epochs + 1, k)) | {epochs})
+    else:  # log:K: K log-spaced epochs from 1 to `epochs` (rounding may merge some), plus 0
+        assert 1 in got
+        assert len(got) <= (k + 1 if k >= 2 else 3)  # log:1 is epoch 1, plus 0 and the last
+
+
+# --- presets and files ----------------------------------------------------------------------------
+
+def test_presets_lists_the_shipped_files():
+    assert set(suite.PRESETS) <= set(presets())
+    assert presets() == sorted(p.stem for p in spec_mod.PRESETS_DIR.glob("*.toml"))
+
+
+@pytest.mark.parametrize("preset", presets())
+def test_every_shipped_preset_loads(preset):
+    specs = load_specs(preset)
+    assert specs and all(isinstance(s, RunSpec) for s in specs)
+    assert len({s.name for s in specs}) == len(specs)  # names tell the runs of a preset apart
+
+
+def test_standard_preset_is_the_documented_default_regime():
+    (s,) = load_specs("standard")
+    assert (s.name, s.model, s.width, s.optimizer, s.lr, s.weight_decay, s.epochs, s.schedule) == \
+           ("standard", "cnn1d-seed", 32, "sgd", 0.05, 5e-3, 100, "cosine")
+
+
+def test_runs_of_a_preset_inherit_its_base():
+    (standard,) = load_specs("standard")
+    no_wd, mse = load_specs("ablation")
+    assert no_wd == standard.replace(name="no-wd", weight_decay=0.0)
+    assert mse == standard.replace(name="mse", loss="mse")
+
+
+def test_base_key_in_a_user_file(tmp_path):
+    path = write(tmp_path / "mine.toml", 'base = "standard"\nname = "mine"\nlr = 0.01\n')
+    (s,) = load_specs(path)
+    assert s == load_specs("standard")[0].replace(name="mine", lr=0.01)
+
+
+def test_base_runs_and_seeds_are_not_inherited(tmp_path):
+    # optimizers.toml has three [[runs]]; a file based on it takes only its top-level keys.
+    path = write(tmp_path / "b.toml", 'base = "optimizers"\nname = "b"\n')
+    (s,) = load_specs(path)
+    assert s == load_specs("standard")[0].replace(name="b")
+
+
+def test_base_cycle_is_reported(tmp_path, monkeypatch):
+    write(tmp_path / "a.toml", 'base = "b"\nlr = 0.1\n')
+    write(tmp_path / "b.toml", 'base = "a"\nepochs = 3\n')
+    monkeypatch.setattr(spec_mod, "PRESETS_DIR", tmp_path)
+    with pytest.raises(SpecError, match=r"cycle: b -> a -> b"):
+        load_specs("a")
+
+
+def test_self_base_is_a_cycle(tmp_path, monkeypatch):
+    write(tmp_path / "loop.toml", 'base = "loop"\n')
+    monkeypatch.setattr(spec_mod, "PRESETS_DIR", tmp_path)
+    with pytest.raises(SpecError, match="cycle"):
+        load_specs("loop")
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(SpecError) as e:
+        load_specs("nope")
+    assert "'nope'" in str(e.value)
+    for name in presets():
+        assert name in str(e.value)
+
+
+def test_unknown_base_lists_the_presets(tmp_path):
+    path = write(tmp_path / "x.toml", 'base = "nope"\n')
+    with pytest.raises(SpecError, match=r"unknown preset 'nope'.*standard"):
+        load_specs(path)
+
+
+def test_invalid_toml_is_a_spec_error_naming_the_file(tmp_path):
+    path = write(tmp_path / "broken.toml", "lr = = 1\n")
+    with pytest.raises(SpecError, match=r"broken\.toml: invalid TOML"):
+        load_specs(path)
+
+
+def test_seeds_repeat_the_spec_per_seed(tmp_path):
+    path = write(tmp_path / "s.toml", 'name = "s"\nepochs = 3\nseeds = [4, 5, 6]\n')
+    specs = load_specs(path)
+    assert [s.seed for s in specs] == [4, 5, 6]
+    assert all(s == RunSpec(name="s", epochs=3, seed=s.seed) for s in specs)
+    assert len({s.key() for s in specs}) == 3
+
+
+def test_runs_tables_times_seeds(tmp_path):
+    path = write(tmp_path / "r.toml", 'epochs = 4\nseeds = [0, 1]\n\n'
+                                      '[[runs]]\nname = "sgd"\n\n'
+                                      '[[runs]]\nname = "adam"\noptimizer = "adam"\nlr = 1e-3\n')
+    specs = load_specs(path)
+    assert [(s.name, s.seed) for s in specs] == [("sgd", 0), ("sgd", 1), ("adam", 0), ("adam", 1)]
+    assert specs[2] == RunSpec(name="adam", epochs=4, optimizer="adam", lr=1e-3, seed=0)
+    assert specs[0].epochs == specs[3].epochs == 4
+
+
+def test_overrides_apply_last_to_every_run(tmp_path):
+    path = write(tmp_path / "o.toml", 'lr = 0.3\nseeds = [0, 1]\n[[runs]]\nname = "a"\n[[runs]]\nname = "b"\nlr = 0.2\n')
+    specs = load_specs(path, {"lr": "0.05", "epochs": 2})
+    assert len(specs) == 4
+    assert all(s.lr == 0.05 and s.epochs == 2 for s in specs)
+
+
+def test_error_in_a_run_table_names_the_file_and_the_value(tmp_path):
+    path = write(tmp_path / "bad.toml", '[[runs]]\nname = "ok"\n[[runs]]\nname = "bad"\noptimizer = "adamx"\n')
+    with pytest.raises(SpecError, match=r"bad\.toml: unknown optimizer 'adamx'"):
+        load_specs(path)
+
+
+def test_override_errors_are_spec_errors():
+    with pytest.raises(SpecError, match="bogus"):
+        load_specs("standard", {"bogus": 1})
+    with pytest.raises(SpecError, match="epochs"):
+        load_specs("standard", {"epochs": 0})

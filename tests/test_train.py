@@ -1,0 +1,511 @@
+"""Tests for ncsim.train, ncsim.runs and ncsim.trajectory on tiny runs (a second or less each).
+
+The shared run `tiny_record` (conftest.TINY) is 2 epochs on 400 signals at width 12, evaluated every
+epoch, layers at epochs 0 and 2. Other runs here use 200 signals and evaluate only epochs 0 and last.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ncsim.runs
+from ncsim import data, models
+from ncsim import train as train_mod
+from ncsim.metrics import collapse_metrics
+from ncsim.spec import RunSpec
+from ncsim.store import Record, RunStore
+from ncsim.train import LAYER_KEYS, loss_fn, train
+from ncsim.trajectory import Trajectory
+
+pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
+
+# A cheaper run than TINY: no per-epoch evaluation, no layer taps.
+SMALL = RunSpec(name="small", epochs=2, train_size=200, width=12, eval_schedule="none", layer_schedule="none")
+
+PENULTIMATE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
+                    "nc2_etf_distance", "ncc_error", "w_equinorm", "w_equiangularity", "w_maxangle",
+                    "w_etf_distance", "nc3", "nc3_etf_distance", "nc4")
+
+
+def assert_same_arrays(a: dict, b: dict):
+    """Same names, dtypes, shapes and bytes (NaN equals NaN)."""
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+        assert a[k].tobytes() == b[k].tobytes(), f"{k} differs"
+
+
+def initial_parameters(spec: RunSpec) -> dict[str, np.ndarray]:
+    """The network's parameters at initialisation, as train() builds it (seeded by spec.seed)."""
+    torch.manual_seed(spec.seed)
+    net = models.build(spec, 10)
+    return {k: v.detach().numpy().copy() for k, v in net.named_parameters()}
+
+
+def final_parameters(record: Record) -> dict[str, np.ndarray]:
+    """The record's weights that are parameters (not batch-norm buffers)."""
+    names = {k for k, _ in models.build(RunSpec.from_dict(record.meta["spec"]), 10).named_parameters()}
+    return {k: record.arrays[f"weights.{k}"] for k in names}
+
+
+def parameter_distance(a: dict, b: dict) -> float:
+    return math.sqrt(sum(float(((a[k].astype(np.float64) - b[k]) ** 2).sum()) for k in a))
+
+
+def expected_taps(spec: RunSpec) -> list[str]:
+    """Layer taps in block order: "<conv>.flat", "<conv>.pool" for 3-D outputs, the name for 2-D ones;
+    the penultimate block is analysed as the penultimate layer, not as a tap."""
+    net = models.build(spec, 10).eval()
+    with torch.no_grad():
+        _, outs = net(torch.zeros(2, 1, 40), taps=True)
+    outs.pop("penultimate")
+    return list(models.tap_features(outs))
+
+
+# --- the shared tiny run ---------------------------------------------------------------------------
+
+def test_record_has_the_trajectory_columns(tiny_record, tiny_spec):
+    a = tiny_record.arrays
+    for k in ("epoch", "train_loss", "train_error", "test_loss", "test_error", "fit_loss", "fit_lr"):
+        assert k in a, k
+    for k in PENULTIMATE_KEYS:
+        assert f"train.{k}" in a and f"test.{k}" in a, k
+    for tap in expected_taps(tiny_spec):
+        for k in LAYER_KEYS:
+            assert f"layer.{tap}.{k}" in a, (tap, k)
+
+
+def test_record_is_keyed_by_the_spec(tiny_record, tiny_spec):
+    assert tiny_record.key == tiny_spec.key()
+    assert tiny_record.meta["key"] == tiny_spec.key() and tiny_record.meta["label"] == "tiny-s0"
+    assert RunSpec.from_dict(tiny_record.meta["spec"]) == tiny_spec
+
+
+def test_every_epoch_is_evaluated_with_schedule_all(tiny_record):
+    a = tiny_record.arrays
+    np.testing.assert_array_equal(a["epoch"], [0, 1, 2])
+    for k, v in a.items():
+        if not k.startswith("weights.") and k not in ("fit_loss", "fit_lr"):
+            assert v.shape == (3,) and v.dtype == np.float64, k
+
+
+def test_penultimate_metrics_are_finite_at_every_evaluated_epoch(tiny_record):
+    a = tiny_record.arrays
+    for k in ("train_loss", "train_error", "test_loss", "test_error",
+              *(f"{s}.{m}" for s in ("train", "test") for m in PENULTIMATE_KEYS)):
+        assert np.isfinite(a[k]).all(), k
+    assert ((a["train_error"] >= 0) & (a["train_error"] <= 1)).all()
+
+
+def test_initial_loss_is_near_chance(tiny_record):
+    # At initialisation the CE loss is about ln(10) = 2.30 (tolerance 0.3: random logits are not 0).
+    assert tiny_record.arrays["train_loss"][0] == pytest.approx(math.log(10), abs=0.3)
+
+
+def test_layer_metrics_only_at_layer_epochs(tiny_record, tiny_spec):
+    # layer_schedule "every:2" over 2 epochs: layers at 0 and 2, NaN at 1.
+    for tap in expected_taps(tiny_spec):
+        for k in LAYER_KEYS:
+            v = tiny_record.arrays[f"layer.{tap}.{k}"]
+            assert np.isfinite(v[[0, 2]]).all() and np.isnan(v[1]), (tap, k)
+
+
+def test_weights_are_the_models_state_dict(tiny_record, tiny_spec):
+    state = models.build(tiny_spec, 10).state_dict()
+    weights = {k[len("weights."):]: v for k, v in tiny_record.arrays.items() if k.startswith("weights.")}
+    assert list(weights) == list(state)
+    for k, v in state.items():
+        assert weights[k].shape == tuple(v.shape), k
+
+
+def test_fit_loss_and_lr_have_one_entry_per_epoch(tiny_record):
+    a = tiny_record.arrays
+    assert a["fit_loss"].shape == (2,) and np.isfinite(a["fit_loss"]).all()
+    # multistep over 2 epochs: milestone at epoch 1, x0.1 (relative tolerance for the float product).
+    np.testing.assert_allclose(a["fit_lr"], [0.1, 0.01], rtol=1e-12)
+
+
+def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
+    m = tiny_record.meta
+    assert m["status"] == "ok" and m["epochs_run"] == 2
+    assert m["taps"] == expected_taps(tiny_spec)
+    assert m["taps"][:2] == ["conv1.flat", "conv1.pool"] and m["taps"][-1] == "conv3.pool"
+
+
+def test_meta_tpt_epoch_agrees_with_the_train_error(tiny_record):
+    err, epochs = tiny_record.arrays["train_error"], tiny_record.arrays["epoch"]
+    zero = np.flatnonzero(err == 0)
+    assert tiny_record.meta["tpt_epoch"] == (int(epochs[zero[0]]) if len(zero) else None)
+
+
+def test_meta_timings_and_versions(tiny_record):
+    t, v = tiny_record.meta["timings"], tiny_record.meta["versions"]
+    assert t["total_s"] >= t["fit_s"] + t["eval_s"] - 1e-6 and min(t["fit_s"], t["eval_s"]) > 0
+    assert t["threads"] == 1
+    assert v["torch"] == torch.__version__ and v["numpy"] == np.__version__
+    assert {"ncsim", "mnist1d", "python"} <= set(v)
+
+
+def test_meta_is_json_and_storable(tiny_record, tmp_path):
+    assert json.loads(json.dumps(tiny_record.meta)) == tiny_record.meta
+    st = RunStore(tmp_path)
+    st.save(tiny_record)
+    assert st.load(tiny_record.key) == tiny_record
+
+
+def test_final_row_is_computed_from_the_final_weights(tiny_record, tiny_spec, data_cache):
+    # Recompute the last evaluation from the stored weights. Error: at most one sample may flip on a
+    # float32 near-tie; NC1 to a relative 1e-6 (the metric runs in float64 on float32 features).
+    feats = Trajectory(tiny_record).features("train", cache_dir=data_cache)
+    logits = feats["h"] @ feats["W"].T + feats["b"]
+    err = float((logits.argmax(1) != feats["y"]).mean())
+    assert abs(err - tiny_record.arrays["train_error"][-1]) <= 1 / len(feats["y"]) + 1e-12
+    m = collapse_metrics(feats["h"], feats["y"], feats["W"], feats["b"], 10)
+    assert m["nc1"] == pytest.approx(tiny_record.arrays["train.nc1"][-1], rel=1e-6)
+
+
+# --- determinism ------------------------------------------------------------------------------------
+
+def test_same_spec_trains_bit_identically(tiny_record, tiny_spec, data_cache):
+    again = train(tiny_spec, cache_dir=data_cache)
+    assert_same_arrays(again.arrays, tiny_record.arrays)
+    assert again.meta["tpt_epoch"] == tiny_record.meta["tpt_epoch"]
+
+
+def test_another_seed_trains_differently(tiny_record, tiny_spec, data_cache):
+    other = train(tiny_spec.replace(seed=1), cache_dir=data_cache)
+    a, b = other.arrays, tiny_record.arrays
+    assert not np.array_equal(a["train_loss"], b["train_loss"])
+    assert not np.array_equal(a["weights.classifier.weight"], b["weights.classifier.weight"])
+    assert not np.array_equal(a["weights.blocks.conv1.0.weight"], b["weights.blocks.conv1.0.weight"])
+
+
+def test_training_does_not_depend_on_the_global_torch_rng(data_cache):
+    torch.manual_seed(123)
+    a = train(SMALL, cache_dir=data_cache)
+    torch.manual_seed(456)
+    torch.rand(10)
+    b = train(SMALL, cache_dir=data_cache)
+    assert_same_arrays(a.arrays, b.arrays)
+
+
+# --- evaluation schedules ---------------------------------------------------------------------------
+
+def test_schedule_none_evaluates_epoch_zero_and_the_last_only(data_cache):
+    rec = train(SMALL.replace(epochs=3), cache_dir=data_cache)
+    np.testing.assert_array_equal(rec.arrays["epoch"], [0, 3])
+    assert rec.arrays["fit_loss"].shape == (3,)
+    assert not any(k.startswith("layer.") for k in rec.arrays) and rec.meta["taps"] == []
+
+
+def test_layer_epochs_are_evaluated_even_off_the_eval_schedule(data_cache):
+    rec = train(SMALL.replace(epochs=3, eval_schedule="every:3", layer_schedule="every:2"), cache_dir=data_cache)
+    np.testing.assert_array_equal(rec.arrays["epoch"], [0, 2, 3])
+    v = rec.arrays["layer.conv2.pool.nc1"]
+    assert np.isfinite(v[[0, 1, 2]]).all()  # 0, 2 on the layer schedule; 3 is the last
+
+
+def test_tpt_epoch_is_the_first_evaluated_epoch_with_zero_train_error(data_cache, monkeypatch):
+    # Reaching zero train error takes a long run; instead the evaluation reports error 0 at epochs 2
+    # and 3 (the record must take the first of them) and 0.5 elsewhere.
+    real = train_mod.evaluate
+    forced = iter([0.5, 0.5, 0.0, 0.0, 0.5])
+
+    def evaluate(spec, model, ds, layers):
+        return {**real(spec, model, ds, layers), "train_error": next(forced)}
+
+    monkeypatch.setattr(train_mod, "evaluate", evaluate)
+    rec = train(SMALL.replace(epochs=4, eval_schedule="all"), cache_dir=data_cache)
+    np.testing.assert_array_equal(rec.arrays["train_error"], [0.5, 0.5, 0.0, 0.0, 0.5])
+    assert rec.meta["tpt_epoch"] == 2
+
+
+# --- optimisers, schedules, losses, model variants -------------------------------------------------
+
+@pytest.mark.parametrize("changes", [
+    {"optimizer": "sgd"},
+    {"optimizer": "adam", "lr": 1e-3},
+    {"optimizer": "adamw", "lr": 1e-3},
+    {"optimizer": "lbfgs", "lr": 1.0, "batch_size": 200},
+    {"optimizer": "sgd", "nesterov": True},
+    {"loss": "ce"},
+    {"loss": "mse"},
+    {"grad_clip": 0.5},
+    {"model": "cnn1d-seed"},
+    {"batch_norm": False},
+    {"imbalance": 4.0},
+], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_variant_trains_and_moves_the_weights(data_cache, changes):
+    spec = SMALL.replace(**changes)
+    rec = train(spec, cache_dir=data_cache)
+    assert rec.meta["status"] == "ok" and rec.meta["epochs_run"] == 2
+    assert np.isfinite(rec.arrays["fit_loss"]).all() and np.isfinite(rec.arrays["train.nc1"]).all()
+    assert parameter_distance(final_parameters(rec), initial_parameters(spec)) > 1e-4
+
+
+def test_seed_model_taps_are_its_blocks_in_order(data_cache):
+    spec = SMALL.replace(model="cnn1d-seed", epochs=1, layer_schedule="all")
+    rec = train(spec, cache_dir=data_cache)
+    assert rec.meta["taps"] == ["conv1.flat", "conv1.pool", "conv2.flat", "conv2.pool", "conv3.flat",
+                                "conv3.pool", "conv4.flat", "conv4.pool", "pool"]
+    assert rec.arrays["weights.classifier.weight"].shape == (10, 4 * 12)  # 4w-D penultimate layer
+
+
+def test_nesterov_changes_the_trajectory(data_cache):
+    plain = train(SMALL, cache_dir=data_cache)
+    nesterov = train(SMALL.replace(nesterov=True), cache_dir=data_cache)
+    assert not np.array_equal(plain.arrays["weights.classifier.weight"], nesterov.arrays["weights.classifier.weight"])
+
+
+def test_grad_clip_bounds_every_step(data_cache):
+    # Plain SGD (no momentum, no weight decay): each step moves the parameters by lr * ||clipped grad||
+    # <= lr * grad_clip, so 2 steps (200 signals, batch 128) move them at most 2 * 0.1 * 1e-3 (plus a
+    # relative 1e-6 for float32 rounding). Unclipped, one step moves them by ~lr * ||grad|| >> that.
+    spec = SMALL.replace(epochs=1, momentum=0.0, weight_decay=0.0, grad_clip=1e-3, schedule="constant")
+    rec = train(spec, cache_dir=data_cache)
+    moved = parameter_distance(final_parameters(rec), initial_parameters(spec))
+    assert 0 < moved <= 2 * 0.1 * 1e-3 * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("schedule, lrs", [
+    ("constant", [0.1, 0.1, 0.1]),
+    ("multistep", [0.1, 0.01, 0.001]),                          # x0.1 at 1/3 and 2/3 of training
+    ("cosine", [0.1, 0.1 * (1 + math.cos(math.pi / 3)) / 2, 0.1 * (1 + math.cos(2 * math.pi / 3)) / 2]),
+])
+def test_lr_schedule(data_cache, schedule, lrs):
+    rec = train(SMALL.replace(epochs=3, schedule=schedule), cache_dir=data_cache)
+    assert rec.meta["status"] == "ok"
+    np.testing.assert_allclose(rec.arrays["fit_lr"], lrs, rtol=1e-9)  # float rounding of the schedulers
+
+
+def test_ce_loss_is_mean_cross_entropy():
+    z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]]), torch.tensor([0, 1])
+    assert float(loss_fn(RunSpec(loss="ce"), z, y)) == pytest.approx(float(F.cross_entropy(z, y)), rel=1e-7)
+
+
+def test_mse_loss_is_squared_error_to_one_hot_summed_over_classes():
+    z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]]), torch.tensor([0, 1])
+    # (1 + 0 + 1 + 0.25 + 0.25 + 9) / 2 samples
+    assert float(loss_fn(RunSpec(loss="mse"), z, y)) == pytest.approx(11.5 / 2, rel=1e-7)
+
+
+# --- divergence -------------------------------------------------------------------------------------
+
+def test_huge_lr_diverges_and_returns_a_record(data_cache, tmp_path):
+    spec = SMALL.replace(epochs=4, lr=1e6, batch_norm=False, schedule="constant")
+    rec = train(spec, cache_dir=data_cache)
+    assert isinstance(rec, Record) and rec.meta["status"] == "diverged"
+    n = rec.meta["epochs_run"]
+    assert 1 <= n < 4  # stopped early
+    assert rec.arrays["epoch"][-1] == n and rec.arrays["fit_loss"].shape == (n,)
+    assert not np.isfinite(rec.arrays["fit_loss"][-1]) or not np.isfinite(rec.arrays["train_loss"][-1])
+    assert rec.meta["tpt_epoch"] is None
+    RunStore(tmp_path).save(rec)  # a diverged record is JSON-clean and storable
+    assert RunStore(tmp_path).load(rec.key) == rec
+
+
+def test_nonfinite_fit_loss_stops_the_run_at_that_epoch(data_cache, monkeypatch):
+    real = train_mod._fit_epoch
+    calls = []
+
+    def fit_epoch(*args):
+        calls.append(1)
+        loss = real(*args)
+        return float("nan") if len(calls) == 2 else loss
+
+    monkeypatch.setattr(train_mod, "_fit_epoch", fit_epoch)
+    rec = train(SMALL.replace(epochs=5, eval_schedule="all"), cache_dir=data_cache)
+    assert rec.meta["status"] == "diverged" and rec.meta["epochs_run"] == 2 and len(calls) == 2
+    np.testing.assert_array_equal(rec.arrays["epoch"], [0, 1, 2])
+    assert np.isfinite(rec.arrays["train_loss"][:2]).all() and np.isnan(rec.arrays["train_loss"][2])
+
+
+def test_nonfinite_initial_loss_is_diverged_at_epoch_zero(data_cache, monkeypatch):
+    monkeypatch.setattr(train_mod, "loss_fn", lambda spec, logits, y: torch.tensor(float("inf")))
+    rec = train(SMALL, cache_dir=data_cache)
+    assert rec.meta["status"] == "diverged" and rec.meta["epochs_run"] == 0
+    np.testing.assert_array_equal(rec.arrays["epoch"], [0])
+
+
+def test_dead_network_returns_a_record_that_says_so(data_cache):
+    # lr=300 without batch norm: after epoch 1 the loss is still finite (~3e13) but at epoch 2 all
+    # penultimate features are 0, and the metrics refuse identical class means. The run must not
+    # raise, and its record must not claim a healthy run.
+    spec = SMALL.replace(lr=300.0, batch_norm=False, schedule="constant")
+    rec = train(spec, cache_dir=data_cache)
+    assert isinstance(rec, Record) and rec.meta["status"] != "ok"
+    assert rec.arrays["epoch"][-1] == rec.meta["epochs_run"] == 2
+
+
+def test_narrow_width_with_layer_taps_trains(data_cache):
+    # width 8: conv1's channel-pooled tap has 8 < C-1 features, too few for the layer metrics. The
+    # run must still train and record the taps it can.
+    rec = train(SMALL.replace(epochs=1, width=8, layer_schedule="every:1"), cache_dir=data_cache)
+    assert rec.meta["status"] == "ok"
+    layer_cols = [k for k in rec.arrays if k.startswith("layer.")]
+    assert layer_cols and all(np.isfinite(rec.arrays[k]).all() for k in layer_cols)
+    assert "conv3.pool" in rec.meta["taps"]
+
+
+# --- runs.obtain and the store ---------------------------------------------------------------------
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("trained although the record is stored")
+
+    monkeypatch.setattr(ncsim.runs, "train", fail)
+
+
+def test_obtain_trains_once_then_serves_from_the_store(cache_dir, monkeypatch):
+    store = RunStore(cache_dir)
+    calls = []
+    real = ncsim.runs.train
+
+    def counting(spec, **kwargs):
+        calls.append(spec)
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(ncsim.runs, "train", counting)
+    first = ncsim.runs.obtain(SMALL, store)
+    assert len(calls) == 1 and SMALL.key() in store
+    monkeypatch.setattr(ncsim.runs, "train", lambda *a, **k: pytest.fail("trained a stored run"))
+    second = ncsim.runs.obtain(SMALL, store)
+    assert_same_arrays(second.record.arrays, first.record.arrays)
+    assert second.meta == first.meta
+
+
+def test_obtain_uses_the_store_root_as_data_cache(cache_dir, monkeypatch):
+    # The store was seeded with the data: obtaining must not generate it again.
+    monkeypatch.setattr(data, "generate", lambda *a: pytest.fail("regenerated the data"))
+    traj = ncsim.runs.obtain(SMALL, RunStore(cache_dir))
+    assert traj.status == "ok"
+
+
+def test_obtain_under_another_name_serves_the_same_record(cache_dir, tiny_record, tiny_spec, no_training):
+    store = RunStore(cache_dir)
+    store.save(tiny_record)
+    traj = ncsim.runs.obtain(tiny_spec.replace(name="renamed"), store)
+    assert traj.key == tiny_record.key and traj.label == "renamed-s0"
+    assert_same_arrays(traj.record.arrays, tiny_record.arrays)
+
+
+def test_obtain_refresh_retrains(cache_dir, tiny_record, tiny_spec, monkeypatch):
+    store = RunStore(cache_dir)
+    store.save(Record(tiny_record.key, {**tiny_record.meta, "status": "stale"}, tiny_record.arrays))
+    monkeypatch.setattr(ncsim.runs, "train", lambda spec, **k: tiny_record)
+    assert ncsim.runs.obtain(tiny_spec, store).status == "stale"
+    assert ncsim.runs.obtain(tiny_spec, store, refresh=True).status == "ok"
+    assert store.load(tiny_record.key).meta["status"] == "ok"
+
+
+# --- Trajectory -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def traj(tiny_record):
+    return Trajectory(tiny_record)
+
+
+def with_train_error(record: Record, err: list[float]) -> Trajectory:
+    """A copy of `record` whose train error is `err` (and TPT as train() would set it)."""
+    zero = [i for i, e in enumerate(err) if e == 0]
+    tpt = int(record.arrays["epoch"][zero[0]]) if zero else None
+    arrays = {**record.arrays, "train_error": np.asarray(err, dtype=np.float64)}
+    return Trajectory(Record(record.key, {**record.meta, "tpt_epoch": tpt}, arrays))
+
+
+def test_trajectory_identity(traj, tiny_spec):
+    assert traj.key == tiny_spec.key() and traj.label == "tiny-s0" and traj.status == "ok"
+    assert traj.spec == tiny_spec
+    np.testing.assert_array_equal(traj.epochs, [0, 1, 2])
+
+
+def test_final_and_at(traj, tiny_record):
+    a = tiny_record.arrays
+    assert traj.final("train.nc1") == a["train.nc1"][-1]
+    assert traj.at("test_error", 1) == a["test_error"][1]
+    assert traj.at("train.nc1", 2) == traj.final("train.nc1")
+
+
+def test_at_an_unevaluated_epoch_is_a_key_error(traj):
+    with pytest.raises(KeyError, match="epoch 7 was not evaluated"):
+        traj.at("train.nc1", 7)
+
+
+def test_unknown_column_is_a_key_error_listing_columns(traj):
+    with pytest.raises(KeyError, match=r"no column 'train\.nc9'.*train\.nc1"):
+        traj["train.nc9"]
+
+
+def test_weights_are_not_columns(traj):
+    with pytest.raises(KeyError):
+        traj["weights.classifier.weight"]
+    cols = traj.columns()
+    assert "train.nc1" in cols and "epoch" in cols
+    assert not any(c.startswith("weights.") for c in cols) and "fit_loss" not in cols
+    assert set(traj.weights()) == set(models.build(traj.spec, 10).state_dict())
+
+
+def test_layer_gives_only_the_layer_epochs(traj, tiny_record):
+    epochs, values = traj.layer("conv2.pool", "nc1")
+    np.testing.assert_array_equal(epochs, [0, 2])
+    np.testing.assert_array_equal(values, tiny_record.arrays["layer.conv2.pool.nc1"][[0, 2]])
+    assert traj.taps() == tiny_record.meta["taps"]
+
+
+def test_model_rebuilds_the_final_network(traj, tiny_record):
+    net = traj.model()
+    assert not net.training
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), tiny_record.arrays[f"weights.{k}"])
+
+
+def test_features_rejects_an_unknown_split(traj):
+    with pytest.raises(ValueError, match="split"):
+        traj.features("valid")
+
+
+def test_without_tpt_at_tpt_is_nan_and_post_tpt_empty(tiny_record):
+    t = with_train_error(tiny_record, [0.9, 0.5, 0.1])
+    assert t.tpt_epoch is None and math.isnan(t.at_tpt("train.nc1"))
+    epochs, values = t.post_tpt("train.nc1")
+    assert len(epochs) == len(values) == 0
+
+
+def test_at_tpt_and_post_tpt(tiny_record):
+    t = with_train_error(tiny_record, [0.9, 0.0, 0.0])
+    assert t.tpt_epoch == 1
+    assert t.at_tpt("train.nc1") == tiny_record.arrays["train.nc1"][1]
+    epochs, values = t.post_tpt("train.nc1")
+    np.testing.assert_array_equal(epochs, [1, 2])
+    np.testing.assert_array_equal(values, tiny_record.arrays["train.nc1"][1:])
+
+
+def test_truncated_at_zero_keeps_only_initialisation(traj, tiny_record):
+    t0 = traj.truncated(0)
+    np.testing.assert_array_equal(t0.epochs, [0])
+    for c in traj.columns():
+        np.testing.assert_array_equal(t0[c], tiny_record.arrays[c][:1])
+    assert t0.tpt_epoch == (0 if tiny_record.arrays["train_error"][0] == 0 else None)
+    assert t0.meta["truncated_at"] == 0 and t0.key == traj.key
+    assert t0.final("train.nc1") == traj.at("train.nc1", 0)
+
+
+def test_truncation_recomputes_tpt(tiny_record):
+    t = with_train_error(tiny_record, [0.9, 0.2, 0.0])
+    assert t.tpt_epoch == 2
+    assert t.truncated(1).tpt_epoch is None and t.truncated(2).tpt_epoch == 2
+    assert with_train_error(tiny_record, [0.0, 0.2, 0.1]).truncated(0).tpt_epoch == 0
+
+
+def test_truncation_leaves_the_original_untouched(traj):
+    before = traj["train.nc1"].copy()
+    traj.truncated(0)
+    np.testing.assert_array_equal(traj["train.nc1"], before)
+    assert traj.meta.get("truncated_at") is None

@@ -1,0 +1,34 @@
+"""A run that fails returns a record that says how, instead of raising."""
+
+import numpy as np
+
+from ncsim import metrics, train
+from ncsim.spec import RunSpec
+
+TINY = RunSpec(epochs=2, train_size=300, width=8, layer_schedule="none")
+
+
+def test_degenerate_features_stop_the_run_with_a_record(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = train.collapse_metrics
+
+    def dies_after_init(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:  # epoch 0 (train and test) is fine, epoch 1 has dead features
+            raise metrics.DegenerateFeaturesError("class means are identical (Sigma_B = 0)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "collapse_metrics", dies_after_init)
+    rec = train.train(TINY, cache_dir=tmp_path)
+    assert rec.meta["status"] == "degenerate"
+    assert "epoch 1" in rec.meta["status_reason"] and "Sigma_B = 0" in rec.meta["status_reason"]
+    assert rec.meta["epochs_run"] == 1
+    assert np.isnan(rec.arrays["train.nc1"][-1]) and not np.isnan(rec.arrays["train.nc1"][0])
+
+
+def test_nonfinite_loss_marks_the_run_diverged(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "_fit_epoch", lambda *a, **k: float("nan"))
+    rec = train.train(TINY, cache_dir=tmp_path)
+    assert rec.meta["status"] == "diverged"
+    assert "training loss nan" in rec.meta["status_reason"]
+    assert rec.meta["epochs_run"] == 1
