@@ -6,7 +6,7 @@ class mean (NC4).
 W = diag(pi) M^T Sigma_T^+, b = pi - W mu_G (ncsim.ufm.webb_lowe_classifier; pi = 1/C for balanced
 classes, the proposition's form), fitted on the final train features of the default run.
 
-Finding: the implication holds only in the limit. At the end of the default run NC1 is about 6e-3, not
+Finding: the implication holds only in the limit. At the end of the default run NC1 is about 2e-3, not
 0: Sigma_T has C-1 between-class eigenvalues of order 1 and p-C+1 residual ones down to ~1e-7, which
 Sigma_T^+ amplifies, so the exact least-squares W fits the residual directions and its NC3 is about 1.9
 (a strict xfail, claims/expected_failures.toml). Restricted to the top C-1 eigenpairs (the span of

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ncsim import store
-from ncsim.spec import RunSpec
+from ncsim.spec import RunSpec, SpecError
 
 ARRAYS = ("x", "y", "x_test", "y_test")
 
@@ -107,7 +107,7 @@ def load(spec: RunSpec, cache_dir: str | Path | None = None) -> Dataset:
     num_classes = int(y.max()) + 1
     if spec.train_size or spec.imbalance != 1.0:
         if spec.train_size > len(y):
-            raise ValueError(f"train_size={spec.train_size} exceeds the {len(y)} training signals")
+            raise SpecError(f"train_size={spec.train_size} exceeds the {len(y)} training signals")
         idx = subset_indices(y, spec.train_size, spec.imbalance, spec.seed, num_classes)
         x, y = x[idx], y[idx]
 

@@ -202,6 +202,8 @@ def presets() -> list[str]:
 
 def _read_toml(source: str | Path) -> tuple[Path, dict]:
     path = Path(source)
+    if path.suffix and not path.is_file():
+        raise SpecError(f"no such spec file {str(source)!r}; presets are named without .toml: {', '.join(presets())}")
     if not path.suffix:
         if str(source) not in presets():
             raise SpecError(f"unknown preset {source!r}; valid presets: {', '.join(presets())}")

@@ -64,7 +64,9 @@ class Trajectory:
         return {k[len("weights."):]: v for k, v in self.record.arrays.items() if k.startswith("weights.")}
 
     def truncated(self, epoch: int) -> "Trajectory":
-        """The same run cut after `epoch` (a negative control: e.g. truncated at initialisation)."""
+        """The same run's trajectory cut after `epoch` (a negative control: e.g. truncated at
+        initialisation). Only the trajectory columns are cut: weights(), model() and features() still
+        give the final network."""
         keep = self.epochs <= epoch
         cols = set(self.columns())
         arrays = {k: (v[keep] if k in cols else v) for k, v in self.record.arrays.items()}

@@ -1,6 +1,7 @@
 """A run that fails returns a record that says how, instead of raising."""
 
 import numpy as np
+import pytest
 
 from ncsim import metrics, train
 from ncsim.spec import RunSpec
@@ -26,6 +27,7 @@ def test_degenerate_features_stop_the_run_with_a_record(tmp_path, monkeypatch):
     assert np.isnan(rec.arrays["train.nc1"][-1]) and not np.isnan(rec.arrays["train.nc1"][0])
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
 def test_nonfinite_loss_marks_the_run_diverged(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "_fit_epoch", lambda *a, **k: float("nan"))
     rec = train.train(TINY, cache_dir=tmp_path)
