@@ -4,8 +4,9 @@ resident memory of its processes.
     python bench/suite.py [--cache-dir DIR] [--keep] [-- extra pytest args]
 
 Cold: a new, empty store, so every run of the claims is trained in this invocation. Warm: the same
-command again on the store the cold pass filled. Peak memory is the largest maximum resident set
-size among pytest and its xdist workers (getrusage of reaped children). Targets on the 2-core
+command again on the store the cold pass filled. Both write the report (into the store's folder).
+Peak memory is the largest maximum resident set size among pytest and its xdist workers (getrusage
+of reaped children). Targets on the 2-core
 machine: cold under 10 minutes, warm under 15 s, peak worker memory under 2 GiB.
 """
 
@@ -25,8 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_claims(cache_dir: str, extra: list[str]) -> tuple[float, int]:
-    cmd = [sys.executable, "-m", "pytest", "claims", "-n", "auto", "-q", "--no-report",
-           f"--cache-dir={cache_dir}", *extra]
+    """One `pytest claims -n auto` on the store, writing its report (as a user's run does) beside it."""
+    cmd = [sys.executable, "-m", "pytest", "claims", "-n", "auto", "-q", "-p", "no:cacheprovider",
+           f"--cache-dir={cache_dir}", f"--report-dir={Path(cache_dir) / 'reports'}", *extra]
     t = time.perf_counter()
     rc = subprocess.call(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t, rc

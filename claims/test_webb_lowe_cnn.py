@@ -41,10 +41,16 @@ def webb_lowe_statistics(h: np.ndarray, y: np.ndarray, num_classes: int = 10) ->
             "nc3_between": metrics.collapse_metrics(h, y, Wc, bc, num_classes)["nc3"]}
 
 
+_BY_RUN: dict[str, dict[str, float]] = {}
+
+
 @pytest.fixture
 def statistics(run):
-    f = run.features("train")
-    return webb_lowe_statistics(f["h"], f["y"])
+    """The statistics of a run, computed once per process (one forward pass, one fit)."""
+    if run.key not in _BY_RUN:
+        f = run.features("train")
+        _BY_RUN[run.key] = webb_lowe_statistics(f["h"], f["y"])
+    return _BY_RUN[run.key]
 
 
 @pytest.mark.runs("standard")

@@ -200,7 +200,7 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> str:
     if by["xpass"]:
         parts.append(f"passes although a strict xfail (which fails the suite) on {_where(by['xpass'])}")
     if by["xfail"]:
-        reasons = "; ".join(dict.fromkeys(t.reason for t in by["xfail"] if t.reason))
+        reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in by["xfail"] if t.reason))
         parts.append(f"strict xfail on {_where(by['xfail'])}" + (f": {reasons}" if reasons else ""))
     if by["skipped"]:
         parts.append(f"{len(by['skipped'])} skipped")
