@@ -20,8 +20,8 @@ import pytest
 from claims.test_ufm_global_minimizer import GTOL
 from ncsim import ufm
 
-R_VALUES = (1, 2, 5, 10, 20, 50, 100)
-SEEDS = (0, 1)
+R_VALUES = ufm.IMBALANCE_R
+SEEDS = ufm.IMBALANCE_SEEDS
 
 
 def sweep(seed):

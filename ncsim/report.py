@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ncsim import figures, suite
+from ncsim import figures, suite, ufm
 from ncsim.store import RunStore
 from ncsim.trajectory import Trajectory
 
@@ -57,8 +57,8 @@ CLAIM_FIGURES = (
     ("test_ufm_imbalance", ("ufm_imbalance.png",)),
 )
 # The sweep of claims/test_ufm_imbalance.py, redrawn for its figure.
-UFM_R_VALUES = (1, 2, 5, 10, 20, 50, 100)
-UFM_SEEDS = (0, 1)
+UFM_R_VALUES = ufm.IMBALANCE_R
+UFM_SEEDS = ufm.IMBALANCE_SEEDS
 NO_SESSION = "no claims session recorded"
 
 
@@ -108,15 +108,11 @@ def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str]) 
 
 
 def has_ufm_sweep() -> bool:
-    from ncsim import ufm
-
     return hasattr(ufm, "imbalance_sweep")
 
 
 def ufm_sweeps(seeds: Sequence[int] = UFM_SEEDS) -> dict[int, dict]:
     """The UFM imbalance sweep of claims/test_ufm_imbalance.py per seed (a few seconds)."""
-    from ncsim import ufm
-
     return {seed: ufm.imbalance_sweep(UFM_R_VALUES, seed=seed) for seed in seeds}
 
 

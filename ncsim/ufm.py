@@ -594,6 +594,12 @@ def _mean_pairwise_cosine(rows: np.ndarray) -> float:
     return float(cos[~np.eye(len(rows), dtype=bool)].mean())
 
 
+# The imbalance ratios and seeds of the imbalance claim and its figure (claims/test_ufm_imbalance.py,
+# ncsim.figures.ufm_imbalance).
+IMBALANCE_R = (1, 2, 5, 10, 20, 50, 100)
+IMBALANCE_SEEDS = (0, 1)
+
+
 def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int = 4, n_min: int = 1,
                     lam: float = 5e-3, loss: str = "ce", solver: str = "lbfgs", seed: int = 0,
                     gtol: float = DEFAULT_GTOL, max_iter: int | None = None) -> dict[str, np.ndarray]:
