@@ -17,6 +17,7 @@ import math
 import platform
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -30,6 +31,17 @@ from ncsim.store import Record
 LAYER_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
               "nc2_etf_distance", "ncc_error")
 EVAL_CHUNK = 2000
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with `n` torch intra-op threads, restoring the previous count after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def loss_fn(spec: RunSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

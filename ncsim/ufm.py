@@ -40,7 +40,6 @@ fits), the Webb & Lowe least-squares classifier on given features, and a class-i
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -50,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import metrics
+from ncsim.train import torch_threads
 
 LOSSES = ("ce", "mse")
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
@@ -211,17 +211,6 @@ def _norm(tensors: Sequence[torch.Tensor]) -> float:
     return math.sqrt(float(sum((t * t).sum() for t in tensors)))
 
 
-@contextmanager
-def _one_thread():
-    """Intra-op threads only cost time on problems this small (and the suite shares 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _check_shapes(problem: UFMProblem, W, H, b):
     C, p, N = problem.num_classes, problem.dim, problem.num_samples
     for name, arr, shape in (("W", W, (C, p)), ("H", H, (p, N)), ("b", b, (C,))):
@@ -280,7 +269,7 @@ def solve(problem: UFMProblem, solver: str = "lbfgs", *, seed: int = 0, gtol: fl
     _check_shapes(problem, *start)
     params = [torch.tensor(np.asarray(a, dtype=np.float64)) for a in start]
     f = _Objective(problem)
-    with _one_thread():
+    with torch_threads(1):  # intra-op threads only cost time on problems this small
         it, history = _SOLVERS[solver](f, params, lr=lr, gtol=gtol, max_iter=max_iter, seed=seed,
                                        batches=batches)
     return evaluate(problem, *params, gtol=gtol, solver=solver, iterations=it, seed=seed, history=history)

@@ -6,30 +6,18 @@ into a temporary cache, and the one trained run the tests share takes about a se
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from ncsim import data
 from ncsim.spec import RunSpec
+from ncsim.train import torch_threads
 
 # The shared tiny run: 2 epochs on 400 signals at width 12 (so that every layer tap has at least
 # C-1 = 9 features and gets layer metrics), layers at epochs 0 and 2 only.
 TINY = RunSpec(name="tiny", epochs=2, train_size=400, width=12, layer_schedule="every:2")
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """Train on one thread: on a loaded 2-core machine this is many times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +55,7 @@ def cache_dir(tmp_path, data_cache, no_home_cache) -> Path:
 
 @pytest.fixture
 def single_thread():
-    with one_torch_thread():
+    with torch_threads(1):
         yield
 
 
@@ -81,5 +69,5 @@ def tiny_record(data_cache):
     """The record of TINY, trained once per session (in the session data cache, no store)."""
     from ncsim.train import train
 
-    with one_torch_thread():
+    with torch_threads(1):
         return train(TINY, cache_dir=data_cache)

@@ -20,7 +20,7 @@ from ncsim import figures, suite
 from ncsim.runs import obtain
 from ncsim.store import Record, RunStore
 from ncsim.trajectory import Trajectory
-from tests.conftest import one_torch_thread
+from ncsim.train import torch_threads
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
 TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,)}
@@ -41,7 +41,7 @@ def tiny_runs(tmp_path_factory, data_cache) -> TinyRuns:
         root = tmp_path_factory.mktemp("figures-store")
         shutil.copytree(data_cache / "data", root / "data")
         store = RunStore(root)
-        with one_torch_thread():
+        with torch_threads(1):
             runs = {name: [obtain(suite.config(name, seed).replace(**TINY), store) for seed in seeds]
                     for name, seeds in TINY_SEEDS.items()}
         _TRAINED.append(TinyRuns(root, runs))
