@@ -1,3 +1,3 @@
-"""Root conftest: loads the project's pytest plugins (fixtures/)."""
+"""Root conftest: loads the claims suite's pytest plugin (ncsim/pytest_plugin)."""
 
-pytest_plugins = ["fixtures.claims", "fixtures.runs", "fixtures.report"]
+pytest_plugins = ["ncsim.pytest_plugin"]

@@ -15,25 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
 from ncsim.metrics import collapse_metrics, collapse_metrics_streaming
 
+from timing import best_of  # bench/timing.py, beside this script
+
 N, C, DIMS = 4000, 10, (128, 1024, 5120)
 TARGET_SECONDS, TARGET_SPEEDUP, TARGET_P = 0.5, 50.0, 5120
 STREAM_BATCH = 256
-
-
-def best_of(k: int, fn) -> tuple[float, object]:
-    """The smallest wall time of k calls, and the last call's result."""
-    best = float("inf")
-    for _ in range(k):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def textbook_nc1(h: np.ndarray, y: np.ndarray, c: int) -> float:
@@ -69,10 +60,10 @@ def main() -> None:
     for p in DIMS:
         h, y, w, b = problem(p)
         batches = [(h[i:i + STREAM_BATCH], y[i:i + STREAM_BATCH]) for i in range(0, N, STREAM_BATCH)]
-        fast, metrics = best_of(args.repeats, lambda: collapse_metrics(h, y, w, b))
-        stream, _ = best_of(args.repeats, lambda: collapse_metrics_streaming(batches, w, b))
+        fast, metrics = best_of(lambda: collapse_metrics(h, y, w, b), args.repeats)
+        stream, _ = best_of(lambda: collapse_metrics_streaming(batches, w, b), args.repeats)
         k_textbook = 1 if p >= 5120 else args.textbook_repeats
-        slow, reference = best_of(k_textbook, lambda: textbook_nc1(h, y, C))
+        slow, reference = best_of(lambda: textbook_nc1(h, y, C), k_textbook)
         rows[p] = (fast, slow / fast)
         print(f"{p:>6} {fast:>9.4f} {stream:>9.4f} {slow:>11.3f} {k_textbook:>5} {slow / fast:>8.0f}x "
               f"{abs(metrics['nc1'] - reference) / reference:>13.1e}")

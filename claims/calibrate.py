@@ -3,8 +3,8 @@
     python claims/calibrate.py --seeds 0,1,2,3,4 [--cache-dir DIR] [-k EXPR]
 
 Runs the claims themselves (pytest, in this process, no report) on the given seeds, collects the
-statistic each check measured (the "ncsim_check" properties, see ncsim.verdicts), and prints one row per
-tolerance: the values by seed, their range, the threshold and the margin between the worst seed and
+statistic each check measured (the "ncsim_check" properties, see ncsim.checks.decide), and prints one
+row per tolerance: the values by case (run and seed, or the UFM case id), their range, the threshold and the margin between the worst seed and
 the threshold (as a factor for ratio-like checks, as a difference where the threshold is 0 or the
 statistic can be negative). The numbers in claims/tolerances.toml's `calibration` fields come from this
 printout (README, "Calibration").
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from ncsim import tolerances
-from ncsim.verdicts import PROPERTY
+from ncsim import checks
+
+CLAIMS_DIR = Path(__file__).resolve().parent
 
 
 class Collector:
@@ -30,13 +31,12 @@ class Collector:
 
     def pytest_runtest_logreport(self, report):
         for name, value in report.user_properties:
-            if name == PROPERTY:
-                who = f"{value['run']}" if value.get("run") else str(value.get("seed"))
+            if name == checks.PROPERTY:
                 measured = value["measured"]
-                self.values[value["tolerance"]][who] = float("nan") if measured is None else measured
+                self.values[value["tolerance"]][value["case"]] = float("nan") if measured is None else measured
 
 
-def margin(tol: tolerances.Tolerance, worst: float) -> str:
+def margin(tol: checks.Tolerance, worst: float) -> str:
     if math.isnan(worst) or math.isinf(worst):
         return "n/a"
     if tol.value > 0 and worst > 0:
@@ -53,8 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--write", action="store_true",
                    help="record the measured values in each measured entry's calibration field")
     args = p.parse_args(argv)
-    root = Path(__file__).resolve().parent.parent
-    cmd = [str(root / "claims"), "-q", "-p", "no:cacheprovider", "-p", "no:fixtures.report", f"--seeds={args.seeds}",
+    cmd = [str(CLAIMS_DIR), "-q", "-p", "no:cacheprovider", "--no-report", f"--seeds={args.seeds}",
            "-o", "addopts=", "-o", "xfail_strict=true"]
     if args.cache_dir:
         cmd.append(f"--cache-dir={args.cache_dir}")
@@ -62,9 +61,9 @@ def main(argv=None) -> int:
         cmd += ["-k", args.k]
     collector = Collector()
     pytest.main(cmd, plugins=[collector])
-    table = tolerances.load()
+    table = checks.load_tolerances(CLAIMS_DIR)
     rows = {}
-    print(f"\n{'tolerance':<42}{'op':>3}{'thr':>9}  {'worst':>10}{'best':>10}{'margin':>8}  values by run")
+    print(f"\n{'tolerance':<42}{'op':>3}{'thr':>9}  {'worst':>10}{'best':>10}{'margin':>8}  values by case")
     for name in sorted(collector.values):
         tol, vals = table[name], collector.values[name]
         xs = [v for v in vals.values() if not math.isnan(v)]
@@ -75,7 +74,7 @@ def main(argv=None) -> int:
         print(f"{name:<42}{tol.op:>3}{tol.value:>9.3g}  {worst:>10.4g}{best:>10.4g}{margin(tol, worst):>8}  {listing}")
         rows[name] = f"Measured on seeds {args.seeds}: {listing}; worst {worst:.4g} (margin {margin(tol, worst)})."
     if args.write:
-        write_calibration(tolerances.TABLE, rows)
+        write_calibration(CLAIMS_DIR / checks.TOLERANCES, rows)
     return 0
 
 

@@ -7,9 +7,11 @@ through TPT). NC1 on the train set in eval mode (ncsim.metrics.collapse_metrics)
 """
 
 import numpy as np
-import pytest
 from scipy.stats import spearmanr
 
+from ncsim.checks import Check
+
+FIGURES = ("nc_metrics.png", "geometry.png")
 MIN_POINTS = 5
 
 
@@ -35,16 +37,14 @@ def nc1_post_tpt_trend(run) -> float:
     return float(spearmanr(epochs, nc1).statistic)
 
 
-CHECKS = {
-    "nc1_end_max": nc1_end,
-    "nc1_tpt_over_end_min": nc1_tpt_over_end,
-    "nc1_init_over_end_min": nc1_init_over_end,
-    "nc1_post_tpt_trend_max": nc1_post_tpt_trend,
-}
+CHECKS = (
+    Check("nc1_end_max", nc1_end, controls=("init", "no-bn")),
+    Check("nc1_tpt_over_end_min", nc1_tpt_over_end, controls=("at-tpt",)),
+    Check("nc1_init_over_end_min", nc1_init_over_end, controls=("init",)),
+    Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("no-bn", "at-tpt")),
+)
 
 
-@pytest.mark.runs("standard")
-@pytest.mark.parametrize("tolerance", list(CHECKS))
-def test_nc1_collapses(run, tolerance, claim_check):
+def test_nc1_collapses(check, run, claim_check):
     """NC1 ends small, falls after TPT (trend and end-vs-TPT factor) and far below initialisation."""
-    claim_check(tolerance, CHECKS[tolerance](run), seed=run.spec.seed, run=run.label)
+    claim_check.of(check, run)

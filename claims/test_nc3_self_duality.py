@@ -4,7 +4,9 @@
 Source: Papyan, Han & Donoho, PNAS 2020, Fig. 5; Zhu et al., NeurIPS 2021, Sec. 5 (NC3 via W Mdot).
 """
 
-import pytest
+from ncsim.checks import Check
+
+FIGURES = ("nc_metrics.png", "geometry.png")
 
 
 def nc3_end(run) -> float:
@@ -15,11 +17,12 @@ def nc3_init_over_end(run) -> float:
     return run["train.nc3"][0] / run.final("train.nc3")
 
 
-@pytest.mark.runs("standard")
-def test_self_duality_at_end(run, claim_check):
-    claim_check("nc3_end_max", nc3_end(run), seed=run.spec.seed, run=run.label)
+CHECKS = (
+    Check("nc3_end_max", nc3_end, controls=("init",)),
+    Check("nc3_init_over_end_min", nc3_init_over_end, controls=("init",)),
+)
 
 
-@pytest.mark.runs("standard")
-def test_self_duality_improves(run, claim_check):
-    claim_check("nc3_init_over_end_min", nc3_init_over_end(run), seed=run.spec.seed, run=run.label)
+def test_self_duality(check, run, claim_check):
+    """W^T/||W|| ends close to Mdot/||Mdot||, far closer than at initialisation."""
+    claim_check.of(check, run)

@@ -4,7 +4,9 @@ argmax(W h + b) agrees with the nearest train class mean.
 Source: Papyan, Han & Donoho, PNAS 2020, Fig. 7 (the NCC mismatch falls to 0 during TPT).
 """
 
-import pytest
+from ncsim.checks import Check
+
+FIGURES = ("nc_metrics.png", "geometry.png")
 
 
 def nc4_end(run) -> float:
@@ -17,11 +19,12 @@ def nc4_post_tpt_mean(run) -> float:
     return float(nc4[len(nc4) // 2:].mean()) if len(nc4) else float("nan")
 
 
-@pytest.mark.runs("standard")
-def test_ncc_agrees_at_end(run, claim_check):
-    claim_check("nc4_end_max", nc4_end(run), seed=run.spec.seed, run=run.label)
+CHECKS = (
+    Check("nc4_end_max", nc4_end, controls=("init",)),
+    Check("nc4_late_tpt_mean_max", nc4_post_tpt_mean, controls=("no-bn",)),
+)
 
 
-@pytest.mark.runs("standard")
-def test_ncc_agrees_late_in_tpt(run, claim_check):
-    claim_check("nc4_late_tpt_mean_max", nc4_post_tpt_mean(run), seed=run.spec.seed, run=run.label)
+def test_nearest_class_center(check, run, claim_check):
+    """The network decides as the nearest train class mean at the end and late in TPT."""
+    claim_check.of(check, run)

@@ -5,33 +5,39 @@ Source: Zhu et al., "A Geometric Analysis of Neural Collapse with Unconstrained 
 Sec. 5.1 and Fig. 3 (SGD, Adam and LBFGS all show NC1-NC3 shrinking on MNIST / CIFAR-10).
 """
 
-import pytest
-
+from claims.test_nc1_variability import nc1_end
 from claims.test_terminal_phase import tpt_fraction
+from ncsim.checks import Check
 
-COMPARED = ("nc1", "nc3", "nc2_etf_distance")
-
-
-def factor_apart(a: float, b: float) -> float:
-    """max(a/b, b/a): 1 when equal."""
-    return max(a / b, b / a)
+FIGURES = ("optimizers.png",)
+OPTIMIZERS = ("adam", "lbfgs")
 
 
-@pytest.mark.runs("adam", "lbfgs")
-def test_reaches_tpt(run, claim_check):
-    claim_check("tpt_fraction_max", tpt_fraction(run), seed=run.spec.seed, run=run.label)
+def factor_apart(column: str):
+    """max(a/b, b/a) of the end values of `column` under this optimizer (a) and SGD (b): 1 when equal."""
+    def statistic(run, sgd) -> float:
+        a, b = run.final(column), sgd.final(column)
+        return max(a / b, b / a)
+    return statistic
 
 
-@pytest.mark.runs("adam", "lbfgs")
-def test_collapses(run, claim_check):
-    claim_check("optimizer_nc1_end_max", run.final("train.nc1"), seed=run.spec.seed, run=run.label)
+def end_values(column: str):
+    return lambda run, sgd: f"{run.spec.optimizer} {run.final(column):.3g} vs sgd {sgd.final(column):.3g}"
 
 
-@pytest.mark.runs("adam", "lbfgs")
-@pytest.mark.parametrize("metric", COMPARED)
-def test_agrees_with_sgd(run, metric, get_run, claim_check):
-    """The end value of `metric` under this optimizer is within a factor of SGD's (same seed)."""
-    sgd = get_run("standard", run.spec.seed)
-    a, b = run.final(f"train.{metric}"), sgd.final(f"train.{metric}")
-    claim_check(f"optimizer_{metric}_factor_max", factor_apart(a, b), seed=run.spec.seed, run=run.label,
-                note=f"{run.spec.optimizer} {a:.3g} vs sgd {b:.3g}")
+CHECKS = (
+    Check("tpt_fraction_max", tpt_fraction, configs=OPTIMIZERS, controls=("init", "no-bn")),
+    Check("optimizer_nc1_end_max", nc1_end, configs=OPTIMIZERS, controls=("init",)),
+    Check("optimizer_nc1_factor_max", factor_apart("train.nc1"), configs=OPTIMIZERS, against="standard",
+          controls=("untrained",), note=end_values("train.nc1")),
+    Check("optimizer_nc3_factor_max", factor_apart("train.nc3"), configs=OPTIMIZERS, against="standard",
+          controls=("untrained",), note=end_values("train.nc3")),
+    Check("optimizer_nc2_etf_distance_factor_max", factor_apart("train.nc2_etf_distance"), configs=OPTIMIZERS,
+          against="standard", controls=("untrained",), note=end_values("train.nc2_etf_distance")),
+)
+
+
+def test_optimizer_invariance(check, run, claim_check):
+    """Adam and LBFGS reach TPT and collapse, and their end metrics are within a factor of SGD's
+    (same seed)."""
+    claim_check.of(check, run)

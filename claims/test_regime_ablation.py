@@ -6,27 +6,31 @@ Sec. 5.2 (weight decay matters for NC); Rangamani & Banburski-Fahey 2022 (regula
 Han, Papyan & Donoho, "Neural Collapse under MSE loss", ICLR 2022.
 """
 
-import pytest
+from claims.test_nc1_variability import nc1_end, nc1_init_over_end
+from ncsim.checks import Check
 
-METRICS = ("nc1", "nc3")
-
-
-@pytest.mark.runs("no-wd")
-@pytest.mark.parametrize("metric", METRICS)
-def test_no_weight_decay_weakens_collapse(run, metric, get_run, claim_check):
-    """End metric without weight decay over the default run's (same seed): > 1 when weaker."""
-    ref = get_run("standard", run.spec.seed)
-    a, b = run.final(f"train.{metric}"), ref.final(f"train.{metric}")
-    claim_check(f"no_wd_{metric}_ratio_min", a / b, seed=run.spec.seed, run=run.label,
-                note=f"no weight decay {a:.3g} vs default {b:.3g}")
+FIGURES = ("ablation.png",)
 
 
-@pytest.mark.runs("mse")
-def test_mse_collapses(run, claim_check):
-    claim_check("mse_nc1_end_max", run.final("train.nc1"), seed=run.spec.seed, run=run.label)
+def ratio_to_default(column: str):
+    """The end value of `column` in this run over the default run's (same seed): > 1 when weaker."""
+    return lambda run, default: run.final(column) / default.final(column)
 
 
-@pytest.mark.runs("mse")
-def test_mse_nc1_falls(run, claim_check):
-    claim_check("mse_nc1_init_over_end_min", run["train.nc1"][0] / run.final("train.nc1"),
-                seed=run.spec.seed, run=run.label)
+def end_values(column: str):
+    return lambda run, default: f"{run.spec.name} {run.final(column):.3g} vs default {default.final(column):.3g}"
+
+
+CHECKS = (
+    Check("no_wd_nc1_ratio_min", ratio_to_default("train.nc1"), configs=("no-wd",), against="standard",
+          controls=("self",), note=end_values("train.nc1")),
+    Check("no_wd_nc3_ratio_min", ratio_to_default("train.nc3"), configs=("no-wd",), against="standard",
+          controls=("self",), note=end_values("train.nc3")),
+    Check("mse_nc1_end_max", nc1_end, configs=("mse",), controls=("init",)),
+    Check("mse_nc1_init_over_end_min", nc1_init_over_end, configs=("mse",), controls=("init",)),
+)
+
+
+def test_regime_ablation(check, run, claim_check):
+    """Without weight decay collapse is weaker than in the default run; under MSE loss it still happens."""
+    claim_check.of(check, run)

@@ -5,7 +5,9 @@ Source: Papyan, Han & Donoho, PNAS 2020, Sec. 2-3 and Fig. 2 (train error 0 reac
 accuracy keeps improving or holds during TPT).
 """
 
-import pytest
+from ncsim.checks import Check
+
+FIGURES = ("training.png",)
 
 
 def tpt_fraction(run) -> float:
@@ -18,13 +20,13 @@ def error_rise_during_tpt(run) -> float:
     return run.final("test_error") - run.at_tpt("test_error")
 
 
-@pytest.mark.runs("standard")
-def test_reaches_zero_train_error(run, claim_check):
-    """Train error (eval mode, full train set) reaches exactly 0, early enough to leave a terminal phase."""
-    claim_check("tpt_fraction_max", tpt_fraction(run), seed=run.spec.seed, run=run.label)
+CHECKS = (
+    Check("tpt_fraction_max", tpt_fraction, controls=("init", "no-bn")),
+    Check("tpt_test_error_rise_max", error_rise_during_tpt, controls=("no-bn",)),
+)
 
 
-@pytest.mark.runs("standard")
-def test_test_accuracy_holds_during_tpt(run, claim_check):
-    """Test error at the end is not worse than at the start of TPT beyond the stated margin."""
-    claim_check("tpt_test_error_rise_max", error_rise_during_tpt(run), seed=run.spec.seed, run=run.label)
+def test_terminal_phase(check, run, claim_check):
+    """Train error (eval mode, full train set) reaches exactly 0 early enough to leave a terminal phase,
+    and the test error at the end is not worse than at its start beyond the stated margin."""
+    claim_check.of(check, run)

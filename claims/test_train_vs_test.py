@@ -6,20 +6,28 @@ a secondary view); Hui, Belkin & Nakkiran, "Limitations of Neural Collapse for u
 generalization", 2022 (test collapse is weaker).
 """
 
-import pytest
+from ncsim.checks import Check
+
+FIGURES = ("nc_metrics.png",)
 
 
-def ratio_test_to_train(run, metric: str) -> float:
-    return run.final(f"test.{metric}") / run.final(f"train.{metric}")
+def ratio_test_to_train(metric: str):
+    return lambda run: run.final(f"test.{metric}") / run.final(f"train.{metric}")
 
 
-@pytest.mark.runs("standard")
-@pytest.mark.parametrize("metric", ("nc1", "nc2_etf_distance"))
-def test_test_features_collapse_less(run, metric, claim_check):
-    claim_check(f"test_over_train_{metric}_min", ratio_test_to_train(run, metric), seed=run.spec.seed, run=run.label)
+def ncc_error_gap(run) -> float:
+    return run.final("test.ncc_error") - run.final("train.ncc_error")
 
 
-@pytest.mark.runs("standard")
-def test_ncc_error_higher_on_test(run, claim_check):
-    d = run.final("test.ncc_error") - run.final("train.ncc_error")
-    claim_check("test_minus_train_ncc_error_min", d, seed=run.spec.seed, run=run.label)
+CHECKS = (
+    Check("test_over_train_nc1_min", ratio_test_to_train("nc1"), controls=("train-as-test",)),
+    Check("test_over_train_nc2_etf_distance_min", ratio_test_to_train("nc2_etf_distance"),
+          controls=("train-as-test",)),
+    Check("test_minus_train_ncc_error_min", ncc_error_gap, controls=("train-as-test",)),
+)
+
+
+def test_test_features_collapse_less(check, run, claim_check):
+    """The test features are less collapsed than the train features, and the nearest train class
+    mean errs more often on them."""
+    claim_check.of(check, run)

@@ -12,81 +12,72 @@ threshold the solution shrinks to 0 and relative accuracy at a fixed gradient to
 beyond it (C kappa = 2.7) everything collapses to W = H = 0, checked below for MSE and CE.
 """
 
+import numpy as np
 import pytest
 
-from claims.test_ufm_global_minimizer import GTOL
+from claims import test_ufm_global_minimizer as minimizer
 from ncsim import ufm
 
+GTOL = minimizer.GTOL
 PROBLEM = ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=0.0, loss="mse")
 # lambda_b > 0 (small): the bias shrinks, the geometry stays an ETF; no closed form is claimed.
 PROBLEM_REG_BIAS = ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=5e-2, loss="mse")
 TRIVIAL = {loss: ufm.UFMProblem(4, 6, 5, lambda_w=0.3, lambda_h=0.3, lambda_b=0.0 if loss == "mse" else 5e-2,
                                 loss=loss) for loss in ufm.LOSSES}
 SEEDS = (0, 1)
-CASES = [pytest.param(solver, seed, id=f"{solver}-seed{seed}")
-         for solver in ufm.SOLVERS for seed in SEEDS]
+TRIVIAL_SOLVERS = ("gd", "lbfgs")
 
 
-def stats(problem, solver, seed):
-    return ufm.collapse_statistics(ufm.solve_cached(problem, solver, seed, gtol=GTOL))
+# ---- statistics: claim 1's at a minimiser (claims/test_ufm_global_minimizer.py), and at W = H = 0 -------
+
+# lambda_b = 0: critical, Neural Collapse, ||w_k|| = sqrt(n lambda_H / lambda_W) ||h_{k,i}|| (the
+# first-order conditions, as for CE), ||w_k|| ||h_{k,i}|| = q* = (C-1)(1 - C kappa)/C, b = (1/C) 1 (so
+# claim 1's ufm_bias_spread adds nothing) and f = g(q*)
+MINIMIZER_CHECKS = {tolerance: minimizer.CHECKS[tolerance] for tolerance in (
+    "ufm_grad_norm_max", "ufm_nc_max", "ufm_norm_ratio_error", "ufm_product_error", "ufm_bias_error",
+    "ufm_objective_gap")}
+# lambda_b = 0.05: still Neural Collapse (all collapse_metrics statistics)
+REGULARISED_BIAS_CHECKS = {"ufm_nc_max": minimizer.nc_max}
 
 
-@pytest.mark.parametrize("solver,seed", CASES)
-def test_converges(solver, seed, claim_check):
-    """The solver reaches ||grad f||_2 <= 1e-8."""
-    claim_check("ufm_grad_norm_max", stats(PROBLEM, solver, seed)["grad_norm"], seed=seed,
-                run=f"ufm-mse-{solver}")
+def trivial_norm(result: ufm.UFMResult) -> float:
+    """||W||_F + ||H||_F: 0 at the minimiser W = H = 0 of the C kappa >= 1 regime."""
+    return float(np.linalg.norm(result.W) + np.linalg.norm(result.H))
 
 
-@pytest.mark.parametrize("solver,seed", CASES)
-def test_neural_collapse(solver, seed, claim_check):
-    """All collapse_metrics statistics (NC1-NC4, ETF distances) below 1e-6."""
-    s = stats(PROBLEM, solver, seed)
-    claim_check("ufm_nc_max", s["nc_max"], seed=seed, run=f"ufm-mse-{solver}", note=f"largest: {s['nc_worst']}")
+def trivial_objective_gap(result: ufm.UFMResult) -> float:
+    """|f - f(0)| / f(0), f(0) = log C (CE) or (C-1)/(2C) (MSE) (ufm.trivial_objective)."""
+    return minimizer.gap_to(result, ufm.trivial_objective(result.problem))
 
 
-@pytest.mark.parametrize("solver,seed", CASES)
-def test_neural_collapse_regularised_bias(solver, seed, claim_check):
-    """With a small bias penalty (lambda_b = 0.05) the minimiser is still Neural Collapse."""
-    s = stats(PROBLEM_REG_BIAS, solver, seed)
-    claim_check("ufm_nc_max", s["nc_max"], seed=seed, run=f"ufm-mse-lambda_b-{solver}",
-                note=f"largest: {s['nc_worst']}")
+# C kappa >= 1: the minimiser is W = H = 0, f = f(0)
+TRIVIAL_CHECKS = {
+    "ufm_trivial_norm": trivial_norm,
+    "ufm_trivial_objective_gap": trivial_objective_gap,
+}
+CHECKS = {**MINIMIZER_CHECKS, **REGULARISED_BIAS_CHECKS, **TRIVIAL_CHECKS}
+
+# name (the runs' label is ufm-<name>-<solver>) -> problem and the checks at its minimisers
+PROBLEMS = {"mse": (PROBLEM, MINIMIZER_CHECKS), "mse-lambda_b": (PROBLEM_REG_BIAS, REGULARISED_BIAS_CHECKS)}
+CASES = [pytest.param(name, solver, seed, tolerance, id=f"{name}-{solver}-seed{seed}-{tolerance}")
+         for name, (_, table) in PROBLEMS.items() for solver in ufm.SOLVERS for seed in SEEDS for tolerance in table]
+TRIVIAL_CASES = [pytest.param(loss, solver, tolerance, id=f"{loss}-{solver}-{tolerance}")
+                 for loss in ufm.LOSSES for solver in TRIVIAL_SOLVERS for tolerance in TRIVIAL_CHECKS]
 
 
-@pytest.mark.parametrize("solver,seed", CASES)
-def test_norm_ratio(solver, seed, claim_check):
-    """||w_k|| = sqrt(n lambda_H / lambda_W) ||h_{k,i}|| (the first-order conditions, as for CE)."""
-    claim_check("ufm_norm_ratio_error", stats(PROBLEM, solver, seed)["norm_ratio_error"], seed=seed,
-                run=f"ufm-mse-{solver}")
+@pytest.mark.parametrize("name,solver,seed,tolerance", CASES)
+def test_minimizer_is_nc(name, solver, seed, tolerance, claim_check):
+    """The solver's end point is critical, Neural Collapse, and (lambda_b = 0) the closed form."""
+    problem, table = PROBLEMS[name]
+    r = ufm.solve_cached(problem, solver, seed, gtol=GTOL)
+    claim_check(tolerance, table[tolerance](r), seed=seed, run=f"ufm-{name}-{solver}",
+                note=minimizer.note(tolerance, r))
 
 
-@pytest.mark.parametrize("solver,seed", CASES)
-def test_norm_closed_form(solver, seed, claim_check):
-    """||w_k|| ||h_{k,i}|| = q* = (C-1)(1 - C kappa)/C."""
-    claim_check("ufm_product_error", stats(PROBLEM, solver, seed)["product_error"], seed=seed,
-                run=f"ufm-mse-{solver}", note=f"q* = {ufm.optimal_product(PROBLEM):.6g}")
-
-
-@pytest.mark.parametrize("solver,seed", CASES)
-def test_bias_one_over_c(solver, seed, claim_check):
-    """b = (1/C) 1."""
-    claim_check("ufm_bias_error", stats(PROBLEM, solver, seed)["bias_error"], seed=seed,
-                run=f"ufm-mse-{solver}")
-
-
-@pytest.mark.parametrize("solver,seed", CASES)
-def test_objective_closed_form(solver, seed, claim_check):
-    """f at the point reached equals the closed-form minimum g(q*)."""
-    claim_check("ufm_objective_gap", stats(PROBLEM, solver, seed)["objective_gap"], seed=seed,
-                run=f"ufm-mse-{solver}")
-
-
-@pytest.mark.parametrize("loss,solver", [pytest.param(loss, solver, id=f"{loss}-{solver}")
-                                         for loss in ufm.LOSSES for solver in ("gd", "lbfgs")])
-def test_too_much_regularisation_is_trivial(loss, solver, claim_check):
+@pytest.mark.parametrize("loss,solver,tolerance", TRIVIAL_CASES)
+def test_too_much_regularisation_is_trivial(loss, solver, tolerance, claim_check):
     """C kappa >= 1: the minimiser is W = H = 0 (||W||_F + ||H||_F, and f = f(0))."""
-    r = ufm.solve_cached(TRIVIAL[loss], solver, 0, gtol=GTOL)
-    s = ufm.trivial_statistics(r)
-    note = f"C kappa = {TRIVIAL[loss].num_classes * TRIVIAL[loss].kappa:.3g}"
-    claim_check("ufm_trivial_norm", s["norm"], seed=0, run=f"ufm-{loss}-trivial-{solver}", note=note)
-    claim_check("ufm_trivial_objective_gap", s["objective_gap"], seed=0, run=f"ufm-{loss}-trivial-{solver}")
+    problem = TRIVIAL[loss]
+    r = ufm.solve_cached(problem, solver, 0, gtol=GTOL)
+    claim_check(tolerance, TRIVIAL_CHECKS[tolerance](r), seed=0, run=f"ufm-{loss}-trivial-{solver}",
+                note=f"C kappa = {problem.num_classes * problem.kappa:.3g}")

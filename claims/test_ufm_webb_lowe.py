@@ -31,32 +31,40 @@ def collapsed_features(C, p, n, seed):
     return means[labels], labels
 
 
-def cases():
-    return [pytest.param(C, p, n, seed, id=f"C{C}-p{p}-seed{seed}") for C, p, n in SHAPES for seed in SEEDS]
+# ---- statistics of a classifier (W, b) on features h with labels y ----------------------------------
+
+def lstsq_deviation(h, y, W, b) -> float:
+    """Relative max deviation of (W, b) from np.linalg.lstsq's least-squares solution."""
+    return ufm.lstsq_deviation(h, y, len(W), W, b)
 
 
-@pytest.mark.parametrize("C,p,n,seed", cases())
-def test_matches_least_squares(C, p, n, seed, claim_check):
-    """On random balanced features, (W, b) of Proposition 1 equals np.linalg.lstsq's solution."""
-    h, y = random_features(C, p, n, seed)
+def nc3(h, y, W, b) -> float:
+    """||W^T/||W|| - M/||M||||_F^2: W proportional to M^T (self-duality)."""
+    return metrics.collapse_metrics(h, y, W, b, num_classes=len(W))["nc3"]
+
+
+def nc4(h, y, W, b) -> float:
+    """Fraction of samples where argmax(W h + b) is not the nearest class mean."""
+    return metrics.collapse_metrics(h, y, W, b, num_classes=len(W))["nc4"]
+
+
+# on random balanced features: Proposition 1's (W, b) is the least-squares solution
+RANDOM_FEATURE_CHECKS = {"ufm_webb_lowe_lstsq_deviation": lstsq_deviation}
+# on NC1+NC2 features: it is self-dual and decides as the nearest class mean
+COLLAPSED_FEATURE_CHECKS = {
+    "ufm_webb_lowe_nc3": nc3,
+    "ufm_webb_lowe_nc4": nc4,
+}
+CHECKS = {**RANDOM_FEATURE_CHECKS, **COLLAPSED_FEATURE_CHECKS}
+FEATURES = {"random": (random_features, RANDOM_FEATURE_CHECKS),
+            "collapsed": (collapsed_features, COLLAPSED_FEATURE_CHECKS)}
+CASES = [pytest.param(kind, C, p, n, seed, tolerance, id=f"{kind}-C{C}-p{p}-seed{seed}-{tolerance}")
+         for kind, (_, table) in FEATURES.items() for C, p, n in SHAPES for seed in SEEDS for tolerance in table]
+
+
+@pytest.mark.parametrize("kind,C,p,n,seed,tolerance", CASES)
+def test_webb_lowe_classifier(kind, C, p, n, seed, tolerance, claim_check):
+    """Proposition 1's classifier on random features (least squares) or on NC1+NC2 features (NC3, NC4)."""
+    h, y = FEATURES[kind][0](C, p, n, seed)
     W, b = ufm.webb_lowe_classifier(h, y, C)
-    claim_check("ufm_webb_lowe_lstsq_deviation", ufm.lstsq_deviation(h, y, C, W, b), seed=seed,
-                run=f"webb-lowe-random-C{C}-p{p}")
-
-
-@pytest.mark.parametrize("C,p,n,seed", cases())
-def test_self_duality_from_collapse(C, p, n, seed, claim_check):
-    """On NC1+NC2 features, W is proportional to M^T: nc3 = ||W^T/||W|| - M/||M||||_F^2."""
-    h, y = collapsed_features(C, p, n, seed)
-    W, b = ufm.webb_lowe_classifier(h, y, C)
-    claim_check("ufm_webb_lowe_nc3", metrics.collapse_metrics(h, y, W, b, num_classes=C)["nc3"], seed=seed,
-                run=f"webb-lowe-collapsed-C{C}-p{p}")
-
-
-@pytest.mark.parametrize("C,p,n,seed", cases())
-def test_ncc_from_collapse(C, p, n, seed, claim_check):
-    """On NC1+NC2 features, argmax(W h + b) is the nearest class mean for every sample (nc4 = 0)."""
-    h, y = collapsed_features(C, p, n, seed)
-    W, b = ufm.webb_lowe_classifier(h, y, C)
-    claim_check("ufm_webb_lowe_nc4", metrics.collapse_metrics(h, y, W, b, num_classes=C)["nc4"], seed=seed,
-                run=f"webb-lowe-collapsed-C{C}-p{p}")
+    claim_check(tolerance, CHECKS[tolerance](h, y, W, b), seed=seed, run=f"webb-lowe-{kind}-C{C}-p{p}")

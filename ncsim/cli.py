@@ -6,11 +6,16 @@ render the report from the store.
     ncsim show                 # list stored runs
     ncsim show KEY_OR_LABEL    # one run's summary
     ncsim report               # figures and verdict table from stored runs, no training
+
+A bad command, spec or environment (unwritable store, full disk) exits 2 with one line
+`ncsim: error: ...` naming the problem; a damaged record is flagged in `ncsim show`, never fatal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -19,8 +24,10 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from ncsim.spec import SpecError, load_specs, presets
-from ncsim.store import RunStore
+import numpy as np
+
+from ncsim.spec import RunSpec, SpecError, load_specs, presets
+from ncsim.store import CorruptFileError, Record, RunStore
 
 SUMMARY_KEYS = ("nc1", "nc1_trace", "nc2_equinorm", "w_equinorm", "nc2_equiangularity", "nc2_maxangle",
                 "w_maxangle", "nc3", "nc4", "ncc_error")
@@ -45,28 +52,65 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def summary(traj) -> str:
-    """One screen: identity, status, TPT, final errors, final NC metrics (train and test), timings."""
-    s, t = traj.spec, traj.meta["timings"]
+def _value(x, spec: str) -> str:
+    """`x` formatted by `spec`, or "-" when it is missing or not a number."""
+    try:
+        return format(x, spec)
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _column(record: Record, name: str, at: int) -> float | None:
+    """A column's entry (0: initialisation, -1: last evaluated epoch), None if the record lacks it."""
+    v = record.arrays.get(name)
+    ok = v is not None and v.ndim == 1 and len(v) and np.issubdtype(v.dtype, np.number)
+    return float(v[at]) if ok else None
+
+
+def summary(record: Record, spec: RunSpec | None = None) -> str:
+    """One screen: identity, status, TPT, final errors, final NC metrics (train and test), timings.
+    `spec` (default: the one the record holds) names the run; what the record lacks shows as "-"."""
+    m = record.meta
+    s = spec.to_dict() if spec is not None else m.get("spec") if isinstance(m.get("spec"), dict) else {}
+    t = m.get("timings") if isinstance(m.get("timings"), dict) else {}
+    tpt = m.get("tpt_epoch")
     lines = [
-        f"run {traj.label}  key {traj.key}  status {traj.status}",
-        f"  {s.model} (width {s.width}, k {s.kernel_size}, bn {s.batch_norm})  {s.optimizer} lr {s.lr:g} "
-        f"wd {s.weight_decay:g} {s.schedule}  {s.loss}  batch {s.batch_size}  epochs {traj.meta['epochs_run']}/{s.epochs}",
-        f"  TPT epoch: {traj.tpt_epoch if traj.tpt_epoch is not None else 'never'}   "
-        f"final train error {traj.final('train_error'):.4f}  test error {traj.final('test_error'):.4f}",
+        f"run {spec.label() if spec is not None else m.get('label', '?')}  key {record.key}  status {m.get('status', '?')}",
+        f"  {s.get('model', '?')} (width {s.get('width', '?')}, k {s.get('kernel_size', '?')}, bn {s.get('batch_norm', '?')})  "
+        f"{s.get('optimizer', '?')} lr {_value(s.get('lr'), 'g')} wd {_value(s.get('weight_decay'), 'g')} "
+        f"{s.get('schedule', '?')}  {s.get('loss', '?')}  batch {s.get('batch_size', '?')}  "
+        f"epochs {m.get('epochs_run', '?')}/{s.get('epochs', '?')}",
+    ]
+    if m.get("status_reason"):
+        lines.append(f"  reason: {m['status_reason']}")
+    lines += [
+        f"  TPT epoch: {tpt if tpt is not None else 'never'}   "
+        f"final train error {_value(_column(record, 'train_error', -1), '.4f')}  "
+        f"test error {_value(_column(record, 'test_error', -1), '.4f')}",
         f"  {'metric':<20}{'train':>12}{'test':>12}{'init (train)':>14}",
     ]
-    for k in SUMMARY_KEYS:
-        if f"train.{k}" in traj.record.arrays:
-            lines.append(f"  {k:<20}{traj.final('train.' + k):>12.4g}{traj.final('test.' + k):>12.4g}"
-                         f"{traj['train.' + k][0]:>14.4g}")
-    lines.append(f"  time: {t['total_s']:.1f} s total, {t['fit_s']:.1f} s training, {t['eval_s']:.1f} s evaluation, "
-                 f"{t['threads']} threads")
+    rows = [k for k in SUMMARY_KEYS if f"train.{k}" in record.arrays]
+    for k in rows:
+        lines.append(f"  {k:<20}{_value(_column(record, 'train.' + k, -1), '.4g'):>12}"
+                     f"{_value(_column(record, 'test.' + k, -1), '.4g'):>12}"
+                     f"{_value(_column(record, 'train.' + k, 0), '.4g'):>14}")
+    if not rows:
+        lines.append("  (no metric columns in this record)")
+    lines.append(f"  time: {_value(t.get('total_s'), '.1f')} s total, {_value(t.get('fit_s'), '.1f')} s training, "
+                 f"{_value(t.get('eval_s'), '.1f')} s evaluation, {t.get('threads', '?')} threads")
     return "\n".join(lines)
 
 
+def check_threads(threads: int | None) -> None:
+    """SpecError unless `threads` is None (torch's choice) or in [1, os.cpu_count()]."""
+    limit = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= limit:
+        raise SpecError(f"--threads {threads} must be in [1, {limit}] (this machine's CPU count)")
+
+
 def cmd_train(args) -> int:
-    from ncsim.runs import obtain
+    from ncsim.suite import obtain
+    from ncsim.threads import limit_threads
 
     if bool(args.preset) == bool(args.file):
         raise SpecError("give exactly one of --preset NAME or FILE.toml; presets: " + ", ".join(presets()))
@@ -74,43 +118,61 @@ def cmd_train(args) -> int:
     if args.file and not Path(args.file).is_file():
         raise SpecError(f"no such spec file {args.file!r}")
     specs = load_specs(source, parse_overrides(args.set))
+    check_threads(args.threads)
     store = RunStore(args.cache_dir)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    for spec in specs:
-        cached = spec.key() in store and not args.refresh
-        traj = obtain(spec, store, refresh=args.refresh, progress=not args.quiet)
-        print(("[from store] " if cached else "") + summary(traj))
+    with limit_threads(args.threads) if args.threads else contextlib.nullcontext():
+        for spec in specs:
+            traj = obtain(spec, store, refresh=args.refresh, progress=not args.quiet)
+            print(("" if traj.trained else "[from store] ") + summary(traj.record, traj.spec))
     return 0
 
 
-def cmd_show(args) -> int:
-    from ncsim.trajectory import Trajectory
+def _stored(store: RunStore):
+    """(key, record or the error reading it) for every record file in the store, without side effects."""
+    for key in store.keys():
+        try:
+            yield key, store.read(key)
+        except (CorruptFileError, OSError) as e:
+            yield key, e
 
+
+def _row(key: str, r: Record | Exception) -> str:
+    if isinstance(r, Exception):
+        return f"{key}  unreadable: {r}"
+    m = r.meta
+    if "kind" in m:  # not a training run: e.g. a UFM sweep that claims/test_ufm_imbalance.py stored
+        return f"{key}  {m['kind']}"
+    tpt = m.get("tpt_epoch")
+    return (f"{key}  {str(m.get('label', '?')):<24} {str(m.get('status', '?')):<9} epochs {str(m.get('epochs_run', '?')):>4}  "
+            f"TPT {tpt if tpt is not None else '-':>4}  NC1 {_value(_column(r, 'train.nc1', -1), '.3g')}")
+
+
+def cmd_show(args) -> int:
     store = RunStore(args.cache_dir)
-    records = [r for r in (store.load(k) for k in store.keys()) if r is not None]
+    stored = list(_stored(store))
     if args.run is None:
-        if not records:
+        if not stored:
             print(f"no runs stored in {store.root}")
-        for r in records:
-            m = r.meta
-            print(f"{r.key}  {m['label']:<24} {m['status']:<9} epochs {m['epochs_run']:>4}  "
-                  f"TPT {m['tpt_epoch'] if m['tpt_epoch'] is not None else '-':>4}  "
-                  f"NC1 {r.arrays['train.nc1'][-1]:.3g}")
+        for key, r in stored:
+            print(_row(key, r))
         return 0
-    match = [r for r in records if r.key.startswith(args.run) or r.meta["label"] == args.run]
+    match = [(key, r) for key, r in stored
+             if key.startswith(args.run) or isinstance(r, Record) and r.meta.get("label") == args.run]
     if not match:
         raise SpecError(f"no stored run matches {args.run!r} in {store.root}")
-    for r in match:
-        print(summary(Trajectory(r)))
+    for key, r in match:
+        print(summary(r) if isinstance(r, Record) else _row(key, r))
     return 0
 
 
 def cmd_report(args) -> int:
-    from ncsim import report
+    from ncsim import report, suite
 
-    folder = report.from_store(RunStore(args.cache_dir), args.out, seeds=args.seeds)
+    try:
+        seeds = suite.parse_seeds(args.seeds)
+    except ValueError as e:
+        raise SpecError(f"--seeds: {e}") from None
+    folder = report.from_store(RunStore(args.cache_dir), args.out, seeds=seeds)
     print(f"report written to {folder}")
     return 0
 
@@ -124,19 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--preset", help=f"a shipped preset: {', '.join(presets())}")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     t.add_argument("--refresh", action="store_true", help="retrain even if the store has the run")
-    t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    t.add_argument("--threads", type=int, default=None,
+                   help=f"torch and BLAS threads, 1 to {os.cpu_count() or 1} (default: torch's choice)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser("show", help="list stored runs, or summarise one (key prefix or label)")
     s.add_argument("run", nargs="?")
     r = sub.add_parser("report", help="render figures and the verdict table from stored runs")
     r.add_argument("--out", default="reports", help="parent folder of report folders (default: reports)")
-    r.add_argument("--seeds", default=None, help="comma-separated seeds (default: pytest.ini's)")
+    r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's default seeds in ncsim/suite.toml, as for pytest)")
     for sp in (t, s, r):
         sp.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     try:
         return {"train": cmd_train, "show": cmd_show, "report": cmd_report}[args.command](args)
-    except SpecError as e:
+    except (SpecError, OSError) as e:
         print(f"ncsim: error: {e}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,7 @@
 seed 42, bit-identical to the frozen copy; it takes about a second and needs no network. The package's
 `get_dataset` (a network download that is then unpickled) is never used. The generated arrays are
 cached as a checksummed npz in the run store's directory; a corrupt cache file is moved aside and
-regenerated.
+regenerated, under a file lock, so that concurrent processes regenerate it once.
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+from filelock import FileLock
 
 from ncsim import store
 from ncsim.spec import RunSpec, SpecError
 
+if TYPE_CHECKING:
+    import torch
+
 ARRAYS = ("x", "y", "x_test", "y_test")
+# C: MNIST-1D's digit templates 0-9 (mnist1d.data.get_templates()); load() checks the generated labels.
+NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class Dataset:
     y: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
-    num_classes: int = 10
+    num_classes: int = NUM_CLASSES
 
 
 def generator_args(overrides: dict | None = None):
@@ -63,25 +69,37 @@ def generate(overrides: dict | None = None) -> dict[str, np.ndarray]:
 
 
 def cached_arrays(overrides: dict | None = None, cache_dir: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The generator's arrays, from `<cache_dir>/data/mnist1d-<hash>.npz` when valid, else generated
-    and written atomically."""
-    overrides = dict(overrides or {})
+    """The generator's arrays, from `<cache_dir>/data/mnist1d-<hash>.npz` when valid (read without a
+    lock), else generated and written atomically while holding `mnist1d-<hash>.lock`; a corrupt cache
+    file is moved aside under that lock too."""
+    overrides = json.loads(json.dumps(dict(overrides or {})))  # as the cache file's meta holds them
     tag = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or store.default_cache_dir()) / "data" / f"mnist1d-{tag}.npz"
     try:
-        arrays, meta = store.read_npz(path)
-        if meta.get("overrides") == overrides and set(arrays) == set(ARRAYS):
-            return arrays
-        raise store.CorruptFileError(f"{path}: holds other data than expected")
-    except FileNotFoundError:
+        return _read_cache(path, overrides)
+    except (FileNotFoundError, store.CorruptFileError):
         pass
-    except store.CorruptFileError as e:
-        aside = store.move_aside(path)
-        warnings.warn(f"corrupt MNIST-1D cache {path} ({e}); moved to {aside.name} and regenerating",
-                      store.CorruptRecordWarning, stacklevel=2)
-    arrays = generate(overrides)
     path.parent.mkdir(parents=True, exist_ok=True)
-    store.write_npz(path, arrays, {"overrides": overrides})
+    with FileLock(path.with_suffix(".lock")):
+        store.remove_orphaned_temps(path.parent)
+        try:
+            return _read_cache(path, overrides)
+        except FileNotFoundError:
+            pass
+        except store.CorruptFileError as e:
+            aside = store.move_aside(path)
+            warnings.warn(f"corrupt MNIST-1D cache {path} ({e}); moved to {aside.name} and regenerating",
+                          store.CorruptRecordWarning, stacklevel=2)
+        arrays = generate(overrides)
+        store.write_npz(path, arrays, {"overrides": overrides})
+        return arrays
+
+
+def _read_cache(path: Path, overrides: dict) -> dict[str, np.ndarray]:
+    """The cache file's arrays; CorruptFileError unless it verifies and holds `overrides`' data."""
+    arrays, meta = store.read_npz(path)
+    if meta.get("overrides") != overrides or set(arrays) != set(ARRAYS):
+        raise store.CorruptFileError(f"{path}: holds other data than expected")
     return arrays
 
 
@@ -102,17 +120,21 @@ def subset_indices(y: np.ndarray, train_size: int, imbalance: float, seed: int, 
 
 def load(spec: RunSpec, cache_dir: str | Path | None = None) -> Dataset:
     """The dataset a spec trains and is evaluated on (train subset per spec, full test set)."""
+    import torch
+
     a = cached_arrays(dict(spec.data), cache_dir)
     x, y = a["x"], a["y"].astype(np.int64)
-    num_classes = int(y.max()) + 1
+    for split in ("y", "y_test"):
+        if not np.array_equal(np.unique(a[split]), np.arange(NUM_CLASSES)):
+            raise ValueError(f"the generated {split} labels are not exactly the classes 0..{NUM_CLASSES - 1}")
     if spec.train_size or spec.imbalance != 1.0:
         if spec.train_size > len(y):
             raise SpecError(f"train_size={spec.train_size} exceeds the {len(y)} training signals")
-        idx = subset_indices(y, spec.train_size, spec.imbalance, spec.seed, num_classes)
+        idx = subset_indices(y, spec.train_size, spec.imbalance, spec.seed, NUM_CLASSES)
         x, y = x[idx], y[idx]
 
     def t(arr):
         return torch.as_tensor(np.asarray(arr, dtype=np.float32)).unsqueeze(1).contiguous()
 
     return Dataset(x=t(x), y=torch.as_tensor(y), x_test=t(a["x_test"]),
-                   y_test=torch.as_tensor(a["y_test"].astype(np.int64)), num_classes=num_classes)
+                   y_test=torch.as_tensor(a["y_test"].astype(np.int64)), num_classes=NUM_CLASSES)

@@ -3,7 +3,8 @@
 Every function takes the runs it draws and returns a matplotlib Figure (the object-oriented API, no
 pyplot state: nothing to close, headless everywhere); `save` writes it. Runs come as trajectories over
 seeds, one list per configuration name; nothing here reads the store or trains (ncsim.report looks the
-runs up). `missing` names runs that were asked for but are not in the store.
+runs up). `missing` names runs (ncsim.suite.RunId) that were asked for but are not in the store.
+Colours and the configurations each comparison draws come from the suite table (ncsim/suite.toml).
 
 Conventions shared by all figures: a curve over seeds is the mean with a shaded min-max band (`band`);
 the terminal phase of training (TPT, the first evaluated epoch with zero train error) is a dashed
@@ -27,6 +28,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from ncsim import metrics, suite
+from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
 DPI = 110
@@ -36,7 +39,6 @@ STYLE = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "xtick.la
          "grid.alpha": 0.3, "lines.linewidth": 1.4}
 TRAIN, TEST = "C0", "C1"
 MEANS, CLASSIFIER = "C0", "C3"
-CONFIG_COLORS = {"standard": "C0", "adam": "C1", "lbfgs": "C2", "no-wd": "C3", "mse": "C4"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "lbfgs": "LBFGS"}
 
 # (epochs, values) of one run; `band` averages them over runs.
@@ -128,9 +130,9 @@ def usable(runs: Sequence[Trajectory]) -> list[Trajectory]:
     return [r for r in runs if r.status == "ok"]
 
 
-def not_drawn(runs: Sequence[Trajectory], missing: Sequence[str] = ()) -> list[str]:
+def not_drawn(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> list[str]:
     """Why each run asked for is absent from a figure: missing from the store, or not finished."""
-    out = [f"{label} (not in the run store)" for label in missing]
+    out = [f"{run.label} (not in the run store)" for run in missing]
     for r in runs:
         if r.status != "ok":
             reason = r.meta.get("status_reason")
@@ -181,7 +183,7 @@ def message(title: str, lines: Sequence[str]) -> Figure:
     return fig
 
 
-def _all_absent(title: str, runs: Sequence[Trajectory], missing: Sequence[str]) -> Figure:
+def _all_absent(title: str, runs: Sequence[Trajectory], missing: Sequence[RunId]) -> Figure:
     absent = not_drawn(runs, missing) or ["no runs were asked for"]
     return message(title, ["No finished run to draw:"] + absent)
 
@@ -189,7 +191,7 @@ def _all_absent(title: str, runs: Sequence[Trajectory], missing: Sequence[str]) 
 # ---- the figures -------------------------------------------------------------------------------
 
 @styled
-def training(runs: Sequence[Trajectory], missing: Sequence[str] = ()) -> Figure:
+def training(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figure:
     """Training dynamics of one configuration: train and test loss (log scale) and error versus epoch,
     with the TPT marked; after the training-metrics figure of the seed lab README (experiment 1). It
     shows the terminal phase of Papyan, Han & Donoho, PNAS 2020, Sec. 2-3: train error reaches zero,
@@ -231,7 +233,7 @@ NC_PANELS = (  # title, y label, log scale, [(column, label, colour)]
 
 
 @styled
-def nc_metrics(runs: Sequence[Trajectory], missing: Sequence[str] = ()) -> Figure:
+def nc_metrics(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figure:
     """NC1-NC4 of the penultimate train features over training, after Papyan, Han & Donoho, PNAS 2020,
     Figs. 2-7: NC1 = Tr(Σ_W Σ_B⁺)/C (Fig. 6, log scale; test-set NC1 dashed as the secondary view),
     equinorm of the centered class means and of the classifier rows (Fig. 2), equiangularity (Fig. 3),
@@ -295,7 +297,7 @@ def end_by_depth(metric: str) -> Series:
 
 
 @styled
-def layerwise(runs: Sequence[Trajectory], missing: Sequence[str] = ()) -> Figure:
+def layerwise(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figure:
     """Layer-wise collapse, after the seed lab README's experiment 2 figure and Rangamani et al., ICML
     2023, Figs. 1-3: NC1 (log scale), the ETF Gram
     distance of the centered class means (Zhu et al. 2021) and the nearest-class-centre accuracy with
@@ -346,7 +348,7 @@ def end_geometry(run: Trajectory, cache_dir=None) -> dict[str, np.ndarray]:
     f = run.features("train", cache_dir)
     h, y, W = f["h"], f["y"], f["W"]
     C = len(W)
-    centered = np.stack([h[y == c].mean(0) for c in range(C)]) - h.mean(0)
+    centered = metrics.centered_means(h, y, C)
     m, w = (a / np.linalg.norm(a, axis=1, keepdims=True) for a in (centered, W))
     etf = np.full((C, C), -1 / (C - 1))
     np.fill_diagonal(etf, 1.0)
@@ -354,7 +356,7 @@ def end_geometry(run: Trajectory, cache_dir=None) -> dict[str, np.ndarray]:
 
 
 @styled
-def geometry(runs: Sequence[Trajectory], missing: Sequence[str] = (), cache_dir=None) -> Figure:
+def geometry(runs: Sequence[Trajectory], missing: Sequence[RunId] = (), cache_dir=None) -> Figure:
     """Geometry at the end of training (a picture of NC2 and NC3, cf. Papyan, Han & Donoho, PNAS 2020,
     Fig. 1 and Zhu et al., NeurIPS 2021, Fig. 1): the cosine Gram matrix of the centered class means next
     to the ideal simplex ETF's, and that of the classifier rows W next to the cosines between the rows and
@@ -400,7 +402,7 @@ def _comparison(axes, groups: Mapping[str, Sequence[Trajectory]], panels, fields
     for ax, (panel, series, ylabel, scale) in zip(axes, panels):
         drawn = False
         for name, group in groups.items():
-            color = CONFIG_COLORS.get(name, "0.3")
+            color = suite.colour(name)
             drawn |= band(ax, group, series, label=_describe(name, group, fields), color=color)
             tpt_line(ax, group, color=color, name=name)
         if not drawn:
@@ -416,26 +418,24 @@ def _groups(runs: Mapping[str, Sequence[Trajectory]]) -> dict[str, list[Trajecto
     return {name: group for name, group in groups.items() if group}
 
 
-def _absent(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str], names: Sequence[str]) -> list[str]:
+def _absent(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId], names: Sequence[str]) -> list[str]:
     """not_drawn over several configurations, plus those with no run at all."""
     out = not_drawn([r for group in runs.values() for r in group], missing)
-    named = {label.rsplit("-s", 1)[0] for label in missing} | set(runs)
+    named = {run.config for run in missing} | set(runs)
     return out + [f"{name} (no runs)" for name in names if name not in named]
 
 
-OPTIMIZERS = ("standard", "adam", "lbfgs")
-
-
 @styled
-def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str] = ()) -> Figure:
+def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
     """Optimizer comparison, after the seed lab README's experiment 3 figures and Zhu et al., NeurIPS
     2021, Sec. 5.1 and Fig. 3: train loss, train error, test accuracy and the NC metrics NC1, NC3 and the
     ETF distance of the class means under SGD ("standard"), Adam and LBFGS, on shared axes; each
     optimizer's TPT dashed in its colour."""
     title = "Optimizer comparison"
-    groups = _groups({name: runs.get(name, []) for name in OPTIMIZERS})
+    names = suite.figure_configs("optimizers")
+    groups = _groups({name: runs.get(name, []) for name in names})
     if not groups:
-        return message(title, ["No finished run to draw:"] + _absent(runs, missing, OPTIMIZERS))
+        return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
     fig = Figure(figsize=(WIDTH, 6.2), layout="constrained")
     axes = fig.subplots(2, 3, sharex=True).ravel()
     panels = (
@@ -450,26 +450,24 @@ def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str] 
     for ax in axes[3:]:
         ax.set_xlabel("epoch")
     seeds = seeds_note(r.spec.seed for g in groups.values() for r in g)
-    return finish(fig, f"{title} (NC metrics on the train set)", seeds, _absent(runs, missing, OPTIMIZERS), axes[:1])
-
-
-ABLATIONS = (("no-wd", "weight decay on / off"), ("mse", "cross-entropy vs MSE loss"))
+    return finish(fig, f"{title} (NC metrics on the train set)", seeds, _absent(runs, missing, names), axes[:1])
 
 
 @styled
-def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str] = ()) -> Figure:
+def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
     """Regime ablation: NC1 and NC3 of the default run ("standard") against the same regime without
     weight decay ("no-wd"; Zhu et al., NeurIPS 2021, Sec. 5.2) and with MSE loss ("mse"; Han, Papyan &
     Donoho, ICLR 2022, Fig. 2)."""
     title = "Regime ablation"
-    names = ("standard",) + tuple(name for name, _ in ABLATIONS)
+    names = suite.figure_configs("ablation")
+    contrasts = suite.table()["figures"]["ablation"]["contrasts"]
     groups = _groups({name: runs.get(name, []) for name in names})
     if not groups:
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
     fig = Figure(figsize=(WIDTH, 5.8), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
-    for row, (variant, what) in zip(axes, ABLATIONS):
-        pair = {name: groups[name] for name in ("standard", variant) if name in groups}
+    for row, (variant, what) in zip(axes, contrasts.items()):
+        pair = {name: groups[name] for name in (names[0], variant) if name in groups}
         panels = [(f"NC1: {what}", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
                   (f"NC3: {what}", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log")]
         _comparison(row, pair, panels, ("weight_decay", "loss"))
@@ -482,13 +480,13 @@ def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str] = 
 @styled
 def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: int = 4) -> Figure:
     """The unconstrained features model's global minimiser against the imbalance ratio R
-    (ncsim.ufm.imbalance_sweep; `sweeps` maps each seed to its sweep): mean pairwise cosines of the
+    (stored by claims/test_ufm_imbalance.py; `sweeps` maps each seed to its sweep): mean pairwise cosines of the
     minority and of the majority classifier rows (minority collapse: Fang, He, Long & Su, PNAS 2021,
     Sec. 3), the ETF Gram distance of the class means and of W (SELI, not an ETF, for R > 1:
     Thrampoulidis et al., NeurIPS 2022), and the minority/majority classifier norm ratio."""
     title = "UFM geometry under class imbalance"
     if not sweeps:
-        return message(title, ["No imbalance sweep to draw."])
+        return message(title, ["No imbalance sweep in the run store: claims/test_ufm_imbalance.py stores one."])
     fig = Figure(figsize=(WIDTH, 3.4), layout="constrained")
     cos_ax, etf_ax, norm_ax = fig.subplots(1, 3, sharex=True)
 

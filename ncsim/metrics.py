@@ -19,6 +19,10 @@ statistics h_i - mu_{y_i}), without any p x p matrix: Sigma_B = (1/C) Mdot Mdot^
 Mdot = U S V^T, Sigma_B^+ = C U S^-2 U^T and Tr(Sigma_W Sigma_B^+) = (C/N) sum_i ||S^-1 U^T (h_i -
 mu_{y_i})||^2, which costs O(N p C).
 
+Scale: the statistics are computed on h / a and W / a_W, with a and a_W the powers of two nearest
+max |h_ij| and max |W_kj| (exact divisions), and b / (a a_W) (argmax(W h + b) is unchanged), so that
+features or weights near 1e±150 neither overflow nor underflow in squares and products.
+
 Singular-value cut: Sigma_B^+ keeps at most the top C-1 singular values s_k of Mdot (Papyan et al.'s
 rank-(C-1) pseudo-inverse), and of those only the ones with s_k > max(C, p) * eps * s_1 (eps = float64
 machine epsilon, s_1 the largest), the tolerance numpy.linalg.matrix_rank uses. Sigma_B is taken to be
@@ -44,6 +48,36 @@ class DegenerateFeaturesError(ValueError):
     """The inputs are valid but the geometry is degenerate (identical class means, a zero centered
     mean or classifier row, coinciding means): the NC statistics are undefined there. A network
     whose features died raises this; a trainer records it rather than crashing."""
+
+
+def centered_means(features, labels, num_classes: int) -> np.ndarray:
+    """The centered class means mu_c - mu_G as the rows of a C x p float64 array (A = Mdot^T in the
+    module docstring), for any feature dimension p (also p < C-1, which collapse_metrics rejects).
+
+    mu_G is the SAMPLE mean over all N (Papyan, Han & Donoho 2020, as everywhere in this module), so
+    sum_c N_c (mu_c - mu_G) = 0. Under class imbalance mu_G is the count-weighted mean of the class
+    means, not their plain mean: it is pulled towards the majority classes' means, and the rows do not
+    sum to zero (their count-weighted sum does). For balanced classes the two conventions agree.
+
+    Inputs as for collapse_metrics (numpy arrays or torch tensors); a shape mismatch, a label outside
+    [0, C), an empty class, NaN or inf is a ValueError."""
+    h, y = _as_float64(features), _as_labels(labels)
+    _check_batch_shapes(h, y)
+    _check_labels(y, num_classes)
+    _check_finite(h, "features contain")
+    counts = np.bincount(y, minlength=num_classes)
+    if (counts == 0).any():
+        raise ValueError(f"class {np.flatnonzero(counts == 0)[0]} has no samples")
+    one_hot = (np.arange(num_classes)[:, None] == y[None, :]).astype(np.float64)
+    return one_hot @ h / counts[:, None] - h.mean(0)
+
+
+# The keys collapse_metrics returns: always FEATURE_KEYS; with a classifier W also CLASSIFIER_KEYS.
+FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
+                "nc2_etf_distance", "ncc_error")
+CLASSIFIER_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3", "nc3_etf_distance",
+                   "nc4")
+
 
 def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int | None = None
                      ) -> dict[str, float]:
@@ -82,9 +116,10 @@ def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int 
                         Papyan et al. (NC4, fig. 7).
 
     Bad input (length mismatch, labels outside [0, C), an empty class, C < 2, p < C-1, NaN or inf,
-    misshapen weight or bias, identical class means, a zero centered mean or zero row of W, two
-    coinciding class means) is a ValueError naming the problem. Perfectly collapsed features
-    (Sigma_W = 0) give nc1 = 0.
+    misshapen weight or bias, a `num_classes` that is not an int, identical class means, a zero
+    centered mean or zero row of W, two coinciding class means) is a ValueError naming the problem;
+    memory stays O(C p) whatever the labels (a stray label 10**9 is an empty-class error naming it).
+    Perfectly collapsed features (Sigma_W = 0) give nc1 = 0.
     """
     h = _as_float64(features)
     y = _as_labels(labels)
@@ -106,12 +141,14 @@ def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_cla
     """
     start_pass = _pass_starter(batches)
     w, b = _as_classifier(weight, bias)
-    means, counts = _class_means(start_pass(), num_classes)
+    means, counts, scale = _class_means(start_pass(), num_classes)
     c, p = means.shape
     if w is not None:
         _check_classifier_shapes(w, b, c, p)
+        w_scale = _power_of_two(np.abs(w).max())
+        w, b = w / w_scale, b / w_scale / scale
     geometry = _Geometry.of(means, counts)
-    residuals = _residual_pass(start_pass(), geometry, w, b)
+    residuals = _residual_pass(start_pass(), geometry, w, b, scale)
 
     metrics = {"nc1": residuals.whitened_sq / residuals.n,
                "nc1_trace": residuals.within_sq.sum() / residuals.n / geometry.between_trace,
@@ -159,6 +196,8 @@ def _check_finite(x: np.ndarray, what: str) -> None:
 
 
 def _check_labels(y: np.ndarray, num_classes: int | None) -> None:
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))):
+        raise ValueError(f"num_classes must be an int, got {num_classes!r}")
     if not y.size:
         return
     low, high = y.min(), y.max()
@@ -214,36 +253,46 @@ def _checked_batches(source: Iterator, num_classes: int | None) -> Iterator[tupl
 
 # ---- pass 1: class means -------------------------------------------------------------------------------
 
-def _class_means(source: Iterator, num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Class means (C x p) and counts (C), from per-batch class sums."""
-    sums, counts = None, None
+def _class_means(source: Iterator, num_classes: int | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Class means divided by `scale` (C x p), counts (C) and `scale`, the power of two nearest max |h|.
+    Class sums are kept only for the labels present, so memory is O(C p) for any label values."""
+    rows: dict[int, int] = {}  # label -> its row in sums and counts
+    sums = counts = scale = None
     for h, y in _checked_batches(source, num_classes):
         _check_finite(h, "features contain")
-        width = num_classes if num_classes is not None else int(y.max()) + 1
-        one_hot = (np.arange(width)[:, None] == y[None, :]).astype(np.float64)
-        sums = _add_padded(sums, one_hot @ h)
-        counts = _add_padded(counts, np.bincount(y, minlength=width))
-    if counts is None:
+        batch_scale = _power_of_two(np.abs(h).max())
+        if scale is None:
+            sums, counts, scale = np.zeros((0, h.shape[1])), np.zeros(0, dtype=np.intp), batch_scale
+        elif batch_scale > scale:
+            sums *= scale / batch_scale
+            scale = batch_scale
+        labels, inverse = np.unique(y, return_inverse=True)
+        at = np.array([rows.setdefault(label, len(rows)) for label in labels.tolist()])
+        grow = len(rows) - len(counts)
+        if grow:
+            sums = np.vstack([sums, np.zeros((grow, h.shape[1]))])
+            counts = np.concatenate([counts, np.zeros(grow, dtype=np.intp)])
+        one_hot = (np.arange(len(labels))[:, None] == inverse.ravel()[None, :]).astype(np.float64)
+        sums[at] += one_hot @ (h / scale)
+        counts[at] += np.bincount(inverse.ravel(), minlength=len(labels))
+    if scale is None:
         raise ValueError("no samples: the batches are empty")
-    c = num_classes if num_classes is not None else len(counts)
+    c = num_classes if num_classes is not None else max(rows) + 1
     if c < 2:
         raise ValueError(f"fewer than 2 classes: C = {c}")
-    empty = np.flatnonzero(counts == 0)
-    if empty.size:
-        raise ValueError(f"class {empty[0]} has no samples")
+    if len(rows) < c:
+        empty = next(k for k in range(c) if k not in rows)
+        largest = "" if num_classes is not None else f" (C = {c} from the largest label, {c - 1})"
+        raise ValueError(f"class {empty} has no samples{largest}")
     if sums.shape[1] < c - 1:
         raise ValueError(f"feature dimension p = {sums.shape[1]} is less than C-1 = {c - 1}")
-    return sums / counts[:, None], counts
+    order = [rows[k] for k in range(c)]
+    return sums[order] / counts[order, None], counts[order], scale
 
 
-def _add_padded(total: np.ndarray | None, part: np.ndarray) -> np.ndarray:
-    """total + part along axis 0, the shorter one padded with zeros (classes not seen yet)."""
-    if total is None:
-        return part
-    if len(part) > len(total):
-        total, part = part, total
-    total[:len(part)] += part
-    return total
+def _power_of_two(x: float) -> float:
+    """2**e with x / 2**e in [1, 2) (1.0 for x = 0): dividing by it is exact and brings x near 1."""
+    return float(np.ldexp(1.0, np.frexp(x)[1] - 1)) if x > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -283,8 +332,9 @@ class _Residuals:
     nc4_mismatches: int = 0
 
 
-def _residual_pass(source: Iterator, g: _Geometry, w: np.ndarray | None, b: np.ndarray | None
-                   ) -> _Residuals:
+def _residual_pass(source: Iterator, g: _Geometry, w: np.ndarray | None, b: np.ndarray | None,
+                   scale: float = 1.0) -> _Residuals:
+    """Pass 2 on h / `scale` (g, w and b are already scaled)."""
     c, k = len(g.means), g.whitener.shape[1]
     # One product r @ probe gives S^-1 U^T r, r . (mu_c - mu_G) and W r for every residual r.
     probe = np.hstack([g.whitener, g.centered.T] + ([] if w is None else [w.T]))
@@ -292,7 +342,7 @@ def _residual_pass(source: Iterator, g: _Geometry, w: np.ndarray | None, b: np.n
     acc = _Residuals(counts=np.zeros(c, dtype=np.intp), within_sq=np.zeros(c))
     for h, y in _checked_batches(source, c):
         r = g.means[y]
-        np.subtract(h, r, out=r)
+        np.subtract(h / scale if scale != 1.0 else h, r, out=r)
         projected = r @ probe
         acc.whitened_sq += np.einsum("ij,ij->", projected[:, :k], projected[:, :k])
         acc.within_sq += np.bincount(y, weights=np.einsum("ij,ij->i", r, r), minlength=c)

@@ -40,7 +40,7 @@ def _conv(c_in: int, c_out: int, k: int, bn: bool, pool: bool = False) -> nn.Seq
     return nn.Sequential(*layers)
 
 
-def cnn1d(width: int = 32, kernel_size: int = 5, batch_norm: bool = True, num_classes: int = 10) -> BlockNet:
+def cnn1d(num_classes: int, width: int = 32, kernel_size: int = 5, batch_norm: bool = True) -> BlockNet:
     """The seed README's network: Conv1d 1->w->2w->4w (ReLU, optional batch norm after each conv),
     global average pooling to a 4w-D penultimate layer (128-D at w=32), Linear 4w->C."""
     w, k = width, kernel_size
@@ -52,7 +52,7 @@ def cnn1d(width: int = 32, kernel_size: int = 5, batch_norm: bool = True, num_cl
     ], nn.Linear(4 * w, num_classes))
 
 
-def cnn1d_seed(width: int = 64, num_classes: int = 10) -> BlockNet:
+def cnn1d_seed(num_classes: int, width: int = 64) -> BlockNet:
     """The seed repository's code architecture (NC_REFERENCE.md), at width w = 64 exactly as shipped:
     Conv1d(1->w,k7)+BN+ReLU+MaxPool2, Conv1d(w->2w,k5)+BN+ReLU+MaxPool2, Conv1d(2w->4w,k3)+BN+ReLU,
     Conv1d(4w->4w,k3)+BN+ReLU, AdaptiveAvgPool1d(4), Linear(16w->4w)+BN+ReLU (4w-D penultimate,
@@ -68,10 +68,11 @@ def cnn1d_seed(width: int = 64, num_classes: int = 10) -> BlockNet:
     ], nn.Linear(4 * w, num_classes))
 
 
-def build(spec: RunSpec, num_classes: int = 10) -> BlockNet:
+def build(spec: RunSpec, num_classes: int) -> BlockNet:
+    """The spec's network for C = `num_classes` classes (the data's Dataset.num_classes)."""
     if spec.model == "cnn1d":
-        return cnn1d(spec.width or 32, spec.kernel_size, spec.batch_norm, num_classes)
-    return cnn1d_seed(spec.width or 64, num_classes)
+        return cnn1d(num_classes, spec.width or 32, spec.kernel_size, spec.batch_norm)
+    return cnn1d_seed(num_classes, spec.width or 64)
 
 
 def tap_features(outs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -13,7 +13,9 @@ fixtures/report.py) and `from_store` (`ncsim report`) look the runs up in the ru
 `from_store` takes its verdicts from the newest verdicts.json under <out>, if any.
 
 In verdicts.json a measured value that is not a finite number is the string "inf", "-inf" or "nan"
-(JSON has no such numbers); a check that measured NaN records null (ncsim.verdicts).
+(JSON has no such numbers); a check that measured NaN records null (ncsim.checks.decide). Each claim's
+figures are those its claim file declares (FIGURES, carried in its checks' records); the UFM imbalance
+figure draws the sweeps stored by claims/test_ufm_imbalance.py and never solves anything itself.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from ncsim import figures, suite, ufm
 from ncsim.store import RunStore
+from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
 OUTCOMES = ("passed", "failed", "xfail", "xpass", "skipped", "error")
@@ -42,23 +45,6 @@ FIGURES = {  # file -> title, in the order the report shows them
     "ablation.png": "Regime ablation",
     "ufm_imbalance.png": "UFM geometry under class imbalance",
 }
-# Claim file name prefix -> the figures that show the claim.
-CLAIM_FIGURES = (
-    ("test_terminal_phase", ("training.png",)),
-    ("test_nc1", ("nc_metrics.png", "geometry.png")),
-    ("test_nc2", ("nc_metrics.png", "geometry.png")),
-    ("test_nc3", ("nc_metrics.png", "geometry.png")),
-    ("test_nc4", ("nc_metrics.png", "geometry.png")),
-    ("test_layerwise", ("layerwise.png",)),
-    ("test_optimizer", ("optimizers.png",)),
-    ("test_regime_ablation", ("ablation.png",)),
-    ("test_train_vs_test", ("nc_metrics.png",)),
-    ("test_webb_lowe_cnn", ("geometry.png",)),
-    ("test_ufm_imbalance", ("ufm_imbalance.png",)),
-)
-# The sweep of claims/test_ufm_imbalance.py, redrawn for its figure.
-UFM_R_VALUES = ufm.IMBALANCE_R
-UFM_SEEDS = ufm.IMBALANCE_SEEDS
 NO_SESSION = "no claims session recorded"
 
 
@@ -85,9 +71,9 @@ class RecordedTest:
 # ---- runs ------------------------------------------------------------------------------------------
 
 def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = suite.CLAIM_CONFIGS
-                 ) -> tuple[dict[str, list[Trajectory]], list[str]]:
+                 ) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
     """The stored runs of each configuration and seed (looked up by `suite.config(name, seed).key()`,
-    never trained), and the labels of those not in the store."""
+    never trained), and the ids of those not in the store."""
     runs: dict[str, list[Trajectory]] = {}
     missing = []
     for name in names:
@@ -96,48 +82,38 @@ def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = s
             spec = suite.config(name, seed)
             record = store.load(spec.key())
             if record is None:
-                missing.append(spec.label())
+                missing.append(RunId(name, seed))
             else:
                 runs[name].append(Trajectory(record, spec))
     return runs, missing
 
 
-def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str]) -> list[str]:
+def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]) -> list[str]:
     """Every run asked for that no figure draws, and why."""
     return figures.not_drawn([r for group in runs.values() for r in group], missing)
 
 
-def has_ufm_sweep() -> bool:
-    return hasattr(ufm, "imbalance_sweep")
-
-
-def ufm_sweeps(seeds: Sequence[int] = UFM_SEEDS) -> dict[int, dict]:
-    """The UFM imbalance sweep of claims/test_ufm_imbalance.py per seed (a few seconds)."""
-    return {seed: ufm.imbalance_sweep(UFM_R_VALUES, seed=seed) for seed in seeds}
-
-
 # ---- figures ---------------------------------------------------------------------------------------
 
-def draw_figures(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str] = (), *, cache_dir=None,
+def draw_figures(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *, cache_dir=None,
                  sweeps: Mapping[int, Mapping] | None = None) -> tuple[dict, dict[str, str]]:
     """File name -> Figure for every figure of FIGURES, and file name -> error for those that raised
     while drawing: such a figure names the error instead, so one bug costs one figure, not the report.
-    ufm_imbalance.png draws `sweeps` (None: computed by ufm_sweeps) and is left out when ncsim.ufm has
-    no imbalance_sweep."""
+    ufm_imbalance.png draws `sweeps` (None: the sweeps stored in the run store at `cache_dir`)."""
     def of(*names):
-        return [label for label in missing if label.rsplit("-s", 1)[0] in names]
+        return [run for run in missing if run.config in names]
 
     standard = runs.get("standard", [])
     makers = {
         "training.png": lambda: figures.training(standard, of("standard")),
         "nc_metrics.png": lambda: figures.nc_metrics(standard, of("standard")),
         "layerwise.png": lambda: figures.layerwise(standard, of("standard")),
-        "optimizers.png": lambda: figures.optimizers(runs, of(*figures.OPTIMIZERS)),
+        "optimizers.png": lambda: figures.optimizers(runs, of(*suite.figure_configs("optimizers"))),
         "geometry.png": lambda: figures.geometry(standard, of("standard"), cache_dir=cache_dir),
-        "ablation.png": lambda: figures.ablation(runs, of("standard", *(n for n, _ in figures.ABLATIONS))),
+        "ablation.png": lambda: figures.ablation(runs, of(*suite.figure_configs("ablation"))),
+        "ufm_imbalance.png": lambda: figures.ufm_imbalance(
+            sweeps if sweeps is not None else ufm.stored_imbalance_sweeps(RunStore(cache_dir)) if cache_dir else {}),
     }
-    if sweeps is not None or has_ufm_sweep():
-        makers["ufm_imbalance.png"] = lambda: figures.ufm_imbalance(sweeps if sweeps is not None else ufm_sweeps())
     drawn, errors = {}, {}
     for name, make in makers.items():
         try:
@@ -150,9 +126,9 @@ def draw_figures(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str
 
 # ---- verdicts --------------------------------------------------------------------------------------
 
-def figures_for(claim_file: str) -> list[str]:
-    stem = Path(claim_file).stem
-    return next((list(f) for prefix, f in CLAIM_FIGURES if stem.startswith(prefix)), [])
+def figures_for(tests: Sequence[RecordedTest]) -> list[str]:
+    """The figures the claim file of these tests declares (its FIGURES, recorded with each check)."""
+    return list(dict.fromkeys(f for t in tests for c in t.checks for f in c.get("figures", ())))
 
 
 def counts(tests: Sequence[RecordedTest]) -> dict[str, int]:
@@ -210,7 +186,7 @@ def verdicts(outcomes: Sequence[RecordedTest]) -> list[dict]:
     for f in files:
         tests = sorted((t for t in outcomes if t.claim_file == f), key=lambda t: t.nodeid)
         table.append({"file": f, "verdict": claim_verdict(tests), "counts": counts(tests),
-                      "figures": figures_for(f), "tests": [asdict(t) for t in tests]})
+                      "figures": figures_for(tests), "tests": [asdict(t) for t in tests]})
     return table
 
 
@@ -268,7 +244,7 @@ def outcomes_of(doc: Mapping) -> list[RecordedTest]:
     return [RecordedTest(**t) for claim in doc.get("claims", []) for t in claim["tests"]]
 
 
-def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[str] = (), *,
+def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *,
           outcomes: Sequence[RecordedTest] | None = None, session: Mapping | None = None,
           seeds: Sequence[int] = (), store_root=None, sweeps: Mapping[int, Mapping] | None = None,
           now: datetime | None = None) -> Path:
@@ -277,8 +253,8 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
     `runs`/`missing`: what to draw (collect_runs); `outcomes` None means no claims session is recorded
     (the table says so); `session`: where the outcomes come from (end time "finished", "command",
     "exitstatus", optionally "verdicts_from"); `store_root`: the run store (also where the MNIST-1D
-    arrays for the geometry figure are cached); `sweeps`: the UFM imbalance sweep per seed (None:
-    computed here)."""
+    arrays for the geometry figure are cached); `sweeps`: the UFM imbalance sweep per seed (None: those
+    stored in the run store)."""
     now = now or datetime.now(timezone.utc)
     folder = new_folder(out, now)
     drawn, errors = draw_figures(runs, missing, cache_dir=store_root, sweeps=sweeps)
@@ -296,7 +272,6 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
         "runs": {name: [r.label for r in group] for name, group in runs.items()},
         "not_drawn": not_drawn(runs, missing),
         "figures": {name: {"title": FIGURES[name], "error": errors.get(name)} for name in drawn},
-        "figures_left_out": {name: "ncsim.ufm has no imbalance_sweep" for name in FIGURES if name not in drawn},
     }
     (folder / "verdicts.json").write_text(json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n")
     (folder / "report.md").write_text(markdown(doc))
@@ -356,8 +331,6 @@ def markdown(doc: Mapping) -> str:
         lines += [f"### {info['title']}", "", f"![{info['title']}]({name})", ""]
         if info.get("error"):
             lines += [f"**Could not draw {name}:** {info['error']}", ""]
-    for name, why in doc.get("figures_left_out", {}).items():
-        lines += [f"### {FIGURES[name]}", "", f"Not drawn: {why}.", ""]
 
     if session is not None:
         lines += ["## Checks by claim", ""]

@@ -3,7 +3,8 @@
 A spec is everything that determines a trajectory (data, model, optimisation, evaluation schedule,
 seed). Two specs with equal fields have equal keys on every machine; the key names the run's record
 in the store (ncsim.store). Specs come in and go out as plain dicts / TOML tables; a wrong key or an
-invalid value is a SpecError naming it and listing the valid choices, before anything trains.
+invalid value (wrong type, non-finite, out of its range: see the MAX_* bounds and the [data] rules) is
+a SpecError naming it and listing the valid choices, before anything trains.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,10 +31,30 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
 SCHEDULES = ("constant", "multistep", "cosine")
 LOSSES = ("ce", "mse")
 DEVICES = ("cpu", "cuda")
+# Upper bounds: beyond them a run is a typo that would exhaust memory or never finish, not an experiment.
+MAX_SEED = 2**63 - 1          # with the trainer's offset for its batch generator, still a valid torch seed
+MAX_LR = 10.0
+MAX_WEIGHT_DECAY = 1.0
+MAX_WIDTH = 1024
+MAX_KERNEL_SIZE = 99
+MAX_EPOCHS = 100_000          # also bounds K in the every:K / log:K schedules
+MAX_BATCH_SIZE = 1_000_000
+MAX_TRAIN_SIZE = 1_000_000
+MAX_DATA_LENGTH = 1000        # every length of the MNIST-1D generator (template, padding, shift, signal)
 # mnist1d.data.get_dataset_args() fields a spec may override (num_samples and train_split fix the
-# 4000/1000 split and stay as the package sets them).
-DATA_ARGS = ("template_len", "padding", "scale_coeff", "max_translation", "corr_noise_scale",
-             "iid_noise_scale", "shear_scale", "shuffle_seq", "final_seq_length", "seed")
+# 4000/1000 split and stay as the package sets them), each with its type and valid range (inclusive;
+# padding is a pair (low, high) with 0 <= low <= high). template_len >= 2 gives the generator's
+# interpolation two points even without padding; scale_coeff <= 1.99 keeps its random scale factor
+# 1 + scale_coeff * (u - 1/2) positive; final_seq_length >= 4 leaves cnn1d-seed's two 2x max-pools a
+# non-empty signal; seed is numpy's legacy seed range.
+_DATA_RULES: dict[str, tuple[str, float, float]] = {
+    "template_len": ("int", 2, MAX_DATA_LENGTH), "padding": ("pair", 0, MAX_DATA_LENGTH),
+    "scale_coeff": ("float", 0.0, 1.99), "max_translation": ("int", 1, MAX_DATA_LENGTH),
+    "corr_noise_scale": ("float", 0.0, 100.0), "iid_noise_scale": ("float", 0.0, 100.0),
+    "shear_scale": ("float", 0.0, 100.0), "shuffle_seq": ("bool", 0, 1),
+    "final_seq_length": ("int", 4, MAX_DATA_LENGTH), "seed": ("int", 0, 2**32 - 1),
+}
+DATA_ARGS = tuple(_DATA_RULES)
 _SCHEDULE_RE = re.compile(r"^(all|none|every:[1-9]\d*|log:[1-9]\d*)$")
 
 
@@ -77,6 +99,7 @@ class RunSpec:
         for f in fields(self):
             if f.name != "data":
                 object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
+        object.__setattr__(self, "data", _data_pairs(self.data))
         _validate(self)
 
     # --- dict / TOML round trip -------------------------------------------------------------
@@ -92,14 +115,6 @@ class RunSpec:
         if unknown:
             raise SpecError(f"unknown spec key(s) {unknown}; valid keys: {sorted(known)}")
         d = dict(d)
-        if "data" in d:
-            data = d["data"]
-            if not isinstance(data, dict):
-                data = dict(data)
-            bad = sorted(set(data) - set(DATA_ARGS))
-            if bad:
-                raise SpecError(f"unknown data key(s) {bad}; valid: {list(DATA_ARGS)}")
-            d["data"] = tuple(sorted(data.items()))
         for f in fields(cls):
             if f.name in d and f.name != "data":
                 d[f.name] = _coerce(f.name, f.type, d[f.name])
@@ -142,35 +157,82 @@ def _coerce(name: str, typ: str, value: Any) -> Any:
         raise SpecError(f"{name}={value!r} is not a valid {want.__name__}") from None
 
 
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+def _data_pairs(data: Any) -> tuple[tuple[str, Any], ...]:
+    """The `data` table (a dict or (name, value) pairs) as sorted pairs of coerced, range-checked
+    generator arguments; padding becomes a tuple (JSON and TOML write it as a list)."""
+    if isinstance(data, dict):
+        items = list(data.items())
+    elif isinstance(data, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in data):
+        items = [tuple(p) for p in data]
+    else:
+        raise SpecError(f"data={data!r} must be a table of generator arguments ({', '.join(DATA_ARGS)})")
+    bad = sorted({str(k) for k, _ in items} - set(DATA_ARGS))
+    if bad:
+        raise SpecError(f"unknown data key(s) {bad}; valid: {list(DATA_ARGS)}")
+    return tuple(sorted((k, _data_value(k, v)) for k, v in dict(items).items()))
+
+
+def _data_value(key: str, value: Any) -> Any:
+    kind, low, high = _DATA_RULES[key]
+    name = f"data.{key}"
+    if kind == "pair":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise SpecError(f"{name}={value!r} must be a pair [low, high] of integers, "
+                            f"0 <= low <= high <= {high}")
+        pair = tuple(_coerce(name, "int", v) for v in value)
+        if not low <= pair[0] <= pair[1] <= high:
+            raise SpecError(f"{name}={list(pair)!r} must be a pair [low, high] of integers, "
+                            f"0 <= low <= high <= {high}")
+        return pair
+    value = _coerce(name, kind, value)
+    if kind != "bool" and not (math.isfinite(value) and low <= value <= high):
+        raise SpecError(f"{name}={value!r} must be in [{low}, {high}]")
+    return value
+
+
+def check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    """SpecError naming `name` and the valid choices unless `value` is one of them."""
     if value not in valid:
         raise SpecError(f"unknown {name} {value!r}; valid choices: {', '.join(valid)}")
 
 
 def _validate(s: RunSpec) -> None:
-    _choice("model", s.model, MODELS)
-    _choice("optimizer", s.optimizer, OPTIMIZERS)
-    _choice("schedule", s.schedule, SCHEDULES)
-    _choice("loss", s.loss, LOSSES)
-    _choice("device", s.device, DEVICES)
+    from ncsim.data import NUM_CLASSES
+
+    check_choice("model", s.model, MODELS)
+    check_choice("optimizer", s.optimizer, OPTIMIZERS)
+    check_choice("schedule", s.schedule, SCHEDULES)
+    check_choice("loss", s.loss, LOSSES)
+    check_choice("device", s.device, DEVICES)
+    for f in fields(s):
+        if f.type == "float" and not math.isfinite(getattr(s, f.name)):
+            raise SpecError(f"{f.name}={getattr(s, f.name)!r} must be finite")
     checks = [
-        ("lr", s.lr > 0, "must be > 0"), ("epochs", s.epochs >= 1, "must be >= 1"),
-        ("batch_size", s.batch_size >= 1, "must be >= 1"), ("width", s.width >= 0, "must be >= 0 (0: the model's default)"),
-        # Both models' penultimate layer is 4w-D, and the NC metrics need p >= C-1 = 9 (MNIST-1D's 10 classes).
-        ("width", s.width == 0 or 4 * s.width >= 9, "must be 0 (the model's default) or >= 3: the 4w-D penultimate "
-                                                    "layer needs at least C-1 = 9 features"),
-        ("kernel_size", s.kernel_size >= 1 and s.kernel_size % 2 == 1, "must be an odd integer >= 1"),
+        ("lr", 0 < s.lr <= MAX_LR, f"must be > 0 and <= {MAX_LR:g}"),
+        ("epochs", 1 <= s.epochs <= MAX_EPOCHS, f"must be >= 1 and <= {MAX_EPOCHS}"),
+        ("batch_size", 1 <= s.batch_size <= MAX_BATCH_SIZE, f"must be >= 1 and <= {MAX_BATCH_SIZE}"),
+        ("width", 0 <= s.width <= MAX_WIDTH, f"must be >= 0 (0: the model's default) and <= {MAX_WIDTH}"),
+        # Both models' penultimate layer is 4w-D, and the NC metrics need p >= C-1.
+        ("width", s.width == 0 or 4 * s.width >= NUM_CLASSES - 1,
+         f"must be 0 (the model's default) or >= {-(-(NUM_CLASSES - 1) // 4)}: the 4w-D penultimate "
+         f"layer needs at least C-1 = {NUM_CLASSES - 1} features"),
+        ("kernel_size", 1 <= s.kernel_size <= MAX_KERNEL_SIZE and s.kernel_size % 2 == 1,
+         f"must be an odd integer >= 1 and <= {MAX_KERNEL_SIZE}"),
         ("batch_norm", s.model != "cnn1d-seed" or s.batch_norm, "cnn1d-seed always has batch norm: batch_norm must be true"),
-        ("weight_decay", s.weight_decay >= 0, "must be >= 0"), ("momentum", 0 <= s.momentum < 1, "must be in [0, 1)"),
+        ("weight_decay", 0 <= s.weight_decay <= MAX_WEIGHT_DECAY, f"must be >= 0 and <= {MAX_WEIGHT_DECAY:g}"),
+        ("momentum", 0 <= s.momentum < 1, "must be in [0, 1)"),
         ("imbalance", s.imbalance >= 1, "must be >= 1 (R = majority/minority size)"),
-        ("train_size", s.train_size >= 0, "must be >= 0 (0 = full set)"), ("grad_clip", s.grad_clip >= 0, "must be >= 0"),
+        ("train_size", 0 <= s.train_size <= MAX_TRAIN_SIZE, f"must be >= 0 (0 = full set) and <= {MAX_TRAIN_SIZE}"),
+        ("grad_clip", s.grad_clip >= 0, "must be >= 0"),
+        ("seed", 0 <= s.seed <= MAX_SEED, "must be in [0, 2**63 - 1]"),
     ]
     for name, ok, why in checks:
         if not ok:
             raise SpecError(f"{name}={getattr(s, name)!r} {why}")
     for name in ("eval_schedule", "layer_schedule"):
-        if not _SCHEDULE_RE.fullmatch(getattr(s, name)):
-            raise SpecError(f"{name}={getattr(s, name)!r}; valid forms: all, none, every:K, log:K")
+        value = getattr(s, name)
+        if not _SCHEDULE_RE.fullmatch(value) or ":" in value and int(value.partition(":")[2]) > MAX_EPOCHS:
+            raise SpecError(f"{name}={value!r}; valid forms: all, none, every:K, log:K with 1 <= K <= {MAX_EPOCHS}")
     if s.nesterov and (s.optimizer != "sgd" or s.momentum == 0):
         raise SpecError("nesterov=true needs optimizer='sgd' and momentum > 0")
 
@@ -208,11 +270,15 @@ def _read_toml(source: str | Path) -> tuple[Path, dict]:
         if str(source) not in presets():
             raise SpecError(f"unknown preset {source!r}; valid presets: {', '.join(presets())}")
         path = PRESETS_DIR / f"{source}.toml"
-    with open(path, "rb") as f:
-        try:
+    try:
+        with open(path, "rb") as f:
             return path, tomllib.load(f)
-        except tomllib.TOMLDecodeError as e:
-            raise SpecError(f"{path}: invalid TOML: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: invalid TOML: not UTF-8 text ({e})") from None
+    except OSError as e:
+        raise SpecError(f"cannot read spec file {str(path)!r}: {e.strerror or e}") from None
 
 
 def _resolve_base(doc: dict, seen: tuple[str, ...] = ()) -> dict:
@@ -220,6 +286,8 @@ def _resolve_base(doc: dict, seen: tuple[str, ...] = ()) -> dict:
     base = doc.pop("base", None)
     if base is None:
         return doc
+    if not isinstance(base, str):
+        raise SpecError(f"base={base!r} must be a preset name (a string); valid presets: {', '.join(presets())}")
     if base in seen:
         raise SpecError(f"preset base cycle: {' -> '.join(seen + (base,))}")
     _, base_doc = _read_toml(base)
@@ -234,18 +302,18 @@ def load_specs(source: str | Path, overrides: dict[str, Any] | None = None) -> l
     [[runs]] tables, each a set of overrides of the base; `seeds = [..]` at top level repeats every
     run per seed. `overrides` (e.g. from --set) apply last, to every run."""
     path, doc = _read_toml(source)
-    runs = doc.pop("runs", [{}])
-    seeds = doc.pop("seeds", None)
-    doc = _resolve_base(doc)
-    specs = []
-    for run in runs:
-        for seed in seeds if seeds is not None else [None]:
-            d = {**doc, **run, **({"seed": seed} if seed is not None else {}), **(overrides or {})}
-            try:
-                specs.append(RunSpec.from_dict(d))
-            except SpecError as e:
-                raise SpecError(f"{path.name}: {e}") from None
-    return specs
+    try:
+        runs = doc.pop("runs", [{}])
+        seeds = doc.pop("seeds", None)
+        if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+            raise SpecError(f"runs={runs!r} must be a non-empty array of tables ([[runs]])")
+        if seeds is not None and (not isinstance(seeds, list) or not seeds):
+            raise SpecError(f"seeds={seeds!r} must be a non-empty array of integers")
+        doc = _resolve_base(doc)
+        return [RunSpec.from_dict({**doc, **run, **({"seed": seed} if seed is not None else {}), **(overrides or {})})
+                for run in runs for seed in (seeds if seeds is not None else [None])]
+    except SpecError as e:
+        raise SpecError(f"{path.name}: {e}") from None
 
 
 def to_toml(spec: RunSpec) -> str:

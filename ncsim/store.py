@@ -3,8 +3,11 @@
 A record is one `.npz` file per run key under the store root. Files are written atomically (temp file in the
 same directory, fsync, `os.replace`), read without pickle, and carry a SHA-256 digest of their content, so a
 truncated or tampered file is detected rather than used. A corrupt record is moved aside (never deleted) and
-recomputed. `RunStore.get_or_create` holds a per-key `filelock.FileLock`, so when several processes (e.g.
-pytest-xdist workers) ask for the same key at once, exactly one computes it and the others load its result.
+recomputed. `RunStore.get_or_create` holds a per-key `filelock.FileLock` while it creates, so when several
+processes (e.g. pytest-xdist workers) ask for the same key at once, exactly one computes it and the others
+load its result; serving a valid stored record takes no lock and no write permission. Files are created
+with mode 0644 less the umask, so a store shared by several users is readable by all of them. Temp files
+that a killed writer left behind are removed when they are over an hour old and unlocked.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -22,13 +27,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 CACHE_ENV = "NCSIM_CACHE"
+ORPHAN_AGE_S = 3600.0  # a temp file this old belongs to no live writer (writes take seconds)
 
 _META = "__meta__"
 _DIGEST = "__sha256__"
 _KEY_RE = re.compile(r"[0-9A-Za-z_-]+")
+_TEMP_RE = re.compile(r"\.(?P<target>.+)\.npz\.[0-9A-Za-z_]+\.tmp")
 
 
 def default_cache_dir() -> Path:
@@ -68,6 +75,11 @@ class CorruptRecordWarning(UserWarning):
     """Issued when the store finds a corrupt record and moves it aside."""
 
 
+class RecordSaveError(OSError):
+    """A computed record could not be written to the store; the message names the record path, the
+    cause, and the fallback file (under the system temp directory) that holds the record instead."""
+
+
 def _digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> str:
     """SHA-256 over the meta JSON bytes and, in sorted name order, each array's name, dtype, shape and C-order
     bytes. Each header is length-prefixed, so distinct contents cannot hash the same byte stream."""
@@ -84,6 +96,20 @@ def _digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(directory: Path) -> None:
     if os.name == "posix":
         fd = os.open(directory, os.O_RDONLY)
@@ -97,8 +123,9 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> No
     """Write `arrays` and the JSON-able dict `meta` to the `.npz` file `path`, atomically: readers see either
     the previous file or the complete new one, and a failed write leaves no file behind (not even a temp file).
 
-    Raises ValueError for object-dtype arrays or for names that are empty or start with "__" (reserved), and
-    TypeError if `meta` is not a dict or not JSON-serialisable; in both cases nothing is written."""
+    The file gets mode 0644 less the umask (not mkstemp's 0600). Raises ValueError for object-dtype arrays or
+    for names that are empty or start with "__" (reserved), and TypeError if `meta` is not a dict or not
+    JSON-serialisable; in both cases nothing is written."""
     path = Path(path)
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
@@ -123,6 +150,7 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> No
                     with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array(member, a, allow_pickle=False)
             f.flush()
+            os.fchmod(f.fileno(), 0o644 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -168,6 +196,25 @@ def read_npz(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
             raise CorruptFileError(f"{path}: {type(e).__name__}: {e}") from e
 
 
+def remove_orphaned_temps(directory: str | Path, max_age_s: float = ORPHAN_AGE_S) -> list[Path]:
+    """Delete the temp files `write_npz` left in `directory` when killed mid-write: those older than
+    `max_age_s` whose target's lock (`<stem>.lock`, as RunStore and the data cache name it) is free.
+    Returns the paths removed; files it cannot remove (e.g. a read-only directory) are left alone."""
+    removed = []
+    now = time.time()
+    for tmp in Path(directory).glob(".*.tmp"):
+        match = _TEMP_RE.fullmatch(tmp.name)
+        try:
+            if match is None or now - tmp.stat().st_mtime < max_age_s:
+                continue
+            with FileLock(tmp.parent / f"{match['target']}.lock", timeout=0):
+                tmp.unlink()
+            removed.append(tmp)
+        except (OSError, Timeout):
+            continue
+    return removed
+
+
 def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
@@ -198,10 +245,12 @@ class RunStore:
     reads need no lock because writes are atomic."""
 
     def __init__(self, root: str | Path | None = None):
-        """Open (creating it if needed) the store at `root`, or at `default_cache_dir()` when None."""
+        """Open (creating it if needed) the store at `root`, or at `default_cache_dir()` when None, and
+        remove orphaned temp files (`remove_orphaned_temps`)."""
         self.root = Path(root) if root is not None else default_cache_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self._locks: dict[str, FileLock] = {}
+        remove_orphaned_temps(self.root)
 
     def path(self, key: str) -> Path:
         """The record file for `key`; ValueError unless `key` is a non-empty string of [0-9a-zA-Z_-]."""
@@ -215,10 +264,13 @@ class RunStore:
             self._locks[key] = FileLock(self.root / f"{key}.lock")
         return self._locks[key]
 
-    def _read(self, key: str) -> Record:
-        """The stored record for `key`; FileNotFoundError if absent, CorruptFileError if it does not verify
-        or holds another key."""
+    def read(self, key: str) -> Record:
+        """The stored record for `key`, verified, with no lock and no side effect: FileNotFoundError if
+        absent, CorruptFileError if it does not verify, holds another key or is not a regular file (e.g. a
+        directory); other errors opening it (PermissionError, ...) pass through."""
         path = self.path(key)
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise CorruptFileError(f"{path}: not a regular file (a directory or a special file)")
         arrays, stored = read_npz(path)
         if stored.get("key") != key or not isinstance(stored.get("meta"), dict):
             raise CorruptFileError(f"{path}: holds key {stored.get('key')!r} (expected {key!r}) or no meta dict")
@@ -227,7 +279,7 @@ class RunStore:
     def _load_locked(self, key: str) -> Record | None:
         """`load`, for a caller that holds the key's lock."""
         try:
-            return self._read(key)
+            return self.read(key)
         except FileNotFoundError:
             return None
         except CorruptFileError as e:
@@ -244,7 +296,7 @@ class RunStore:
         CorruptRecordWarning, moved aside to `<key>.corrupt-<UTC timestamp>.npz` (its bytes kept), and None is
         returned. Waits for the key's lock only when the record is corrupt."""
         try:
-            return self._read(key)
+            return self.read(key)
         except FileNotFoundError:
             return None
         except CorruptFileError:
@@ -263,11 +315,19 @@ class RunStore:
                       timeout: float | None = None) -> Record:
         """The record for `key`, computing it with `create()` only if no valid one is stored (or if `refresh`).
 
-        Holds the key's lock throughout, so among processes asking at once exactly one calls `create()` and the
-        others then load its result. Waits for the lock for `timeout` seconds (None: forever), then raises
-        `filelock.Timeout`. If `create()` raises, the exception propagates and the store is unchanged. The record
-        returned is the one read back from disk, so every caller gets the same (JSON round-tripped) meta."""
+        A valid stored record is returned without taking the lock (so a read-only store serves what it
+        holds). Otherwise the key's lock is held while checking again and creating, so among processes asking
+        at once exactly one calls `create()` and the others then load its result. Waits for the lock for
+        `timeout` seconds (None: forever), then raises `filelock.Timeout`. If `create()` raises, the exception
+        propagates and the store is unchanged. If writing the created record fails, RecordSaveError names
+        the fallback file that holds it. The record returned is the one read back from disk, so every caller
+        gets the same (JSON round-tripped) meta."""
         self.path(key)
+        if not refresh:
+            try:
+                return self.read(key)
+            except (FileNotFoundError, CorruptFileError):
+                pass
         with self._lock(key).acquire(timeout=-1 if timeout is None else timeout):
             if not refresh:
                 record = self._load_locked(key)
@@ -276,11 +336,27 @@ class RunStore:
             record = create()
             if not isinstance(record, Record) or record.key != key:
                 raise ValueError(f"create() for key {key!r} returned {record!r:.200}, not a Record with that key")
-            self.save(record)
-            return self._read(key)
+            try:
+                self.save(record)
+            except OSError as e:
+                raise self._save_fallback(record, e) from e
+            return self.read(key)
+
+    def _save_fallback(self, record: Record, error: OSError) -> RecordSaveError:
+        """Write `record` under the system temp directory; the error to raise, naming both paths."""
+        path = self.path(record.key)
+        fallback = Path(tempfile.gettempdir()) / f"ncsim-{record.key}-{utc_stamp()}.npz"
+        try:
+            write_npz(fallback, record.arrays, {"key": record.key, "meta": record.meta})
+            kept = f"the record was kept in {fallback}: move it to {path} once the store is writable"
+        except OSError as e2:
+            kept = f"writing it to {fallback} failed too ({e2}): the record is lost"
+        return RecordSaveError(f"could not write record {path} ({error.strerror or error}); {kept}")
 
     def keys(self) -> list[str]:
-        """Sorted keys of the records present (corrupt files moved aside and temp files excluded)."""
+        """Sorted keys of the records present (corrupt files moved aside and temp files excluded), after
+        removing orphaned temp files."""
+        remove_orphaned_temps(self.root)
         return sorted(p.stem for p in self.root.glob("*.npz") if _KEY_RE.fullmatch(p.stem))
 
     def __contains__(self, key: str) -> bool:

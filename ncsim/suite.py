@@ -1,24 +1,58 @@
-"""The claims suite's named run configurations and default seeds.
+"""Where a run comes from: the claims suite's configurations, seeds and runs (ncsim/suite.toml).
 
-Every configuration a claim, figure or control refers to by name ("standard", "adam", "no-wd", ...)
-is a run of one of the presets shipped in ncsim/presets/, so the CLI (`ncsim train --preset ...`),
-the claims and the report all train and read the very same specs.
+A run of the suite is identified by a `RunId` (configuration name, seed); its spec is the preset run
+of that name with that seed (`config`), and `obtain` serves it from the run store, training it once
+when the store has no record. The CLI (`ncsim train --preset ...`), the claims, the negative controls
+and the report all go through here, so they train and read the very same specs.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
 
 from ncsim.spec import RunSpec, load_specs
+from ncsim.store import RunStore
+from ncsim.train import train
+from ncsim.trajectory import Trajectory
 
-PRESETS = ("standard", "optimizers", "ablation", "controls")
-DEFAULT_SEEDS = (0, 1, 2)
-# Configurations the claims read, in the order a report shows them.
-CLAIM_CONFIGS = ("standard", "adam", "lbfgs", "no-wd", "mse")
+TABLE_PATH = Path(__file__).resolve().parent / "suite.toml"
 
 
 @lru_cache(maxsize=None)
-def configs() -> dict[str, RunSpec]:
+def table() -> dict:
+    """ncsim/suite.toml as a dict."""
+    with open(TABLE_PATH, "rb") as f:
+        return tomllib.load(f)
+
+
+DEFAULT_SEEDS: tuple[int, ...] = tuple(table()["default_seeds"])
+PRESETS: tuple[str, ...] = tuple(table()["presets"])
+CONFIGS: tuple[str, ...] = tuple(table()["configs"])
+# The configurations the claims read and the report draws (the others serve negative controls only).
+CLAIM_CONFIGS: tuple[str, ...] = tuple(n for n, c in table()["configs"].items() if not c.get("control"))
+
+
+class RunId(NamedTuple):
+    """One run of the suite: a configuration name and a training seed."""
+
+    config: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """The readable id used in test ids and figures, e.g. "standard-s0"."""
+        return f"{self.config}-s{self.seed}"
+
+
+@lru_cache(maxsize=None)
+def preset_runs() -> dict[str, RunSpec]:
     """Name -> spec (seed as in the preset) for every run of the suite's presets."""
     out: dict[str, RunSpec] = {}
     for preset in PRESETS:
@@ -27,11 +61,29 @@ def configs() -> dict[str, RunSpec]:
     return out
 
 
-def config(name: str, seed: int) -> RunSpec:
-    """The named configuration with `seed`; KeyError listing the known names otherwise."""
-    if name not in configs():
-        raise KeyError(f"unknown run configuration {name!r}; known: {sorted(configs())}")
-    return configs()[name].replace(seed=seed)
+def config(run: RunId | str, seed: int | None = None) -> RunSpec:
+    """The spec of a suite run (`config(RunId("adam", 3))` or `config("adam", 3)`); KeyError listing
+    the known configurations otherwise."""
+    name, seed = run if seed is None else (run, seed)
+    known = preset_runs()
+    if name not in known:
+        raise KeyError(f"unknown run configuration {name!r}; known: {sorted(known)}")
+    return known[name].replace(seed=seed)
+
+
+def cost(config: str) -> float:
+    """Training time of a configuration relative to a default run (1 when the table says nothing)."""
+    return float(table()["configs"].get(config, {}).get("cost", 1.0))
+
+
+def colour(config: str) -> str:
+    """The configuration's colour in every figure (grey when the table names none)."""
+    return table()["configs"].get(config, {}).get("colour", "0.3")
+
+
+def figure_configs(figure: str) -> tuple[str, ...]:
+    """The configurations a comparison figure draws (suite.toml, [figures.<name>])."""
+    return tuple(table()["figures"][figure]["configs"])
 
 
 def parse_seeds(raw: str | None) -> list[int]:
@@ -44,4 +96,24 @@ def parse_seeds(raw: str | None) -> list[int]:
         raise ValueError(f"seeds must be comma-separated integers, got {raw!r}") from None
     if not seeds:
         raise ValueError("seeds list is empty")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be >= 0, got {raw!r}")
     return seeds
+
+
+def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
+           progress: bool = False) -> Trajectory:
+    """The run's trajectory: the stored record, or a new one trained and
+    stored. Across processes sharing a store exactly one trains a given spec (the store's lock);
+    `refresh` retrains and overwrites. The trajectory's `trained` is True only when this call trained
+    it (decided inside the lock)."""
+    store = store if store is not None else RunStore()
+    trained = []
+
+    def create():
+        trained.append(True)
+        return train(spec, cache_dir=store.root, progress=progress)
+
+    traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh), spec)
+    traj.trained = bool(trained)
+    return traj

@@ -4,11 +4,14 @@ At every epoch of `spec.eval_schedule` (epoch 0 = initialisation always), in eva
 train set and separately on the test set: loss, error, and all of `collapse_metrics` on the
 penultimate features with the classifier's W and b. At every epoch of `spec.layer_schedule`, the
 feature-only metrics at every layer tap on the train set (a tap with fewer than C-1 features cannot
-hold a simplex and is skipped: meta["skipped_taps"]). The TPT epoch (Papyan et al. 2020) is the
-first evaluated epoch whose full train-set error in eval mode is exactly 0. A run whose loss turns NaN
-or inf stops and its record says so (status "diverged"), as does one whose features die so that the
-metrics are undefined (status "degenerate", e.g. all class means equal); meta["status_reason"] says
-where. The result is a store.Record; nothing here plots or caches.
+hold a simplex and is skipped: meta["skipped_taps"]). meta["tpt_epoch"] is trajectory.tpt_epoch of
+the train error. A run whose loss or features turn NaN or inf stops with status "diverged", one whose
+features die so that the metrics are undefined (e.g. all class means equal) with status "degenerate";
+meta["status_reason"] says where, and its record still has every column of a finished run, NaN where
+nothing was measured. The result is a store.Record; nothing here plots or caches.
+
+Top to bottom: the stop signal and the column names; loss, optimizer and lr schedule; setup; one
+training epoch; one evaluation; the epoch loop; train(); the record; the progress bar.
 """
 
 from __future__ import annotations
@@ -18,30 +21,38 @@ import platform
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ncsim import __version__, data, models
-from ncsim.metrics import DegenerateFeaturesError, collapse_metrics
+from ncsim.metrics import CLASSIFIER_KEYS, FEATURE_KEYS, DegenerateFeaturesError, collapse_metrics
 from ncsim.spec import RunSpec, schedule_epochs
 from ncsim.store import Record
+from ncsim.trajectory import tpt_epoch
 
-LAYER_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
-              "nc2_etf_distance", "ncc_error")
 EVAL_CHUNK = 2000
+PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS
+LAYER_KEYS = FEATURE_KEYS
 
 
-@contextmanager
-def torch_threads(n: int):
-    """Run the block with `n` torch intra-op threads, restoring the previous count after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+class RunStopped(Exception):
+    """Training cannot go on: `status` "diverged" (a non-finite loss or features) or "degenerate"
+    (features whose NC statistics are undefined). `measured` holds what the interrupted evaluation
+    had measured before it stopped."""
+
+    def __init__(self, status: str, reason: str, measured: dict | None = None):
+        super().__init__(f"{status}: {reason}")
+        self.status, self.reason, self.measured = status, reason, dict(measured or {})
+
+
+def columns(taps: list[str]) -> list[str]:
+    """Every trajectory column of a run with these layer taps (the keys of its evaluation rows)."""
+    return ["epoch", *(f"{split}_{m}" for split in ("train", "test") for m in ("loss", "error")),
+            *(f"{split}.{k}" for split in ("train", "test") for k in PENULTIMATE_KEYS),
+            *(f"layer.{tap}.{k}" for tap in taps for k in LAYER_KEYS)]
 
 
 def loss_fn(spec: RunSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -77,46 +88,21 @@ def make_scheduler(spec: RunSpec, opt: torch.optim.Optimizer):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-@torch.no_grad()
-def forward_all(model, x: torch.Tensor, taps: bool):
-    """Eval-mode forward over a whole split in chunks: logits and, with taps, each tap's 2-D features."""
-    model.eval()
-    logits, feats = [], defaultdict(list)
-    for i in range(0, len(x), EVAL_CHUNK):
-        z, outs = model(x[i:i + EVAL_CHUNK], taps=True)
-        logits.append(z)
-        chosen = models.tap_features(outs) if taps else {"penultimate": outs["penultimate"]}
-        for k, v in chosen.items():
-            feats[k].append(v)
-    return torch.cat(logits), {k: torch.cat(v) for k, v in feats.items()}
+def setup(spec: RunSpec, cache_dir=None):
+    """(ds, model, opt, sched, gen): the run's data on spec.device, its network for the data's C
+    classes seeded by spec.seed, optimizer, lr schedule, and the generator of the minibatch order."""
+    device = torch.device(spec.device)
+    ds = data.load(spec, cache_dir)
+    ds = data.Dataset(*(t.to(device) for t in (ds.x, ds.y, ds.x_test, ds.y_test)), ds.num_classes)
+    torch.manual_seed(spec.seed)
+    model = models.build(spec, ds.num_classes).to(device)
+    opt = make_optimizer(spec, model.parameters())
+    sched = make_scheduler(spec, opt)
+    gen = torch.Generator().manual_seed(spec.seed + 1_000_003)
+    return ds, model, opt, sched, gen
 
 
-def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, float]:
-    """One evaluation row: loss, error and penultimate collapse metrics on train and test; with
-    `layers`, the feature-only metrics at every tap (train set)."""
-    W = model.classifier.weight.detach()
-    b = model.classifier.bias.detach()
-    row = {}
-    for split, x, y in (("train", ds.x, ds.y), ("test", ds.x_test, ds.y_test)):
-        logits, feats = forward_all(model, x, taps=layers and split == "train")
-        row[f"{split}_loss"] = float(loss_fn(spec, logits, y))
-        row[f"{split}_error"] = float((logits.argmax(1) != y).double().mean())
-        if not all(torch.isfinite(f).all() for f in feats.values()):
-            return {**row, "nonfinite": 1.0}
-        try:
-            m = collapse_metrics(feats.pop("penultimate"), y, W, b, ds.num_classes)
-            row.update({f"{split}.{k}": v for k, v in m.items()})
-            for tap, f in feats.items():
-                if f.shape[1] < ds.num_classes - 1:  # too narrow to hold a simplex: see skipped_taps
-                    continue
-                m = collapse_metrics(f, y, num_classes=ds.num_classes)
-                row.update({f"layer.{tap}.{k}": m[k] for k in LAYER_KEYS})
-        except DegenerateFeaturesError as e:
-            return {**row, "degenerate": f"{split}: {e}"}
-    return row
-
-
-def _fit_epoch(spec, model, opt, ds, gen) -> float:
+def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator) -> float:
     """One pass over the shuffled train set; returns the mean minibatch loss."""
     model.train()
     perm = torch.randperm(len(ds.x), generator=gen)
@@ -153,6 +139,144 @@ def _fit_epoch(spec, model, opt, ds, gen) -> float:
     return total / n
 
 
+@torch.no_grad()
+def forward_all(model, x: torch.Tensor, taps: bool):
+    """Eval-mode forward over a whole split in chunks: logits and, with taps, each tap's 2-D features."""
+    model.eval()
+    logits, feats = [], defaultdict(list)
+    for i in range(0, len(x), EVAL_CHUNK):
+        z, outs = model(x[i:i + EVAL_CHUNK], taps=True)
+        logits.append(z)
+        chosen = models.tap_features(outs) if taps else {"penultimate": outs["penultimate"]}
+        for k, v in chosen.items():
+            feats[k].append(v)
+    return torch.cat(logits), {k: torch.cat(v) for k, v in feats.items()}
+
+
+def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, float]:
+    """One evaluation row: loss, error and penultimate collapse metrics on train and test; with
+    `layers`, the feature-only metrics at every tap wide enough for them (train set). Raises
+    RunStopped: "diverged" for non-finite features or loss, "degenerate" where the metrics are
+    undefined."""
+    W = model.classifier.weight.detach()
+    b = model.classifier.bias.detach()
+    row = {}
+    for split, x, y in (("train", ds.x, ds.y), ("test", ds.x_test, ds.y_test)):
+        logits, feats = forward_all(model, x, taps=layers and split == "train")
+        row[f"{split}_loss"] = float(loss_fn(spec, logits, y))
+        row[f"{split}_error"] = float((logits.argmax(1) != y).double().mean())
+        if not all(torch.isfinite(f).all() for f in feats.values()):
+            raise RunStopped("diverged", f"non-finite features on the {split} set", row)
+        try:
+            m = collapse_metrics(feats.pop("penultimate"), y, W, b, ds.num_classes)
+            row.update({f"{split}.{k}": v for k, v in m.items()})
+            for tap, f in feats.items():
+                if _too_narrow(f.shape[1], ds.num_classes):
+                    continue
+                m = collapse_metrics(f, y, num_classes=ds.num_classes)
+                row.update({f"layer.{tap}.{k}": v for k, v in m.items()})
+        except DegenerateFeaturesError as e:
+            raise RunStopped("degenerate", f"{split} set: {e}", row) from e
+    nonfinite = [k for k in ("train_loss", "test_loss") if not math.isfinite(row[k])]
+    if nonfinite:
+        raise RunStopped("diverged", f"non-finite {' and '.join(nonfinite)}", row)
+    return row
+
+
+def _too_narrow(width: int, num_classes: int) -> bool:
+    """Fewer than C-1 features cannot hold a simplex of C class means: no layer metrics there."""
+    return width < num_classes - 1
+
+
+@dataclass
+class History:
+    """What the epoch loop measured: one row per evaluated epoch, the mean minibatch loss and the lr
+    of every trained epoch, how the run ended, and the seconds spent training and evaluating."""
+
+    rows: list[dict] = field(default_factory=list)
+    fit_loss: list[float] = field(default_factory=list)
+    fit_lr: list[float] = field(default_factory=list)
+    status: str = "ok"
+    reason: str | None = None
+    seconds: dict[str, float] = field(default_factory=lambda: {"fit": 0.0, "eval": 0.0})
+
+    @contextmanager
+    def timed(self, phase: str):
+        """Add the block's wall time to seconds[phase], even when it raises."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - t0
+
+
+def eval_epochs(spec: RunSpec) -> tuple[set[int], set[int]]:
+    """The evaluated epochs, and those of them with the layer taps (none for layer_schedule "none")."""
+    layer_at = set(schedule_epochs(spec.layer_schedule, spec.epochs)) if spec.layer_schedule != "none" else set()
+    return set(schedule_epochs(spec.eval_schedule, spec.epochs)) | layer_at, layer_at
+
+
+def run_epochs(spec: RunSpec, ds, model, opt, sched, gen, after_epoch=None) -> History:
+    """Epoch 0 evaluates the initialisation; each later epoch is one fit_epoch and one lr-schedule
+    step, then an evaluation if scheduled. A RunStopped ends the loop with a row for its epoch;
+    `after_epoch(epoch, history)` is called after every epoch."""
+    eval_at, layer_at = eval_epochs(spec)
+    h = History()
+    for epoch in range(spec.epochs + 1):
+        try:
+            if epoch > 0:
+                with h.timed("fit"):
+                    h.fit_lr.append(opt.param_groups[0]["lr"])
+                    h.fit_loss.append(fit_epoch(spec, model, opt, ds, gen))
+                    sched.step()
+                if not math.isfinite(h.fit_loss[-1]):
+                    raise RunStopped("diverged", f"training loss {h.fit_loss[-1]}")
+            if epoch in eval_at:
+                with h.timed("eval"):
+                    h.rows.append({"epoch": epoch, **evaluate(spec, model, ds, layers=epoch in layer_at)})
+        except RunStopped as stop:
+            h.rows.append({"epoch": epoch, **stop.measured})
+            h.status, h.reason = stop.status, f"epoch {epoch}: {stop.reason}"
+        if after_epoch is not None:
+            after_epoch(epoch, h)
+        if h.status != "ok":
+            break
+    return h
+
+
+def train(spec: RunSpec, cache_dir=None, progress: bool = False) -> Record:
+    """Train `spec` from scratch and return its record (trajectory, final weights, timings)."""
+    t_start = time.perf_counter()
+    ds, model, opt, sched, gen = setup(spec, cache_dir)
+    with _progress_bar(spec, progress) as show:
+        history = run_epochs(spec, ds, model, opt, sched, gen, after_epoch=show)
+    return _record(spec, ds, model, history, t_start)
+
+
+def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) -> Record:
+    """The run's store.Record: every trajectory column over the evaluated epochs (NaN where nothing
+    was measured: layer metrics off the layer schedule, whatever a stopped run did not reach), the
+    per-epoch fit loss and lr, the final weights, and meta."""
+    widths = _tap_widths(model, ds)
+    taps = [name for name, p in widths if not _too_narrow(p, ds.num_classes)] if eval_epochs(spec)[1] else []
+    names = sorted(set(columns(taps)) | {k for r in h.rows for k in r})
+    arrays = {k: np.asarray([r.get(k, np.nan) for r in h.rows], dtype=np.float64) for k in names}
+    arrays["fit_loss"] = np.asarray(h.fit_loss, dtype=np.float64)
+    arrays["fit_lr"] = np.asarray(h.fit_lr, dtype=np.float64)
+    for name, tensor in model.state_dict().items():
+        arrays[f"weights.{name}"] = tensor.detach().cpu().numpy()
+    meta = {
+        "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
+        "status_reason": h.reason, "taps": taps,
+        "skipped_taps": [f"{name} (p={p} < C-1)" for name, p in widths if _too_narrow(p, ds.num_classes)],
+        "epochs_run": len(h.fit_loss), "tpt_epoch": tpt_epoch(arrays["epoch"], arrays["train_error"]),
+        "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
+                    "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
+        "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return Record(key=spec.key(), meta=meta, arrays=arrays)
+
+
 def versions() -> dict[str, str]:
     import mnist1d  # noqa: F401
     from importlib.metadata import version
@@ -161,89 +285,31 @@ def versions() -> dict[str, str]:
             "mnist1d": version("mnist1d"), "python": platform.python_version()}
 
 
-def train(spec: RunSpec, cache_dir=None, progress: bool = False) -> Record:
-    """Train `spec` from scratch and return its record (trajectory, final weights, timings)."""
-    t_start = time.perf_counter()
-    device = torch.device(spec.device)
-    ds = data.load(spec, cache_dir)
-    ds = data.Dataset(*(t.to(device) for t in (ds.x, ds.y, ds.x_test, ds.y_test)), ds.num_classes)
-    torch.manual_seed(spec.seed)
-    model = models.build(spec, ds.num_classes).to(device)
-    opt = make_optimizer(spec, model.parameters())
-    sched = make_scheduler(spec, opt)
-    gen = torch.Generator().manual_seed(spec.seed + 1_000_003)
-    eval_at = set(schedule_epochs(spec.eval_schedule, spec.epochs))
-    layer_at = set(schedule_epochs(spec.layer_schedule, spec.epochs)) if spec.layer_schedule != "none" else set()
-    eval_at |= layer_at
-
-    rows, fit_loss, lrs = [], [], []
-    status, reason, t_fit, t_eval = "ok", None, 0.0, 0.0
-    bar = _progress(spec, progress)
-    for epoch in range(spec.epochs + 1):
-        if epoch > 0:
-            t0 = time.perf_counter()
-            lrs.append(opt.param_groups[0]["lr"])
-            fit_loss.append(_fit_epoch(spec, model, opt, ds, gen))
-            sched.step()
-            t_fit += time.perf_counter() - t0
-            if not math.isfinite(fit_loss[-1]):
-                status, reason = "diverged", f"epoch {epoch}: training loss {fit_loss[-1]}"
-        if epoch in eval_at or status != "ok":
-            t0 = time.perf_counter()
-            row = evaluate(spec, model, ds, layers=epoch in layer_at) if status == "ok" else {}
-            t_eval += time.perf_counter() - t0
-            if row.pop("nonfinite", 0.0) or not all(math.isfinite(row.get(k, 0.0)) for k in ("train_loss", "test_loss")):
-                status, reason = "diverged", reason or f"epoch {epoch}: non-finite loss or features in evaluation"
-            if "degenerate" in row:
-                status, reason = "degenerate", f"epoch {epoch}, {row.pop('degenerate')}"
-            rows.append({"epoch": epoch, **row})
-        if bar is not None:
-            bar.update(1 if epoch else 0)
-            last = rows[-1] if rows else {}
-            bar.set_postfix(loss=f"{fit_loss[-1] if fit_loss else float('nan'):.3g}",
-                            err=f"{last.get('train_error', float('nan')):.4f}",
-                            nc1=f"{last.get('train.nc1', float('nan')):.3g}")
-        if status != "ok":
-            break
-    if bar is not None:
-        bar.close()
-
-    arrays = _columns(rows)
-    arrays["fit_loss"] = np.asarray(fit_loss, dtype=np.float64)
-    arrays["fit_lr"] = np.asarray(lrs, dtype=np.float64)
-    for name, tensor in model.state_dict().items():
-        arrays[f"weights.{name}"] = tensor.detach().cpu().numpy()
-    err = arrays.get("train_error", np.array([]))
-    zero = np.flatnonzero(err == 0.0)
-    taps = list(dict.fromkeys(k[len("layer."):].rsplit(".", 1)[0] for r in rows for k in r if k.startswith("layer.")))
-    skipped = [f"{name} (p={p} < C-1)" for name, p in _tap_widths(model, ds) if p < ds.num_classes - 1]
-    meta = {
-        "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": status, "status_reason": reason, "taps": taps,
-        "skipped_taps": skipped,
-        "epochs_run": len(fit_loss), "tpt_epoch": int(arrays["epoch"][zero[0]]) if len(zero) else None,
-        "timings": {"total_s": time.perf_counter() - t_start, "fit_s": t_fit, "eval_s": t_eval,
-                    "threads": torch.get_num_threads()},
-        "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    return Record(key=spec.key(), meta=meta, arrays=arrays)
-
-
 def _tap_widths(model, ds: data.Dataset) -> list[tuple[str, int]]:
-    """Each layer tap's feature count, from a forward pass on two signals."""
+    """Each layer tap's feature count (the penultimate layer is not a tap), from a forward pass on
+    two signals."""
     _, feats = forward_all(model, ds.x[:2], taps=True)
-    return [(name, f.shape[1]) for name, f in feats.items()]
+    return [(name, f.shape[1]) for name, f in feats.items() if name != "penultimate"]
 
 
-def _columns(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Rows -> float64 columns over evaluated epochs; a key missing in a row (layer metrics off the
-    layer schedule) is NaN there."""
-    keys = sorted({k for r in rows for k in r})
-    return {k: np.asarray([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in keys}
-
-
-def _progress(spec: RunSpec, enabled: bool):
+@contextmanager
+def _progress_bar(spec: RunSpec, enabled: bool):
+    """A tqdm bar over the epochs showing the last fit loss, train error and NC1; yields run_epochs'
+    `after_epoch` callback (None when disabled)."""
     if not enabled:
-        return None
+        yield None
+        return
     from tqdm import tqdm
 
-    return tqdm(total=spec.epochs, desc=spec.label(), unit="ep", leave=False)
+    bar = tqdm(total=spec.epochs, desc=spec.label(), unit="ep", leave=False)
+
+    def show(epoch: int, h: History) -> None:
+        last, nan = (h.rows[-1] if h.rows else {}), float("nan")
+        bar.update(1 if epoch else 0)
+        bar.set_postfix(loss=f"{h.fit_loss[-1] if h.fit_loss else nan:.3g}",
+                        err=f"{last.get('train_error', nan):.4f}", nc1=f"{last.get('train.nc1', nan):.3g}")
+
+    try:
+        yield show
+    finally:
+        bar.close()

@@ -3,7 +3,9 @@
 Columns are float64 arrays over the evaluated epochs (`epochs`): "train_loss", "train_error",
 "test_loss", "test_error", "train.<metric>" and "test.<metric>" for every key of
 ncsim.metrics.collapse_metrics on the penultimate features, and "layer.<tap>.<metric>" for the
-feature-only metrics at each layer tap (NaN at epochs off the layer schedule).
+feature-only metrics at each layer tap (NaN at epochs off the layer schedule). A run that stopped
+(status "diverged" or "degenerate") has every one of these columns too, NaN where nothing was
+measured, so that a check on it fails instead of raising.
 """
 
 from __future__ import annotations
@@ -16,7 +18,28 @@ from ncsim.store import Record
 _PER_RUN = ("fit_loss", "fit_lr")
 
 
+def tpt_epoch(epochs, train_error) -> int | None:
+    """The TPT epoch (Papyan et al. 2020): the first evaluated epoch whose full train-set error in eval
+    mode is exactly 0; None when there is none."""
+    zero = np.flatnonzero(np.asarray(train_error) == 0.0)
+    return int(np.asarray(epochs)[zero[0]]) if len(zero) else None
+
+
 class Trajectory:
+    """A stored run, read-only. What a claim may ask of a run:
+
+    identity     key, label, spec, status ("ok", "diverged", "degenerate"; meta["status_reason"]
+                 says at which epoch and why)
+    columns      t[name] over the evaluated epochs `epochs`, t.at(name, epoch), t.final(name),
+                 columns(); the names are those of the module docstring, present in every run
+    layers       taps() in depth order, layer(tap, metric) at the layer-evaluated epochs
+    TPT          tpt_epoch, at_tpt(name), post_tpt(name)
+    network      weights(), model(), features(split): the final network, not the one at an epoch
+    controls     truncated(epoch): the same run cut after an epoch (e.g. at initialisation)
+
+    Anything else (a column the run lacks, an epoch it did not evaluate) is a KeyError.
+    """
+
     def __init__(self, record: Record, spec: RunSpec | None = None):
         """`spec`, when given, is the spec the caller asked for (its name may differ from the one the
         record was first trained under; the key is the same)."""
@@ -28,14 +51,16 @@ class Trajectory:
     key = property(lambda self: self.record.key)
     label = property(lambda self: self.spec.label())
     status = property(lambda self: self.meta["status"])
-    tpt_epoch = property(lambda self: self.meta["tpt_epoch"], doc="First evaluated epoch with train error 0, or None.")
+    tpt_epoch = property(lambda self: self.meta["tpt_epoch"], doc="The run's TPT epoch (module function tpt_epoch), or None.")
 
     def columns(self) -> list[str]:
+        """The names t[name] accepts."""
         n = len(self.epochs)
         return sorted(k for k, v in self.record.arrays.items()
                       if not k.startswith("weights.") and k not in _PER_RUN and v.shape == (n,))
 
     def __getitem__(self, name: str) -> np.ndarray:
+        """The column over the evaluated epochs (float64, one value per entry of `epochs`)."""
         if name not in self.record.arrays or name.startswith("weights."):
             raise KeyError(f"run {self.label} has no column {name!r}; columns: {self.columns()}")
         return self.record.arrays[name]
@@ -48,6 +73,8 @@ class Trajectory:
         return float(self[name][hit[0]])
 
     def final(self, name: str) -> float:
+        """The column at the last evaluated epoch (for a stopped run, the epoch it stopped at,
+        where what it did not measure is NaN)."""
         return float(self[name][-1])
 
     def taps(self) -> list[str]:
@@ -61,6 +88,7 @@ class Trajectory:
         return self.epochs[ok], v[ok]
 
     def weights(self) -> dict[str, np.ndarray]:
+        """The final state dict as numpy arrays (parameters and batch-norm buffers)."""
         return {k[len("weights."):]: v for k, v in self.record.arrays.items() if k.startswith("weights.")}
 
     def truncated(self, epoch: int) -> "Trajectory":
@@ -70,10 +98,7 @@ class Trajectory:
         keep = self.epochs <= epoch
         cols = set(self.columns())
         arrays = {k: (v[keep] if k in cols else v) for k, v in self.record.arrays.items()}
-        err = arrays["train_error"]
-        zero = np.flatnonzero(err == 0.0)
-        meta = {**self.meta, "tpt_epoch": int(arrays["epoch"][zero[0]]) if len(zero) else None,
-                "truncated_at": epoch}
+        meta = {**self.meta, "tpt_epoch": tpt_epoch(arrays["epoch"], arrays["train_error"]), "truncated_at": epoch}
         return Trajectory(Record(self.key, meta, arrays), self.spec)
 
     def post_tpt(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -88,13 +113,15 @@ class Trajectory:
         return float("nan") if self.tpt_epoch is None else self.at(name, self.tpt_epoch)
 
     def model(self):
-        """The trained network, rebuilt from the record's final weights (eval mode, CPU)."""
+        """The trained network, rebuilt from the record's final weights (eval mode, CPU), with as many
+        classes C as its classifier has rows."""
         import torch
 
         from ncsim import models
 
-        net = models.build(self.spec)
-        net.load_state_dict({k: torch.as_tensor(v) for k, v in self.weights().items()})
+        weights = self.weights()
+        net = models.build(self.spec, num_classes=len(weights["classifier.weight"]))
+        net.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
         return net.eval()
 
     def features(self, split: str = "train", cache_dir=None) -> dict[str, np.ndarray]:

@@ -34,11 +34,16 @@ lambda_b = 0.5 with C = 4), so the MSE closed form here is stated for lambda_b =
 
 Helpers for the suite's other UFM claims: the geometry of the class means when p < C-1 (no simplex ETF
 fits), the Webb & Lowe least-squares classifier on given features, and a class-imbalance sweep
-(minority collapse, Fang et al. 2021; SELI geometry, Thrampoulidis et al. 2022).
+(minority collapse, Fang et al. 2021; SELI geometry, Thrampoulidis et al. 2022), kept in the run store
+(`imbalance_sweep_stored`) so that the report draws it without solving again (`stored_imbalance_sweeps`).
+The statistics the claims check are defined in the claim files (claims/test_ufm_*.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
 from functools import lru_cache
 from dataclasses import dataclass, field
@@ -49,9 +54,10 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import metrics
-from ncsim.train import torch_threads
+from ncsim.spec import LOSSES, check_choice
+from ncsim.store import Record, RunStore, utc_stamp
+from ncsim.threads import limit_threads
 
-LOSSES = ("ce", "mse")
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 # Step sizes that converge on the suite's problems (lambdas 5e-3..5e-2, init_std 1); LBFGS line-searches.
 DEFAULT_LR = {"gd": 1.0, "sgd": 0.5, "adam": 0.1, "lbfgs": 1.0}
@@ -61,11 +67,9 @@ DEFAULT_MAX_ITER = {"gd": 40_000, "sgd": 40_000, "adam": 40_000, "lbfgs": 2_000}
 ADAM_DECAY = 0.9995
 LBFGS_CHUNK = 25
 DEFAULT_GTOL = 1e-8
-
-
-def _choice(name: str, value: str, valid: Sequence[str]) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(valid)}")
+# Bump when a change to the solvers or to the sweep changes what a stored imbalance sweep holds: the
+# store's old records then stop matching.
+UFM_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class UFMProblem:
         for lam in ("lambda_w", "lambda_h", "lambda_b"):
             if not getattr(self, lam) >= 0:
                 raise ValueError(f"{lam} must be >= 0, got {getattr(self, lam)!r}")
-        _choice("loss", self.loss, LOSSES)
+        check_choice("loss", self.loss, LOSSES)
 
     @classmethod
     def imbalanced(cls, num_classes: int, dim: int, n_min: int, ratio: float, **kw) -> "UFMProblem":
@@ -124,6 +128,14 @@ class UFMProblem:
         if not self.balanced:
             raise ValueError("kappa and the closed form are defined for balanced classes only")
         return math.sqrt(self.counts[0] * self.lambda_w * self.lambda_h)
+
+    @property
+    def norm_ratio(self) -> float:
+        """sqrt(n lambda_H / lambda_W) = ||w_k|| / ||h_{k,i}|| at every critical point with h_{k,i} = alpha w_k
+        (balanced only; module docstring)."""
+        if not self.balanced:
+            raise ValueError("the norm ratio and the closed form are defined for balanced classes only")
+        return math.sqrt(self.counts[0] * self.lambda_h / self.lambda_w)
 
 
 @dataclass(frozen=True)
@@ -259,7 +271,7 @@ def solve(problem: UFMProblem, solver: str = "lbfgs", *, seed: int = 0, gtol: fl
     (its line search cannot resolve f below float64 precision; converged is then False). `iterations` counts parameter updates (SGD:
     minibatch steps; LBFGS: its inner iterations). Deterministic for a given seed.
     """
-    _choice("solver", solver, SOLVERS)
+    check_choice("solver", solver, SOLVERS)
     lr = DEFAULT_LR[solver] if lr is None else lr
     max_iter = DEFAULT_MAX_ITER[solver] if max_iter is None else max_iter
     if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 0 or not lr > 0 or batches < 1:
@@ -269,7 +281,7 @@ def solve(problem: UFMProblem, solver: str = "lbfgs", *, seed: int = 0, gtol: fl
     _check_shapes(problem, *start)
     params = [torch.tensor(np.asarray(a, dtype=np.float64)) for a in start]
     f = _Objective(problem)
-    with torch_threads(1):  # intra-op threads only cost time on problems this small
+    with limit_threads(1):  # intra-op threads only cost time on problems this small
         it, history = _SOLVERS[solver](f, params, lr=lr, gtol=gtol, max_iter=max_iter, seed=seed,
                                        batches=batches)
     return evaluate(problem, *params, gtol=gtol, solver=solver, iterations=it, seed=seed, history=history)
@@ -393,6 +405,19 @@ def optimal_product(problem: UFMProblem) -> float:
     return (C - 1) / C * (1 - C * kappa)
 
 
+def optimal_objective(problem: UFMProblem) -> float:
+    """g(q*), the global minimum value of f (balanced, p >= C-1; CE, or MSE with lambda_b = 0)."""
+    return float(reduced_objective(problem, optimal_product(problem)))
+
+
+def trivial_objective(problem: UFMProblem) -> float:
+    """f(0) = f at W = H = 0 with the best bias, the global minimum value when C kappa >= 1: log C (CE,
+    b = 0) or (C-1)/(2C) (MSE with lambda_b = 0, b = 1/C)."""
+    C = problem.num_classes
+    _mse_closed_form_applies(problem)
+    return math.log(C) if problem.loss == "ce" else (C - 1) / (2 * C)
+
+
 def simplex_etf(num_classes: int, dim: int, rng: np.random.Generator | int = 0) -> np.ndarray:
     """C unit vectors in R^p (rows, C x p) with pairwise cosines -1/(C-1), in a random orientation:
     sqrt(C/(C-1)) V Q^T with V V^T = I - 11^T/C (V: C x (C-1)) and Q (p x (C-1)) random orthonormal."""
@@ -413,7 +438,7 @@ def closed_form_minimizer(problem: UFMProblem, rng: np.random.Generator | int = 
     b = 1/C (MSE, lambda_b = 0)."""
     pr = problem
     q = optimal_product(pr)
-    ratio = math.sqrt(pr.counts[0] * pr.lambda_h / pr.lambda_w)      # ||w_k|| / ||h_{k,i}||
+    ratio = pr.norm_ratio                                            # ||w_k|| / ||h_{k,i}||
     W = math.sqrt(q * ratio) * simplex_etf(pr.num_classes, pr.dim, rng)
     H = (W / ratio)[pr.labels].T
     b = np.full(pr.num_classes, 0.0 if pr.loss == "ce" else 1 / pr.num_classes)
@@ -432,81 +457,12 @@ def _solve_memo(problem, solver, seed, gtol, max_iter):
     return solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
 
 
-# ---- statistics the UFM claims check ---------------------------------------------------------------------
-
-def collapse_statistics(result: UFMResult) -> dict:
-    """What the global-minimiser claims check at a point (Zhu et al. 2021, Thm 3.1):
-
-      grad_norm         ||grad f||_2 at the point
-      nc_max, nc_worst  the largest value among all of ncsim.metrics.collapse_metrics (features H^T,
-                        classifier W, b) and the key it belongs to
-      bias_spread       max_k |b_k - mean(b)|  (b = b* 1)
-    for balanced problems:
-      norm_ratio_error  max_{k,i} | ||w_k|| / (sqrt(n lambda_H/lambda_W) ||h_{k,i}||) - 1 |
-    and for balanced problems with a closed form (CE; MSE with lambda_b = 0):
-      product_error     max_{k,i} | ||w_k|| ||h_{k,i}|| / q* - 1 |  (q* = optimal_product)
-      bias_error        max_k |b_k - b*| with b* = 0 (CE, lambda_b > 0) or 1/C (MSE); NaN for CE with
-                        lambda_b = 0, where any constant b* is optimal
-      objective_gap     |f - g(q*)| / g(q*), g the reduced objective
-    """
-    pr = result.problem
-    m = metrics.collapse_metrics(result.features, result.labels, result.W, result.b,
-                                 num_classes=pr.num_classes)
-    worst = max(m, key=m.get)
-    w_norms = np.linalg.norm(result.W, axis=1)[result.labels]
-    h_norms = np.linalg.norm(result.H, axis=0)
-    stats = {"grad_norm": result.grad_norm, "nc_max": m[worst], "nc_worst": worst,
-             "bias_spread": float(np.abs(result.b - result.b.mean()).max())}
-    if not pr.balanced:
-        return stats
-    ratio = math.sqrt(pr.counts[0] * pr.lambda_h / pr.lambda_w)
-    stats["norm_ratio_error"] = float(np.abs(w_norms / (ratio * h_norms) - 1).max())
-    if pr.loss == "mse" and pr.lambda_b != 0:
-        return stats
-    q = optimal_product(pr)
-    _, _, b_star = closed_form_minimizer(pr)
-    f_star = float(reduced_objective(pr, q))
-    stats["product_error"] = float(np.abs(w_norms * h_norms / q - 1).max())
-    stats["bias_error"] = (math.nan if pr.loss == "ce" and pr.lambda_b == 0
-                           else float(np.abs(result.b - b_star).max()))
-    stats["objective_gap"] = abs(result.objective - f_star) / f_star
-    return stats
-
-
-def landscape_statistics(results: Sequence[UFMResult]) -> dict[str, float]:
-    """Zhu et al. 2021 Thm 3.2 (no spurious local minima) over runs of one balanced problem:
-
-      objective_spread  (max f - min f) / min f over the runs
-      max_gap           max over runs of (f - g(q*)) / g(q*), the excess over the global minimum value
-      max_grad_norm     the largest final gradient norm (every run a critical point)
-    """
-    problems = {r.problem for r in results}
-    if len(problems) != 1:
-        raise ValueError(f"landscape statistics need runs of one problem, got {len(problems)}")
-    f = np.array([r.objective for r in results])
-    f_star = float(reduced_objective(results[0].problem, optimal_product(results[0].problem)))
-    return {"objective_spread": float((f.max() - f.min()) / f.min()),
-            "max_gap": float((f.max() - f_star) / f_star),
-            "max_grad_norm": max(r.grad_norm for r in results)}
-
-
-def trivial_statistics(result: UFMResult) -> dict[str, float]:
-    """For C kappa >= 1, where the minimiser is W = H = 0: ||W||_F + ||H||_F, and |f - f(0)| / f(0)
-    with f(0) = log C (CE, b = 0) or (C-1)/(2C) (MSE, b = 1/C)."""
-    C = result.problem.num_classes
-    f0 = math.log(C) if result.problem.loss == "ce" else (C - 1) / (2 * C)
-    return {"norm": float(np.linalg.norm(result.W) + np.linalg.norm(result.H)),
-            "objective_gap": abs(result.objective - f0) / f0}
-
-
 # ---- p < C-1: the class means cannot form a simplex ETF -------------------------------------------------
 
 def centered_mean_gram(features, labels, num_classes: int) -> np.ndarray:
     """A A^T (C x C) with rows of A the centered class means mu_c - mu_G, mu_G the sample mean over all
-    N (the convention of ncsim.metrics); valid for any p, including p < C-1."""
-    h, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
-    means = np.stack([h[y == c].mean(0) for c in range(num_classes)])
-    A = means - h.mean(0)
+    N (ncsim.metrics.centered_means); valid for any p, including p < C-1."""
+    A = metrics.centered_means(features, labels, num_classes)
     return A @ A.T
 
 
@@ -557,7 +513,7 @@ def webb_lowe_classifier(features, labels, num_classes: int) -> tuple[np.ndarray
         raise ValueError("need features N x p and labels in [0, C) with every class present")
     pi = counts / len(y)
     mu_g = h.mean(0)
-    M = np.stack([h[y == c].mean(0) for c in range(num_classes)], axis=1) - mu_g[:, None]
+    M = metrics.centered_means(h, y, num_classes).T
     centered = h - mu_g
     eigval, eigvec = np.linalg.eigh(centered.T @ centered / len(y))                # Sigma_T
     kept = eigval > max(h.shape) * np.finfo(np.float64).eps * eigval.max()
@@ -583,10 +539,10 @@ def _mean_pairwise_cosine(rows: np.ndarray) -> float:
     return float(cos[~np.eye(len(rows), dtype=bool)].mean())
 
 
-# The imbalance ratios and seeds of the imbalance claim and its figure (claims/test_ufm_imbalance.py,
-# ncsim.figures.ufm_imbalance).
-IMBALANCE_R = (1, 2, 5, 10, 20, 50, 100)
-IMBALANCE_SEEDS = (0, 1)
+# The sweep's parameters (R values, seeds, gtol) belong to claims/test_ufm_imbalance.py.
+# A stored sweep's record: its meta's "kind", and the prefix of its key (imbalance_sweep_key).
+IMBALANCE_KIND = "ufm-imbalance-sweep"
+IMBALANCE_KEY_PREFIX = "ufm-imbalance-"
 
 
 def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int = 4, n_min: int = 1,
@@ -603,6 +559,8 @@ def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int
       means_etf_distance, w_etf_distance   ETF Gram distance of the centered class means and of W's rows
                                        (0 for an ETF; SELI geometry for R > 1, Thrampoulidis et al. 2022)
       objective, grad_norm, converged, iterations
+
+    Every column is a float64 array (converged: 1.0 or 0.0), as the run store keeps it.
     """
     keys = ("R", "minority_cos", "majority_cos", "minority_norm_ratio", "means_etf_distance",
             "w_etf_distance", "objective", "grad_norm", "converged", "iterations")
@@ -622,21 +580,53 @@ def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int
                "grad_norm": r.grad_norm, "converged": r.converged, "iterations": r.iterations}
         for key in keys:
             out[key].append(row[key])
-    return {key: np.asarray(value) for key, value in out.items()}
+    return {key: np.asarray(value, dtype=np.float64) for key, value in out.items()}
 
 
-def imbalance_statistics(sweep: dict[str, np.ndarray]) -> dict[str, float]:
-    """What the imbalance claims check on an `imbalance_sweep` over increasing R starting at R = 1:
+_SWEEP_SIGNATURE = inspect.signature(imbalance_sweep)
 
-      etf_distance_at_1          means_etf_distance at R = 1 (balanced: an ETF)
-      etf_distance_min_increase  min over consecutive R of the increase of means_etf_distance
-      minority_cos_min_increase  min over consecutive R of the increase of minority_cos
-      minority_cos_at_max        minority_cos at the largest R
-    """
-    R = sweep["R"]
-    if R[0] != 1 or (np.diff(R) <= 0).any():
-        raise ValueError(f"the sweep must start at R = 1 and increase, got R = {R}")
-    return {"etf_distance_at_1": float(sweep["means_etf_distance"][0]),
-            "etf_distance_min_increase": float(np.diff(sweep["means_etf_distance"]).min()),
-            "minority_cos_min_increase": float(np.diff(sweep["minority_cos"]).min()),
-            "minority_cos_at_max": float(sweep["minority_cos"][-1])}
+
+def imbalance_sweep_params(R_values: Sequence[float], **kw) -> dict:
+    """Every argument of `imbalance_sweep(R_values, **kw)`, defaults included, as a JSON-able dict
+    (R_values a list of floats): what names a stored sweep."""
+    bound = _SWEEP_SIGNATURE.bind(R_values, **kw)
+    bound.apply_defaults()
+    params = {k: v.item() if isinstance(v, np.generic) else v for k, v in bound.arguments.items()}
+    return {**params, "R_values": [float(R) for R in R_values]}
+
+
+def imbalance_sweep_key(params: dict) -> str:
+    """The store key of a sweep: IMBALANCE_KEY_PREFIX + the first 20 hex digits of the SHA-256 of the
+    canonical JSON (sorted keys, no spaces) of `params` (imbalance_sweep_params) and UFM_VERSION."""
+    text = json.dumps({"params": params, "ufm_version": UFM_VERSION}, sort_keys=True, separators=(",", ":"))
+    return IMBALANCE_KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def imbalance_sweep_stored(store: RunStore, R_values: Sequence[float], **kw) -> dict[str, np.ndarray]:
+    """`imbalance_sweep(R_values, **kw)` (e.g. seed=, gtol=), solved once and kept in the run store: the
+    record `imbalance_sweep_key(params)` is loaded if present, else computed and saved under the store's
+    lock (one process solves, the others wait and load). Its meta is {"kind": IMBALANCE_KIND, "params",
+    "ufm_version", "created" (UTC stamp)}, its arrays the sweep's float64 columns."""
+    params = imbalance_sweep_params(R_values, **kw)
+    key = imbalance_sweep_key(params)
+
+    def create() -> Record:
+        meta = {"kind": IMBALANCE_KIND, "params": params, "ufm_version": UFM_VERSION, "created": utc_stamp()}
+        return Record(key, meta, imbalance_sweep(**params))
+    return dict(store.get_or_create(key, create).arrays)
+
+
+def stored_imbalance_sweeps(store: RunStore) -> dict[int, dict[str, np.ndarray]]:
+    """The imbalance sweeps in `store` (written by imbalance_sweep_stored), seed -> sweep, in seed order;
+    reads only, never solves. Records of another UFM_VERSION are passed over; of several sweeps with one
+    seed (other R values, other parameters), the most recently created one is returned."""
+    newest: dict[int, Record] = {}
+    for key in store.keys():
+        record = store.load(key) if key.startswith(IMBALANCE_KEY_PREFIX) else None
+        meta = {} if record is None else record.meta
+        if meta.get("kind") != IMBALANCE_KIND or meta.get("ufm_version") != UFM_VERSION:
+            continue
+        seed = int(record.meta["params"]["seed"])
+        if seed not in newest or record.meta["created"] > newest[seed].meta["created"]:
+            newest[seed] = record
+    return {seed: dict(newest[seed].arrays) for seed in sorted(newest)}

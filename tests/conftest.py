@@ -13,7 +13,7 @@ import pytest
 
 from ncsim import data
 from ncsim.spec import RunSpec
-from ncsim.train import torch_threads
+from ncsim.threads import limit_threads
 
 # The shared tiny run: 2 epochs on 400 signals at width 12 (so that every layer tap has at least
 # C-1 = 9 features and gets layer metrics), layers at epochs 0 and 2 only.
@@ -55,7 +55,7 @@ def cache_dir(tmp_path, data_cache, no_home_cache) -> Path:
 
 @pytest.fixture
 def single_thread():
-    with torch_threads(1):
+    with limit_threads(1):
         yield
 
 
@@ -69,5 +69,5 @@ def tiny_record(data_cache):
     """The record of TINY, trained once per session (in the session data cache, no store)."""
     from ncsim.train import train
 
-    with torch_threads(1):
+    with limit_threads(1):
         return train(TINY, cache_dir=data_cache)

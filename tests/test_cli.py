@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import ncsim.runs
+import ncsim.suite
 from ncsim import train as train_mod
 from ncsim.cli import main, parse_overrides
 from ncsim.spec import SpecError, load_specs, presets
-from ncsim.store import RunStore
+from ncsim.store import Record, RunStore
 
 pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 
@@ -25,7 +25,8 @@ TINY_FILE = 'name = "filerun"\nepochs = 1\ntrain_size = 200\nwidth = 12\neval_sc
 
 
 def train_args(root, *args) -> list[str]:
-    return ["train", *args, "--cache-dir", str(root), "--quiet", "--threads", "1"]
+    threads = [] if "--threads" in args else ["--threads", "1"]
+    return ["train", *args, "--cache-dir", str(root), "--quiet", *threads]
 
 
 def standard_key() -> str:
@@ -56,7 +57,7 @@ def no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("trained")
 
-    monkeypatch.setattr(ncsim.runs, "train", fail)
+    monkeypatch.setattr(ncsim.suite, "train", fail)
     monkeypatch.setattr(train_mod, "train", fail)
 
 
@@ -176,8 +177,25 @@ def test_show_an_unknown_run_is_an_error(trained, capsys):
     (["--preset", "nope"], ["unknown preset 'nope'", *presets()]),
     (["--preset", "standard", "missing.toml"], ["exactly one"]),
     ([], ["exactly one", "standard"]),
+    (["--preset", "standard", "--set", "seed=-1"], ["seed=-1 must be in"]),
+    (["--preset", "standard", "--set", "seed=1180591620717411303424"], ["seed=1180591620717411303424"]),
+    (["--preset", "standard", "--set", "lr=inf"], ["lr=inf must be finite"]),
+    (["--preset", "standard", "--set", "weight_decay=1e308"], ["weight_decay=1e+308"]),
+    (["--preset", "standard", "--set", "data=3"], ["data=3 must be a table"]),
+    (["--preset", "standard", "--set", "data.scale_coeff=1e308"], ["data.scale_coeff=1e+308"]),
+    (["--preset", "standard", "--set", "data.template_len=10000000"], ["data.template_len=10000000"]),
+    (["--preset", "standard", "--set", "data.padding=[-1, 5]"], ["data.padding=[-1, 5]"]),
+    (["--preset", "standard", "--set", "width=100000"], ["width=100000"]),
+    (["--preset", "standard", "--set", "epochs=1000000000"], ["epochs=1000000000"]),
+    (["--preset", "standard", "--set", "eval_schedule=log:99999999999"], ["eval_schedule='log:99999999999'"]),
+    (["--preset", "standard", "--threads", "-1"], ["--threads -1 must be in [1, "]),
+    (["--preset", "standard", "--threads", "0"], ["--threads 0 must be in [1, "]),
+    (["--preset", "standard", "--threads", "100000"], ["--threads 100000 must be in [1, "]),
 ], ids=["optimizer", "lr-zero", "lr-negative", "epochs-zero", "epochs-bool", "even-kernel", "schedule",
-        "unknown-key", "unknown-data-key", "set-without-value", "unknown-preset", "preset-and-file", "neither"])
+        "unknown-key", "unknown-data-key", "set-without-value", "unknown-preset", "preset-and-file", "neither",
+        "seed-negative", "seed-huge", "lr-inf", "wd-huge", "data-not-a-table", "scale-coeff", "template-len",
+        "padding", "width-huge", "epochs-huge", "schedule-k-huge", "threads-negative", "threads-zero",
+        "threads-huge"])
 def test_bad_train_command_exits_2_before_training(cache_dir, capsys, no_training, args, fragments):
     assert main(train_args(cache_dir, *args)) == 2
     captured = capsys.readouterr()
@@ -185,6 +203,28 @@ def test_bad_train_command_exits_2_before_training(cache_dir, capsys, no_trainin
     for fragment in fragments:
         assert fragment in captured.err, fragment
     assert captured.out == "" and RunStore(cache_dir).keys() == []
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    assert err.startswith("ncsim: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, fragment
+
+
+def test_non_utf8_toml_file_is_named(cache_dir, tmp_path, capsys, no_training):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))
+    assert main(train_args(cache_dir, str(path))) == 2
+    assert_one_line_error(capsys.readouterr().err, "latin1.toml: invalid TOML: not UTF-8")
+
+
+@pytest.mark.parametrize("text, fragment", [("seeds = 5\n", "seeds=5"), ("runs = [1]\n", "runs=[1]"),
+                                            ("runs = []\n", "runs=[]"), ("base = 3\n", "base=3")])
+def test_malformed_toml_file_exits_2(cache_dir, tmp_path, capsys, no_training, text, fragment):
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    assert main(train_args(cache_dir, str(path))) == 2
+    assert_one_line_error(capsys.readouterr().err, "m.toml: ", fragment)
 
 
 def test_missing_toml_file_is_named(cache_dir, tmp_path, capsys, no_training):
@@ -225,6 +265,128 @@ def test_narrow_width_trains(cache_dir, capsys):
 def test_too_narrow_width_exits_2_before_training(cache_dir, capsys, no_training):
     assert main(train_args(cache_dir, *TINY_STANDARD[:-1], "width=2")) == 2
     assert "width=2" in capsys.readouterr().err
+
+
+# --- a damaged store: listed and flagged, never fatal --------------------------------------------------
+
+def stored_record(trained_root) -> Record:
+    return RunStore(trained_root).read(standard_key())
+
+
+def without_metrics(record: Record, **meta) -> Record:
+    """The record as a run that diverged at epoch 0 left it: no metric columns."""
+    arrays = {k: v for k, v in record.arrays.items() if k in ("epoch", "fit_loss", "fit_lr") or k.startswith("weights.")}
+    return Record(record.key, {**record.meta, "status": "diverged", "status_reason": "epoch 1: training loss nan",
+                               "tpt_epoch": None, **meta}, arrays)
+
+
+@pytest.fixture
+def damaged_store(trained, tmp_path):
+    """A store with a good record, one without metric columns, one whose path is a directory, one
+    corrupt file and one record whose meta lacks every field: {name: key}."""
+    root = tmp_path / "damaged"
+    store = RunStore(root)
+    good = stored_record(trained[0])
+    store.save(good)
+    store.save(without_metrics(Record("nometrics", good.meta, good.arrays)))
+    store.save(Record("bare", {}, {}))
+    (root / "isdir.npz").mkdir()
+    (root / "corrupt.npz").write_bytes(b"not a zip at all")
+    return root, {"good": good.key, "nometrics": "nometrics", "bare": "bare", "isdir": "isdir", "corrupt": "corrupt"}
+
+
+def test_show_lists_every_record_of_a_damaged_store(damaged_store, capsys):
+    root, keys = damaged_store
+    assert main(["show", "--cache-dir", str(root)]) == 0
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line for line in captured.out.splitlines()}
+    assert set(rows) == set(keys.values()) and captured.err == ""
+    assert rows[keys["good"]].split()[:3] == [keys["good"], "standard-s0", "ok"]
+    assert "diverged" in rows["nometrics"] and "NC1 -" in rows["nometrics"]
+    assert rows["bare"].split()[1:3] == ["?", "?"]
+    assert "unreadable" in rows["isdir"] and "not a regular file" in rows["isdir"]
+    assert "unreadable" in rows["corrupt"] and "corrupt.npz: " in rows["corrupt"]
+    assert (root / "corrupt.npz").is_file() and (root / "isdir.npz").is_dir()  # show changes nothing
+
+
+@pytest.mark.parametrize("name, fragments", [
+    ("nometrics", ["status diverged", "reason: epoch 1: training loss nan", "final train error -",
+                   "(no metric columns in this record)", "s total"]),
+    ("bare", ["run ?  key bare  status ?", "epochs ?/?", "TPT epoch: never", "(no metric columns"]),
+    ("isdir", ["isdir  unreadable:", "not a regular file"]),
+    ("corrupt", ["corrupt  unreadable:"]),
+])
+def test_show_one_damaged_record_prints_what_it_has(damaged_store, capsys, name, fragments):
+    root, keys = damaged_store
+    assert main(["show", keys[name], "--cache-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    for fragment in fragments:
+        assert fragment in out, fragment
+
+
+def test_train_serves_a_record_without_metric_columns(trained, cache_dir, capsys, no_training):
+    RunStore(cache_dir).save(without_metrics(stored_record(trained[0])))
+    assert main(train_args(cache_dir, *TINY_STANDARD)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("[from store] run standard-s0") and "status diverged" in out
+
+
+def test_from_store_marker_is_decided_under_the_lock(trained, cache_dir, capsys, no_training):
+    # The record appears while `ncsim train` waits for the lock (another process trained it): it was
+    # not trained here, so it is marked, although the store did not hold it when the command started.
+    import threading
+
+    import filelock
+
+    record, store = stored_record(trained[0]), RunStore(cache_dir)
+    with filelock.FileLock(cache_dir / f"{record.key}.lock"):
+        worker = threading.Thread(target=lambda: main(train_args(cache_dir, *TINY_STANDARD)))
+        worker.start()
+        worker.join(0.5)
+        from ncsim.store import write_npz
+
+        write_npz(store.path(record.key), record.arrays, {"key": record.key, "meta": record.meta})
+    worker.join(30)
+    assert capsys.readouterr().out.startswith("[from store] run standard-s0")
+
+
+def test_refresh_is_not_marked_from_store(trained, cache_dir, capsys, monkeypatch):
+    record = stored_record(trained[0])
+    RunStore(cache_dir).save(record)
+    monkeypatch.setattr(ncsim.suite, "train", lambda spec, cache_dir=None, progress=False: record)
+    assert main(train_args(cache_dir, *TINY_STANDARD, "--refresh")) == 0
+    assert capsys.readouterr().out.startswith("run standard-s0")
+
+
+def test_failed_final_write_exits_2_naming_the_fallback(trained, cache_dir, tmp_path, capsys, monkeypatch):
+    from tests.test_store import fail_store_writes
+
+    record = stored_record(trained[0])
+    monkeypatch.setattr(ncsim.suite, "train", lambda spec, cache_dir=None, progress=False: record)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    fail_store_writes(monkeypatch, cache_dir)
+    assert main(train_args(cache_dir, *TINY_STANDARD)) == 2
+    (fallback,) = tmp_path.glob("ncsim-*.npz")
+    assert_one_line_error(capsys.readouterr().err, f"could not write record {cache_dir / record.key}.npz",
+                          "No space left on device", f"kept in {fallback}")
+    assert RunStore(cache_dir).keys() == []
+
+
+def test_unwritable_store_exits_2_before_training(cache_dir, capsys, no_training, monkeypatch):
+    def no_lock(self, key):
+        raise PermissionError(13, "Permission denied", str(self.root / f"{key}.lock"))
+
+    monkeypatch.setattr(RunStore, "_lock", no_lock)
+    assert main(train_args(cache_dir, *TINY_STANDARD)) == 2
+    assert_one_line_error(capsys.readouterr().err, "Permission denied", ".lock")
+
+
+def test_read_only_store_serves_train_and_show(trained, capsys, no_training, monkeypatch):
+    monkeypatch.setattr(RunStore, "_lock", lambda self, key: pytest.fail("took a lock to read"))
+    root = trained[0]
+    assert main(train_args(root, *TINY_STANDARD)) == 0
+    assert main(["show", "--cache-dir", str(root)]) == 0
+    assert capsys.readouterr().out.startswith("[from store] run standard-s0")
 
 
 # --- parse_overrides --------------------------------------------------------------------------------

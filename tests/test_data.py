@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -98,6 +102,13 @@ def test_train_class_sizes_are_those_of_mnist1d(clean_arrays):
     assert counts.min() == 394 and counts.max() == 411
 
 
+def test_num_classes_is_that_of_the_mnist1d_templates(clean_arrays):
+    from mnist1d.data import get_templates
+
+    assert data.NUM_CLASSES == len(get_templates()["y"]) == len(np.unique(clean_arrays["y"]))
+    assert data.Dataset(*[None] * 4).num_classes == data.NUM_CLASSES
+
+
 def test_unknown_generator_argument_is_rejected():
     with pytest.raises(ValueError, match="no_such_arg"):
         data.generator_args({"no_such_arg": 1})
@@ -128,6 +139,25 @@ def test_cached_arrays_writes_a_new_cache(tmp_path, clean_arrays, spy_generate):
     assert_same_arrays(arrays, got)
     assert_same_arrays(data.cached_arrays(cache_dir=tmp_path), clean_arrays)
     assert len(spy_generate) == 1  # the second call read the file
+
+
+def test_cache_of_a_spec_with_padding_is_reused(tmp_path, spy_generate):
+    # The spec holds padding as a tuple, the cache file's JSON meta as a list: the same overrides.
+    overrides = dict(RunSpec(data={"padding": [30, 50]}).data)
+    data.cached_arrays(overrides, cache_dir=tmp_path)
+    data.cached_arrays(overrides, cache_dir=tmp_path)
+    data.cached_arrays({"padding": [30, 50]}, cache_dir=tmp_path)
+    assert spy_generate == [{"padding": [30, 50]}]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_cache_file_is_created_0644_less_the_umask(tmp_path, spy_generate, umask, mode):
+    before = os.umask(umask)
+    try:
+        data.cached_arrays(cache_dir=tmp_path)
+    finally:
+        os.umask(before)
+    assert cache_file(tmp_path).stat().st_mode & 0o777 == mode
 
 
 def test_each_set_of_overrides_has_its_own_cache_file(tmp_path, spy_generate):
@@ -184,6 +214,47 @@ def test_truncated_cache_is_moved_aside_and_regenerated(cache_dir, clean_arrays)
 def test_damaged_cache_is_moved_aside_and_regenerated(cache_dir, clean_arrays, spy_generate, damage):
     _check_corruption_recovery(cache_dir, damage, clean_arrays)
     assert spy_generate == [{}]
+
+
+RACE_WORKER = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from ncsim import data, store
+
+    root, clean, log, n = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+    arrays, _ = store.read_npz(clean)
+
+    def generate(overrides=None):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\\n")
+        time.sleep(0.2)
+        return {k: v.copy() for k, v in arrays.items()}
+
+    data.generate = generate
+    (root / f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + 30
+    while len(list(root.glob("ready-*"))) < n and time.monotonic() < deadline:  # start together
+        time.sleep(0.002)
+    got = data.cached_arrays(cache_dir=root)
+    assert all(got[k].tobytes() == arrays[k].tobytes() for k in arrays), "wrong arrays"
+""")
+
+
+def test_processes_racing_on_a_corrupt_cache_regenerate_it_once(cache_dir, data_cache, clean_arrays, tmp_path):
+    n = 4
+    path = cache_file(cache_dir)
+    _truncate(path)
+    damaged, log = path.read_bytes(), tmp_path / "generate.log"
+    procs = [subprocess.Popen([sys.executable, "-c", RACE_WORKER, str(cache_dir), str(cache_file(data_cache)),
+                               str(log), str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert len(log.read_text().split()) == 1
+    aside = list((cache_dir / "data").glob("mnist1d-*.corrupt-*.npz"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damaged
+    assert_same_arrays(store.read_npz(path)[0], clean_arrays)
 
 
 # --- subsetting and imbalance ----------------------------------------------------------------------
@@ -280,6 +351,13 @@ def test_load_is_deterministic_for_a_spec(cache_dir):
 def test_load_rejects_a_train_size_above_the_train_set(cache_dir):
     with pytest.raises(ValueError, match="train_size=4001"):
         data.load(RunSpec(train_size=4001), cache_dir)
+
+
+def test_load_rejects_labels_outside_the_classes(cache_dir, monkeypatch, clean_arrays):
+    bad = {**clean_arrays, "y_test": np.where(clean_arrays["y_test"] == 9, 10, clean_arrays["y_test"])}
+    monkeypatch.setattr(data, "cached_arrays", lambda overrides=None, cache_dir=None: bad)
+    with pytest.raises(ValueError, match=r"y_test labels are not exactly the classes 0\.\.9"):
+        data.load(RunSpec(), cache_dir)
 
 
 def test_load_passes_the_specs_data_overrides_to_the_cache(cache_dir, monkeypatch, clean_arrays):

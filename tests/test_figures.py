@@ -17,10 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from ncsim import figures, suite
-from ncsim.runs import obtain
+from ncsim.suite import RunId, obtain
 from ncsim.store import Record, RunStore
 from ncsim.trajectory import Trajectory
-from ncsim.train import torch_threads
+from ncsim.threads import limit_threads
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
 TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,)}
@@ -41,7 +41,7 @@ def tiny_runs(tmp_path_factory, data_cache) -> TinyRuns:
         root = tmp_path_factory.mktemp("figures-store")
         shutil.copytree(data_cache / "data", root / "data")
         store = RunStore(root)
-        with torch_threads(1):
+        with limit_threads(1):
             runs = {name: [obtain(suite.config(name, seed).replace(**TINY), store) for seed in seeds]
                     for name, seeds in TINY_SEEDS.items()}
         _TRAINED.append(TinyRuns(root, runs))
@@ -228,7 +228,7 @@ ALL = {
 
 @pytest.mark.parametrize("name", list(ALL))
 def test_missing_runs_give_a_figure_that_says_so(name, tmp_path):
-    fig = ALL[name]({}, ["standard-s0", "standard-s1"])
+    fig = ALL[name]({}, [RunId("standard", 0), RunId("standard", 1)])
     assert "nothing to draw (runs missing or failed)" in fig.get_suptitle()
     text = all_text(fig)
     assert "standard-s0 (not in the run store)" in text
@@ -245,7 +245,7 @@ def test_failed_runs_give_a_figure_that_says_so(name, tiny):
 
 def test_a_failed_seed_is_left_out_and_named(tiny):
     ok, bad = tiny.runs["standard"]
-    fig = figures.training([ok, failed(bad, "degenerate")], missing=["standard-s2"])
+    fig = figures.training([ok, failed(bad, "degenerate")], missing=[RunId("standard", 2)])
     title = fig.get_suptitle()
     assert "seed 0" in title and "seeds 0, 1" not in title
     assert "not drawn: standard-s2 (not in the run store); standard-s1 (degenerate: epoch 2" in title.replace("\n", " ")
@@ -253,7 +253,7 @@ def test_a_failed_seed_is_left_out_and_named(tiny):
 
 def test_a_configuration_without_runs_is_named_in_a_comparison(tiny):
     runs = {"standard": tiny.runs["standard"], "adam": tiny.runs["adam"]}
-    fig = figures.optimizers(runs, missing=["lbfgs-s0"])
+    fig = figures.optimizers(runs, missing=[RunId("lbfgs", 0)])
     assert "lbfgs-s0 (not in the run store)" in fig.get_suptitle()
     fig = figures.optimizers(runs)
     assert "lbfgs (no runs)" in fig.get_suptitle()

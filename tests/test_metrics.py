@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ncsim import metrics
 from ncsim.metrics import collapse_metrics
 
 HYPOTHESIS = settings(max_examples=50, deadline=None)
@@ -131,6 +132,7 @@ def test_weight_keys_only_with_weight():
     assert set(collapse_metrics(h, y)) == set(FEATURE_KEYS)
     assert set(collapse_metrics(h, y, w)) == set(FEATURE_KEYS + WEIGHT_KEYS)
     assert all(type(v) is float for v in collapse_metrics(h, y, w, b).values())
+    assert (metrics.FEATURE_KEYS, metrics.CLASSIFIER_KEYS) == (FEATURE_KEYS, WEIGHT_KEYS)
 
 
 # ---- the textbook formulas ----------------------------------------------------------------------------
@@ -283,3 +285,62 @@ def test_class_mean_at_the_global_mean_is_a_value_error():
     features = np.array([[-1.0, 0.0], [-1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     with pytest.raises(ValueError, match="centered class mean 1 is zero"):
         collapse_metrics(features, np.repeat(np.arange(3), 2))
+
+
+# ---- extreme inputs: stray labels, num_classes, feature and weight scales -------------------------------
+
+def test_a_stray_huge_label_is_named_without_allocating_for_it():
+    labels = _Y.copy()
+    labels[0] = 10**9
+    with pytest.raises(ValueError, match=r"class \d has no samples \(C = 1000000001 from the largest label, 1000000000\)"):
+        collapse_metrics(_H, labels)
+    with pytest.raises(ValueError, match=r"labels outside \[0, 3\): found label 1000000000"):
+        collapse_metrics(_H, labels, num_classes=3)
+
+
+def test_a_huge_num_classes_is_an_empty_class_without_allocating_for_it():
+    with pytest.raises(ValueError, match="class 3 has no samples"):
+        collapse_metrics(_H, _Y, num_classes=10**9)
+
+
+@pytest.mark.parametrize("bad", [1.5, 3.0, True, "3", np.float64(3.0)])
+def test_num_classes_must_be_an_int(bad):
+    with pytest.raises(ValueError, match=r"num_classes must be an int, got"):
+        collapse_metrics(_H, _Y, num_classes=bad)
+
+
+def test_numpy_integer_num_classes_is_accepted():
+    assert collapse_metrics(_H, _Y, num_classes=np.int64(3)) == collapse_metrics(_H, _Y)
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e-160, 1e300, 5e-300])
+def test_extreme_feature_scales_give_the_unit_scale_metrics(scale):
+    reference = collapse_metrics(_H, _Y, _W, _B)
+    scaled = collapse_metrics(_H * scale, _Y, _W, _B * scale)  # W (a h) + a b = a (W h + b): same argmax
+    assert_same(scaled, reference, reference, rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e250, 1e-250])
+def test_extreme_weight_scales_give_the_unit_scale_metrics(scale):
+    reference = collapse_metrics(_H, _Y, _W, _B)
+    scaled = collapse_metrics(_H, _Y, _W * scale, _B * scale)
+    assert all(np.isfinite(v) for v in scaled.values())
+    assert_same(scaled, reference, reference, rtol=1e-12)
+
+
+@HYPOTHESIS
+@given(problem=problems(), exponent=st.integers(-300, 300), weight_exponent=st.integers(-300, 300))
+def test_metrics_are_invariant_to_scales_over_the_float64_range(problem, exponent, weight_exponent):
+    h, y, w, b = problem
+    a, c = 2.0 ** exponent, 2.0 ** weight_exponent
+    reference = collapse_metrics(h, y, w, b)
+    assert_same(collapse_metrics(h * a, y, w * c, b * a * c), reference, reference, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("scale", [1e155, 1e-160])
+def test_identical_class_means_stay_degenerate_at_any_scale(scale):
+    from ncsim.metrics import DegenerateFeaturesError
+
+    points = np.random.default_rng(7).standard_normal((6, 4)) + 10
+    with pytest.raises(DegenerateFeaturesError, match="class means are identical"):
+        collapse_metrics(np.vstack([points] * 3) * scale, np.repeat(np.arange(3), 6))

@@ -1,4 +1,4 @@
-"""Tests for the report folder and verdict table (ncsim.report) and its pytest plugin (fixtures/report.py)."""
+"""Tests for the report folder and verdict table (ncsim.report) and its pytest hook (ncsim/pytest_plugin/report.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ncsim import report, suite
 from ncsim.cli import main
 from ncsim.report import RecordedTest
 from ncsim.store import Record, RunStore
+from ncsim.suite import RunId
 from tests.test_figures import SWEEPS, tiny  # noqa: F401 - `tiny` is a fixture (its runs are trained once)
 
 pytest_plugins = ["pytester"]
@@ -25,10 +26,10 @@ NOW = datetime(2026, 11, 24, 15, 30, 12, tzinfo=timezone.utc)
 SESSION = {"finished": "2026-11-24T15:30:00Z", "command": "pytest claims", "exitstatus": 1}
 
 
-def check(tolerance="nc1_end_max", measured=0.01, holds=True, seed=0, run="standard-s0", note=""):
+def check(tolerance="nc1_end_max", measured=0.01, holds=True, seed=0, run="standard-s0", note="", figures=()):
     return {"tolerance": tolerance, "statistic": "NC1 at the last epoch", "measured": measured, "op": "<=",
             "threshold": 0.05, "seed": seed, "run": run, "source": "Papyan, Han & Donoho, PNAS 2020, Fig. 6",
-            "holds": holds, "note": note}
+            "holds": holds, "note": note, "figures": list(figures)}
 
 
 def outcome(nodeid, result="passed", reason="", checks=None) -> RecordedTest:
@@ -47,7 +48,8 @@ OUTCOMES = [
             [check(measured=0.2, holds=False, seed=1, run="standard-s1")]),
     outcome(f"{NC1}[standard-s2-nc1_end_max]", "failed", "AssertionError: NC1 ...",
             [check(measured=float("nan"), holds=False, seed=2, run="standard-s2")]),
-    *[outcome(f"{TPT}[standard-s{s}]", checks=[check("tpt_fraction_max", 0.5, seed=s, run=f"standard-s{s}")])
+    *[outcome(f"{TPT}[standard-s{s}]", checks=[check("tpt_fraction_max", 0.5, seed=s, run=f"standard-s{s}",
+                                                      figures=["training.png"])])
       for s in (0, 1, 2)],
     *[outcome(f"{WL}[standard-s{s}-nc3]", "xfail", XFAIL_REASON, [check("wl_cnn_nc3_max", 1.9, False, s)])
       for s in (0, 1, 2)],
@@ -79,15 +81,12 @@ def test_claims_are_grouped_by_file_with_a_verdict_each():
     assert [len(c["tests"]) for c in table.values()] == [3, 3, 3, 6]
 
 
-def test_claims_map_to_their_figures():
-    assert report.figures_for("claims/test_terminal_phase.py") == ["training.png"]
-    for n in (1, 2, 3, 4):
-        assert report.figures_for(f"claims/test_nc{n}_x.py") == ["nc_metrics.png", "geometry.png"]
-    assert report.figures_for("claims/test_layerwise.py") == ["layerwise.png"]
-    assert report.figures_for("claims/test_optimizer_invariance.py") == ["optimizers.png"]
-    assert report.figures_for("claims/test_regime_ablation.py") == ["ablation.png"]
-    assert report.figures_for("claims/test_ufm_imbalance.py") == ["ufm_imbalance.png"]
-    assert report.figures_for("claims/test_ufm_landscape.py") == []
+def test_claims_map_to_the_figures_they_declare():
+    declared = ["nc_metrics.png", "geometry.png"]
+    tests = [outcome(f"{NC1}[standard-s{s}-nc1_end_max]", checks=[check(seed=s, figures=declared)]) for s in (0, 1)]
+    assert report.figures_for(tests) == declared
+    assert report.figures_for([outcome(f"{UFM}[gd-seed0]", checks=[check("ufm_grad_norm_max")])]) == []
+    assert report.figures_for([outcome(f"{UFM}[gd-seed0]", "error")]) == []
 
 
 def test_markdown_has_summary_rows_and_links():
@@ -118,7 +117,7 @@ def test_markdown_has_summary_rows_and_links():
 
 def test_write_a_report_folder_from_tiny_runs(tiny, tmp_path):
     out = tmp_path / "reports"
-    folder = report.write(out, tiny.runs, ["adam-s1"], outcomes=OUTCOMES, session=SESSION, seeds=[0, 1],
+    folder = report.write(out, tiny.runs, [RunId("adam", 1)], outcomes=OUTCOMES, session=SESSION, seeds=[0, 1],
                           store_root=tiny.root, sweeps=SWEEPS, now=NOW)
     assert folder == out / "runs" / "2026-11-24T1530Z"
     for name in report.FIGURES:
@@ -174,15 +173,10 @@ def test_collect_runs_looks_runs_up_by_their_suite_key(tiny, tmp_path):
     store.save(Record(suite.config("adam", 1).key(), record.meta, record.arrays))
     runs, missing = report.collect_runs(store, [0, 1], names=("standard", "adam"))
     assert [r.label for r in runs["adam"]] == ["adam-s1"] and runs["standard"] == []
-    assert missing == ["standard-s0", "standard-s1", "adam-s0"]
+    assert missing == [RunId("standard", 0), RunId("standard", 1), RunId("adam", 0)]
 
 
-@pytest.fixture
-def cheap_ufm(monkeypatch):
-    monkeypatch.setattr(report, "ufm_sweeps", lambda: SWEEPS)
-
-
-def test_from_an_empty_store_says_what_is_missing(tmp_path, capsys, cheap_ufm):
+def test_from_an_empty_store_says_what_is_missing(tmp_path, capsys):
     folder = report.from_store(RunStore(tmp_path / "store"), tmp_path / "reports", seeds="0,1")
     printed = capsys.readouterr().out
     for label in ("standard-s0", "standard-s1", "adam-s0", "lbfgs-s1", "no-wd-s0", "mse-s1"):
@@ -194,7 +188,7 @@ def test_from_an_empty_store_says_what_is_missing(tmp_path, capsys, cheap_ufm):
     assert set(doc["figures"]) == set(report.FIGURES)
 
 
-def test_from_store_takes_the_newest_session_verdicts(tmp_path, cheap_ufm):
+def test_from_store_takes_the_newest_session_verdicts(tmp_path):
     out = tmp_path / "reports"
     old = report.write(out, {}, [], outcomes=OUTCOMES[:1], session={**SESSION, "finished": "2026-11-24T10:00:00Z"},
                        seeds=[0], sweeps=SWEEPS, now=NOW)
@@ -211,7 +205,7 @@ def test_from_store_takes_the_newest_session_verdicts(tmp_path, cheap_ufm):
     assert again["summary"] == doc["summary"] and again["session"] == doc["session"]
 
 
-def test_cli_report_command(tmp_path, capsys, cheap_ufm):
+def test_cli_report_command(tmp_path, capsys):
     rc = main(["report", "--cache-dir", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--seeds", "3"])
     assert rc == 0
     out = capsys.readouterr().out
@@ -262,8 +256,9 @@ def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess:
 def write_project(root: Path) -> Path:
     """A project with the suite's plugins, a synthetic claims file (nothing trains) and a plain test."""
     (root / "pytest.ini").write_text("[pytest]\n")
-    (root / "conftest.py").write_text('pytest_plugins = ["fixtures.claims", "fixtures.runs", "fixtures.report"]\n')
+    (root / "conftest.py").write_text('pytest_plugins = ["ncsim.pytest_plugin"]\n')
     (root / "claims").mkdir()
+    (root / "claims" / "tolerances.toml").write_text((ROOT / "claims" / "tolerances.toml").read_text())
     (root / "claims" / "test_synthetic.py").write_text(textwrap.dedent(SYNTHETIC_CLAIMS))
     (root / "other").mkdir()
     (root / "other" / "test_plain.py").write_text("def test_plain():\n    pass\n")

@@ -229,10 +229,22 @@ def test_unknown_choice_is_named_and_choices_listed(field, bad, choices):
     ("lr", 0.0), ("lr", -0.1), ("epochs", 0), ("epochs", -3), ("kernel_size", 4), ("kernel_size", 0),
     ("batch_size", 0), ("width", -1), ("weight_decay", -1e-4), ("momentum", 1.0), ("momentum", -0.1),
     ("imbalance", 0.5), ("train_size", -1), ("grad_clip", -1.0),
+    # non-finite floats and the upper bounds (beyond them: MemoryError, overflow or a hang)
+    ("lr", float("inf")), ("lr", float("nan")), ("lr", 11.0), ("weight_decay", float("inf")),
+    ("weight_decay", 1e308), ("weight_decay", 1.5), ("grad_clip", float("inf")), ("imbalance", float("inf")),
+    ("momentum", float("nan")), ("seed", -1), ("seed", 2**63), ("seed", 2**70), ("width", 1025),
+    ("epochs", 100_001), ("batch_size", 10**7), ("kernel_size", 101), ("train_size", 10**7),
 ])
 def test_out_of_range_value_is_a_spec_error_naming_the_field(field, bad):
     with pytest.raises(SpecError, match=rf"^{field}="):
         RunSpec(**{field: bad})
+
+
+def test_upper_bounds_are_valid():
+    top = RunSpec(seed=spec_mod.MAX_SEED, lr=spec_mod.MAX_LR, weight_decay=spec_mod.MAX_WEIGHT_DECAY,
+                  width=spec_mod.MAX_WIDTH, epochs=spec_mod.MAX_EPOCHS, batch_size=spec_mod.MAX_BATCH_SIZE,
+                  eval_schedule=f"every:{spec_mod.MAX_EPOCHS}", layer_schedule=f"log:{spec_mod.MAX_EPOCHS}")
+    assert RunSpec.from_dict(top.to_dict()) == top
 
 
 @pytest.mark.parametrize("width", [1, 2])
@@ -247,6 +259,55 @@ def test_default_and_narrow_but_sufficient_widths_are_valid(width):
     assert RunSpec(width=width).width == width
 
 
+def test_width_check_reads_c_from_the_data_module(monkeypatch):
+    from ncsim import data
+
+    monkeypatch.setattr(data, "NUM_CLASSES", 20)
+    with pytest.raises(SpecError, match=r"^width=4 .*>= 5.*C-1 = 19"):
+        RunSpec(width=4)
+    assert RunSpec(width=5).width == 5
+
+
+# --- the [data] table -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [3, "seed", [1, 2], None])
+def test_data_that_is_not_a_table_is_a_spec_error(bad):
+    with pytest.raises(SpecError, match=r"^data=.* must be a table of generator arguments"):
+        RunSpec.from_dict({"data": bad})
+
+
+@pytest.mark.parametrize("key, bad", [
+    ("template_len", 10_000_000), ("template_len", 1), ("template_len", 2.5), ("template_len", True),
+    ("padding", [-1, 3]), ("padding", [5, 2]), ("padding", [1]), ("padding", [1, 2, 3]), ("padding", "36,60"),
+    ("padding", [0, 1001]), ("padding", [1.5, 2]),
+    ("scale_coeff", 1e308), ("scale_coeff", 2.0), ("scale_coeff", -0.1), ("scale_coeff", float("nan")),
+    ("max_translation", 0), ("max_translation", 10**6),
+    ("corr_noise_scale", -1.0), ("corr_noise_scale", float("inf")), ("iid_noise_scale", 1e308),
+    ("shear_scale", float("nan")), ("shear_scale", -0.5),
+    ("shuffle_seq", "maybe"), ("shuffle_seq", 2),
+    ("final_seq_length", 3), ("final_seq_length", 1001),
+    ("seed", -1), ("seed", 2**32), ("seed", "x"),
+])
+def test_bad_data_value_is_a_spec_error_naming_the_key(key, bad):
+    with pytest.raises(SpecError, match=rf"^data\.{key}="):
+        RunSpec.from_dict({"data": {key: bad}})
+
+
+def test_mnist1d_defaults_are_valid_data_values():
+    from mnist1d.data import get_dataset_args
+
+    defaults = {k: v for k, v in get_dataset_args(as_dict=True).items() if k in DATA_ARGS}
+    assert set(defaults) == set(DATA_ARGS)
+    assert RunSpec(data=defaults).to_dict()["data"] == {**defaults, "padding": tuple(defaults["padding"])}
+
+
+def test_data_values_are_coerced_like_top_level_fields():
+    a = RunSpec(data={"scale_coeff": 1, "padding": [3, 4]})
+    b = RunSpec.from_dict({"data": {"scale_coeff": "1.0", "padding": (3, 4)}})
+    assert a == b and a.key() == b.key() and hash(a) == hash(b)
+    assert RunSpec.from_dict(tomllib.loads(to_toml(a))) == a
+
+
 @pytest.mark.parametrize("field", ["eval_schedule", "layer_schedule"])
 @pytest.mark.parametrize("bad", ["every:0", "log:0", "every", "every:", "log:-2", "every:2.5", "sometimes",
                                  "ALL", " all", "all\n", "every:3\n", ""])
@@ -255,6 +316,12 @@ def test_bad_schedule_string_is_a_spec_error_listing_the_forms(field, bad):
         RunSpec(**{field: bad})
     assert field in str(e.value)
     assert "every:K" in str(e.value) and "log:K" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [f"every:{spec_mod.MAX_EPOCHS + 1}", "log:100000000000000000000"])
+def test_schedule_k_is_bounded(bad):
+    with pytest.raises(SpecError, match=rf"eval_schedule='{bad}'.*K <= {spec_mod.MAX_EPOCHS}"):
+        RunSpec(eval_schedule=bad)
 
 
 @pytest.mark.parametrize("good", ["all", "none", "every:1", "every:25", "log:1", "log:50"])
@@ -470,6 +537,31 @@ def test_overrides_apply_last_to_every_run(tmp_path):
 def test_error_in_a_run_table_names_the_file_and_the_value(tmp_path):
     path = write(tmp_path / "bad.toml", '[[runs]]\nname = "ok"\n[[runs]]\nname = "bad"\noptimizer = "adamx"\n')
     with pytest.raises(SpecError, match=r"bad\.toml: unknown optimizer 'adamx'"):
+        load_specs(path)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("seeds = 5\n", "seeds=5 must be a non-empty array"),
+    ("seeds = []\n", "seeds=[] must be a non-empty array"),
+    ('seeds = ["a"]\n', "seed='a' is not a valid int"),
+    ("seeds = [-1]\n", "seed=-1 must be in"),
+    ("runs = [1]\n", "runs=[1] must be a non-empty array of tables"),
+    ("runs = []\n", "runs=[] must be a non-empty array of tables"),
+    ("[runs]\nname = 'x'\n", "must be a non-empty array of tables"),
+    ("base = 3\n", "base=3 must be a preset name"),
+    ("data = 3\n", "data=3 must be a table"),
+    ("[data]\ntemplate_len = 10000000\n", "data.template_len=10000000"),
+])
+def test_malformed_spec_file_is_a_spec_error_naming_file_and_key(tmp_path, text, fragment):
+    with pytest.raises(SpecError, match=r"^m\.toml: ") as e:
+        load_specs(write(tmp_path / "m.toml", text))
+    assert fragment in str(e.value)
+
+
+def test_non_utf8_spec_file_is_a_spec_error(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(SpecError, match=r"latin1\.toml: invalid TOML: not UTF-8"):
         load_specs(path)
 
 

@@ -396,3 +396,133 @@ def test_default_cache_dir_honours_env(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "ncsim"
+
+
+# --- failure paths: a directory record, a read-only store, a failed final write, orphans, modes ---------------
+
+def test_record_path_that_is_a_directory_is_corrupt_and_recomputed(store):
+    (store.root / f"{KEY}.npz").mkdir()
+    assert store.keys() == [KEY]
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        store.read(KEY)
+    create = Creator(make_record())
+    with pytest.warns(CorruptRecordWarning, match="not a regular file"):
+        assert store.get_or_create(KEY, create) == make_record()
+    assert create.calls == 1 and len(corrupt_files(store)) == 1 and corrupt_files(store)[0].is_dir()
+
+
+def test_stored_record_is_served_without_a_lock(store, monkeypatch):
+    # What a read-only store (no write permission, so no lock file can be opened) looks like to the code;
+    # unlike chmod, this holds when the tests run as root.
+    store.save(make_record())
+
+    def no_lock(key):
+        raise PermissionError(13, "Permission denied", str(store.root / f"{key}.lock"))
+
+    monkeypatch.setattr(store, "_lock", no_lock)
+    create = Creator(make_record())
+    assert store.get_or_create(KEY, create) == make_record() and create.calls == 0
+    assert store.load(KEY) == make_record() and store.keys() == [KEY]
+    with pytest.raises(PermissionError):  # creating still needs the lock
+        store.get_or_create("other", create)
+
+
+def test_read_only_store_directory_serves_its_records(tmp_path):
+    root = tmp_path / "ro"
+    RunStore(root).save(make_record())
+    (root / f"{KEY}.lock").unlink()
+    root.chmod(0o555)
+    try:
+        if os.access(root, os.W_OK):
+            pytest.skip("chmod does not remove write permission here (running as root)")
+        store = RunStore(root)
+        assert store.get_or_create(KEY, Creator(make_record())) == make_record()
+        assert store.keys() == [KEY] and store.load(KEY) == make_record()
+    finally:
+        root.chmod(0o755)
+
+
+def fail_store_writes(monkeypatch, root: Path) -> None:
+    """Make write_npz fail with ENOSPC inside `root`, as on a full disk; elsewhere it works."""
+    import errno
+
+    import ncsim.store as store_mod
+
+    real = store_mod.write_npz
+
+    def write(path, arrays, meta):
+        if Path(path).parent == root:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, arrays, meta)
+
+    monkeypatch.setattr(store_mod, "write_npz", write)
+
+
+def test_failed_final_write_keeps_the_record_in_a_named_fallback_file(store, tmp_path, monkeypatch):
+    from ncsim.store import RecordSaveError
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    fail_store_writes(monkeypatch, store.root)
+    with pytest.raises(RecordSaveError) as e:
+        store.get_or_create(KEY, Creator(make_record()))
+    message = str(e.value)
+    (fallback,) = tmp_path.glob(f"ncsim-{KEY}-*.npz")
+    assert str(fallback) in message and str(store.path(KEY)) in message and "No space left" in message
+    arrays, meta = read_npz(fallback)
+    assert Record(meta["key"], meta["meta"], arrays) == make_record()
+    assert isinstance(e.value, OSError) and store.keys() == []
+
+
+def test_failed_final_write_and_fallback_says_the_record_is_lost(store, tmp_path, monkeypatch):
+    from ncsim.store import RecordSaveError
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "missing"))
+    fail_store_writes(monkeypatch, store.root)
+    with pytest.raises(RecordSaveError, match=r"failed too .*the record is lost"):
+        store.get_or_create(KEY, Creator(make_record()))
+
+
+def age(path: Path, seconds: float) -> Path:
+    t = path.stat().st_mtime - seconds
+    os.utime(path, (t, t))
+    return path
+
+
+def test_orphaned_temp_files_are_removed_on_open_and_listing(store):
+    old = age(write_temp(store.root, KEY, "abc123"), 2 * 3600)
+    fresh = write_temp(store.root, KEY, "def456")
+    RunStore(store.root)
+    assert not old.exists() and fresh.exists()
+    old = age(write_temp(store.root, KEY, "ghi789"), 2 * 3600)
+    assert store.keys() == [] and not old.exists()
+    unrelated = store.root / ".notes.tmp"
+    unrelated.touch()
+    age(unrelated, 2 * 3600)
+    store.keys()
+    assert unrelated.exists()
+
+
+def test_orphaned_temp_file_of_a_locked_key_is_kept(store):
+    old = age(write_temp(store.root, KEY, "abc123"), 2 * 3600)
+    with filelock.FileLock(store.root / f"{KEY}.lock"):
+        RunStore(store.root)
+        assert old.exists()
+    store.keys()
+    assert not old.exists()
+
+
+def write_temp(root: Path, key: str, suffix: str) -> Path:
+    """A temp file as write_npz names it, as a write killed before os.replace leaves it."""
+    path = root / f".{key}.npz.{suffix}.tmp"
+    path.write_bytes(b"PK\x03\x04 partial")
+    return path
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o644)])
+def test_records_are_created_0644_less_the_umask(store, umask, mode):
+    before = os.umask(umask)
+    try:
+        path = store.save(make_record())
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == mode

@@ -1,4 +1,4 @@
-"""Tests for ncsim.train, ncsim.runs and ncsim.trajectory on tiny runs (a second or less each).
+"""Tests for ncsim.train, ncsim.suite.obtain and ncsim.trajectory on tiny runs (a second or less each).
 
 The shared run `tiny_record` (conftest.TINY) is 2 epochs on 400 signals at width 12, evaluated every
 epoch, layers at epochs 0 and 2. Other runs here use 200 signals and evaluate only epochs 0 and last.
@@ -6,22 +6,25 @@ epoch, layers at epochs 0 and 2. Other runs here use 200 signals and evaluate on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 import pytest
 import torch
+import threadpoolctl
 import torch.nn.functional as F
 
-import ncsim.runs
+import ncsim.suite
 from ncsim import data, models
 from ncsim import train as train_mod
 from ncsim.metrics import collapse_metrics
 from ncsim.spec import RunSpec
 from ncsim.store import Record, RunStore
-from ncsim.train import LAYER_KEYS, loss_fn, train
-from ncsim.trajectory import Trajectory
+from ncsim.threads import limit_threads
+from ncsim.train import columns, loss_fn, train
+from ncsim.trajectory import Trajectory, tpt_epoch
 
 pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 
@@ -31,6 +34,8 @@ SMALL = RunSpec(name="small", epochs=2, train_size=200, width=12, eval_schedule=
 PENULTIMATE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
                     "nc2_etf_distance", "ncc_error", "w_equinorm", "w_equiangularity", "w_maxangle",
                     "w_etf_distance", "nc3", "nc3_etf_distance", "nc4")
+LAYER_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
+              "nc2_etf_distance", "ncc_error")
 
 
 def assert_same_arrays(a: dict, b: dict):
@@ -79,6 +84,7 @@ def test_record_has_the_trajectory_columns(tiny_record, tiny_spec):
     for tap in expected_taps(tiny_spec):
         for k in LAYER_KEYS:
             assert f"layer.{tap}.{k}" in a, (tap, k)
+    assert set(Trajectory(tiny_record).columns()) == set(columns(tiny_record.meta["taps"]))
 
 
 def test_record_is_keyed_by_the_spec(tiny_record, tiny_spec):
@@ -139,9 +145,7 @@ def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
 
 
 def test_meta_tpt_epoch_agrees_with_the_train_error(tiny_record):
-    err, epochs = tiny_record.arrays["train_error"], tiny_record.arrays["epoch"]
-    zero = np.flatnonzero(err == 0)
-    assert tiny_record.meta["tpt_epoch"] == (int(epochs[zero[0]]) if len(zero) else None)
+    assert tiny_record.meta["tpt_epoch"] == tpt_epoch(tiny_record.arrays["epoch"], tiny_record.arrays["train_error"])
 
 
 def test_meta_timings_and_versions(tiny_record):
@@ -209,6 +213,16 @@ def test_layer_epochs_are_evaluated_even_off_the_eval_schedule(data_cache):
     np.testing.assert_array_equal(rec.arrays["epoch"], [0, 2, 3])
     v = rec.arrays["layer.conv2.pool.nc1"]
     assert np.isfinite(v[[0, 1, 2]]).all()  # 0, 2 on the layer schedule; 3 is the last
+
+
+@pytest.mark.parametrize("epochs, err, tpt", [
+    ([0, 5, 10], [0.9, 0.0, 0.0], 5),
+    ([0, 5, 10], [0.0, 0.1, 0.0], 0),
+    ([0, 5, 10], [0.9, 1e-12, 0.1], None),   # exactly 0, not nearly
+    ([0, 5, 10], [0.9, 0.5, np.nan], None),  # a stopped run's last row
+])
+def test_tpt_epoch(epochs, err, tpt):
+    assert tpt_epoch(np.array(epochs), np.array(err)) == tpt
 
 
 def test_tpt_epoch_is_the_first_evaluated_epoch_with_zero_train_error(data_cache, monkeypatch):
@@ -298,7 +312,8 @@ def test_mse_loss_is_squared_error_to_one_hot_summed_over_classes():
 # --- divergence -------------------------------------------------------------------------------------
 
 def test_huge_lr_diverges_and_returns_a_record(data_cache, tmp_path):
-    spec = SMALL.replace(epochs=4, lr=1e6, batch_norm=False, schedule="constant")
+    # The largest lr a spec allows, on the MSE loss: the training loss is inf in epoch 2.
+    spec = SMALL.replace(epochs=4, lr=10.0, loss="mse", schedule="constant")
     rec = train(spec, cache_dir=data_cache)
     assert isinstance(rec, Record) and rec.meta["status"] == "diverged"
     n = rec.meta["epochs_run"]
@@ -311,7 +326,7 @@ def test_huge_lr_diverges_and_returns_a_record(data_cache, tmp_path):
 
 
 def test_nonfinite_fit_loss_stops_the_run_at_that_epoch(data_cache, monkeypatch):
-    real = train_mod._fit_epoch
+    real = train_mod.fit_epoch
     calls = []
 
     def fit_epoch(*args):
@@ -319,7 +334,7 @@ def test_nonfinite_fit_loss_stops_the_run_at_that_epoch(data_cache, monkeypatch)
         loss = real(*args)
         return float("nan") if len(calls) == 2 else loss
 
-    monkeypatch.setattr(train_mod, "_fit_epoch", fit_epoch)
+    monkeypatch.setattr(train_mod, "fit_epoch", fit_epoch)
     rec = train(SMALL.replace(epochs=5, eval_schedule="all"), cache_dir=data_cache)
     assert rec.meta["status"] == "diverged" and rec.meta["epochs_run"] == 2 and len(calls) == 2
     np.testing.assert_array_equal(rec.arrays["epoch"], [0, 1, 2])
@@ -330,14 +345,51 @@ def test_nonfinite_initial_loss_is_diverged_at_epoch_zero(data_cache, monkeypatc
     monkeypatch.setattr(train_mod, "loss_fn", lambda spec, logits, y: torch.tensor(float("inf")))
     rec = train(SMALL, cache_dir=data_cache)
     assert rec.meta["status"] == "diverged" and rec.meta["epochs_run"] == 0
+    assert rec.meta["status_reason"] == "epoch 0: non-finite train_loss and test_loss"
     np.testing.assert_array_equal(rec.arrays["epoch"], [0])
+    assert np.isfinite(rec.arrays["train.nc1"]).all()  # the features were fine: measured
+
+
+def infinite_signals(monkeypatch):
+    """Make data.load return train and test signals of inf and NaN, so that every feature is
+    non-finite from initialisation on."""
+    real = data.load
+
+    def load(spec, cache_dir=None):
+        ds = real(spec, cache_dir)
+        return dataclasses.replace(ds, x=ds.x * np.inf, x_test=ds.x_test * np.inf)
+
+    monkeypatch.setattr(data, "load", load)
+
+
+@pytest.mark.parametrize("failure", ["diverged", "degenerate"])
+def test_a_run_stopped_at_initialisation_has_every_column(data_cache, tmp_path, monkeypatch, failure):
+    spec = SMALL.replace(epochs=1, layer_schedule="all")
+    finished = train(spec, cache_dir=data_cache)
+    if failure == "diverged":
+        infinite_signals(monkeypatch)
+    else:
+        def dead(*args, **kwargs):
+            raise train_mod.DegenerateFeaturesError("class means are identical (Sigma_B = 0)")
+        monkeypatch.setattr(train_mod, "collapse_metrics", dead)
+    rec = train(spec, cache_dir=data_cache)
+    assert rec.meta["status"] == failure and rec.meta["epochs_run"] == 0
+    assert rec.meta["status_reason"].startswith("epoch 0: ") and "train set" in rec.meta["status_reason"]
+    assert sorted(rec.arrays) == sorted(finished.arrays) and rec.meta["taps"] == finished.meta["taps"]
+    run = Trajectory(rec)
+    np.testing.assert_array_equal(run.epochs, [0])
+    assert math.isnan(run.final("train.nc1")) and math.isnan(run.final("test.nc4"))
+    assert len(run.layer("conv2.pool", "nc1")[0]) == 0
+    assert run.tpt_epoch is None and math.isnan(run.at_tpt("train.nc1"))
+    RunStore(tmp_path).save(rec)
+    assert RunStore(tmp_path).load(rec.key) == rec
 
 
 def test_dead_network_returns_a_record_that_says_so(data_cache):
-    # lr=300 without batch norm: after epoch 1 the loss is still finite (~3e13) but at epoch 2 all
-    # penultimate features are 0, and the metrics refuse identical class means. The run must not
-    # raise, and its record must not claim a healthy run.
-    spec = SMALL.replace(lr=300.0, batch_norm=False, schedule="constant")
+    # lr=10 and weight decay 0.1 without batch norm or momentum: the loss stays finite, but at epoch
+    # 2 all penultimate features are 0, and the metrics refuse identical class means. The run must
+    # not raise, and its record must not claim a healthy run.
+    spec = SMALL.replace(lr=10.0, weight_decay=0.1, momentum=0.0, batch_norm=False, schedule="constant")
     rec = train(spec, cache_dir=data_cache)
     assert isinstance(rec, Record) and rec.meta["status"] != "ok"
     assert rec.arrays["epoch"][-1] == rec.meta["epochs_run"] == 2
@@ -353,30 +405,30 @@ def test_narrow_width_with_layer_taps_trains(data_cache):
     assert "conv3.pool" in rec.meta["taps"]
 
 
-# --- runs.obtain and the store ---------------------------------------------------------------------
+# --- suite.obtain and the store --------------------------------------------------------------------
 
 @pytest.fixture
 def no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("trained although the record is stored")
 
-    monkeypatch.setattr(ncsim.runs, "train", fail)
+    monkeypatch.setattr(ncsim.suite, "train", fail)
 
 
 def test_obtain_trains_once_then_serves_from_the_store(cache_dir, monkeypatch):
     store = RunStore(cache_dir)
     calls = []
-    real = ncsim.runs.train
+    real = ncsim.suite.train
 
     def counting(spec, **kwargs):
         calls.append(spec)
         return real(spec, **kwargs)
 
-    monkeypatch.setattr(ncsim.runs, "train", counting)
-    first = ncsim.runs.obtain(SMALL, store)
+    monkeypatch.setattr(ncsim.suite, "train", counting)
+    first = ncsim.suite.obtain(SMALL, store)
     assert len(calls) == 1 and SMALL.key() in store
-    monkeypatch.setattr(ncsim.runs, "train", lambda *a, **k: pytest.fail("trained a stored run"))
-    second = ncsim.runs.obtain(SMALL, store)
+    monkeypatch.setattr(ncsim.suite, "train", lambda *a, **k: pytest.fail("trained a stored run"))
+    second = ncsim.suite.obtain(SMALL, store)
     assert_same_arrays(second.record.arrays, first.record.arrays)
     assert second.meta == first.meta
 
@@ -384,14 +436,14 @@ def test_obtain_trains_once_then_serves_from_the_store(cache_dir, monkeypatch):
 def test_obtain_uses_the_store_root_as_data_cache(cache_dir, monkeypatch):
     # The store was seeded with the data: obtaining must not generate it again.
     monkeypatch.setattr(data, "generate", lambda *a: pytest.fail("regenerated the data"))
-    traj = ncsim.runs.obtain(SMALL, RunStore(cache_dir))
+    traj = ncsim.suite.obtain(SMALL, RunStore(cache_dir))
     assert traj.status == "ok"
 
 
 def test_obtain_under_another_name_serves_the_same_record(cache_dir, tiny_record, tiny_spec, no_training):
     store = RunStore(cache_dir)
     store.save(tiny_record)
-    traj = ncsim.runs.obtain(tiny_spec.replace(name="renamed"), store)
+    traj = ncsim.suite.obtain(tiny_spec.replace(name="renamed"), store)
     assert traj.key == tiny_record.key and traj.label == "renamed-s0"
     assert_same_arrays(traj.record.arrays, tiny_record.arrays)
 
@@ -399,9 +451,9 @@ def test_obtain_under_another_name_serves_the_same_record(cache_dir, tiny_record
 def test_obtain_refresh_retrains(cache_dir, tiny_record, tiny_spec, monkeypatch):
     store = RunStore(cache_dir)
     store.save(Record(tiny_record.key, {**tiny_record.meta, "status": "stale"}, tiny_record.arrays))
-    monkeypatch.setattr(ncsim.runs, "train", lambda spec, **k: tiny_record)
-    assert ncsim.runs.obtain(tiny_spec, store).status == "stale"
-    assert ncsim.runs.obtain(tiny_spec, store, refresh=True).status == "ok"
+    monkeypatch.setattr(ncsim.suite, "train", lambda spec, **k: tiny_record)
+    assert ncsim.suite.obtain(tiny_spec, store).status == "stale"
+    assert ncsim.suite.obtain(tiny_spec, store, refresh=True).status == "ok"
     assert store.load(tiny_record.key).meta["status"] == "ok"
 
 
@@ -414,9 +466,8 @@ def traj(tiny_record):
 
 def with_train_error(record: Record, err: list[float]) -> Trajectory:
     """A copy of `record` whose train error is `err` (and TPT as train() would set it)."""
-    zero = [i for i, e in enumerate(err) if e == 0]
-    tpt = int(record.arrays["epoch"][zero[0]]) if zero else None
     arrays = {**record.arrays, "train_error": np.asarray(err, dtype=np.float64)}
+    tpt = tpt_epoch(arrays["epoch"], arrays["train_error"])
     return Trajectory(Record(record.key, {**record.meta, "tpt_epoch": tpt}, arrays))
 
 
@@ -466,6 +517,21 @@ def test_model_rebuilds_the_final_network(traj, tiny_record):
         np.testing.assert_array_equal(v.numpy(), tiny_record.arrays[f"weights.{k}"])
 
 
+@pytest.mark.parametrize("model", ["cnn1d", "cnn1d-seed"])
+def test_the_network_has_the_datas_number_of_classes(model):
+    net = models.build(SMALL.replace(model=model), num_classes=4)
+    assert net(torch.zeros(3, 1, 40)).shape == (3, 4)
+
+
+def test_model_rebuilds_with_the_records_number_of_classes(tiny_record, tiny_spec):
+    torch.manual_seed(0)
+    four = models.build(tiny_spec, 4).state_dict()
+    arrays = {**tiny_record.arrays, **{f"weights.{k}": v.numpy() for k, v in four.items()}}
+    net = Trajectory(Record(tiny_record.key, tiny_record.meta, arrays)).model()
+    assert net.classifier.out_features == 4
+    np.testing.assert_array_equal(net.classifier.weight.detach().numpy(), four["classifier.weight"].numpy())
+
+
 def test_features_rejects_an_unknown_split(traj):
     with pytest.raises(ValueError, match="split"):
         traj.features("valid")
@@ -509,3 +575,16 @@ def test_truncation_leaves_the_original_untouched(traj):
     traj.truncated(0)
     np.testing.assert_array_equal(traj["train.nc1"], before)
     assert traj.meta.get("truncated_at") is None
+
+
+# --- threads ----------------------------------------------------------------------------------------
+
+def blas_threads() -> list[int]:
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_limit_threads_sets_torch_and_blas_and_restores_both():
+    torch_before, blas_before = torch.get_num_threads(), blas_threads()
+    with limit_threads(2):
+        assert torch.get_num_threads() == 2 and set(blas_threads()) <= {2}
+    assert torch.get_num_threads() == torch_before and blas_threads() == blas_before

@@ -5,6 +5,7 @@ import pytest
 
 from ncsim import metrics, train
 from ncsim.spec import RunSpec
+from ncsim.trajectory import Trajectory
 
 TINY = RunSpec(epochs=2, train_size=300, width=8, layer_schedule="none")
 
@@ -29,8 +30,9 @@ def test_degenerate_features_stop_the_run_with_a_record(tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
 def test_nonfinite_loss_marks_the_run_diverged(tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "_fit_epoch", lambda *a, **k: float("nan"))
+    monkeypatch.setattr(train, "fit_epoch", lambda *a, **k: float("nan"))
     rec = train.train(TINY, cache_dir=tmp_path)
     assert rec.meta["status"] == "diverged"
     assert "training loss nan" in rec.meta["status_reason"]
     assert rec.meta["epochs_run"] == 1
+    assert np.isnan(Trajectory(rec).final("train.nc1")) and not np.isnan(Trajectory(rec).at("train.nc1", 0))

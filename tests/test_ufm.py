@@ -1,10 +1,17 @@
-"""Tests for ncsim.ufm: the objective and its gradient, the solvers, the closed forms, the helpers, and
-negative controls showing that every statistic the UFM claims check fails its tolerance on a point that
-is not a converged minimiser (a solver stopped after 1 iteration, a perturbed ETF minimiser)."""
+"""Tests for ncsim.ufm: the objective and its gradient, the solvers, the closed forms, the helpers, the
+stored imbalance sweeps, and the negative controls of the UFM claims: every check of every UFM claim
+file's CHECKS table fails its tolerance, with a finite value, on an input where the effect is absent
+(a solver stopped after 1 iteration, a perturbed ETF minimiser, uncollapsed features, ...)."""
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -12,21 +19,21 @@ import torch
 from hypothesis import given, settings, strategies as st
 from scipy.optimize import minimize_scalar
 
+import claims
 from claims import test_ufm_feature_dim as dim_claim
 from claims import test_ufm_global_minimizer as global_claim
 from claims import test_ufm_imbalance as imbalance_claim
+from claims import test_ufm_landscape as landscape_claim
 from claims import test_ufm_mse as mse_claim
 from claims import test_ufm_webb_lowe as webb_lowe_claim
-from ncsim import metrics, tolerances, ufm
+from ncsim import checks, metrics, ufm
+from ncsim.store import Record, RunStore
 
+CLAIMS_DIR = Path(claims.__file__).parent
 TINY = {loss: ufm.UFMProblem(3, 2, 2, lambda_w=0.1, lambda_h=0.05, lambda_b=0.02, loss=loss)
         for loss in ufm.LOSSES}
 CE = global_claim.CONFIGS["C4-p6"]
 MSE = mse_claim.PROBLEM
-
-
-def fails(name: str, value: float) -> bool:
-    return not tolerances.get(name).holds(value)
 
 
 # ---- objective, gradient, problem validation -----------------------------------------------------------
@@ -206,6 +213,22 @@ def test_embedded_features_keep_metrics():
     assert ufm.embedded_features(padded, 5).shape == padded.shape
 
 
+def test_centered_means_convention():
+    """metrics.centered_means: mu_c minus the SAMPLE mean, so under imbalance the count-weighted rows sum
+    to 0 (the plain sum does not); any p, torch input; an empty class is a ValueError."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), [9, 9, 2, 2])
+    h = rng.standard_normal((4, 2))[y] + 0.1 * rng.standard_normal((len(y), 2))     # p = 2 < C-1
+    A = metrics.centered_means(h, y, 4)
+    means = np.stack([h[y == c].mean(0) for c in range(4)])
+    np.testing.assert_allclose(A, means - h.mean(0), atol=1e-14)
+    np.testing.assert_allclose(np.bincount(y) @ A, 0, atol=1e-13)
+    assert np.abs(A.sum(0)).max() > 0.1
+    np.testing.assert_array_equal(metrics.centered_means(torch.as_tensor(h), torch.as_tensor(y), 4), A)
+    with pytest.raises(ValueError, match="class 4 has no samples"):
+        metrics.centered_means(h, y, 5)
+
+
 # ---- Webb & Lowe ---------------------------------------------------------------------------------------
 
 def test_webb_lowe_general_form_matches_lstsq_under_imbalance():
@@ -227,88 +250,182 @@ def test_webb_lowe_bad_input():
         ufm.webb_lowe_classifier(np.zeros((4, 2)), np.array([0, 0, 1, 1]), 3)
 
 
-# ---- negative controls: every claim statistic fails off a converged minimiser -----------------------------
-
-COLLAPSE_CHECKS = {"grad_norm": "ufm_grad_norm_max", "nc_max": "ufm_nc_max",
-                   "norm_ratio_error": "ufm_norm_ratio_error", "bias_spread": "ufm_bias_spread",
-                   "bias_error": "ufm_bias_error", "product_error": "ufm_product_error",
-                   "objective_gap": "ufm_objective_gap"}
-
-
-def perturbed_minimizer(problem: ufm.UFMProblem, scale: float = 1e-3) -> ufm.UFMResult:
-    rng = np.random.default_rng(0)
-    return ufm.evaluate(problem, *(x + scale * rng.standard_normal(np.shape(x))
-                                   for x in ufm.closed_form_minimizer(problem, rng)))
-
-
-@pytest.mark.parametrize("problem", [CE, MSE], ids=["ce", "mse"])
-@pytest.mark.parametrize("control", ["one-iteration", "perturbed-etf"])
-def test_collapse_checks_fail_on_negative_controls(problem, control):
-    point = (ufm.solve(problem, "gd", max_iter=1) if control == "one-iteration"
-             else perturbed_minimizer(problem))
-    stats = ufm.collapse_statistics(point)
-    for key, name in COLLAPSE_CHECKS.items():
-        assert fails(name, stats[key]), (control, key, stats[key])
-    # the same statistics pass at the converged run the claims use
-    converged = ufm.collapse_statistics(ufm.solve_cached(problem, "lbfgs", 0))
-    assert not any(fails(name, converged[key]) for key, name in COLLAPSE_CHECKS.items())
-
-
-def test_landscape_checks_fail_with_a_stopped_run():
-    runs = [ufm.solve_cached(CE, "lbfgs", seed) for seed in range(3)] + [ufm.solve(CE, "lbfgs", max_iter=1)]
-    stats = ufm.landscape_statistics(runs)
-    assert fails("ufm_landscape_objective_spread", stats["objective_spread"])
-    assert fails("ufm_landscape_max_gap", stats["max_gap"])
-    assert fails("ufm_grad_norm_max", stats["max_grad_norm"])
-    with pytest.raises(ValueError, match="one problem"):
-        ufm.landscape_statistics(runs + [ufm.solve_cached(MSE, "lbfgs", 0)])
-
-
-def test_feature_dim_checks_fail_on_negative_controls():
-    stopped_full = ufm.solve(dim_claim.problem(dim_claim.C - 1), "lbfgs", max_iter=1)
-    assert fails("ufm_etf_distance_max", dim_claim.means_etf_distance(stopped_full))
-    # an (almost) ETF is what a p < C-1 solution cannot be: the low-dimension check rejects it
-    assert fails("ufm_lowdim_etf_distance_min",
-                 dim_claim.means_etf_distance(perturbed_minimizer(dim_claim.problem(dim_claim.C - 1))))
-    stopped_low = ufm.solve(dim_claim.problem(2), "lbfgs", max_iter=1)
-    nc1 = metrics.collapse_metrics(ufm.embedded_features(stopped_low.features, dim_claim.C), stopped_low.labels)
-    assert fails("ufm_lowdim_nc1_max", nc1["nc1"])
-
-
-@pytest.mark.parametrize("loss", ufm.LOSSES)
-def test_trivial_checks_fail_on_negative_controls(loss):
-    pr = mse_claim.TRIVIAL[loss]
-    for point in (ufm.solve(pr, "gd", max_iter=1),
-                  ufm.evaluate(pr, *(1e-3 * t.numpy() for t in ufm.random_init(pr, 0)))):
-        stats = ufm.trivial_statistics(point)
-        assert fails("ufm_trivial_norm", stats["norm"]) and fails("ufm_trivial_objective_gap", stats["objective_gap"])
-
-
-def test_webb_lowe_checks_fail_on_negative_controls():
-    h, y = webb_lowe_claim.random_features(4, 6, 10, 0)
-    W, b = ufm.webb_lowe_classifier(h, y, 4)
-    assert fails("ufm_webb_lowe_lstsq_deviation", ufm.lstsq_deviation(h, y, 4, 4 * W, b))      # without the 1/C
-    assert fails("ufm_webb_lowe_lstsq_deviation", ufm.lstsq_deviation(h, y, 4, (1 + 1e-6) * W, b))
-    # on features without NC1/NC2 the classifier is neither self-dual nor the nearest-mean rule
-    m = metrics.collapse_metrics(h, y, W, b)
-    assert fails("ufm_webb_lowe_nc3", m["nc3"]) and fails("ufm_webb_lowe_nc4", m["nc4"])
-    h, y = webb_lowe_claim.collapsed_features(4, 6, 10, 0)
-    h = h + 1e-3 * np.random.default_rng(0).standard_normal(h.shape)       # a perturbed ETF
-    assert fails("ufm_webb_lowe_nc3", metrics.collapse_metrics(h, y, *ufm.webb_lowe_classifier(h, y, 4))["nc3"])
-
-
-def test_imbalance_checks_fail_on_a_stopped_sweep():
-    stats = ufm.imbalance_statistics(ufm.imbalance_sweep(imbalance_claim.R_VALUES, max_iter=1))
-    assert fails("ufm_etf_distance_max", stats["etf_distance_at_1"])
-    assert fails("ufm_imbalance_etf_distance_min_increase", stats["etf_distance_min_increase"])
-    assert fails("ufm_imbalance_minority_cos_min_increase", stats["minority_cos_min_increase"])
-    assert fails("ufm_imbalance_minority_cos_at_max", stats["minority_cos_at_max"])
-    with pytest.raises(ValueError, match="start at R = 1"):
-        ufm.imbalance_statistics({"R": np.array([2, 1])})
-
+# ---- class imbalance -------------------------------------------------------------------------------
 
 def test_imbalance_sweep_shapes():
     sweep = ufm.imbalance_sweep((1, 3), num_classes=5, dim=5, n_min=2)
     assert set(sweep) >= {"R", "minority_cos", "majority_cos", "means_etf_distance", "w_etf_distance"}
     assert all(len(v) == 2 for v in sweep.values()) and sweep["converged"].all()
     assert sweep["minority_cos"][0] == pytest.approx(-1 / 4, abs=1e-6)
+    assert sweep["R"].dtype == np.float64 and sweep["converged"].dtype == np.float64
+
+
+def test_imbalance_statistics_need_R_from_1_up():
+    with pytest.raises(ValueError, match="start at R = 1"):
+        imbalance_claim.etf_distance_at_1({"R": np.array([2.0, 1.0]), "means_etf_distance": np.zeros(2)})
+
+
+SMALL_SWEEP = dict(num_classes=4, dim=4, n_min=2)
+
+
+def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
+    """The first call solves and stores; the second (same parameters, R given as floats) loads without
+    solving; stored_imbalance_sweeps reads the sweeps back by seed and never solves."""
+    store = RunStore(tmp_path)
+    first = ufm.imbalance_sweep_stored(store, (1, 3), seed=4, **SMALL_SWEEP)
+    key = ufm.imbalance_sweep_key(ufm.imbalance_sweep_params((1, 3), seed=4, **SMALL_SWEEP))
+    assert store.keys() == [key] and len(key) == len("ufm-imbalance-") + 20 and key.startswith("ufm-imbalance-")
+    record = store.load(key)
+    assert record.meta["kind"] == "ufm-imbalance-sweep" and record.meta["ufm_version"] == ufm.UFM_VERSION
+    assert record.meta["params"] == {"R_values": [1.0, 3.0], "seed": 4, "gtol": ufm.DEFAULT_GTOL, "lam": 5e-3,
+                                     "loss": "ce", "solver": "lbfgs", "max_iter": None, **SMALL_SWEEP}
+    assert all(a.dtype == np.float64 for a in first.values())
+    direct = ufm.imbalance_sweep((1, 3), seed=4, **SMALL_SWEEP)
+    assert all(np.array_equal(first[k], direct[k]) for k in direct)
+
+    def no_solving(*args, **kw):
+        raise AssertionError("solved again instead of loading")
+    monkeypatch.setattr(ufm, "solve", no_solving)
+    monkeypatch.setattr(ufm, "_solve_memo", no_solving)
+    second = ufm.imbalance_sweep_stored(store, (1.0, 3.0), seed=4, **SMALL_SWEEP)
+    assert second.keys() == first.keys() and all(np.array_equal(second[k], first[k]) for k in first)
+    store.save(Record("0123abcd", {"spec": {}}, {"x": np.zeros(1)}))      # a run record: passed over
+    stored = ufm.stored_imbalance_sweeps(store)
+    assert list(stored) == [4] and all(np.array_equal(stored[4][k], first[k]) for k in first)
+    with pytest.raises(AssertionError, match="solved again"):
+        ufm.imbalance_sweep_stored(store, (1, 3), seed=5, **SMALL_SWEEP)    # other parameters: other key
+    monkeypatch.setattr(ufm, "UFM_VERSION", ufm.UFM_VERSION + 1)
+    assert ufm.stored_imbalance_sweeps(store) == {}                          # another version: stale
+
+
+def test_stored_imbalance_sweeps_take_the_newest_per_seed(tmp_path):
+    store = RunStore(tmp_path)
+    ufm.imbalance_sweep_stored(store, (1, 2), seed=0, **SMALL_SWEEP)
+    newer = ufm.imbalance_sweep_stored(store, (1, 3), seed=0, **SMALL_SWEEP)
+    other = ufm.imbalance_sweep_stored(store, (1, 2), seed=1, **SMALL_SWEEP)
+    stored = ufm.stored_imbalance_sweeps(store)
+    assert len(store.keys()) == 3 and list(stored) == [0, 1]
+    np.testing.assert_array_equal(stored[0]["R"], newer["R"])
+    np.testing.assert_array_equal(stored[1]["R"], other["R"])
+
+
+def test_landscape_statistics_need_one_problem():
+    runs = [ufm.solve_cached(CE, "lbfgs", 0), ufm.solve_cached(MSE, "lbfgs", 0)]
+    for statistic in landscape_claim.CHECKS.values():
+        with pytest.raises(ValueError, match="one problem"):
+            statistic(runs)
+
+
+# ---- negative controls: every check of every UFM claim fails where its effect is absent ------------------
+
+def ufm_claims() -> dict[str, ModuleType]:
+    """claims/test_ufm_*.py by module name, each with its CHECKS table {tolerance: statistic}."""
+    names = [info.name for info in pkgutil.iter_modules([str(CLAIMS_DIR)]) if info.name.startswith("test_ufm_")]
+    return {name: importlib.import_module(f"claims.{name}") for name in sorted(names)}
+
+
+UFM_CLAIMS = ufm_claims()
+
+
+@dataclass(frozen=True)
+class Control:
+    """An input on which the effect is absent, for the named checks of one claim file: `make()` returns
+    the arguments of their statistics (CHECKS[tolerance](*make()))."""
+
+    name: str
+    tolerances: tuple[str, ...]
+    make: Callable[[], tuple]
+
+
+def perturbed_minimizer(problem: ufm.UFMProblem, scale: float = 1e-3) -> ufm.UFMResult:
+    """The claims' LBFGS minimiser (seed 0) with N(0, scale^2) noise added to W, H and b."""
+    r, rng = ufm.solve_cached(problem, "lbfgs", 0), np.random.default_rng(0)
+    return ufm.evaluate(problem, *(x + scale * rng.standard_normal(np.shape(x)) for x in (r.W, r.H, r.b)))
+
+
+def minimizer_controls(problem: ufm.UFMProblem, tolerances, prefix: str = "") -> tuple[Control, ...]:
+    """A solver stopped after one GD step, and a minimiser perturbed by 1e-3."""
+    return (Control(prefix + "one-iteration", tuple(tolerances), lambda: (ufm.solve(problem, "gd", max_iter=1),)),
+            Control(prefix + "perturbed", tuple(tolerances), lambda: (perturbed_minimizer(problem),)))
+
+
+def trivial_controls(loss: str) -> tuple[Control, ...]:
+    """C kappa >= 1: a solver stopped after one GD step, and a small random point (not W = H = 0)."""
+    pr = mse_claim.TRIVIAL[loss]
+    tolerances = tuple(mse_claim.TRIVIAL_CHECKS)
+    return (Control(f"{loss}-one-iteration", tolerances, lambda: (ufm.solve(pr, "gd", max_iter=1),)),
+            Control(f"{loss}-small-random", tolerances,
+                    lambda: (ufm.evaluate(pr, *(1e-3 * t.numpy() for t in ufm.random_init(pr, 0))),)))
+
+
+def webb_lowe_args(features, scale: float = 1.0, noise: float = 0.0) -> tuple:
+    """(h, y, W, b) with Proposition 1's classifier (W scaled by `scale`) on 4 classes in 6 dimensions,
+    the features offset by `noise` times Gaussian noise."""
+    h, y = features(4, 6, 10, 0)
+    h = h + noise * np.random.default_rng(0).standard_normal(h.shape)
+    W, b = ufm.webb_lowe_classifier(h, y, 4)
+    return h, y, scale * W, b
+
+
+def stopped_landscape() -> tuple:
+    """Three converged LBFGS runs and one stopped after 1 iteration."""
+    return ([ufm.solve_cached(CE, "lbfgs", seed) for seed in range(3)] + [ufm.solve(CE, "lbfgs", max_iter=1)],)
+
+
+CONTROLS: dict[str, tuple[Control, ...]] = {
+    "test_ufm_global_minimizer": minimizer_controls(CE, global_claim.CHECKS),
+    "test_ufm_landscape": (Control("stopped-run", tuple(landscape_claim.CHECKS), stopped_landscape),),
+    "test_ufm_feature_dim": (
+        Control("stopped-full-dim", ("ufm_etf_distance_max",),
+                lambda: (ufm.solve(dim_claim.problem(dim_claim.C - 1), "lbfgs", max_iter=1),)),
+        # an (almost) ETF is what a p < C-1 solution cannot be: the low-dimension check rejects it
+        Control("perturbed-etf", ("ufm_lowdim_etf_distance_min",),
+                lambda: (perturbed_minimizer(dim_claim.problem(dim_claim.C - 1)),)),
+        Control("stopped-low-dim", ("ufm_lowdim_nc1_max",),
+                lambda: (ufm.solve(dim_claim.problem(2), "lbfgs", max_iter=1),)),
+    ),
+    "test_ufm_mse": (*minimizer_controls(MSE, mse_claim.MINIMIZER_CHECKS),
+                     *minimizer_controls(mse_claim.PROBLEM_REG_BIAS, mse_claim.REGULARISED_BIAS_CHECKS, "lambda_b-"),
+                     *trivial_controls("ce"), *trivial_controls("mse")),
+    "test_ufm_webb_lowe": (
+        # Proposition 1's literal W without the 1/C, and W off by 1e-6 relative
+        Control("without-1-over-C", ("ufm_webb_lowe_lstsq_deviation",),
+                lambda: webb_lowe_args(webb_lowe_claim.random_features, scale=4)),
+        Control("scaled-1e-6", ("ufm_webb_lowe_lstsq_deviation",),
+                lambda: webb_lowe_args(webb_lowe_claim.random_features, scale=1 + 1e-6)),
+        # features without NC1/NC2: the classifier is neither self-dual nor the nearest-mean rule
+        Control("random-features", ("ufm_webb_lowe_nc3", "ufm_webb_lowe_nc4"),
+                lambda: webb_lowe_args(webb_lowe_claim.random_features)),
+        Control("perturbed-etf", ("ufm_webb_lowe_nc3",),
+                lambda: webb_lowe_args(webb_lowe_claim.collapsed_features, noise=1e-3)),
+    ),
+    "test_ufm_imbalance": (Control("stopped-sweep", tuple(imbalance_claim.CHECKS),
+                                   lambda: (ufm.imbalance_sweep(imbalance_claim.R_VALUES, max_iter=1),)),),
+}
+CONTROL_CASES = [pytest.param(claim, tolerance, control,
+                              id=f"{claim.removeprefix('test_ufm_')}-{tolerance}-{control.name}")
+                 for claim, controls in CONTROLS.items() for control in controls for tolerance in control.tolerances]
+
+
+@pytest.mark.parametrize("claim,tolerance,control", CONTROL_CASES)
+def test_check_fails_on_control(claim, tolerance, control):
+    """The claim's statistic, on the control, is finite and does not meet its tolerance."""
+    value = float(UFM_CLAIMS[claim].CHECKS[tolerance](*control.make()))
+    assert math.isfinite(value), f"{claim} {tolerance} on {control.name}: {value} (NaN/inf is no control)"
+    assert not checks.tolerance(CLAIMS_DIR, tolerance).holds(value), (claim, tolerance, control.name, value)
+
+
+def test_every_ufm_check_has_a_control():
+    """Every (claim file, tolerance) of a UFM CHECKS table has a control, and every control a check."""
+    assert set(UFM_CLAIMS) == set(CONTROLS), "a UFM claim file without controls, or controls of no file"
+    checked = {(claim, tolerance) for claim, module in UFM_CLAIMS.items() for tolerance in module.CHECKS}
+    controlled = {(claim, tolerance) for claim, controls in CONTROLS.items()
+                  for control in controls for tolerance in control.tolerances}
+    assert checked - controlled == set(), "checks without a negative control"
+    assert controlled - checked == set(), "controls of checks that no claim makes"
+
+
+def test_every_ufm_tolerance_is_checked():
+    """The UFM CHECKS tables use exactly the ufm_* tolerances of claims/tolerances.toml."""
+    used = {tolerance for module in UFM_CLAIMS.values() for tolerance in module.CHECKS}
+    assert used == {name for name in checks.load_tolerances(CLAIMS_DIR) if name.startswith("ufm_")}
