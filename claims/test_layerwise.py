@@ -53,7 +53,7 @@ CHECKS = (
 )
 
 
-def test_collapse_ordered_by_depth(check, run, claim_check):
+def test_collapse_ordered_by_depth(check, runs, claim_check):
     """NC1 does not increase with depth and is lowest at the penultimate layer; the ETF is much
     closer there than at conv1."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

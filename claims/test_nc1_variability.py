@@ -41,10 +41,10 @@ CHECKS = (
     Check("nc1_end_max", nc1_end, controls=("init", "no-bn")),
     Check("nc1_tpt_over_end_min", nc1_tpt_over_end, controls=("at-tpt",)),
     Check("nc1_init_over_end_min", nc1_init_over_end, controls=("init",)),
-    Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("no-bn", "at-tpt")),
+    Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("reversed",)),
 )
 
 
-def test_nc1_collapses(check, run, claim_check):
+def test_nc1_collapses(check, runs, claim_check):
     """NC1 ends small, falls after TPT (trend and end-vs-TPT factor) and far below initialisation."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

@@ -33,7 +33,7 @@ CHECKS = (
 )
 
 
-def test_simplex_etf(check, run, claim_check):
+def test_simplex_etf(check, runs, claim_check):
     """At the end of training the means (nc2_*) and classifier rows (w_*) are close to a simplex ETF,
     and the deviation from the ETF angles shrank from initialisation."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

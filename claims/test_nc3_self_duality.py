@@ -23,6 +23,6 @@ CHECKS = (
 )
 
 
-def test_self_duality(check, run, claim_check):
+def test_self_duality(check, runs, claim_check):
     """W^T/||W|| ends close to Mdot/||Mdot||, far closer than at initialisation."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

@@ -21,10 +21,10 @@ def nc4_post_tpt_mean(run) -> float:
 
 CHECKS = (
     Check("nc4_end_max", nc4_end, controls=("init",)),
-    Check("nc4_late_tpt_mean_max", nc4_post_tpt_mean, controls=("no-bn",)),
+    Check("nc4_late_tpt_mean_max", nc4_post_tpt_mean, controls=("reversed",)),
 )
 
 
-def test_nearest_class_center(check, run, claim_check):
+def test_nearest_class_center(check, runs, claim_check):
     """The network decides as the nearest train class mean at the end and late in TPT."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

@@ -13,12 +13,10 @@ FIGURES = ("optimizers.png",)
 OPTIMIZERS = ("adam", "lbfgs")
 
 
-def factor_apart(column: str):
-    """max(a/b, b/a) of the end values of `column` under this optimizer (a) and SGD (b): 1 when equal."""
-    def statistic(run, sgd) -> float:
-        a, b = run.final(column), sgd.final(column)
-        return max(a / b, b / a)
-    return statistic
+def ratio_to_sgd(column: str):
+    """The end value of `column` under this optimizer over SGD's (same seed); decided by an equivalence
+    test on the log ratios, and reported as a measured finding."""
+    return lambda run, sgd: run.final(column) / sgd.final(column)
 
 
 def end_values(column: str):
@@ -28,16 +26,16 @@ def end_values(column: str):
 CHECKS = (
     Check("tpt_fraction_max", tpt_fraction, configs=OPTIMIZERS, controls=("init", "no-bn")),
     Check("optimizer_nc1_end_max", nc1_end, configs=OPTIMIZERS, controls=("init",)),
-    Check("optimizer_nc1_factor_max", factor_apart("train.nc1"), configs=OPTIMIZERS, against="standard",
+    Check("optimizer_nc1_ratio_within", ratio_to_sgd("train.nc1"), configs=OPTIMIZERS, against="standard",
           controls=("untrained",), note=end_values("train.nc1")),
-    Check("optimizer_nc3_factor_max", factor_apart("train.nc3"), configs=OPTIMIZERS, against="standard",
+    Check("optimizer_nc3_ratio_within", ratio_to_sgd("train.nc3"), configs=OPTIMIZERS, against="standard",
           controls=("untrained",), note=end_values("train.nc3")),
-    Check("optimizer_nc2_etf_distance_factor_max", factor_apart("train.nc2_etf_distance"), configs=OPTIMIZERS,
+    Check("optimizer_nc2_etf_distance_ratio_within", ratio_to_sgd("train.nc2_etf_distance"), configs=OPTIMIZERS,
           against="standard", controls=("untrained",), note=end_values("train.nc2_etf_distance")),
 )
 
 
-def test_optimizer_invariance(check, run, claim_check):
-    """Adam and LBFGS reach TPT and collapse, and their end metrics are within a factor of SGD's
-    (same seed)."""
-    claim_check.of(check, run)
+def test_optimizer_invariance(check, runs, claim_check):
+    """Adam and LBFGS reach TPT and collapse, and their end metrics are equivalent to SGD's within a
+    factor fixed beforehand (same seeds, paired)."""
+    claim_check.of(check, runs)

@@ -31,6 +31,6 @@ CHECKS = (
 )
 
 
-def test_regime_ablation(check, run, claim_check):
+def test_regime_ablation(check, runs, claim_check):
     """Without weight decay collapse is weaker than in the default run; under MSE loss it still happens."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

@@ -27,7 +27,7 @@ CHECKS = (
 )
 
 
-def test_test_features_collapse_less(check, run, claim_check):
+def test_test_features_collapse_less(check, runs, claim_check):
     """The test features are less collapsed than the train features, and the nearest train class
     mean errs more often on them."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

@@ -63,6 +63,6 @@ CHECKS = (
 )
 
 
-def test_webb_lowe_on_collapsed_features(check, run, claim_check):
+def test_webb_lowe_on_collapsed_features(check, runs, claim_check):
     """The Webb-Lowe classifier of the final CNN features is least squares, self-dual and NCC."""
-    claim_check.of(check, run)
+    claim_check.of(check, runs)

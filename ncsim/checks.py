@@ -3,9 +3,26 @@
 A claim file (claims/test_*.py) declares its statistics in a table `CHECKS` of `Check`s: the tolerance
 each statistic is held to (an entry of the claims directory's tolerances.toml), the configurations it
 is measured on, the reference configuration of a comparison, and the negative controls on which it
-must fail (tests/test_negative_controls.py derives its cases from these tables). `decide` compares one
-measured value with its tolerance and returns the JSON-able record that the report, verdicts.json and
-claims/calibrate.py read; the pytest plugin (ncsim/pytest_plugin) asserts on it.
+must fail (tests/test_negative_controls.py derives its cases from these tables).
+
+A verdict is a statement about the distribution over seeds, never about one seed: `decide` takes the
+statistic's value on every seed of a configuration and applies the tolerance's rule,
+
+    every        each seed's value meets `op value` (exact or structural statements: NC4 = 0, a
+                 TPT reached on every run);
+    mean         the one-sided 95% confidence bound of the mean over seeds (of the log values for
+                 `scale = "log"`, i.e. of the geometric mean; of the values for "linear") meets
+                 `op value`; equivalently the one-sided t-test of "the mean is on the failing side
+                 of the threshold" has p < 0.05. A direction ("no weight decay collapses less":
+                 the log ratio over seeds, paired by seed) is this rule on a ratio;
+    equivalence  two one-sided t-tests (TOST) on the log ratios: the geometric-mean ratio lies
+                 within a factor `value` of 1 (margin fixed before looking), p < 0.05 for both;
+                 the measured ratio and its 90% interval are reported as a finding,
+
+and returns the JSON-able record that the report, verdicts.json and claims/calibrate.py read; the
+pytest plugin (ncsim/pytest_plugin) asserts on it. A record's verdict is "reproduces" (the rule
+holds), "does not reproduce" (the bound lies on the failing side of the threshold even the other
+way round: the mean is significantly on the wrong side), or "inconclusive" (neither).
 
 The tables live beside the claims they serve (`<claims dir>/tolerances.toml`,
 `<claims dir>/expected_failures.toml`); nothing here knows where the package is installed.
@@ -18,7 +35,10 @@ import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
 
 try:
     import tomllib
@@ -29,13 +49,19 @@ TOLERANCES = "tolerances.toml"
 EXPECTED_FAILURES = "expected_failures.toml"
 PROPERTY = "ncsim_check"   # the name of the test property that carries a decided check
 
-_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt}
+ALPHA = 0.05               # every rule's one-sided level
+RULES = ("every", "mean", "equivalence")
+SCALES = ("log", "linear")
+
+_OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "within": None}
 _FIELDS = {"value", "op", "statistic", "source", "calibration"}
+_OPTIONAL = {"rule": "every", "scale": "log"}
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """One entry of tolerances.toml: a claim statistic holds when `measured <op> value`."""
+    """One entry of tolerances.toml: a claim statistic, its threshold `value`, how a value compares
+    with it (`op`), and the rule that decides it over seeds (`rule`, `scale`; module docstring)."""
 
     name: str
     value: float
@@ -43,10 +69,17 @@ class Tolerance:
     statistic: str
     source: str
     calibration: str
+    rule: str = "every"
+    scale: str = "log"
 
     def holds(self, measured: float) -> bool:
-        """True when `measured op value`; NaN never holds."""
-        return not math.isnan(measured) and _OPS[self.op](measured, self.value)
+        """True when one value satisfies `measured op value`; NaN never holds. (For "within": the
+        value, a ratio, is within a factor `value` of 1.)"""
+        if math.isnan(measured):
+            return False
+        if self.op == "within":
+            return measured > 0 and abs(math.log(measured)) <= math.log(self.value)
+        return _OPS[self.op](measured, self.value)
 
 
 def _read_toml(path: Path) -> dict:
@@ -66,11 +99,15 @@ def load_tolerances(claims_dir: str | Path) -> dict[str, Tolerance]:
     for name, entry in _read_toml(path).items():
         if not isinstance(entry, dict):
             raise ValueError(f"{path}: [{name}] must be a table with fields {sorted(_FIELDS)}")
-        missing, extra = _FIELDS - set(entry), set(entry) - _FIELDS
+        missing, extra = _FIELDS - set(entry), set(entry) - _FIELDS - set(_OPTIONAL)
         if missing or extra:
             raise ValueError(f"{path}: entry [{name}] missing {sorted(missing)} / unknown {sorted(extra)}")
-        if entry["op"] not in _OPS:
-            raise ValueError(f"{path}: entry [{name}] has op {entry['op']!r}; valid: {sorted(_OPS)}")
+        entry = {**_OPTIONAL, **entry}
+        for field, valid in (("op", tuple(_OPS)), ("rule", RULES), ("scale", SCALES)):
+            if entry[field] not in valid:
+                raise ValueError(f"{path}: entry [{name}] has {field} {entry[field]!r}; valid: {list(valid)}")
+        if (entry["rule"] == "equivalence") != (entry["op"] == "within"):
+            raise ValueError(f"{path}: entry [{name}]: op \"within\" goes with rule \"equivalence\" and only with it")
         table[name] = Tolerance(name=name, **{**entry, "value": float(entry["value"])})
     return table
 
@@ -84,21 +121,21 @@ def tolerance(claims_dir: str | Path, name: str) -> Tolerance:
 
 @dataclass(frozen=True)
 class ExpectedFailure:
-    """A check that does not reproduce, kept as a strict xfail: on `config` (all seeds, or `seeds`)."""
+    """A check that does not reproduce on a configuration, kept as a strict xfail."""
 
     tolerance: str
     config: str
     reason: str
-    seeds: tuple[int, ...] | None = None
 
-    def covers(self, tolerance: str, config: str, seed: int) -> bool:
-        return (tolerance, config) == (self.tolerance, self.config) and (self.seeds is None or seed in self.seeds)
+    def covers(self, tolerance: str, config: str) -> bool:
+        return (tolerance, config) == (self.tolerance, self.config)
 
 
 @lru_cache(maxsize=None)
 def load_expected_failures(claims_dir: str | Path) -> tuple[ExpectedFailure, ...]:
-    """`<claims_dir>/expected_failures.toml`: tables `[<tolerance>.<config>]` with a `reason` and
-    optionally `seeds`; an entry naming an unknown tolerance is a ValueError (a stale entry)."""
+    """`<claims_dir>/expected_failures.toml`: tables `[<tolerance>.<config>]`, each with a `reason`;
+    an entry naming an unknown tolerance is a ValueError (a stale entry). Never by seed: a verdict is
+    decided over the seeds."""
     path = Path(claims_dir) / EXPECTED_FAILURES
     if not path.is_file():
         return ()
@@ -108,11 +145,9 @@ def load_expected_failures(claims_dir: str | Path) -> tuple[ExpectedFailure, ...
         if name not in known:
             raise ValueError(f"{path}: [{name}] names no tolerance of {Path(claims_dir) / TOLERANCES}")
         for config, entry in by_config.items():
-            if not isinstance(entry, dict) or set(entry) - {"reason", "seeds"} or "reason" not in entry:
-                raise ValueError(f"{path}: [{name}.{config}] needs `reason` (and optionally `seeds`), got {entry!r}")
-            seeds = entry.get("seeds")
-            out.append(ExpectedFailure(name, config, str(entry["reason"]),
-                                       None if seeds is None else tuple(int(s) for s in seeds)))
+            if not isinstance(entry, dict) or set(entry) != {"reason"}:
+                raise ValueError(f"{path}: [{name}.{config}] takes exactly one field, `reason`, got {entry!r}")
+            out.append(ExpectedFailure(name, config, str(entry["reason"])))
     return tuple(out)
 
 
@@ -149,17 +184,93 @@ class Check:
         return "" if self.note is None else self.note(*args)
 
 
-def decide(tol: Tolerance, measured: float, **identity) -> dict:
-    """The record of one decided check: `identity` (claim, case, config, seed, run, note, ...), the
-    measured value (None for NaN: JSON has no NaN), the tolerance, and whether it holds."""
-    measured = float(measured)
-    return {"tolerance": tol.name, "statistic": tol.statistic, "measured": None if math.isnan(measured) else measured,
-            "op": tol.op, "threshold": tol.value, "source": tol.source, "holds": tol.holds(measured), **identity}
+def _finite(values: np.ndarray, tol: Tolerance) -> bool:
+    return bool(np.isfinite(values).all() and (tol.scale != "log" and tol.rule != "equivalence" or (values > 0).all()))
+
+
+def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
+    """The rule of `tol` on one value per seed: whether it holds, the verdict, and the statistics it
+    rests on (aggregate: the geometric or arithmetic mean; bound: the one-sided 95% bound of the
+    mean, or for "equivalence" the 90% interval of the geometric-mean ratio; p_value)."""
+    x = np.asarray(values, dtype=np.float64)
+    out = {"aggregate": None, "bound": None, "interval": None, "p_value": None, "n": len(x)}
+    if tol.rule == "every" or not len(x):
+        ok = [tol.holds(v) for v in x]
+        out["aggregate"] = float(np.nanmedian(x)) if np.isfinite(x).any() else None
+        holds = bool(ok) and all(ok)
+        return {**out, "holds": holds,
+                "verdict": "reproduces" if holds else "does not reproduce" if not any(ok) else "inconclusive"}
+    if not _finite(x, tol):
+        return {**out, "holds": False, "verdict": "does not reproduce"}
+    log = tol.rule == "equivalence" or tol.scale == "log"
+    y = np.log(x) if log else x
+    back = np.exp if log else (lambda v: v)
+    n, m = len(y), float(y.mean())
+    se = float(y.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    t = float(stats.t.ppf(1 - ALPHA, n - 1)) if n > 1 else math.nan
+    out["aggregate"] = float(back(m))
+
+    def sf(z: float) -> float | None:  # one-sided p of a t statistic; se = 0 gives z = +-inf
+        return None if n < 2 else float(stats.t.sf(z, n - 1))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if tol.rule == "equivalence":
+            margin = math.log(tol.value)
+            lo, hi = (m, m) if n < 2 else (m - t * se, m + t * se)
+            p = None if n < 2 else max(sf(np.float64(m + margin) / se), sf(np.float64(margin - m) / se))
+            holds = -margin < lo and hi < margin
+            beyond = lo > margin or hi < -margin
+            return {**out, "interval": [float(back(lo)), float(back(hi))], "p_value": p, "holds": bool(holds),
+                    "p_differs": None if n < 2 else float(2 * sf(abs(np.float64(m)) / se)),
+                    "verdict": "reproduces" if holds else "does not reproduce" if beyond else "inconclusive"}
+        thr = math.log(tol.value) if log else tol.value
+        upper = tol.op in ("<=", "<")
+        bound = m if n < 2 else m + t * se if upper else m - t * se
+        other = m if n < 2 else m - t * se if upper else m + t * se
+        z = np.float64(thr - m if upper else m - thr) / se if n > 1 else math.nan
+        holds = bool(_OPS[tol.op](bound, thr))
+        wrong = bool(not _OPS[tol.op](other, thr))
+    return {**out, "bound": float(back(bound)), "p_value": sf(z), "holds": holds,
+            "verdict": "reproduces" if holds else "does not reproduce" if wrong else "inconclusive"}
+
+
+def decide(tol: Tolerance, values: Sequence[float], **identity) -> dict:
+    """The record of one decided check: `identity` (claim, case, config, seeds, runs, note, ...), the
+    value on every seed (None for NaN: JSON has none), the tolerance and its rule, and the decision
+    (apply_rule). `measured` is the aggregate the rule rests on."""
+    decision = apply_rule(tol, values)
+    return {"tolerance": tol.name, "statistic": tol.statistic, "op": tol.op, "threshold": tol.value,
+            "rule": tol.rule, "scale": tol.scale, "source": tol.source,
+            "values": [None if math.isnan(v) else float(v) for v in map(float, values)],
+            "measured": decision["aggregate"], **decision, **identity}
+
+
+RULE_TEXT = {"every": "every seed", "mean": "one-sided 95% bound of the {mean} over seeds",
+             "equivalence": "TOST: 90% interval of the geometric-mean ratio within a factor"}
+
+
+def describe_rule(record: dict) -> str:
+    """The rule of a record in words, e.g. "one-sided 95% bound of the geometric mean over seeds"."""
+    mean = "geometric mean" if record.get("scale") == "log" else "mean"
+    return RULE_TEXT[record.get("rule", "every")].format(mean=mean)
 
 
 def failure_message(record: dict) -> str:
-    """What a failed check says: the statistic, the measured value, the threshold, the run and source."""
-    measured = float("nan") if record["measured"] is None else record["measured"]
-    where = f" (run {record['run']})" if record.get("run") else ""
-    return (f"{record['statistic']}: measured {measured:.4g}, claim needs {record['op']} {record['threshold']:g}"
-            f"{where}. Source: {record['source']}. {record.get('note') or ''}").strip()
+    """What a failed check says: the statistic, its value on every seed, the aggregate and bound the
+    rule rests on, the threshold, the verdict and the source."""
+    def num(v):
+        return "nan" if v is None else f"{v:.4g}"
+    per_seed = ", ".join(f"{r} {num(v)}" for r, v in zip(record.get("runs") or [record.get("run")] * len(record["values"]),
+                                                         record["values"]))
+    rule = record.get("rule", "every")
+    if rule == "every":
+        rests = ""
+    elif rule == "equivalence" and record.get("interval"):
+        lo, hi = record["interval"]
+        rests = f"; geometric-mean ratio {num(record['measured'])}, 90% interval {num(lo)}-{num(hi)}, p {num(record['p_value'])}"
+    else:
+        rests = (f"; {'geometric ' if record.get('scale') == 'log' else ''}mean {num(record['measured'])}, "
+                 f"95% bound {num(record.get('bound'))}, p {num(record.get('p_value'))}")
+    return (f"{record['statistic']} ({record.get('verdict', '')}): claim needs {record['op']} {record['threshold']:g} "
+            f"by {describe_rule(record)}{rests}; values: {per_seed}. Source: {record['source']}. "
+            f"{record.get('note') or ''}").strip()

@@ -172,7 +172,7 @@ def cmd_report(args) -> int:
         seeds = suite.parse_seeds(args.seeds)
     except ValueError as e:
         raise SpecError(f"--seeds: {e}") from None
-    folder = report.from_store(RunStore(args.cache_dir), args.out, seeds=seeds)
+    folder = report.from_store(RunStore(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed)
     print(f"report written to {folder}")
     return 0
 
@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("run", nargs="?")
     r = sub.add_parser("report", help="render figures and the verdict table from stored runs")
     r.add_argument("--out", default="reports", help="parent folder of report folders (default: reports)")
+    r.add_argument("--vary-data-seed", action="store_true",
+                   help="the runs' MNIST-1D generator seed is their training seed (as pytest --vary-data-seed)")
     r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's default seeds in ncsim/suite.toml, as for pytest)")
     for sp in (t, s, r):
         sp.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

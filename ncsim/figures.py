@@ -1,22 +1,28 @@
-"""The report's figures, drawn from run trajectories (matplotlib, Agg, PNG about 800 px wide).
+"""The report's figures, drawn from run trajectories and check records (matplotlib, Agg, PNG about 800
+px wide).
 
-Every function takes the runs it draws and returns a matplotlib Figure (the object-oriented API, no
-pyplot state: nothing to close, headless everywhere); `save` writes it. Runs come as trajectories over
-seeds, one list per configuration name; nothing here reads the store or trains (ncsim.report looks the
-runs up). `missing` names runs (ncsim.suite.RunId) that were asked for but are not in the store.
-Colours and the configurations each comparison draws come from the suite table (ncsim/suite.toml).
+Every function takes what it draws and returns a matplotlib Figure (the object-oriented API, no pyplot
+state: nothing to close, headless everywhere); `save` writes it. Runs come as trajectories over seeds,
+one list per configuration name; nothing here reads the store or trains (ncsim.report looks the runs
+up). `missing` names runs (ncsim.suite.RunId) that were asked for but are not in the store. Colours and
+the configurations each comparison draws come from the suite table (ncsim/suite.toml). The verdict
+figure (`verdicts`) draws the session's check records (ncsim.checks.decide), not runs.
 
-Conventions shared by all figures: a curve over seeds is the mean with a shaded min-max band (`band`);
-the terminal phase of training (TPT, the first evaluated epoch with zero train error) is a dashed
-vertical line at the mean TPT epoch of the seeds that reached it (`tpt_line`). A run that is missing or
-did not finish (status "diverged" or "degenerate") is not drawn and the title says so; with nothing left
-to draw the figure is a page that names the runs and why (`message`), never an empty plot.
+Conventions shared by all figures: a curve over seeds is an aggregate with a shaded min-max band
+(`band`): the geometric mean on a log axis, the mean otherwise. Each seed's terminal phase of training
+is marked (`tpt_marks`) by two thin vertical lines: dashed at its stable TPT (`tpt_epoch`: from there on
+the train error stays 0), dotted at its first zero-error epoch (the error may come back after it). A
+quantity that is exactly 0 for long stretches (train error, NC4) is drawn on a symlog axis that shows 0
+(`zero_scale`). A run that is missing or did not finish (status "diverged" or "degenerate") is not drawn
+and the title says so; with nothing left to draw the figure is a page that names the runs and why
+(`message`), never an empty plot.
 """
 
 from __future__ import annotations
 
 import functools
 import textwrap
+from contextlib import contextmanager
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
@@ -24,8 +30,9 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerLine2DCompound
 from matplotlib.ticker import FuncFormatter
 
 from ncsim import metrics, suite
@@ -68,8 +75,9 @@ def column(name: str) -> Series:
 
 
 def band(ax, items: Sequence, series: Series, *, label: str, color: str, **line) -> bool:
-    """Plot the mean over `items` of `series(item)` with a shaded min-max band, on the x values all
-    items share. Items without the series (KeyError) are left out; False when none has it."""
+    """Plot the aggregate over `items` of `series(item)` with a shaded min-max band, on the x values all
+    items share: the geometric mean when `ax` already has a log y axis, the mean otherwise (set the
+    scale first). Items without the series (KeyError) are left out; False when none has it."""
     curves = []
     for item in items:
         try:
@@ -81,29 +89,39 @@ def band(ax, items: Sequence, series: Series, *, label: str, color: str, **line)
         return False
     xs = reduce(np.intersect1d, [x for x, _ in curves])
     ys = np.array([y[np.isin(x, xs)] for x, y in curves])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs stay NaN: a gap in the curve
-        mean, lo, hi = np.nanmean(ys, 0), np.nanmin(ys, 0), np.nanmax(ys, 0)
-    ax.plot(xs, mean, color=color, label=label, **line)
+        centre = np.exp(np.nanmean(np.log(ys), 0)) if ax.get_yscale() == "log" else np.nanmean(ys, 0)
+        lo, hi = np.nanmin(ys, 0), np.nanmax(ys, 0)
+    ax.plot(xs, centre, color=color, label=label, **line)
     if len(curves) > 1:
         ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
     return True
 
 
-def tpt_line(ax, runs: Sequence[Trajectory], color: str = "0.25", name: str = "") -> None:
-    """Dashed vertical line at the mean TPT epoch of the runs that reached it (a legend-only entry
-    when none did)."""
-    reached = [r.tpt_epoch for r in runs if r.tpt_epoch is not None]
+def short_label(label: str, config: str | None) -> str:
+    """A run label without its configuration: "standard-s3-d3" -> "s3-d3"."""
+    return label.removeprefix(f"{config}-") if config else label
+
+
+TPT_MARKS = (  # run attribute, line style, what the legend calls it
+    ("tpt_epoch", "--", "stable TPT"),
+    ("first_zero_error_epoch", ":", "first zero train error"),
+)
+
+
+def tpt_marks(ax, runs: Sequence[Trajectory], color: str = "0.25", name: str = "") -> None:
+    """Each run's stable TPT (dashed) and first zero-error epoch (dotted) as thin vertical lines, with
+    one legend entry per kind that gives every seed's epoch ("never" when it was not reached)."""
     prefix = f"{name} " if name else ""
-    if not reached:
-        ax.plot([], [], ls="--", lw=1, color=color, label=f"{prefix}TPT not reached")
-        return
-    mean = float(np.mean(reached))
-    spread = ""
-    if len(runs) > 1:
-        span = f", {min(reached)}-{max(reached)}" if min(reached) < max(reached) else ""
-        spread = f" ({len(reached)}/{len(runs)} runs{span})"
-    ax.axvline(mean, ls="--", lw=1, color=color, label=f"{prefix}TPT: epoch {mean:.0f}{spread}")
+    for attr, style, what in TPT_MARKS:
+        epochs = [getattr(r, attr) for r in runs]
+        for epoch in epochs:
+            if epoch is not None:
+                ax.axvline(epoch, ls=style, lw=0.8, color=color, alpha=0.8)
+        each = ", ".join(f"{short_label(r.label, r.spec.name)} {'never' if e is None else e}"
+                         for r, e in zip(runs, epochs))
+        ax.plot([], [], ls=style, lw=0.8, color=color, label=f"{prefix}{what}: {each}")
 
 
 def plain() -> FuncFormatter:
@@ -123,6 +141,33 @@ def log_scale(ax, axis: str = "y") -> None:
         mantissa = round(v / 10 ** np.floor(np.log10(v)))
         return f"{v:g}" if hi / lo < 100 and mantissa in (2, 5) else ""
     target.set_minor_formatter(FuncFormatter(minor))
+
+
+def zero_scale(ax, axis: str = "y") -> None:
+    """Symlog scale for a fraction that is exactly 0 for long stretches (train error, NC4): linear below
+    0.1 %, so that 0 is drawn instead of cut off as on a log axis, logarithmic above."""
+    getattr(ax, f"set_{axis}scale")("symlog", linthresh=1e-3, linscale=0.5)
+    getattr(ax, f"set_{axis}lim")(0, None)
+    getattr(ax, f"{axis}axis").set_major_formatter(plain())
+
+
+@contextmanager
+def scaled(ax, scale: str):
+    """Draw on `ax` in the block under `scale`: "log" (log_scale, set before drawing, so that `band`
+    draws geometric means), "zero" (zero_scale, set after drawing, its limits starting at 0) or "linear"."""
+    if scale == "log":
+        log_scale(ax)
+    yield ax
+    if scale == "zero":
+        zero_scale(ax)
+
+
+def epoch_log_scale(ax) -> None:
+    """Epochs on a log x axis that keeps epoch 0, the initialisation: symlog, linear from 0 to 1 and
+    logarithmic from 1 on."""
+    ax.set_xscale("symlog", linthresh=1, linscale=0.5)
+    ax.xaxis.set_major_formatter(plain())
+    ax.set_xlabel("epoch (log scale from 1;\n0 = initialisation)")
 
 
 def usable(runs: Sequence[Trajectory]) -> list[Trajectory]:
@@ -147,13 +192,15 @@ def no_data(ax, text: str = "no data recorded") -> None:
 def seeds_note(seeds) -> str:
     seeds = sorted(set(seeds))
     if len(seeds) > 1:
-        return f"seeds {', '.join(map(str, seeds))}: mean with min-max band"
+        return f"seeds {', '.join(map(str, seeds))}: geometric mean on log axes, else mean, with min-max band"
     return f"seed {seeds[0]}" if seeds else ""
 
 
-def finish(fig: Figure, title: str, note: str, absent: Sequence[str] = (), legend_axes=()) -> Figure:
+def finish(fig: Figure, title: str, note: str, absent: Sequence[str] = (), legend_axes=(),
+           handler_map: Mapping | None = None) -> Figure:
     """Suptitle (title, a note such as the seeds drawn, and any runs not drawn) and one legend for the
-    whole figure, gathered from `legend_axes` below the panels."""
+    whole figure, gathered from `legend_axes` below the panels (`handler_map`: matplotlib's, for
+    legend entries drawn in their own way)."""
     lines = [title, note] + (["not drawn: " + "; ".join(absent)] if absent else [])
     fig.suptitle("\n".join(_wrap(line) for line in lines if line))
     handles = {}
@@ -163,11 +210,11 @@ def finish(fig: Figure, title: str, note: str, absent: Sequence[str] = (), legen
     if handles:
         ncols = 3 if max(map(len, handles)) <= 36 else 2
         fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-                   ncols=min(ncols, len(handles)), frameon=False)
+                   ncols=min(ncols, len(handles)), frameon=False, handler_map=handler_map)
     return fig
 
 
-def _wrap(text: str, width: int = 110) -> str:
+def _wrap(text: str, width: int = 95) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
@@ -192,43 +239,39 @@ def _all_absent(title: str, runs: Sequence[Trajectory], missing: Sequence[RunId]
 
 @styled
 def training(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figure:
-    """Training dynamics of one configuration: train and test loss (log scale) and error versus epoch,
-    with the TPT marked; after the training-metrics figure of the seed lab README (experiment 1). It
-    shows the terminal phase of Papyan, Han & Donoho, PNAS 2020, Sec. 2-3: train error reaches zero,
-    test error holds after it."""
+    """Training dynamics of one configuration: train and test loss (log scale) and error (symlog, 0
+    drawn) versus epoch, with each seed's stable TPT and first zero-error epoch marked; after the
+    training-metrics figure of the seed lab README (experiment 1). It shows the terminal phase of Papyan,
+    Han & Donoho, PNAS 2020, Sec. 2-3: train error reaches zero, test error holds after it."""
     title = "Training dynamics"
     ok = usable(runs)
     if not ok:
         return _all_absent(title, runs, missing)
     fig = Figure(figsize=(WIDTH, 3.4), layout="constrained")
     loss_ax, err_ax = fig.subplots(1, 2)
-    for ax, what in ((loss_ax, "loss"), (err_ax, "error")):
-        band(ax, ok, column(f"train_{what}"), label="train", color=TRAIN)
-        band(ax, ok, column(f"test_{what}"), label="test", color=TEST)
-        tpt_line(ax, ok)
+    for ax, what, scale in ((loss_ax, "loss", "log"), (err_ax, "error", "zero")):
+        with scaled(ax, scale):
+            band(ax, ok, column(f"train_{what}"), label="train", color=TRAIN)
+            band(ax, ok, column(f"test_{what}"), label="test", color=TEST)
+            tpt_marks(ax, ok)
         ax.set_xlabel("epoch")
-    log_scale(loss_ax)
     loss_ax.set(title="Loss (log scale)", ylabel=f"{ok[0].spec.loss.upper()} loss")
-    # symlog: linear below 0.1 % so that zero train error (TPT) is drawn, not cut off as on a log axis
-    err_ax.set_yscale("symlog", linthresh=1e-3, linscale=0.5)
-    err_ax.set_ylim(bottom=0)
-    err_ax.yaxis.set_major_formatter(plain())
     err_ax.set(title="Error (symlog scale, 0 drawn)", ylabel="misclassified fraction")
     return finish(fig, f"{title}: {ok[0].spec.name}", seeds_note(r.spec.seed for r in ok), not_drawn(runs, missing),
                   [loss_ax])
 
 
-NC_PANELS = (  # title, y label, log scale, [(column, label, colour)]
-    ("NC1: within-class variability", "Tr(Σ_W Σ_B⁺)/C", True,
+NC_PANELS = (  # title, y label, scale ("log" or "zero": zero_scale), [(column, label, colour)]
+    ("NC1: within-class variability", "Tr(Σ_W Σ_B⁺)/C", "log",
      [("train.nc1", "train features", MEANS), ("test.nc1", "test features", "0.55")]),
-    ("NC2: equinorm", "std/mean of norms", True,
+    ("NC2: equinorm", "std/mean of norms", "log",
      [("train.nc2_equinorm", "class means", MEANS), ("train.w_equinorm", "classifier rows W", CLASSIFIER)]),
-    ("NC2: equiangularity", "std of pairwise cosines", True,
+    ("NC2: equiangularity", "std of pairwise cosines", "log",
      [("train.nc2_equiangularity", "class means", MEANS), ("train.w_equiangularity", "classifier rows W", CLASSIFIER)]),
-    ("NC2: max-angle", "mean |cos + 1/(C-1)|", True,
+    ("NC2: max-angle", "mean |cos + 1/(C-1)|", "log",
      [("train.nc2_maxangle", "class means", MEANS), ("train.w_maxangle", "classifier rows W", CLASSIFIER)]),
-    ("NC3: self-duality", "‖W/‖W‖ − M/‖M‖‖²", True, [("train.nc3", "W vs centered means", MEANS)]),
-    ("NC4: nearest class centre", "NCC ≠ network (fraction)", False, [("train.nc4", "train", MEANS)]),
+    ("NC3: self-duality", "‖W/‖W‖ − M/‖M‖‖²", "log", [("train.nc3", "W vs centered means", MEANS)]),
+    ("NC4: nearest class centre", "NCC ≠ network (fraction)", "zero", [("train.nc4", "train", MEANS)]),
 )
 
 
@@ -237,34 +280,34 @@ def nc_metrics(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Fig
     """NC1-NC4 of the penultimate train features over training, after Papyan, Han & Donoho, PNAS 2020,
     Figs. 2-7: NC1 = Tr(Σ_W Σ_B⁺)/C (Fig. 6, log scale; test-set NC1 dashed as the secondary view),
     equinorm of the centered class means and of the classifier rows (Fig. 2), equiangularity (Fig. 3),
-    max-angle (Fig. 4), self-duality NC3 (Fig. 5) and the nearest-class-centre mismatch NC4 (Fig. 7)."""
+    max-angle (Fig. 4), self-duality NC3 (Fig. 5) and the nearest-class-centre mismatch NC4 (Fig. 7, on
+    a symlog axis: it is 0 for long stretches); each seed's stable TPT and first zero-error epoch marked."""
     title = "Neural Collapse metrics NC1-NC4"
     ok = usable(runs)
     if not ok:
         return _all_absent(title, runs, missing)
     fig = Figure(figsize=(WIDTH, 5.6), layout="constrained")
     axes = fig.subplots(2, 3, sharex=True).ravel()
-    for ax, (panel, ylabel, log, curves) in zip(axes, NC_PANELS):
-        drawn = [band(ax, ok, column(col), label=label, color=color, ls="--" if col.startswith("test") else "-")
-                 for col, label, color in curves]
-        if not any(drawn):
-            no_data(ax)
-        tpt_line(ax, ok)
-        if log:
-            log_scale(ax)
+    for ax, (panel, ylabel, scale, curves) in zip(axes, NC_PANELS):
+        with scaled(ax, scale):
+            drawn = [band(ax, ok, column(col), label=label, color=color, ls="--" if col.startswith("test") else "-")
+                     for col, label, color in curves]
+            if not any(drawn):
+                no_data(ax)
+            tpt_marks(ax, ok)
         ax.set(title=panel, ylabel=ylabel)
     for ax in axes[3:]:
         ax.set_xlabel("epoch")
     handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].legend(handles[:2], labels[:2], loc="upper right")  # train, test: TPT is in the figure legend
+    axes[0].legend(handles[:2], labels[:2], loc="upper right")  # train, test: the TPT marks are in the figure legend
     return finish(fig, f"{title}: {ok[0].spec.name} (train set)", seeds_note(r.spec.seed for r in ok),
                   not_drawn(runs, missing), axes[1:2])
 
 
-LAYER_METRICS = (  # name, y label, transform of the recorded values, log scale
-    ("NC1", "Tr(Σ_W Σ_B⁺)/C", lambda values: values, True),
-    ("NC2: ETF distance", "Gram distance of means to ETF", lambda values: values, False),
-    ("NCC accuracy", "nearest-class-centre accuracy", lambda values: 1 - values, False),
+LAYER_METRICS = (  # name, y label, transform of the recorded values, y scale (`scaled`)
+    ("NC1", "Tr(Σ_W Σ_B⁺)/C", lambda values: values, "log"),
+    ("NC2: ETF distance", "Gram distance of means to ETF", lambda values: values, "linear"),
+    ("NCC accuracy", "nearest-class-centre accuracy", lambda values: 1 - values, "linear"),
 )
 LAYER_COLUMNS = ("nc1", "nc2_etf_distance", "ncc_error")
 
@@ -299,10 +342,11 @@ def end_by_depth(metric: str) -> Series:
 @styled
 def layerwise(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figure:
     """Layer-wise collapse, after the seed lab README's experiment 2 figure and Rangamani et al., ICML
-    2023, Figs. 1-3: NC1 (log scale), the ETF Gram
-    distance of the centered class means (Zhu et al. 2021) and the nearest-class-centre accuracy with
-    train means, at every layer over training (top row) and at the end of training against depth
-    (bottom row). Conv layers are measured on their flattened outputs; train set, eval mode."""
+    2023, Figs. 1-3: NC1 (log scale), the ETF Gram distance of the centered class means (Zhu et al. 2021)
+    and the nearest-class-centre accuracy with train means, at every layer over training (top row,
+    epochs on a log axis that keeps the initialisation, epoch 0: `epoch_log_scale`) and at the end of
+    training against depth (bottom row). Conv layers are measured on their flattened outputs; train set,
+    eval mode."""
     title = "Layer-wise collapse"
     ok = usable(runs)
     if not ok:
@@ -312,22 +356,20 @@ def layerwise(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figu
     fig = Figure(figsize=(WIDTH, 6.0), layout="constrained")
     axes = fig.subplots(2, 3)
     names = [t.removesuffix(".flat") for t in taps]
-    for j, ((name, ylabel, transform, log), metric) in enumerate(zip(LAYER_METRICS, LAYER_COLUMNS)):
+    for j, ((name, ylabel, transform, scale), metric) in enumerate(zip(LAYER_METRICS, LAYER_COLUMNS)):
         top, bottom = axes[0, j], axes[1, j]
-        drawn = [band(top, ok, _mapped(layer_series(tap, metric), transform), label=label, color=color,
-                      marker="o", ms=2.5) for tap, label, color in zip(taps, names, colors)]
-        if not any(drawn):
-            no_data(top)
-        top.set(title=f"{name} over training", xlabel="epoch")
-        if not band(bottom, ok, _mapped(end_by_depth(metric), transform), label="end of training",
-                    color="k", marker="o", ms=3):
-            no_data(bottom)
+        with scaled(top, scale), scaled(bottom, scale):
+            drawn = [band(top, ok, _mapped(layer_series(tap, metric), transform), label=label, color=color,
+                          marker="o", ms=2.5) for tap, label, color in zip(taps, names, colors)]
+            if not any(drawn):
+                no_data(top)
+            if not band(bottom, ok, _mapped(end_by_depth(metric), transform), label="end of training",
+                        color="k", marker="o", ms=3):
+                no_data(bottom)
+        epoch_log_scale(top)
+        top.set(title=f"{name} over training", ylabel=ylabel)
         bottom.set_xticks(range(len(taps)), names, rotation=35, ha="right")
-        bottom.set(title=f"{name} at the end", xlabel="layer (input → output)")
-        for ax in (top, bottom):
-            if log:
-                log_scale(ax)
-            ax.set_ylabel(ylabel)
+        bottom.set(title=f"{name} at the end", xlabel="layer (input → output)", ylabel=ylabel)
     note = seeds_note(r.spec.seed for r in ok) + "; conv layers on their flattened outputs"
     return finish(fig, f"{title}: {ok[0].spec.name} (train set)", note, not_drawn(runs, missing), [axes[0, 0]])
 
@@ -355,13 +397,21 @@ def end_geometry(run: Trajectory, cache_dir=None) -> dict[str, np.ndarray]:
     return {"means": m @ m.T, "classifier": w @ w.T, "cross": w @ m.T, "etf": etf}
 
 
+GEOMETRY_PANELS = (  # key of end_geometry, its name, its cosine, the end metric it pictures
+    ("means", "class means", "cos(μ_c−μ_G, μ_c'−μ_G)", "nc2_etf_distance", "ETF distance"),
+    ("classifier", "classifier rows", "cos(w_c, w_c')", "w_etf_distance", "ETF distance"),
+    ("cross", "rows vs means (NC3)", "cos(w_c, μ_c'−μ_G)", "nc3", "NC3"),
+)
+
+
 @styled
 def geometry(runs: Sequence[Trajectory], missing: Sequence[RunId] = (), cache_dir=None) -> Figure:
     """Geometry at the end of training (a picture of NC2 and NC3, cf. Papyan, Han & Donoho, PNAS 2020,
-    Fig. 1 and Zhu et al., NeurIPS 2021, Fig. 1): the cosine Gram matrix of the centered class means next
-    to the ideal simplex ETF's, and that of the classifier rows W next to the cosines between the rows and
-    the means (diagonal near 1: self-duality). One run, the lowest finished seed; `cache_dir` is where
-    the run store keeps the MNIST-1D arrays."""
+    Fig. 1 and Zhu et al., NeurIPS 2021, Fig. 1): how far the cosine Gram matrices of the centered class
+    means, of the classifier rows W and of the rows against the means (self-duality) are from the ideal
+    simplex ETF's, cosine minus the ETF value (1 on the diagonal, −1/(C−1) off it), on one symmetric
+    diverging scale as tight as the largest deviation: white is the ETF, colour is departure from it. One
+    run, the lowest finished seed; `cache_dir` is where the run store keeps the MNIST-1D arrays."""
     title = "Geometry at the end of training"
     ok = usable(runs)
     if not ok:
@@ -369,25 +419,23 @@ def geometry(runs: Sequence[Trajectory], missing: Sequence[RunId] = (), cache_di
     run = min(ok, key=lambda r: r.spec.seed)
     g = end_geometry(run, cache_dir)
     C = len(g["etf"])
-    fig = Figure(figsize=(WIDTH, 6.6), layout="constrained")
-    axes = fig.subplots(2, 2)
-    end = {k: f"{run.final(f'train.{k}'):.3g}" for k in ("nc2_etf_distance", "w_etf_distance", "nc3")}
-    panels = (
-        (axes[0, 0], "means", f"class means: cos(μ_c−μ_G, μ_c'−μ_G)\nETF distance {end['nc2_etf_distance']}"),
-        (axes[0, 1], "etf", f"ideal simplex ETF: 1 and −1/(C−1) = −{1 / (C - 1):.3g}"),
-        (axes[1, 0], "classifier", f"classifier rows: cos(w_c, w_c')\nETF distance {end['w_etf_distance']}"),
-        (axes[1, 1], "cross", f"rows vs means: cos(w_c, μ_c'−μ_G)\nNC3 {end['nc3']}"),
-    )
-    # white at the ETF's off-diagonal cosine, so that any departure from the simplex shows in colour
-    norm = TwoSlopeNorm(vcenter=-1 / (C - 1), vmin=-1, vmax=1)
-    for ax, key, panel in panels:
-        image = ax.imshow(g[key], cmap="RdBu_r", norm=norm)
-        ax.set(title=panel, xlabel="class c'", ylabel="class c", xticks=range(C), yticks=range(C))
+    deviation = {key: g[key] - g["etf"] for key, *_ in GEOMETRY_PANELS}
+    largest = max(float(np.abs(d).max()) for d in deviation.values())
+    norm = Normalize(vmin=-largest, vmax=largest) if largest > 0 else Normalize(-1e-12, 1e-12)
+    fig = Figure(figsize=(WIDTH, 3.5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (key, what, cosine, metric, name) in zip(axes, GEOMETRY_PANELS):
+        image = ax.imshow(deviation[key], cmap="RdBu_r", norm=norm)
+        ax.set_title(f"{what}\n{cosine} − ETF\nmax |deviation| {np.abs(deviation[key]).max():.2g}\n"
+                     f"{name} {run.final(f'train.{metric}'):.3g}", fontsize=7.5)
+        ax.set(xlabel="class c'", ylabel="class c", xticks=range(C), yticks=range(C))
+        ax.tick_params(labelsize=6)
         ax.grid(False)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="cosine (white: −1/(C−1))",
-                 ticks=[-1, -0.5, -1 / (C - 1), 0.5, 1], format=FuncFormatter(lambda v, _: f"{v:.2g}"))
+    fig.colorbar(image, ax=axes, shrink=0.9, label=f"cosine − ETF value (ETF: 1 on\nthe diagonal, "
+                                                   f"−1/(C−1) = −{1 / (C - 1):.3g} off it)")
     note = f"seed {run.spec.seed} shown (of {', '.join(str(r.spec.seed) for r in ok)})" if len(ok) > 1 else ""
-    return finish(fig, f"{title}: {run.label} (train set)", note, not_drawn(runs, missing))
+    return finish(fig, f"{title}: {run.label} (train set), deviation from the simplex ETF", note,
+                  not_drawn(runs, missing))
 
 
 def _describe(name: str, runs: Sequence[Trajectory], fields: Sequence[str]) -> str:
@@ -398,17 +446,17 @@ def _describe(name: str, runs: Sequence[Trajectory], fields: Sequence[str]) -> s
 
 
 def _comparison(axes, groups: Mapping[str, Sequence[Trajectory]], panels, fields) -> None:
-    """Each panel: one band per configuration (its TPT line in its colour)."""
+    """Each panel: one band per configuration, its seeds' TPT marks in its colour, under its `scale`
+    (`scaled`)."""
     for ax, (panel, series, ylabel, scale) in zip(axes, panels):
-        drawn = False
-        for name, group in groups.items():
-            color = suite.colour(name)
-            drawn |= band(ax, group, series, label=_describe(name, group, fields), color=color)
-            tpt_line(ax, group, color=color, name=name)
-        if not drawn:
-            no_data(ax)
-        if scale == "log":
-            log_scale(ax)
+        with scaled(ax, scale):
+            drawn = False
+            for name, group in groups.items():
+                color = suite.colour(name)
+                drawn |= band(ax, group, series, label=_describe(name, group, fields), color=color)
+                tpt_marks(ax, group, color=color, name=name)
+            if not drawn:
+                no_data(ax)
         ax.set(title=panel, ylabel=ylabel)
 
 
@@ -430,7 +478,7 @@ def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId
     """Optimizer comparison, after the seed lab README's experiment 3 figures and Zhu et al., NeurIPS
     2021, Sec. 5.1 and Fig. 3: train loss, train error, test accuracy and the NC metrics NC1, NC3 and the
     ETF distance of the class means under SGD ("standard"), Adam and LBFGS, on shared axes; each
-    optimizer's TPT dashed in its colour."""
+    optimizer's TPT marks in its colour."""
     title = "Optimizer comparison"
     names = suite.figure_configs("optimizers")
     groups = _groups({name: runs.get(name, []) for name in names})
@@ -440,7 +488,7 @@ def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId
     axes = fig.subplots(2, 3, sharex=True).ravel()
     panels = (
         ("Train loss", column("train_loss"), "loss", "log"),
-        ("Train error", column("train_error"), "misclassified fraction", "linear"),
+        ("Train error", column("train_error"), "misclassified fraction", "zero"),
         ("Test accuracy", _mapped(column("test_error"), lambda e: 1 - e), "accuracy", "linear"),
         ("NC1", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
         ("NC3", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log"),
@@ -508,3 +556,192 @@ def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: i
         ax.set_xlabel("imbalance ratio R")
     return finish(fig, f"{title} (CE UFM, C = {num_classes})", seeds_note(seeds), (),
                   (cos_ax, etf_ax, norm_ax))
+
+
+# ---- the verdict figure ----------------------------------------------------------------------------
+
+VERDICT_COLOURS = {"reproduces": "#1a9641", "inconclusive": "#e08800", "does not reproduce": "#d7191c"}
+VERDICT_PANELS = {  # panel -> title, x label, where the rule's reference lies
+    "ratio": ("One-sided thresholds, log scale: left of 1 holds",
+              "value / threshold (≤, <) or threshold / value (≥, >)", 1.0),
+    "equivalence": ("Equivalence to the reference configuration, log scale: holds when the 90% interval "
+                    "lies within the margins", "ratio to the reference configuration, same seed", 1.0),
+    "difference": ("One-sided thresholds on linear statistics, symlog scale: left of 0 holds",
+                   "value − threshold (≤, <) or threshold − value (≥, >)", 0.0),
+}
+RULE_LABELS = {"every": "every seed", "mean": "95% bound, {mean}", "equivalence": "TOST, 90% interval"}
+ROW_HEIGHT = 0.3                 # inches per check
+
+
+def as_float(value) -> float:
+    """A number of a check record as a float: None (NaN, which JSON lacks) and verdicts.json's strings
+    "inf", "-inf" and "nan" included."""
+    return float("nan") if value is None else float(value)
+
+
+def verdict_panel(record: Mapping) -> str:
+    """Where the verdict figure draws a check: "equivalence", "ratio" (a log-scale statistic against a
+    positive threshold) or "difference" (a linear one, or a threshold of 0, where no ratio exists)."""
+    if record["rule"] == "equivalence":
+        return "equivalence"
+    return "ratio" if record.get("scale", "log") == "log" and as_float(record["threshold"]) > 0 else "difference"
+
+
+def relative(record: Mapping, values: Sequence) -> np.ndarray:
+    """Values of a check's statistic placed against its threshold so that left always means "holds":
+    value / threshold for "<=" and "<", threshold / value for ">=" and ">" (a value on the wrong side of
+    0 goes to 0 or inf accordingly), value − threshold or threshold − value in the "difference" panel;
+    an equivalence ratio stays as it is."""
+    x = np.array([as_float(v) for v in values], dtype=np.float64)
+    threshold, upper, panel = as_float(record["threshold"]), record["op"] in ("<=", "<"), verdict_panel(record)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if panel == "equivalence":
+            return x
+        if panel == "difference":
+            return x - threshold if upper else threshold - x
+        ratio = x / threshold if upper else threshold / x
+        return np.where(ratio <= 0, 0.0 if upper else np.inf, ratio)
+
+
+def _limits(points: np.ndarray, panel: str) -> tuple[float, float, float | None]:
+    """The range of the finite points of a panel and its reference, padded (what lies beyond is drawn at
+    its edge), and the linear range of its symlog axis (None: a log axis)."""
+    ref = VERDICT_PANELS[panel][2]
+    if panel == "difference":
+        finite = np.append(points[np.isfinite(points)], ref)
+        nonzero = np.abs(finite[finite != 0])
+        linthresh = float(np.clip(10 ** np.floor(np.log10(nonzero.min())), 1e-4, 0.1)) if len(nonzero) else 1e-3
+        lo, hi = -max(-finite.min() * 1.5, linthresh), max(finite.max() * 1.5, linthresh)
+        return lo, hi, linthresh
+    finite = np.append(points[np.isfinite(points) & (points > 0)], ref)
+    pad = max((finite.max() / finite.min()) ** 0.06, 1.4)
+    return finite.min() / pad, finite.max() * pad, None
+
+
+def _place(x: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions on a panel and the marker of each: "o" inside, "<" / ">" clipped at the left / right
+    edge (0 and inf included), "x" for NaN (drawn at the right, the failing side)."""
+    x = np.asarray(x, dtype=np.float64)
+    marker = np.where(np.isnan(x), "x", np.where(x < lo, "<", np.where(x > hi, ">", "o")))
+    return np.where(np.isnan(x) | (x > hi), hi, np.where(x < lo, lo, x)), marker
+
+
+def _row_label(record: Mapping) -> str:
+    claim = str(record.get("claim", "")).removeprefix("test_")
+    rule = RULE_LABELS[record["rule"]].format(mean="geometric mean" if record.get("scale") == "log" else "mean")
+    return f"{record['tolerance']} [{record.get('config')}]\n{claim} · {rule}"
+
+
+def _verdict_label(record: Mapping) -> str:
+    extra = {"xfail": "\n(strict xfail, expected)", "xpass": "\n(xpass: fails the suite)"}
+    return record.get("verdict", "") + extra.get(record.get("outcome"), "")
+
+
+def _draw_check(ax, y: float, record: Mapping, lo: float, hi: float) -> None:
+    """One row: the seeds as dots, the aggregate as a diamond with its one-sided bound (a bar ending in a
+    cap) or its equivalence interval (a bar with two caps), in the colour of the verdict."""
+    colour = VERDICT_COLOURS.get(record.get("verdict"), "0.4")
+    values = record.get("values") or []
+    pos, markers = _place(relative(record, values), lo, hi)
+    offsets = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(len(values))
+    for x, dy, m in zip(pos, offsets, markers):
+        ax.plot(x, y + dy, m, ms=3.5 if m == "o" else 5, color=colour, alpha=0.6, mec="none" if m == "o" else colour,
+                clip_on=False, zorder=3)
+    ends = record.get("interval") or ([record["measured"], record["bound"]] if record.get("bound") is not None else [])
+    if record.get("measured") is not None and ends:
+        (a, b), _ = _place(relative(record, ends), lo, hi)
+        ax.plot([a, b], [y, y], color=colour, lw=2, solid_capstyle="butt", zorder=4)
+        caps = [a, b] if record.get("interval") else [b]
+        ax.plot(caps, [y] * len(caps), "|", ms=9, mew=2, color=colour, zorder=4)
+    if record.get("measured") is not None:
+        (x,), (m,) = _place(relative(record, [record["measured"]]), lo, hi)
+        ax.plot(x, y, "D" if m == "o" else m, ms=6, color=colour, mec="k", mew=0.6, clip_on=False, zorder=5)
+    for margin in _margins(record):
+        ax.plot([margin, margin], [y - 0.45, y + 0.45], ls="--", lw=1, color="0.3", zorder=2)
+
+
+def _margins(record: Mapping) -> list[float]:
+    """The equivalence margins of a check, 1/value and value; none for a one-sided one."""
+    margin = as_float(record["threshold"])
+    return [1 / margin, margin] if verdict_panel(record) == "equivalence" else []
+
+
+class _CapAtEnd(HandlerLine2DCompound):
+    """A legend entry of a one-sided bound: the bar with its cap at the right end only."""
+
+    def get_xdata(self, legend, xdescent, ydescent, width, height, fontsize):
+        xdata, _ = super().get_xdata(legend, xdescent, ydescent, width, height, fontsize)
+        return xdata, xdata[-1:]
+
+
+def _verdict_legend(ax) -> dict:
+    """Legend entries (empty artists on `ax`) for the marks of the verdict figure, and the handler map
+    that draws them."""
+    for verdict, colour in VERDICT_COLOURS.items():
+        ax.plot([], [], "s", ms=7, color=colour, label=verdict)
+    ax.plot([], [], "o", ms=3.5, color="0.4", alpha=0.6, mec="none", label="one seed")
+    ax.plot([], [], "D", ms=6, color="0.6", mec="k", mew=0.6, label="aggregate (geometric mean, mean or median)")
+    bound, = ax.plot([], [], "-|", lw=2, ms=9, mew=2, color="0.4", label="bar to the one-sided 95% bound (rule mean)")
+    ax.errorbar([np.nan], [np.nan], xerr=[1], fmt="none", lw=2, capsize=4.5, capthick=2, color="0.4",
+                label="90% interval (equivalence)")
+    ax.plot([], [], "k-", lw=1.2, label="threshold (equivalence: ratio 1)")
+    ax.plot([], [], "--", lw=1, color="0.3", label="equivalence margin")
+    ax.plot([], [], ">", ms=5, color="0.4", label="beyond the axis, e.g. 0 or inf: at its edge")
+    ax.plot([], [], "x", ms=5, color="0.4", label="NaN (not measured)")
+    return {bound: _CapAtEnd()}
+
+
+@styled
+def verdicts(records: Sequence[Mapping]) -> Figure:
+    """The verdicts of a claims session over seeds, a forest plot of its check records (ncsim.checks.decide;
+    each may carry the pytest "outcome" of its test): one row per check and configuration of the CNN
+    claims, its seeds as dots, the aggregate the rule rests on as a diamond with its one-sided 95% bound
+    or 90% equivalence interval as a bar, coloured by verdict and named at the right. Each statistic is
+    drawn against its threshold (`relative`) so that left always means "holds": one-sided thresholds of
+    log-scale statistics as ratios on a log axis (holds where the bound, or for rule "every" each seed,
+    lies left of 1), equivalence ratios (TOST: holds where the interval lies within the dashed margins),
+    linear statistics and thresholds of 0 as signed differences on a symlog axis (left of 0 holds). The
+    numerical UFM checks (claims/test_ufm_*.py: theory, one value per test, no seeds) are left out and
+    counted in the note; the report's table lists them."""
+    title = "Verdicts over seeds"
+    cnn = [r for r in records if not str(r.get("claim", "")).startswith("test_ufm_")]
+    left_out = f"numerical UFM checks not drawn: {len(records) - len(cnn)} (see the table)"
+    if not cnn:
+        return message(title, ["No check of a CNN claim was decided in this session.", left_out])
+    panels = {p: [r for r in cnn if verdict_panel(r) == p] for p in VERDICT_PANELS}
+    panels = {p: rows for p, rows in panels.items() if rows}
+    heights = [len(rows) * ROW_HEIGHT + 0.9 for rows in panels.values()]
+    fig = Figure(figsize=(WIDTH, sum(heights) + 2.0), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, (panel, rows) in zip(axes, panels.items()):
+        name, xlabel, ref = VERDICT_PANELS[panel]
+        points = np.concatenate([relative(r, [*(r.get("values") or []), r.get("measured"), r.get("bound"),
+                                              *(r.get("interval") or []), *_margins(r)]) for r in rows])
+        lo, hi, linthresh = _limits(points, panel)
+        if linthresh is None:
+            log_scale(ax, "x")
+        else:
+            ax.set_xscale("symlog", linthresh=linthresh, linscale=0.6)
+            ax.xaxis.set_major_formatter(plain())
+        ax.tick_params(axis="x", top=True, labeltop=True)  # a tall panel is read from the top too
+        ax.axvline(ref, color="k", lw=1.2, zorder=1)
+        for y, record in enumerate(rows):
+            _draw_check(ax, y, record, lo, hi)
+            if y and record.get("claim") != rows[y - 1].get("claim"):
+                ax.axhline(y - 0.5, color="0.6", lw=0.6)
+        edges = ax.xaxis.get_transform().transform([lo, hi])  # a little room for the marks at the edges
+        ax.set_xlim(ax.xaxis.get_transform().inverted().transform(edges + np.array([-1, 1]) * 0.02 * np.ptp(edges)))
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_yticks(range(len(rows)), [_row_label(r) for r in rows], fontsize=6.5)
+        ax.grid(False, axis="y")
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(range(len(rows)), [_verdict_label(r) for r in rows], fontsize=6.5)
+        for label, record in zip(right.get_yticklabels(), rows):
+            label.set_color(VERDICT_COLOURS.get(record.get("verdict"), "0.4"))
+        ax.set_title(_wrap(name, 65), loc="left")
+        ax.set_xlabel(xlabel)
+    handler_map = _verdict_legend(axes[0])
+    seeds = sorted({s for r in cnn for s in r.get("seeds") or () if s is not None})
+    note = (f"{len(cnn)} checks of the CNN claims (check and configuration), each decided over seeds "
+            f"{', '.join(map(str, seeds))}; {left_out}")
+    return finish(fig, title, note, (), axes[:1], handler_map)

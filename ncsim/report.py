@@ -1,11 +1,18 @@
 """The report of a claims session: one folder with the figures and the verdict table.
 
     <out>/runs/<UTC time, e.g. 2026-11-24T1530Z>/
-        report.md        summary line, a verdict per claim, the figures embedded, a row per claim check
-        verdicts.json    the same content, machine-readable
-        training.png  nc_metrics.png  layerwise.png  optimizers.png  geometry.png  ablation.png
-        ufm_imbalance.png
+        report.md        headline counts, a verdict per claim, the figures embedded, a row per check
+        verdicts.json    the same content, machine-readable, with every field of every check record
+        verdicts.png (with a claims session)  training.png  nc_metrics.png  layerwise.png
+        optimizers.png  geometry.png  ablation.png  ufm_imbalance.png
     <out>/latest         symlink to the newest folder (where links cannot be made: a text file naming it)
+
+A check is decided over the seeds of a configuration (ncsim.checks: one test per check and
+configuration, one record each). A claim file's verdict line counts its checks: "reproduces: 12 of 12
+checks", "partly reproduces: ..." when some are documented strict xfails, "does not reproduce: <checks>"
+or "inconclusive: <checks>" when a check failed (claim_verdict). The headline counts the empirical
+claims on trained CNNs apart from the numerical checks of the unconstrained features model
+(claims/test_ufm_*.py, one value per test).
 
 `write` assembles a folder from what it is given: the runs to draw (configuration name -> trajectories
 over seeds) and the test outcomes of a claims session. `from_session` (the pytest plugin,
@@ -31,12 +38,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ncsim import figures, suite, ufm
+from ncsim.checks import describe_rule
 from ncsim.store import RunStore
 from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
 OUTCOMES = ("passed", "failed", "xfail", "xpass", "skipped", "error")
 FIGURES = {  # file -> title, in the order the report shows them
+    "verdicts.png": "Verdicts over seeds",
     "training.png": "Training dynamics",
     "nc_metrics.png": "NC1-NC4 over training",
     "layerwise.png": "Layer-wise collapse",
@@ -46,12 +55,27 @@ FIGURES = {  # file -> title, in the order the report shows them
     "ufm_imbalance.png": "UFM geometry under class imbalance",
 }
 NO_SESSION = "no claims session recorded"
+KINDS = {  # kind of claim file (`kind`) -> what the headline calls it
+    "cnn": "Empirical claims on trained CNNs (MNIST-1D), decided over seeds",
+    "ufm": "Numerical checks of the unconstrained features model (theory, one value per test)",
+}
+CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verdict line names it
+    "reproduces": "reproduces",
+    "xfail": "does not reproduce (strict xfail, expected)",
+    "does not reproduce": "does not reproduce",
+    "inconclusive": "inconclusive",
+    "error": "error before deciding",
+    "xpass": "passes although a strict xfail (which fails the suite)",
+    "skipped": "skipped",
+}
+SEVERE = ("does not reproduce", "inconclusive", "error", "xpass")   # what a verdict line names first
 
 
 @dataclass
 class RecordedTest:
     """One test of a claims session: its id, outcome (one of OUTCOMES), the reason pytest gave (xfail
-    reason, skip reason, error or failure message) and its "ncsim_check" records (ncsim.verdicts)."""
+    reason, skip reason, error or failure message) and its "ncsim_check" records (ncsim.checks.decide:
+    one per test, none when the test did not get to decide its check)."""
 
     nodeid: str
     outcome: str
@@ -70,19 +94,21 @@ class RecordedTest:
 
 # ---- runs ------------------------------------------------------------------------------------------
 
-def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = suite.CLAIM_CONFIGS
-                 ) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
-    """The stored runs of each configuration and seed (looked up by `suite.config(name, seed).key()`,
-    never trained), and the ids of those not in the store."""
+def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = suite.CLAIM_CONFIGS,
+                 vary_data_seed: bool = False) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
+    """The stored runs of each configuration and seed (looked up by `suite.config(run).key()`, never
+    trained; with `vary_data_seed` the MNIST-1D generator seed is the training seed, as pytest's
+    --vary-data-seed), and the ids of those not in the store."""
     runs: dict[str, list[Trajectory]] = {}
     missing = []
     for name in names:
         runs[name] = []
         for seed in seeds:
-            spec = suite.config(name, seed)
+            run = RunId(name, seed, seed if vary_data_seed else None)
+            spec = suite.config(run)
             record = store.load(spec.key())
             if record is None:
-                missing.append(RunId(name, seed))
+                missing.append(run)
             else:
                 runs[name].append(Trajectory(record, spec))
     return runs, missing
@@ -96,15 +122,19 @@ def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
 # ---- figures ---------------------------------------------------------------------------------------
 
 def draw_figures(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *, cache_dir=None,
-                 sweeps: Mapping[int, Mapping] | None = None) -> tuple[dict, dict[str, str]]:
+                 sweeps: Mapping[int, Mapping] | None = None, outcomes: Sequence[RecordedTest] | None = None
+                 ) -> tuple[dict, dict[str, str]]:
     """File name -> Figure for every figure of FIGURES, and file name -> error for those that raised
     while drawing: such a figure names the error instead, so one bug costs one figure, not the report.
-    ufm_imbalance.png draws `sweeps` (None: the sweeps stored in the run store at `cache_dir`)."""
+    verdicts.png draws the check records of `outcomes` (with each test's outcome), only when a claims
+    session is recorded (`outcomes` not None); ufm_imbalance.png draws `sweeps` (None: the sweeps stored
+    in the run store at `cache_dir`)."""
     def of(*names):
         return [run for run in missing if run.config in names]
 
     standard = runs.get("standard", [])
     makers = {
+        "verdicts.png": lambda: figures.verdicts([{**c, "outcome": t.outcome} for t in outcomes for c in t.checks]),
         "training.png": lambda: figures.training(standard, of("standard")),
         "nc_metrics.png": lambda: figures.nc_metrics(standard, of("standard")),
         "layerwise.png": lambda: figures.layerwise(standard, of("standard")),
@@ -114,6 +144,8 @@ def draw_figures(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[Run
         "ufm_imbalance.png": lambda: figures.ufm_imbalance(
             sweeps if sweeps is not None else ufm.stored_imbalance_sweeps(RunStore(cache_dir)) if cache_dir else {}),
     }
+    if outcomes is None:
+        del makers["verdicts.png"]
     drawn, errors = {}, {}
     for name, make in makers.items():
         try:
@@ -136,19 +168,37 @@ def counts(tests: Sequence[RecordedTest]) -> dict[str, int]:
     return {outcome: c.get(outcome, 0) for outcome in OUTCOMES}
 
 
-def _seeds(tests: Sequence[RecordedTest]) -> list[int]:
-    """The seeds these tests' checks name."""
-    return sorted({c["seed"] for t in tests for c in t.checks if c.get("seed") is not None})
+def kind(claim_file: str) -> str:
+    """"ufm" for a numerical check of the unconstrained features model (claims/test_ufm_*.py), "cnn"
+    for an empirical claim on trained networks."""
+    return "ufm" if Path(claim_file).name.startswith("test_ufm_") else "cnn"
 
 
-def _where(tests: Sequence[RecordedTest]) -> str:
-    """"seed 1" / "seeds 0, 2" for the seeds these tests checked, then the run or parameter id of each
-    test without a seed."""
-    seeds = _seeds(tests)
-    named = [("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))] if seeds else []
-    others = sorted({next((c["run"] for c in t.checks if c.get("run")), None) or _param_id(t)
-                     for t in tests if not any(c.get("seed") is not None for c in t.checks)})
-    return ", ".join(named + others)
+def check_status(test: RecordedTest) -> str:
+    """What a test says of its check, a key of CHECK_STATUSES: its pytest outcome, and for a failure the
+    verdict of its record ("does not reproduce", or "inconclusive" when the bound straddles the
+    threshold); a test that failed without deciding a check is an error."""
+    if test.outcome != "failed":
+        return {"passed": "reproduces"}.get(test.outcome, test.outcome)
+    failing = [c.get("verdict") for c in test.checks if not c.get("holds")]
+    if not failing:
+        return "error"
+    return "inconclusive" if all(v == "inconclusive" for v in failing) else "does not reproduce"
+
+
+def where(record: Mapping) -> str:
+    """The configuration a check was decided on ("lbfgs vs standard" for a comparison); for a UFM check,
+    which records no configuration, its run and seed."""
+    if record.get("config"):
+        return record["config"] + (f" vs {record['against']}" if record.get("against") else "")
+    seed = next(iter(record.get("seeds") or ()), None)
+    return " ".join(x for x in (record.get("run") or "", "" if seed is None else f"s{seed}") if x)
+
+
+def check_name(test: RecordedTest) -> str:
+    """"<tolerance> [<where>]" of a test's check; the test's parameter id when it decided none."""
+    record = next(iter(test.checks), None)
+    return f"{record['tolerance']} [{where(record) or _param_id(test)}]" if record else _param_id(test)
 
 
 def _param_id(test: RecordedTest) -> str:
@@ -156,38 +206,73 @@ def _param_id(test: RecordedTest) -> str:
     return found.group(1) if found else test.case
 
 
-def claim_verdict(tests: Sequence[RecordedTest]) -> str:
-    """One line: "reproduces on all seeds (0, 1, 2)", "fails on seeds 1, 2", "strict xfail on ...:
-    <reason>", joined when several apply."""
-    by = {o: [t for t in tests if t.outcome == o] for o in OUTCOMES}
-    parts = []
-    if by["passed"] and not (by["failed"] or by["error"] or by["xpass"]):
-        seeds = _seeds(by["passed"])
-        parts.append(f"reproduces on all seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1
-                     else f"reproduces on seed {seeds[0]}" if seeds else f"reproduces ({len(by['passed'])} passed)")
-    if by["failed"]:
-        parts.append(f"fails on {_where(by['failed'])}")
-    if by["error"]:
-        parts.append(f"error on {_where(by['error'])}")
-    if by["xpass"]:
-        parts.append(f"passes although a strict xfail (which fails the suite) on {_where(by['xpass'])}")
-    if by["xfail"]:
-        reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in by["xfail"] if t.reason))
-        parts.append(f"strict xfail on {_where(by['xfail'])}" + (f": {reasons}" if reasons else ""))
+def _many(n: int, one: str, more: str) -> str:
+    return f"{n} {one if n == 1 else more}"
+
+
+def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
+    """The claim's status and its verdict line over its checks (one test each), e.g.
+
+        reproduces           "reproduces: 12 of 12 checks"
+        partly reproduces    "partly reproduces: 9 checks reproduce; 3 do not (strict xfail, expected):
+                             <checks>: <reasons>"
+        does not reproduce   "does not reproduce: <checks>; inconclusive: <checks>; 9 of 12 checks reproduce"
+
+    the checks that did not reproduce named first, most severe first (SEVERE). A claim with an expected
+    failure is never headlined as reproducing."""
+    by = {s: [t for t in tests if check_status(t) == s] for s in CHECK_STATUSES}
+    ran, passed, xfail = len(tests) - len(by["skipped"]), len(by["reproduces"]), by["xfail"]
+
+    def listed(status: str) -> str:
+        return ", ".join(dict.fromkeys(check_name(t) for t in by[status]))
+
+    reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in xfail if t.reason))
+    expected = (f"{_many(len(xfail), 'does', 'do')} not (strict xfail, expected): {listed('xfail')}"
+                + (f": {reasons}" if reasons else ""))
+    severe = [s for s in SEVERE if by[s]]
+    if severe:
+        status = CHECK_STATUSES[severe[0]]
+        parts = [f"{CHECK_STATUSES[s]}: {listed(s)}" for s in severe] + [f"{passed} of {ran} checks reproduce"]
+        parts += [expected] if xfail else []
+    elif xfail:
+        status = "partly reproduces" if passed else CHECK_STATUSES["xfail"]
+        parts = ([f"partly reproduces: {_many(passed, 'check reproduces', 'checks reproduce')}", expected] if passed
+                 else [f"{status}: {listed('xfail')}" + (f": {reasons}" if reasons else "")])
+    else:
+        status = "reproduces" if passed else "no checks ran"
+        parts = [f"reproduces: {passed} of {ran} checks" if passed else status]
     if by["skipped"]:
         parts.append(f"{len(by['skipped'])} skipped")
-    return "; ".join(parts) or "no tests ran"
+    return status, "; ".join(parts)
 
 
 def verdicts(outcomes: Sequence[RecordedTest]) -> list[dict]:
-    """The claims, one per claim file (sorted), each with its verdict, outcome counts, figures and tests."""
+    """The claims, one per claim file (sorted): its kind ("cnn" or "ufm"), status and verdict line
+    (claim_verdict), how many checks have each status, the pytest outcome counts, its figures and its
+    tests with their check records."""
     files = sorted({t.claim_file for t in outcomes})
     table = []
     for f in files:
         tests = sorted((t for t in outcomes if t.claim_file == f), key=lambda t: t.nodeid)
-        table.append({"file": f, "verdict": claim_verdict(tests), "counts": counts(tests),
+        status, line = claim_verdict(tests)
+        tally = Counter(map(check_status, tests))
+        table.append({"file": f, "kind": kind(f), "status": status, "verdict": line,
+                      "check_statuses": {s: tally[s] for s in CHECK_STATUSES if tally[s]}, "counts": counts(tests),
                       "figures": figures_for(tests), "tests": [asdict(t) for t in tests]})
     return table
+
+
+def headline(claims: Sequence[Mapping]) -> dict[str, dict]:
+    """Per kind of claim ("cnn", "ufm", those present): how many claim files have each status and how
+    many checks each check status."""
+    out = {}
+    for k in KINDS:
+        mine = [c for c in claims if c["kind"] == k]
+        if mine:
+            checks = sum((Counter(c["check_statuses"]) for c in mine), Counter())
+            out[k] = {"claims": dict(Counter(c["status"] for c in mine).most_common()),
+                      "checks": {s: checks[s] for s in CHECK_STATUSES if checks[s]}}
+    return out
 
 
 # ---- the folder ------------------------------------------------------------------------------------
@@ -251,15 +336,16 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
     """Write a report folder under <out>/runs and point <out>/latest at it; returns the folder.
 
     `runs`/`missing`: what to draw (collect_runs); `outcomes` None means no claims session is recorded
-    (the table says so); `session`: where the outcomes come from (end time "finished", "command",
-    "exitstatus", optionally "verdicts_from"); `store_root`: the run store (also where the MNIST-1D
-    arrays for the geometry figure are cached); `sweeps`: the UFM imbalance sweep per seed (None: those
-    stored in the run store)."""
+    (the table says so, and there is no verdict figure); `session`: where the outcomes come from (end
+    time "finished", "command", "exitstatus", optionally "verdicts_from"); `store_root`: the run store
+    (also where the MNIST-1D arrays for the geometry figure are cached); `sweeps`: the UFM imbalance
+    sweep per seed (None: those stored in the run store)."""
     now = now or datetime.now(timezone.utc)
     folder = new_folder(out, now)
-    drawn, errors = draw_figures(runs, missing, cache_dir=store_root, sweeps=sweeps)
+    drawn, errors = draw_figures(runs, missing, cache_dir=store_root, sweeps=sweeps, outcomes=outcomes)
     for name, fig in drawn.items():
         figures.save(fig, folder / name)
+    claims = [] if outcomes is None else verdicts(outcomes)
     doc = {
         "format": 1,
         "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -268,7 +354,8 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
         "store": None if store_root is None else str(store_root),
         "session": None if outcomes is None else dict(session or {}),
         "summary": None if outcomes is None else counts(outcomes),
-        "claims": [] if outcomes is None else verdicts(outcomes),
+        "headline": None if outcomes is None else headline(claims),
+        "claims": claims,
         "runs": {name: [r.label for r in group] for name, group in runs.items()},
         "not_drawn": not_drawn(runs, missing),
         "figures": {name: {"title": FIGURES[name], "error": errors.get(name)} for name in drawn},
@@ -303,8 +390,12 @@ def markdown(doc: Mapping) -> str:
         lines += [f"**Verdicts: {NO_SESSION}.** Run `pytest claims` to check the claims; the figures below "
                   "are drawn from the runs in the store.", ""]
     else:
+        for k, tally in doc["headline"].items():
+            files, checks = sum(tally["claims"].values()), sum(tally["checks"].values())
+            lines += [f"**{KINDS[k]}: {_many(files, 'claim file', 'claim files')} ({_tally(tally['claims'])}); "
+                      f"{_many(checks, 'check', 'checks')} ({_tally(tally['checks'], CHECK_STATUSES)}).**", ""]
         total = sum(doc["summary"].values())
-        lines += [f"**{total} tests: " + ", ".join(f"{n} {o}" for o, n in doc["summary"].items()) + "**", ""]
+        lines += [f"{total} tests: " + ", ".join(f"{n} {o}" for o, n in doc["summary"].items()) + ".", ""]
         origin = f"Verdicts from `{session['command']}`" if session.get("command") else "Verdicts from a claims session"
         origin += f", finished {session['finished']}" if session.get("finished") else ""
         origin += f" (exit status {session['exitstatus']})" if session.get("exitstatus") is not None else ""
@@ -318,13 +409,15 @@ def markdown(doc: Mapping) -> str:
     lines += ["## Verdicts", ""]
     if session is None:
         lines += [f"{NO_SESSION.capitalize()}.", ""]
-    else:
-        lines += ["| claim | verdict | tests | figures |", "|---|---|---|---|"]
-        for claim in doc["claims"]:
-            tally = ", ".join(f"{n} {o}" for o, n in claim["counts"].items() if n)
-            lines.append(f"| [{Path(claim['file']).stem}](#{_anchor(claim['file'])}) | {_cell(claim['verdict'])} "
-                         f"| {tally} | {_figure_links(claim['figures'], doc)} |")
-        lines.append("")
+    for k, title in KINDS.items():
+        claims = [c for c in doc["claims"] if c["kind"] == k]
+        if claims:
+            lines += [f"**{title}**", "", "| claim | verdict | tests | figures |", "|---|---|---|---|"]
+            for claim in claims:
+                outcomes = ", ".join(f"{n} {o}" for o, n in claim["counts"].items() if n)
+                lines.append(f"| [{Path(claim['file']).stem}](#{_anchor(claim['file'])}) | {_cell(claim['verdict'])} "
+                             f"| {outcomes} | {_figure_links(claim['figures'], doc)} |")
+            lines.append("")
 
     lines += ["## Figures", ""]
     for name, info in doc["figures"].items():
@@ -339,30 +432,79 @@ def markdown(doc: Mapping) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _tally(counted: Mapping[str, int], names: Mapping[str, str] | None = None) -> str:
+    return ", ".join(f"{(names or {}).get(status, status)}: {n}" for status, n in counted.items())
+
+
+CHECK_COLUMNS = ("check", "configuration", "rule", "values per seed", "aggregate", "bound / interval", "p",
+                 "needs", "verdict", "outcome", "note")
+
+
 def _claim_section(claim: Mapping, doc: Mapping) -> list[str]:
-    """A claim's verdict, figures, what each of its checks measures, and a row per check."""
-    statistics = {c["tolerance"]: c["statistic"] for t in claim["tests"] for c in t["checks"]}
+    """A claim's verdict, figures, what each of its checks measures and where it comes from, and a row
+    per check (one per test; a test that decided none gets a row with its reason)."""
+    statistics = {c["tolerance"]: (c["statistic"], c.get("source", "")) for t in claim["tests"] for c in t["checks"]}
     lines = [f"### {claim['file']}", "", f"**Verdict:** {claim['verdict']}.  ",
              f"**Figures:** {_figure_links(claim['figures'], doc) or 'none'}", ""]
-    lines += [f"- `{name}`: {statistic}" for name, statistic in statistics.items()]
-    lines += ["", "| test | outcome | check | measured | needs | seed | run | source | note |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"- `{name}`: {statistic}" + (f" ({source})" if source else "")
+              for name, (statistic, source) in statistics.items()]
+    lines += ["", "| " + " | ".join(CHECK_COLUMNS) + " |", "|" + "---|" * len(CHECK_COLUMNS)]
     for t in claim["tests"]:
-        case = RecordedTest(**t).case
         outcome = f"**{t['outcome']}**" if t["outcome"] in ("failed", "error", "xpass") else t["outcome"]
         for c in t["checks"] or [None]:
             if c is None:
-                row = [case, outcome, "", "", "", "", "", "", t["reason"]]
+                row = [RecordedTest(**t).case] + [""] * 8 + [outcome, t["reason"]]
             else:
                 # a failed check's message repeats the row; any other reason (xfail, error, ...) is news
                 own = t["outcome"] != "failed" or c.get("holds", True)
                 reason = t["reason"] if own and t["outcome"] != "passed" else ""
-                note = " ".join(x for x in (c.get("note", ""), reason) if x)
-                row = [case, outcome, f"`{c['tolerance']}`", _number(c.get("measured")),
-                       f"{c['op']} {_number(c['threshold'])}", "" if c.get("seed") is None else str(c["seed"]),
-                       c.get("run") or "", c.get("source", ""), note]
+                row = [f"`{c['tolerance']}`", where(c), describe_rule(c), per_seed(c), _aggregate(c), _rests_on(c),
+                       _p(c), _needs(c), c.get("verdict", ""), outcome,
+                       " ".join(x for x in (c.get("note", ""), reason) if x)]
             lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
     return lines + [""]
+
+
+def per_seed(record: Mapping) -> str:
+    """Each seed's value, compact: "s0 2.4e-3, s1 2.2e-3, s2 nan" (the run label without its
+    configuration, e.g. "s3-d3" under a varied data seed)."""
+    values = record.get("values") or []
+    runs, seeds = record.get("runs") or [None] * len(values), record.get("seeds") or [None] * len(values)
+
+    def label(run, seed) -> str:
+        if run and record.get("config"):
+            return figures.short_label(run, record["config"])
+        return "" if seed is None else f"s{seed}"
+    return ", ".join(f"{label(r, s)} {_number(v)}".strip() for r, s, v in zip(runs, seeds, values))
+
+
+def _aggregate(record: Mapping) -> str:
+    """The aggregate the rule rests on, named ("2.3e-3 (geometric mean)"); one value is itself."""
+    if len(record.get("values") or []) <= 1 or record.get("measured") is None:
+        return _number(record.get("measured"))
+    rule = record.get("rule", "every")
+    log = rule == "equivalence" or record.get("scale") == "log"
+    return f"{_number(record['measured'])} ({'median' if rule == 'every' else 'geometric mean' if log else 'mean'})"
+
+
+def _rests_on(record: Mapping) -> str:
+    if record.get("interval"):
+        lo, hi = record["interval"]
+        return f"90% interval {_number(lo)} to {_number(hi)}"
+    return "" if record.get("bound") is None else f"95% bound {_number(record['bound'])}"
+
+
+def _p(record: Mapping) -> str:
+    p = "" if record.get("p_value") is None else _number(record["p_value"])
+    if record.get("p_differs") is not None:
+        p += f"; differs from 1: p {_number(record['p_differs'])}"
+    return p
+
+
+def _needs(record: Mapping) -> str:
+    if record["op"] == "within":
+        return f"within ×{_number(record['threshold'])} of 1"
+    return f"{record['op']} {_number(record['threshold'])}"
 
 
 def _figure_links(names: Sequence[str], doc: Mapping) -> str:
@@ -370,11 +512,16 @@ def _figure_links(names: Sequence[str], doc: Mapping) -> str:
 
 
 def _number(value) -> str:
+    """At most 3 significant digits, compact ("0.052", "2.4e-3", "1.2e4"); None is NaN (JSON has none),
+    a string (verdicts.json's "inf", "nan") stays as it is."""
     if value is None:
         return "nan"
     if isinstance(value, str):
         return value
-    return f"{value:.4g}"
+    if value == 0 or not math.isfinite(value) or 1e-2 <= abs(value) < 1e3:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def _cell(text) -> str:
@@ -389,18 +536,19 @@ def _anchor(heading: str) -> str:
 # ---- entry points ----------------------------------------------------------------------------------
 
 def from_session(store: RunStore, out: str | Path, seeds: Sequence[int], outcomes: Sequence[RecordedTest],
-                 session: Mapping) -> Path:
-    """The report at the end of a claims session (fixtures/report.py): the session's outcomes, the
-    session's runs as stored."""
-    runs, missing = collect_runs(store, seeds)
+                 session: Mapping, vary_data_seed: bool = False) -> Path:
+    """The report at the end of a claims session (ncsim/pytest_plugin/report.py): the session's
+    outcomes, the session's runs as stored."""
+    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed)
     return write(out, runs, missing, outcomes=outcomes, session=session, seeds=seeds, store_root=store.root)
 
 
-def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequence[int] | None = None) -> Path:
+def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequence[int] | None = None,
+               vary_data_seed: bool = False) -> Path:
     """`ncsim report`: redraw the figures from the stored runs (nothing trains) with the verdicts of the
     newest claims session under <out>, if any. Prints each run that is missing or did not finish."""
     seeds = suite.parse_seeds(seeds) if seeds is None or isinstance(seeds, str) else list(seeds)
-    runs, missing = collect_runs(store, seeds)
+    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed)
     for line in not_drawn(runs, missing):
         print(f"ncsim report: run {line}; its figures say so")
     previous = latest_verdicts(out)

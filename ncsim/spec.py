@@ -24,7 +24,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 # Bump when a change to the trainer changes what a spec produces: old records then stop matching.
-TRAINER_VERSION = 1
+TRAINER_VERSION = 2
 
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
@@ -134,8 +134,10 @@ class RunSpec:
         return hashlib.sha256(blob).hexdigest()[:20]
 
     def label(self) -> str:
-        """A readable id for tests and figures: name and seed."""
-        return f"{self.name}-s{self.seed}"
+        """A readable id for tests and figures: name, seed and, when the spec sets one, the MNIST-1D
+        generator seed ("standard-s0", "standard-s3-d3"; as ncsim.suite.RunId.label)."""
+        data_seed = dict(self.data).get("seed")
+        return f"{self.name}-s{self.seed}" + ("" if data_seed is None else f"-d{data_seed}")
 
 
 def _coerce(name: str, typ: str, value: Any) -> Any:

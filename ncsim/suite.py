@@ -40,15 +40,17 @@ CLAIM_CONFIGS: tuple[str, ...] = tuple(n for n, c in table()["configs"].items() 
 
 
 class RunId(NamedTuple):
-    """One run of the suite: a configuration name and a training seed."""
+    """One run of the suite: a configuration name, a training seed and, when it is varied too, the
+    MNIST-1D generator seed (None: the generator's default, 42)."""
 
     config: str
     seed: int
+    data_seed: int | None = None
 
     @property
     def label(self) -> str:
-        """The readable id used in test ids and figures, e.g. "standard-s0"."""
-        return f"{self.config}-s{self.seed}"
+        """The readable id used in test ids and figures, e.g. "standard-s0" or "standard-s3-d3"."""
+        return f"{self.config}-s{self.seed}" + ("" if self.data_seed is None else f"-d{self.data_seed}")
 
 
 @lru_cache(maxsize=None)
@@ -64,11 +66,14 @@ def preset_runs() -> dict[str, RunSpec]:
 def config(run: RunId | str, seed: int | None = None) -> RunSpec:
     """The spec of a suite run (`config(RunId("adam", 3))` or `config("adam", 3)`); KeyError listing
     the known configurations otherwise."""
-    name, seed = run if seed is None else (run, seed)
+    run = run if seed is None else RunId(run, seed)
     known = preset_runs()
-    if name not in known:
-        raise KeyError(f"unknown run configuration {name!r}; known: {sorted(known)}")
-    return known[name].replace(seed=seed)
+    if run.config not in known:
+        raise KeyError(f"unknown run configuration {run.config!r}; known: {sorted(known)}")
+    spec = known[run.config].replace(seed=run.seed)
+    if run.data_seed is not None:
+        spec = spec.replace(data={**dict(spec.data), "seed": run.data_seed})
+    return spec
 
 
 def cost(config: str) -> float:
@@ -102,11 +107,12 @@ def parse_seeds(raw: str | None) -> list[int]:
 
 
 def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
-           progress: bool = False) -> Trajectory:
-    """The run's trajectory: the stored record, or a new one trained and
-    stored. Across processes sharing a store exactly one trains a given spec (the store's lock);
-    `refresh` retrains and overwrites. The trajectory's `trained` is True only when this call trained
-    it (decided inside the lock)."""
+           progress: bool = False, wait: bool = True) -> Trajectory:
+    """The run's trajectory: the stored record, or a new one trained and stored. Across processes
+    sharing a store exactly one trains a given spec (the store's lock); `refresh` retrains and
+    overwrites; with `wait` False, a run another process is training raises filelock.Timeout at once
+    instead of waiting for it. The trajectory's `trained` is True only when this call trained it
+    (decided inside the lock)."""
     store = store if store is not None else RunStore()
     trained = []
 
@@ -114,6 +120,6 @@ def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
         trained.append(True)
         return train(spec, cache_dir=store.root, progress=progress)
 
-    traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh), spec)
+    traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh, timeout=None if wait else 0), spec)
     traj.trained = bool(trained)
     return traj

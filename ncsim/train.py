@@ -4,8 +4,10 @@ At every epoch of `spec.eval_schedule` (epoch 0 = initialisation always), in eva
 train set and separately on the test set: loss, error, and all of `collapse_metrics` on the
 penultimate features with the classifier's W and b. At every epoch of `spec.layer_schedule`, the
 feature-only metrics at every layer tap on the train set (a tap with fewer than C-1 features cannot
-hold a simplex and is skipped: meta["skipped_taps"]). meta["tpt_epoch"] is trajectory.tpt_epoch of
-the train error. A run whose loss or features turn NaN or inf stops with status "diverged", one whose
+hold a simplex and is skipped: meta["skipped_taps"]). Every training pass also records its loss and
+the fraction of train signals its minibatches misclassified ("fit_loss", "fit_error"), which sees a
+train-error bounce between evaluations; meta["first_zero_error_epoch"] and meta["tpt_epoch"] (the
+stable TPT) are ncsim.trajectory's. A run whose loss or features turn NaN or inf stops with status "diverged", one whose
 features die so that the metrics are undefined (e.g. all class means equal) with status "degenerate";
 meta["status_reason"] says where, and its record still has every column of a finished run, NaN where
 nothing was measured. The result is a store.Record; nothing here plots or caches.
@@ -22,6 +24,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,7 +34,7 @@ from ncsim import __version__, data, models
 from ncsim.metrics import CLASSIFIER_KEYS, FEATURE_KEYS, DegenerateFeaturesError, collapse_metrics
 from ncsim.spec import RunSpec, schedule_epochs
 from ncsim.store import Record
-from ncsim.trajectory import tpt_epoch
+from ncsim.trajectory import tpt_meta
 
 EVAL_CHUNK = 2000
 PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS
@@ -102,19 +105,35 @@ def setup(spec: RunSpec, cache_dir=None):
     return ds, model, opt, sched, gen
 
 
-def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator) -> float:
-    """One pass over the shuffled train set; returns the mean minibatch loss."""
+class EpochFit(NamedTuple):
+    """One training pass: the mean minibatch loss, and the fraction of train signals its minibatches
+    misclassified (train mode, before each step) -- the free signal that sees a train-error bounce at
+    every epoch, between the full evaluations (ncsim.trajectory.tpt_epoch, the stable TPT)."""
+
+    loss: float
+    error: float
+
+
+def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator) -> EpochFit:
+    """One pass over the shuffled train set."""
     model.train()
     perm = torch.randperm(len(ds.x), generator=gen)
-    total, n = 0.0, 0
+    total, n, wrong = 0.0, 0, 0
     params = [p for p in model.parameters() if p.requires_grad]
     for i in range(0, len(perm), spec.batch_size):
         idx = perm[i:i + spec.batch_size]
         xb, yb = ds.x[idx], ds.y[idx]
 
+        first = [True]
+
         def closure():
+            nonlocal wrong
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(spec, model(xb), yb)
+            logits = model(xb)
+            if first[0]:  # LBFGS calls the closure again at trial points: count the step's own batch once
+                wrong += int((logits.detach().argmax(1) != yb).sum())
+                first[0] = False
+            loss = loss_fn(spec, logits, yb)
             if spec.optimizer == "lbfgs" and spec.weight_decay:
                 loss = loss + 0.5 * spec.weight_decay * sum((p * p).sum() for p in params)
             loss.backward()
@@ -136,7 +155,7 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator)
             opt.step()
         total += float(loss.detach()) * len(idx)
         n += len(idx)
-    return total / n
+    return EpochFit(total / n, wrong / n)
 
 
 @torch.no_grad()
@@ -195,6 +214,7 @@ class History:
 
     rows: list[dict] = field(default_factory=list)
     fit_loss: list[float] = field(default_factory=list)
+    fit_error: list[float] = field(default_factory=list)
     fit_lr: list[float] = field(default_factory=list)
     status: str = "ok"
     reason: str | None = None
@@ -227,7 +247,9 @@ def run_epochs(spec: RunSpec, ds, model, opt, sched, gen, after_epoch=None) -> H
             if epoch > 0:
                 with h.timed("fit"):
                     h.fit_lr.append(opt.param_groups[0]["lr"])
-                    h.fit_loss.append(fit_epoch(spec, model, opt, ds, gen))
+                    fit = fit_epoch(spec, model, opt, ds, gen)
+                    h.fit_loss.append(fit.loss)
+                    h.fit_error.append(fit.error)
                     sched.step()
                 if not math.isfinite(h.fit_loss[-1]):
                     raise RunStopped("diverged", f"training loss {h.fit_loss[-1]}")
@@ -262,6 +284,7 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
     names = sorted(set(columns(taps)) | {k for r in h.rows for k in r})
     arrays = {k: np.asarray([r.get(k, np.nan) for r in h.rows], dtype=np.float64) for k in names}
     arrays["fit_loss"] = np.asarray(h.fit_loss, dtype=np.float64)
+    arrays["fit_error"] = np.asarray(h.fit_error, dtype=np.float64)
     arrays["fit_lr"] = np.asarray(h.fit_lr, dtype=np.float64)
     for name, tensor in model.state_dict().items():
         arrays[f"weights.{name}"] = tensor.detach().cpu().numpy()
@@ -269,7 +292,7 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
         "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
         "status_reason": h.reason, "taps": taps,
         "skipped_taps": [f"{name} (p={p} < C-1)" for name, p in widths if _too_narrow(p, ds.num_classes)],
-        "epochs_run": len(h.fit_loss), "tpt_epoch": tpt_epoch(arrays["epoch"], arrays["train_error"]),
+        "epochs_run": len(h.fit_loss), **tpt_meta(arrays),
         "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
                     "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

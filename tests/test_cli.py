@@ -275,9 +275,10 @@ def stored_record(trained_root) -> Record:
 
 def without_metrics(record: Record, **meta) -> Record:
     """The record as a run that diverged at epoch 0 left it: no metric columns."""
-    arrays = {k: v for k, v in record.arrays.items() if k in ("epoch", "fit_loss", "fit_lr") or k.startswith("weights.")}
+    arrays = {k: v for k, v in record.arrays.items()
+              if k in ("epoch", "fit_loss", "fit_error", "fit_lr") or k.startswith("weights.")}
     return Record(record.key, {**record.meta, "status": "diverged", "status_reason": "epoch 1: training loss nan",
-                               "tpt_epoch": None, **meta}, arrays)
+                               "first_zero_error_epoch": None, "tpt_epoch": None, **meta}, arrays)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from ncsim import figures, suite
+from ncsim import checks, figures, suite
 from ncsim.suite import RunId, obtain
 from ncsim.store import Record, RunStore
 from ncsim.trajectory import Trajectory
@@ -104,7 +104,8 @@ CASES = {
     "optimizers": (lambda t: figures.optimizers(t.runs), ["Optimizer comparison"],
                    ["Train loss", "Train error", "Test accuracy", "NC1", "NC3", "NC2: ETF distance of means"]),
     "geometry": (lambda t: figures.geometry(t.runs["standard"], cache_dir=t.root),
-                 ["Geometry at the end of training", "standard-s0", "seed 0 shown"], None),
+                 ["Geometry at the end of training", "standard-s0", "deviation from the simplex ETF", "seed 0 shown"],
+                 None),
     "ablation": (lambda t: figures.ablation(t.runs), ["Regime ablation"],
                  ["NC1: weight decay on / off", "NC3: weight decay on / off", "NC1: cross-entropy vs MSE loss",
                   "NC3: cross-entropy vs MSE loss"]),
@@ -134,18 +135,34 @@ def test_bottom_rows_carry_the_epoch_axis(tiny):
         assert [ax.get_xlabel() for ax in fig.axes] == [""] * 3 + ["epoch"] * 3
 
 
+def tpt_legend(runs) -> list[str]:
+    """The legend entries tpt_marks gives these runs."""
+    return [f"{what}: " + ", ".join(f"s{r.spec.seed} {'never' if getattr(r, attr) is None else getattr(r, attr)}"
+                                    for r in runs) for attr, _, what in figures.TPT_MARKS]
+
+
 def test_training_figure_scales_and_legend(tiny):
-    fig = figures.training(tiny.runs["standard"])
+    runs = tiny.runs["standard"]
+    fig = figures.training(runs)
     loss, err = fig.axes
-    assert loss.get_yscale() == "log" and err.get_yscale() == "symlog"
-    labels = legend_labels(fig)
-    assert labels[:2] == ["train", "test"] and "TPT" in labels[2]
+    assert loss.get_yscale() == "log" and err.get_yscale() == "symlog" and err.get_ylim()[0] == 0
+    assert legend_labels(fig) == ["train", "test"] + tpt_legend(runs)
     assert [ax.get_ylabel() for ax in fig.axes] == ["CE loss", "misclassified fraction"]
+
+
+def test_log_axes_draw_the_geometric_mean_over_seeds(tiny):
+    runs = tiny.runs["standard"]
+    loss, err = figures.training(runs).axes
+    train = np.array([r["train_loss"] for r in runs])
+    assert np.allclose(loss.get_lines()[0].get_ydata(), np.exp(np.log(train).mean(0)))
+    assert np.allclose(err.get_lines()[0].get_ydata(), np.mean([r["train_error"] for r in runs], 0))
 
 
 def test_nc_metrics_plots_means_and_classifier(tiny):
     fig = figures.nc_metrics(tiny.runs["standard"])
-    assert [ax.get_yscale() for ax in fig.axes] == ["log"] * 5 + ["linear"]
+    assert [ax.get_yscale() for ax in fig.axes] == ["log"] * 5 + ["symlog"]  # NC4: 0 for long stretches
+    nc4 = fig.axes[5]
+    assert nc4.get_ylim()[0] == 0 and nc4.get_yaxis().get_transform().linthresh == 1e-3
     assert {"class means", "classifier rows W"} <= set(legend_labels(fig))
     nc1 = fig.axes[0]
     assert [t.get_text() for t in nc1.get_legend().get_texts()] == ["train features", "test features"]
@@ -158,11 +175,21 @@ def test_layerwise_depth_axis_ends_at_the_penultimate_layer(tiny):
     names = [t.get_text() for t in depth_ax.get_xticklabels()]
     flat = [t.removesuffix(".flat") for t in run.taps() if not t.endswith(".pool")]
     assert names == flat + ["penultimate"]
-    # The end-of-training profile's last point is the run's own penultimate NC1 (mean over the 2 seeds).
+    # The end-of-training profile's last point is the runs' own penultimate NC1 (geometric mean over the
+    # 2 seeds: NC1 is drawn on a log axis).
     (line,) = depth_ax.get_lines()
-    expected = np.mean([r.final("train.nc1") for r in tiny.runs["standard"]])
+    expected = np.exp(np.mean([np.log(r.final("train.nc1")) for r in tiny.runs["standard"]]))
     assert line.get_ydata()[-1] == pytest.approx(expected)
     assert legend_labels(fig) == names
+
+
+def test_layerwise_epochs_are_on_a_log_axis_that_keeps_initialisation(tiny):
+    fig = figures.layerwise(tiny.runs["standard"])
+    for ax in fig.axes[:3]:
+        assert ax.get_xscale() == "symlog" and ax.get_xaxis().get_transform().linthresh == 1
+        assert "0 = initialisation" in ax.get_xlabel()
+        assert min(line.get_xdata()[0] for line in ax.get_lines()) == 0  # epoch 0 is drawn, not cut off
+    assert [ax.get_yscale() for ax in fig.axes] == ["log", "linear", "linear"] * 2
 
 
 def test_optimizer_legend_names_each_optimizer(tiny):
@@ -178,20 +205,28 @@ def test_ablation_compares_with_the_default(tiny):
     assert {line.get_label() for line in bottom.get_lines()} >= {"standard: wd 0.005, CE", "mse: wd 0.005, MSE"}
 
 
-def test_end_geometry_from_the_final_weights(tiny):
+def test_geometry_shows_the_deviation_from_the_etf_on_a_tight_symmetric_scale(tiny):
     run = tiny.runs["standard"][0]
-    g = figures.end_geometry(run, cache_dir=tiny.root)
+    g = figures.end_geometry(run, cache_dir=tiny.root)  # from the final weights
     for key in ("means", "classifier"):
         assert np.allclose(g[key], g[key].T) and np.allclose(np.diag(g[key]), 1)
     assert np.allclose(np.diag(g["etf"]), 1) and np.allclose(g["etf"][0, 1:], -1 / 9)
     fig = figures.geometry(tiny.runs["standard"], cache_dir=tiny.root)
-    assert np.array_equal(fig.axes[1].get_images()[0].get_array(), g["etf"])
-    assert np.array_equal(fig.axes[0].get_images()[0].get_array(), g["means"])
-    assert f"ETF distance {run.final('train.nc2_etf_distance'):.3g}" in fig.axes[0].get_title()
-    assert f"NC3 {run.final('train.nc3'):.3g}" in fig.axes[3].get_title()
+    panels, colorbar = fig.axes[:3], fig.axes[3]
+    images = [ax.get_images()[0] for ax in panels]
+    for image, key in zip(images, ("means", "classifier", "cross")):
+        assert np.allclose(image.get_array(), g[key] - g["etf"])
+        assert image.get_cmap().name == "RdBu_r"
+    largest = max(np.abs(g[key] - g["etf"]).max() for key in ("means", "classifier", "cross"))
+    for image in images:  # one scale, symmetric about 0 (the ETF), as tight as the largest deviation
+        assert (image.norm.vmin, image.norm.vmax) == pytest.approx((-largest, largest))
+    assert largest < 1  # a cosine deviates from the ETF by less than the -1..1 range of the cosines
+    assert "cosine − ETF value" in colorbar.get_ylabel()
+    assert f"ETF distance {run.final('train.nc2_etf_distance'):.3g}" in panels[0].get_title()
+    assert f"NC3 {run.final('train.nc3'):.3g}" in panels[2].get_title()
 
 
-def test_band_is_the_mean_with_a_min_max_band():
+def test_band_is_the_mean_or_geometric_mean_with_a_min_max_band():
     fig = Figure()
     ax = fig.add_subplot()
     items = [(np.array([0, 1, 2, 3]), np.array([1.0, 2, 3, 4])), (np.array([0, 1, 2]), np.array([3.0, 4, 5]))]
@@ -202,18 +237,31 @@ def test_band_is_the_mean_with_a_min_max_band():
     ys = poly.get_paths()[0].vertices[:, 1]
     assert ys.min() == 1 and ys.max() == 5
     assert not figures.band(ax, items, lambda item: {}["missing"], label="y", color="C1")
+    log_ax = fig.add_subplot()  # on a log axis: the geometric mean
+    figures.log_scale(log_ax)
+    items = [(np.array([0, 1]), np.array([1e-3, 1.0])), (np.array([0, 1]), np.array([1e-1, 4.0]))]
+    figures.band(log_ax, items, lambda item: item, label="x", color="C0")
+    assert np.allclose(log_ax.get_lines()[0].get_ydata(), [1e-2, 2.0])
 
 
-def test_tpt_line_at_the_mean_of_the_seeds_that_reached_it():
+def run_with(seed, tpt, first):
+    return SimpleNamespace(tpt_epoch=tpt, first_zero_error_epoch=first, label=f"standard-s{seed}",
+                           spec=SimpleNamespace(name="standard", seed=seed))
+
+
+def test_tpt_marks_every_seeds_stable_tpt_and_first_zero_error_epoch():
     fig = Figure()
     ax = fig.add_subplot()
-    runs = [SimpleNamespace(tpt_epoch=10), SimpleNamespace(tpt_epoch=20), SimpleNamespace(tpt_epoch=None)]
-    figures.tpt_line(ax, runs)
-    (line,) = ax.get_lines()
-    assert list(line.get_xdata()) == [15, 15] and line.get_linestyle() == "--"
-    assert line.get_label() == "TPT: epoch 15 (2/3 runs, 10-20)"
-    figures.tpt_line(ax, runs[2:], name="adam")
-    assert ax.get_lines()[-1].get_label() == "adam TPT not reached"
+    runs = [run_with(0, 12, 8), run_with(1, 20, 20), run_with(2, None, 15), run_with(3, None, None)]
+    figures.tpt_marks(ax, runs)
+    marks = [(line.get_xdata()[0], line.get_linestyle()) for line in ax.get_lines() if len(line.get_xdata())]
+    assert marks == [(12, "--"), (20, "--"), (8, ":"), (20, ":"), (15, ":")]
+    assert all(line.get_linewidth() < 1 for line in ax.get_lines())
+    assert ax.get_legend_handles_labels()[1] == [
+        "stable TPT: s0 12, s1 20, s2 never, s3 never", "first zero train error: s0 8, s1 20, s2 15, s3 never"]
+    figures.tpt_marks(ax, runs[3:], color="C1", name="adam")
+    assert ax.get_legend_handles_labels()[1][2:] == ["adam stable TPT: s3 never",
+                                                     "adam first zero train error: s3 never"]
 
 
 ALL = {
@@ -261,3 +309,147 @@ def test_a_configuration_without_runs_is_named_in_a_comparison(tiny):
 
 def test_ufm_imbalance_without_sweeps_says_so():
     assert "nothing to draw" in figures.ufm_imbalance({}).get_suptitle()
+
+
+# --- the verdict figure: check records as ncsim.checks.decide makes them (test_report.py uses them too) --
+
+def tol(name, value, op="<=", rule="mean", scale="log") -> checks.Tolerance:
+    return checks.Tolerance(name=name, value=value, op=op, statistic=f"the statistic of {name}",
+                            source="Papyan, Han & Donoho, PNAS 2020, Fig. 6", calibration="", rule=rule, scale=scale)
+
+
+NC1_END = tol("nc1_end_max", 0.05)
+NC1_FALL = tol("nc1_tpt_over_end_min", 3.0, ">=")
+TREND = tol("nc1_post_tpt_trend_max", -0.8, scale="linear")
+TPT_FRACTION = tol("tpt_fraction_max", 0.8, rule="every")
+WL_NC3 = tol("wl_cnn_nc3_max", 0.05)
+WL_NC4 = tol("wl_cnn_nc4_max", 0.0, rule="every")
+RATIO = tol("optimizer_nc1_ratio_within", 3.0, "within", "equivalence")
+UFM_GRAD = tol("ufm_grad_norm_max", 1e-6, rule="every")
+
+
+def ufm_check(tolerance=UFM_GRAD, value=1e-9, seed=0, run="ufm-mse-adam") -> dict:
+    """The record claim_check(...) makes of one value of a UFM claim."""
+    return checks.decide(tolerance, [value], claim="test_ufm_mse", case="x", seeds=[seed], runs=[run], run=run,
+                         config=None, note="", figures=[])
+
+
+def check(tolerance=NC1_END, values=(2.4e-3, 2.2e-3, 2.5e-3), config="standard", claim="test_nc1_variability",
+          against=None, figures=(), note="") -> dict:
+    """The record claim_check.of makes of a check decided over seeds 0, 1, 2 of `config`."""
+    return checks.decide(tolerance, values, claim=claim, case=f"{config}-{tolerance.name}", config=config,
+                         seeds=[0, 1, 2][:len(values)], runs=[f"{config}-s{s}" for s in range(len(values))],
+                         against=against, note=note, figures=list(figures))
+
+
+RECORDS = [  # ratio panel: one holds, one fails; equivalence; difference panel: linear, threshold 0; a UFM check
+    check(),
+    check(NC1_FALL, (1.2, 1.5, 1.1)),
+    check(RATIO, (15.6, 38.3, 20.0), "lbfgs", "test_optimizer_invariance", "standard"),
+    check(TREND, (-0.99, -0.5, -0.95)),
+    check(WL_NC4, (0.0, 0.0, 0.0), claim="test_webb_lowe_cnn"),
+    ufm_check(),
+]
+
+
+def panels(fig: Figure) -> dict:
+    """Each panel of the verdict figure by the start of its title: (axes, row labels, verdict labels)."""
+    return {ax.get_title(loc="left").split(",")[0]: (ax, [t.get_text() for t in ax.get_yticklabels()],
+                                                     ax.child_axes[0].get_yticklabels()) for ax in fig.axes}
+
+
+def mark_lines(ax, marker: str, row: int) -> list:
+    """The lines that draw the marks `marker` on a row of a panel (jittered seeds included)."""
+    return [line for line in ax.get_lines() if line.get_marker() == marker
+            and any(abs(y - row) < 0.3 for y in np.atleast_1d(line.get_ydata()))]
+
+
+def marks(ax, marker: str, row: int) -> list[float]:
+    """x positions of the marks `marker` on a row of a panel."""
+    return [float(x) for line in mark_lines(ax, marker, row)
+            for x, y in zip(np.atleast_1d(line.get_xdata()), np.atleast_1d(line.get_ydata())) if abs(y - row) < 0.3]
+
+
+def test_verdict_figure_has_a_row_per_check_of_the_cnn_claims(tmp_path):
+    fig = figures.verdicts(RECORDS)
+    assert fig.get_suptitle().startswith("Verdicts over seeds\n5 checks of the CNN claims")
+    assert "numerical UFM checks not drawn: 1" in fig.get_suptitle()
+    found = panels(fig)
+    assert list(found) == ["One-sided thresholds", "Equivalence to the reference configuration",
+                           "One-sided thresholds on linear statistics"]
+    assert found["One-sided thresholds"][1] == [f"{name} [standard]\nnc1_variability · 95% bound, geometric mean"
+                                                for name in ("nc1_end_max", "nc1_tpt_over_end_min")]
+    assert found["Equivalence to the reference configuration"][1] == [
+        "optimizer_nc1_ratio_within [lbfgs]\noptimizer_invariance · TOST, 90% interval"]
+    assert [label.split("\n")[0] for label in found["One-sided thresholds on linear statistics"][1]] == [
+        "nc1_post_tpt_trend_max [standard]", "wl_cnn_nc4_max [standard]"]
+    assert not any("ufm" in text for _, labels, _ in found.values() for text in labels)
+    assert_png(fig, tmp_path / "verdicts.png")
+
+
+def test_verdict_figure_draws_each_statistic_against_its_threshold():
+    found = panels(figures.verdicts(RECORDS))
+    ratio, equivalence, difference = (found[name][0] for name in found)
+    for ax, reference in ((ratio, 1.0), (equivalence, 1.0), (difference, 0.0)):
+        assert [reference, reference] in [list(line.get_xdata()) for line in ax.get_lines()]  # the threshold line
+    assert ratio.get_xscale() == "log" and difference.get_xscale() == "symlog"
+    end, fall = RECORDS[0], RECORDS[1]
+    # "<=": value / threshold; ">=": threshold / value; left of 1 holds, right of it fails
+    assert marks(ratio, "D", 0) == pytest.approx([end["measured"] / 0.05])
+    assert marks(ratio, "|", 0) == pytest.approx([end["bound"] / 0.05]) and end["bound"] / 0.05 < 1
+    assert marks(ratio, "D", 1) == pytest.approx([3.0 / fall["measured"]]) and 3.0 / fall["bound"] > 1
+    assert sorted(marks(ratio, "o", 1)) == pytest.approx(sorted(3.0 / np.array([1.2, 1.5, 1.1])))
+    # equivalence: the ratio itself, its 90% interval between two caps, the margins at 1/3 and 3
+    assert marks(equivalence, "|", 0) == pytest.approx(RECORDS[2]["interval"])
+    assert [1 / 3, 3.0] == pytest.approx([line.get_xdata()[0] for line in equivalence.get_lines()
+                                          if line.get_linestyle() == "--"])
+    # linear statistics and thresholds of 0: value - threshold
+    assert marks(difference, "D", 0) == pytest.approx([RECORDS[3]["measured"] + 0.8])
+    assert marks(difference, "D", 1) == [0.0]
+
+
+def test_verdict_figure_colours_rows_by_verdict():
+    found = panels(figures.verdicts(RECORDS))
+    rows = [(ax, i, label) for ax, _, labels in found.values() for i, label in enumerate(labels)]
+    verdicts = [r["verdict"] for r in RECORDS[:2]] + [RECORDS[2]["verdict"]] + [r["verdict"] for r in RECORDS[3:5]]
+    assert verdicts == ["reproduces", "does not reproduce", "does not reproduce", "inconclusive", "reproduces"]
+    for (ax, i, label), verdict in zip(rows, verdicts):
+        colour = figures.VERDICT_COLOURS[verdict]
+        assert label.get_text() == verdict and label.get_color() == colour
+        (diamond,) = mark_lines(ax, "D", i)
+        assert diamond.get_color() == colour
+    labels = set(legend_labels(figures.verdicts(RECORDS)))
+    assert set(figures.VERDICT_COLOURS) <= labels and "threshold (equivalence: ratio 1)" in labels
+
+
+def test_verdict_figure_shows_non_finite_values_at_the_edge():
+    strict = {**check(TPT_FRACTION, (0.5, float("inf"), float("nan")), "lbfgs"), "outcome": "xfail"}
+    nothing = check(NC1_END, (float("nan"),) * 3)
+    assert strict["values"] == [0.5, float("inf"), None] and nothing["measured"] is None
+    as_json = {**strict, "values": [0.5, "inf", None]}  # as verdicts.json writes it
+    for records in ([strict, nothing], [as_json, nothing]):
+        ax, labels, verdicts = panels(figures.verdicts(records))["One-sided thresholds"]
+        right = ax.get_xlim()[1]
+        assert marks(ax, "o", 0) == pytest.approx([0.5 / 0.8])
+        # the inf seed and the median (inf too) at the right edge, the failing side, and so is the NaN seed
+        (beyond, median), (missing,) = marks(ax, ">", 0), marks(ax, "x", 0)
+        assert beyond == median == missing and right > beyond > 0.95 * right
+        assert len(marks(ax, "x", 1)) == 3 and marks(ax, "D", 1) == []  # no aggregate: nothing to mark
+        assert verdicts[0].get_text() == "inconclusive\n(strict xfail, expected)"
+
+
+def test_relative_places_left_as_holding():
+    assert figures.relative(check(), [0.01, 0.1]) == pytest.approx([0.2, 2.0])
+    assert list(figures.relative(check(NC1_FALL), [6.0, 0.0, -1.0])) == [0.5, np.inf, np.inf]
+    assert list(figures.relative(check(tol("x", 0.5)), [-1.0])) == [0.0]
+    assert figures.relative(check(TREND), [-0.9, "inf", None])[:2] == pytest.approx([-0.1, np.inf])
+    assert figures.relative(check(tol("x", 0.0, ">", scale="linear")), [0.01]) == pytest.approx([-0.01])
+    assert figures.relative(check(RATIO), [2.0]) == pytest.approx([2.0])
+    assert [figures.verdict_panel(check(t)) for t in (NC1_END, RATIO, TREND, WL_NC4)] == [
+        "ratio", "equivalence", "difference", "difference"]
+
+
+def test_verdict_figure_grows_with_its_rows():
+    few, many = (figures.verdicts([check()] * n) for n in (4, 40))
+    assert many.get_figheight() - few.get_figheight() == pytest.approx(36 * figures.ROW_HEIGHT)
+    assert "nothing to draw" in figures.verdicts([ufm_check()]).get_suptitle()

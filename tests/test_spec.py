@@ -20,9 +20,9 @@ from ncsim.spec import (DATA_ARGS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, RunSpe
 
 pytestmark = pytest.mark.usefixtures("no_home_cache")
 
-# The key of RunSpec() at TRAINER_VERSION 1. If this changes, every stored record stops matching:
+# The key of RunSpec() at TRAINER_VERSION 2 (records gained the per-pass fit_error and the stable TPT). If this changes, every stored record stops matching:
 # change it only together with a deliberate TRAINER_VERSION bump or hashing change.
-DEFAULT_KEY = "c97434605d97a8796b50"
+DEFAULT_KEY = "525aa4e891fb1f898a5f"
 
 # A valid non-default value for every field but `name` (each one alone changes the trajectory).
 ALTERNATIVES = {
@@ -114,6 +114,10 @@ def test_replace_changes_one_field_and_validates():
 
 def test_label_is_name_and_seed():
     assert RunSpec(name="standard", seed=3).label() == "standard-s3"
+
+
+def test_label_names_a_data_seed_when_the_spec_sets_one():
+    assert RunSpec(name="standard", seed=3, data={"seed": 3}).label() == "standard-s3-d3"
 
 
 # --- the key --------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from ncsim.spec import RunSpec
 from ncsim.store import Record, RunStore
 from ncsim.threads import limit_threads
 from ncsim.train import columns, loss_fn, train
-from ncsim.trajectory import Trajectory, tpt_epoch
+from ncsim import trajectory
+from ncsim.trajectory import Trajectory, first_zero_error_epoch, tpt_epoch, tpt_meta
 
 pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 
@@ -77,7 +78,7 @@ def expected_taps(spec: RunSpec) -> list[str]:
 
 def test_record_has_the_trajectory_columns(tiny_record, tiny_spec):
     a = tiny_record.arrays
-    for k in ("epoch", "train_loss", "train_error", "test_loss", "test_error", "fit_loss", "fit_lr"):
+    for k in ("epoch", "train_loss", "train_error", "test_loss", "test_error", "fit_loss", "fit_error", "fit_lr"):
         assert k in a, k
     for k in PENULTIMATE_KEYS:
         assert f"train.{k}" in a and f"test.{k}" in a, k
@@ -97,7 +98,7 @@ def test_every_epoch_is_evaluated_with_schedule_all(tiny_record):
     a = tiny_record.arrays
     np.testing.assert_array_equal(a["epoch"], [0, 1, 2])
     for k, v in a.items():
-        if not k.startswith("weights.") and k not in ("fit_loss", "fit_lr"):
+        if not k.startswith("weights.") and k not in ("fit_loss", "fit_error", "fit_lr"):
             assert v.shape == (3,) and v.dtype == np.float64, k
 
 
@@ -137,6 +138,70 @@ def test_fit_loss_and_lr_have_one_entry_per_epoch(tiny_record):
     np.testing.assert_allclose(a["fit_lr"], [0.1, 0.01], rtol=1e-12)
 
 
+def test_fit_error_is_a_count_of_train_signals_per_pass(tiny_record, tiny_spec, data_cache):
+    fit, n = tiny_record.arrays["fit_error"], len(data.load(tiny_spec, data_cache).y)
+    assert fit.shape == (2,) and ((fit >= 0) & (fit <= 1)).all()
+    np.testing.assert_allclose(fit * n, np.round(fit * n), rtol=0, atol=1e-9)  # misclassified signals / N
+    np.testing.assert_array_equal(Trajectory(tiny_record).fit_error, fit)
+
+
+def fit_with_probes(spec: RunSpec, data_cache):
+    """One fit_epoch of `spec` from its initialisation, probed: (fit, N, minibatches in order, a
+    (minibatch, misclassified signals) pair per gradient-carrying train-mode forward, closure calls per
+    optimizer step (0 for a step without closure))."""
+    ds, model, opt, _, gen = train_mod.setup(spec, data_cache)
+    order = torch.randperm(len(ds.x), generator=torch.Generator().set_state(gen.get_state()))
+    batches = [order[i:i + spec.batch_size] for i in range(0, len(order), spec.batch_size)]
+    forwards, steps = [], []
+
+    def hook(module, args, logits):
+        if module.training and torch.is_grad_enabled():
+            x = args[0]
+            k = next(k for k, b in enumerate(batches) if len(b) == len(x) and torch.equal(ds.x[b], x))
+            forwards.append((k, int((logits.argmax(1) != ds.y[batches[k]]).sum())))
+
+    real_step = opt.step
+
+    def step(closure=None):
+        steps.append(0)
+        if closure is None:
+            return real_step()
+
+        def counted():
+            steps[-1] += 1
+            return closure()
+
+        return real_step(counted)
+
+    model.register_forward_hook(hook)
+    opt.step = step
+    fit = train_mod.fit_epoch(spec, model, opt, ds, gen)
+    return fit, len(ds.x), batches, forwards, steps
+
+
+def test_fit_error_is_the_share_of_signals_the_minibatches_misclassified(data_cache):
+    fit, n, batches, forwards, steps = fit_with_probes(SMALL, data_cache)
+    assert isinstance(fit, train_mod.EpochFit)
+    assert [k for k, _ in forwards] == list(range(len(batches))) and steps == [0] * len(batches)
+    assert fit.error == sum(c for _, c in forwards) / n  # so 0 exactly when no signal was misclassified
+    assert 0 < fit.error <= 1  # at initialisation some are
+
+
+def test_lbfgs_fit_error_counts_each_step_once(data_cache):
+    spec = SMALL.replace(optimizer="lbfgs", batch_size=100, lr=1.0, grad_clip=0.0, epochs=1)
+    fit, n, batches, forwards, steps = fit_with_probes(spec, data_cache)
+    assert len(steps) == len(batches) and sum(steps) > len(steps)  # the line search calls the closure again
+    assert len(forwards) == sum(steps)
+    first = {}
+    for k, wrong in forwards:
+        first.setdefault(k, wrong)
+    assert sorted(first) == list(range(len(batches)))
+    assert fit.error == sum(first.values()) / n and 0 <= fit.error <= 1
+    assert sum(wrong for _, wrong in forwards) > sum(first.values())  # what counting every call would give
+    rec = train(spec, cache_dir=data_cache)
+    assert rec.arrays["fit_error"].shape == (1,) and 0 <= rec.arrays["fit_error"][0] <= 1
+
+
 def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
     m = tiny_record.meta
     assert m["status"] == "ok" and m["epochs_run"] == 2
@@ -144,8 +209,12 @@ def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
     assert m["taps"][:2] == ["conv1.flat", "conv1.pool"] and m["taps"][-1] == "conv3.pool"
 
 
-def test_meta_tpt_epoch_agrees_with_the_train_error(tiny_record):
-    assert tiny_record.meta["tpt_epoch"] == tpt_epoch(tiny_record.arrays["epoch"], tiny_record.arrays["train_error"])
+def test_meta_tpt_epochs_agree_with_the_train_and_fit_error(tiny_record):
+    a, m = tiny_record.arrays, tiny_record.meta
+    assert m["first_zero_error_epoch"] == first_zero_error_epoch(a["epoch"], a["train_error"])
+    assert m["tpt_epoch"] == tpt_epoch(a["epoch"], a["train_error"], a["fit_error"])
+    assert Trajectory(tiny_record).tpt_epoch == m["tpt_epoch"]
+    assert Trajectory(tiny_record).first_zero_error_epoch == m["first_zero_error_epoch"]
 
 
 def test_meta_timings_and_versions(tiny_record):
@@ -180,6 +249,7 @@ def test_same_spec_trains_bit_identically(tiny_record, tiny_spec, data_cache):
     again = train(tiny_spec, cache_dir=data_cache)
     assert_same_arrays(again.arrays, tiny_record.arrays)
     assert again.meta["tpt_epoch"] == tiny_record.meta["tpt_epoch"]
+    assert again.meta["first_zero_error_epoch"] == tiny_record.meta["first_zero_error_epoch"]
 
 
 def test_another_seed_trains_differently(tiny_record, tiny_spec, data_cache):
@@ -204,7 +274,7 @@ def test_training_does_not_depend_on_the_global_torch_rng(data_cache):
 def test_schedule_none_evaluates_epoch_zero_and_the_last_only(data_cache):
     rec = train(SMALL.replace(epochs=3), cache_dir=data_cache)
     np.testing.assert_array_equal(rec.arrays["epoch"], [0, 3])
-    assert rec.arrays["fit_loss"].shape == (3,)
+    assert rec.arrays["fit_loss"].shape == rec.arrays["fit_error"].shape == (3,)
     assert not any(k.startswith("layer.") for k in rec.arrays) and rec.meta["taps"] == []
 
 
@@ -215,19 +285,51 @@ def test_layer_epochs_are_evaluated_even_off_the_eval_schedule(data_cache):
     assert np.isfinite(v[[0, 1, 2]]).all()  # 0, 2 on the layer schedule; 3 is the last
 
 
-@pytest.mark.parametrize("epochs, err, tpt", [
+@pytest.mark.parametrize("epochs, err, first", [
     ([0, 5, 10], [0.9, 0.0, 0.0], 5),
-    ([0, 5, 10], [0.0, 0.1, 0.0], 0),
+    ([0, 5, 10], [0.0, 0.1, 0.0], 0),        # the first zero, although the error comes back
     ([0, 5, 10], [0.9, 1e-12, 0.1], None),   # exactly 0, not nearly
     ([0, 5, 10], [0.9, 0.5, np.nan], None),  # a stopped run's last row
 ])
-def test_tpt_epoch(epochs, err, tpt):
-    assert tpt_epoch(np.array(epochs), np.array(err)) == tpt
+def test_first_zero_error_epoch(epochs, err, first):
+    assert first_zero_error_epoch(np.array(epochs), np.array(err)) == first
 
 
-def test_tpt_epoch_is_the_first_evaluated_epoch_with_zero_train_error(data_cache, monkeypatch):
+def passes(n: int, **bounces: float) -> np.ndarray:
+    """fit_error of n training passes, 0 except bounces p<k>=error (pass k, i.e. fit_error[k-1])."""
+    fit = np.zeros(n)
+    for name, error in bounces.items():
+        fit[int(name[1:]) - 1] = error
+    return fit
+
+
+@pytest.mark.parametrize("epochs, err, fit, tpt", [
+    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10), 5),
+    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p7=0.01), 10),      # a bounce only the passes see
+    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p6=0.01), 10),      # ... in the first pass after epoch 5
+    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p5=0.3), 5),        # pass 5 leads up to epoch 5: before it
+    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p8=1 / 4000), 5),   # one signal of 4000: within the tolerance
+    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p8=2 / 4000), 10),  # two are a bounce
+    ([0, 5, 10, 15], [0.9, 0.0, 0.1, 0.0], passes(15), 15),      # a later non-zero evaluation
+    ([0, 5, 10], [0.0, 0.1, 0.0], passes(10), 10),
+    ([0, 5, 10], [0.9, 0.5, 0.1], passes(10), None),             # no zero at all
+    ([0, 5, 10], [0.9, 0.5, 0.0], np.full(10, 0.2), 10),         # zero at the last evaluation, no pass after it
+    ([0, 5, 10], [0.9, 0.0, np.nan], passes(10), None),          # a stopped run's last row
+    ([0], [0.0], passes(0), 0),                                  # initialisation only
+])
+def test_tpt_epoch_is_the_stable_tpt(epochs, err, fit, tpt):
+    assert tpt_epoch(np.array(epochs), np.array(err), fit) == tpt
+
+
+def test_the_stable_tpt_tolerance_is_stated_and_adjustable():
+    fit = passes(10, p8=1 / 4000)
+    assert trajectory.FIT_ERROR_TOLERANCE == 1 / 4000
+    assert tpt_epoch(np.array([0, 5, 10]), np.array([0.9, 0.0, 0.0]), fit, tolerance=0.0) == 10
+
+
+def test_meta_has_the_first_zero_and_the_stable_tpt(data_cache, monkeypatch):
     # Reaching zero train error takes a long run; instead the evaluation reports error 0 at epochs 2
-    # and 3 (the record must take the first of them) and 0.5 elsewhere.
+    # and 3 (the first zero: 2) and 0.5 at epoch 4, after which no stable TPT exists.
     real = train_mod.evaluate
     forced = iter([0.5, 0.5, 0.0, 0.0, 0.5])
 
@@ -237,7 +339,26 @@ def test_tpt_epoch_is_the_first_evaluated_epoch_with_zero_train_error(data_cache
     monkeypatch.setattr(train_mod, "evaluate", evaluate)
     rec = train(SMALL.replace(epochs=4, eval_schedule="all"), cache_dir=data_cache)
     np.testing.assert_array_equal(rec.arrays["train_error"], [0.5, 0.5, 0.0, 0.0, 0.5])
-    assert rec.meta["tpt_epoch"] == 2
+    assert rec.meta["first_zero_error_epoch"] == 2 and rec.meta["tpt_epoch"] is None
+
+
+def test_meta_tpt_epoch_moves_past_a_bounce_between_evaluations(data_cache, monkeypatch):
+    # Every evaluation from epoch 1 on reports train error 0, but training pass 3 (between the
+    # evaluations of epochs 2 and 3) misclassifies: the stable TPT is 3, the first zero 1.
+    real_evaluate, real_fit = train_mod.evaluate, train_mod.fit_epoch
+    forced_eval, forced_fit = iter([0.5, 0.0, 0.0, 0.0, 0.0]), iter([0.4, 0.0, 0.1, 0.0])
+
+    def evaluate(spec, model, ds, layers):
+        return {**real_evaluate(spec, model, ds, layers), "train_error": next(forced_eval)}
+
+    def fit_epoch(*args):
+        return train_mod.EpochFit(real_fit(*args).loss, next(forced_fit))
+
+    monkeypatch.setattr(train_mod, "evaluate", evaluate)
+    monkeypatch.setattr(train_mod, "fit_epoch", fit_epoch)
+    rec = train(SMALL.replace(epochs=4, eval_schedule="all"), cache_dir=data_cache)
+    np.testing.assert_array_equal(rec.arrays["fit_error"], [0.4, 0.0, 0.1, 0.0])
+    assert rec.meta["first_zero_error_epoch"] == 1 and rec.meta["tpt_epoch"] == 3
 
 
 # --- optimisers, schedules, losses, model variants -------------------------------------------------
@@ -318,7 +439,7 @@ def test_huge_lr_diverges_and_returns_a_record(data_cache, tmp_path):
     assert isinstance(rec, Record) and rec.meta["status"] == "diverged"
     n = rec.meta["epochs_run"]
     assert 1 <= n < 4  # stopped early
-    assert rec.arrays["epoch"][-1] == n and rec.arrays["fit_loss"].shape == (n,)
+    assert rec.arrays["epoch"][-1] == n and rec.arrays["fit_loss"].shape == rec.arrays["fit_error"].shape == (n,)
     assert not np.isfinite(rec.arrays["fit_loss"][-1]) or not np.isfinite(rec.arrays["train_loss"][-1])
     assert rec.meta["tpt_epoch"] is None
     RunStore(tmp_path).save(rec)  # a diverged record is JSON-clean and storable
@@ -331,8 +452,8 @@ def test_nonfinite_fit_loss_stops_the_run_at_that_epoch(data_cache, monkeypatch)
 
     def fit_epoch(*args):
         calls.append(1)
-        loss = real(*args)
-        return float("nan") if len(calls) == 2 else loss
+        fit = real(*args)
+        return fit._replace(loss=float("nan")) if len(calls) == 2 else fit
 
     monkeypatch.setattr(train_mod, "fit_epoch", fit_epoch)
     rec = train(SMALL.replace(epochs=5, eval_schedule="all"), cache_dir=data_cache)
@@ -464,11 +585,13 @@ def traj(tiny_record):
     return Trajectory(tiny_record)
 
 
-def with_train_error(record: Record, err: list[float]) -> Trajectory:
-    """A copy of `record` whose train error is `err` (and TPT as train() would set it)."""
-    arrays = {**record.arrays, "train_error": np.asarray(err, dtype=np.float64)}
-    tpt = tpt_epoch(arrays["epoch"], arrays["train_error"])
-    return Trajectory(Record(record.key, {**record.meta, "tpt_epoch": tpt}, arrays))
+def with_train_error(record: Record, err: list[float], fit_error: list[float] | None = None) -> Trajectory:
+    """A copy of `record` whose train error is `err` and whose training passes' error is `fit_error`
+    (default: every pass clean), with both TPT epochs as train() would set them."""
+    fit = np.zeros(len(record.arrays["fit_error"])) if fit_error is None else fit_error
+    arrays = {**record.arrays, "train_error": np.asarray(err, dtype=np.float64),
+              "fit_error": np.asarray(fit, dtype=np.float64)}
+    return Trajectory(Record(record.key, {**record.meta, **tpt_meta(arrays)}, arrays))
 
 
 def test_trajectory_identity(traj, tiny_spec):
@@ -499,7 +622,7 @@ def test_weights_are_not_columns(traj):
         traj["weights.classifier.weight"]
     cols = traj.columns()
     assert "train.nc1" in cols and "epoch" in cols
-    assert not any(c.startswith("weights.") for c in cols) and "fit_loss" not in cols
+    assert not any(c.startswith("weights.") for c in cols) and not {"fit_loss", "fit_error", "fit_lr"} & set(cols)
     assert set(traj.weights()) == set(models.build(traj.spec, 10).state_dict())
 
 
@@ -539,14 +662,14 @@ def test_features_rejects_an_unknown_split(traj):
 
 def test_without_tpt_at_tpt_is_nan_and_post_tpt_empty(tiny_record):
     t = with_train_error(tiny_record, [0.9, 0.5, 0.1])
-    assert t.tpt_epoch is None and math.isnan(t.at_tpt("train.nc1"))
+    assert t.tpt_epoch is None and t.first_zero_error_epoch is None and math.isnan(t.at_tpt("train.nc1"))
     epochs, values = t.post_tpt("train.nc1")
     assert len(epochs) == len(values) == 0
 
 
 def test_at_tpt_and_post_tpt(tiny_record):
     t = with_train_error(tiny_record, [0.9, 0.0, 0.0])
-    assert t.tpt_epoch == 1
+    assert t.tpt_epoch == t.first_zero_error_epoch == 1
     assert t.at_tpt("train.nc1") == tiny_record.arrays["train.nc1"][1]
     epochs, values = t.post_tpt("train.nc1")
     np.testing.assert_array_equal(epochs, [1, 2])
@@ -558,7 +681,9 @@ def test_truncated_at_zero_keeps_only_initialisation(traj, tiny_record):
     np.testing.assert_array_equal(t0.epochs, [0])
     for c in traj.columns():
         np.testing.assert_array_equal(t0[c], tiny_record.arrays[c][:1])
-    assert t0.tpt_epoch == (0 if tiny_record.arrays["train_error"][0] == 0 else None)
+    assert t0.tpt_epoch == t0.first_zero_error_epoch == (0 if tiny_record.arrays["train_error"][0] == 0 else None)
+    for k in ("fit_loss", "fit_error", "fit_lr"):
+        assert t0.record.arrays[k].shape == (0,), k
     assert t0.meta["truncated_at"] == 0 and t0.key == traj.key
     assert t0.final("train.nc1") == traj.at("train.nc1", 0)
 
@@ -568,6 +693,22 @@ def test_truncation_recomputes_tpt(tiny_record):
     assert t.tpt_epoch == 2
     assert t.truncated(1).tpt_epoch is None and t.truncated(2).tpt_epoch == 2
     assert with_train_error(tiny_record, [0.0, 0.2, 0.1]).truncated(0).tpt_epoch == 0
+
+
+def test_truncation_cuts_the_passes_and_recomputes_both_tpts(tiny_record):
+    # Zero train error at epochs 1 and 2, but pass 2 misclassified: the stable TPT is 2. Cut after
+    # epoch 1, pass 2 is gone and the stable TPT is 1.
+    t = with_train_error(tiny_record, [0.9, 0.0, 0.0], fit_error=[0.3, 0.05])
+    assert t.first_zero_error_epoch == 1 and t.tpt_epoch == 2
+    t1 = t.truncated(1)
+    np.testing.assert_array_equal(t1.fit_error, [0.3])
+    for k in ("fit_loss", "fit_lr"):
+        np.testing.assert_array_equal(t1.record.arrays[k], tiny_record.arrays[k][:1])
+    assert t1.first_zero_error_epoch == 1 and t1.tpt_epoch == 1
+    assert t1.meta["first_zero_error_epoch"] == 1 and t1.meta["tpt_epoch"] == 1
+    t0 = t.truncated(0)
+    assert t0.fit_error.shape == (0,) and t0.first_zero_error_epoch is None and t0.tpt_epoch is None
+    np.testing.assert_array_equal(t.fit_error, [0.3, 0.05])  # the original keeps its passes
 
 
 def test_truncation_leaves_the_original_untouched(traj):

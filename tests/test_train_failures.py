@@ -30,9 +30,11 @@ def test_degenerate_features_stop_the_run_with_a_record(tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
 def test_nonfinite_loss_marks_the_run_diverged(tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "fit_epoch", lambda *a, **k: float("nan"))
+    monkeypatch.setattr(train, "fit_epoch", lambda *a, **k: train.EpochFit(float("nan"), 1.0))
     rec = train.train(TINY, cache_dir=tmp_path)
     assert rec.meta["status"] == "diverged"
     assert "training loss nan" in rec.meta["status_reason"]
     assert rec.meta["epochs_run"] == 1
+    np.testing.assert_array_equal(rec.arrays["fit_error"], [1.0])  # the stopping pass is recorded
+    assert rec.meta["tpt_epoch"] is None and rec.meta["first_zero_error_epoch"] is None
     assert np.isnan(Trajectory(rec).final("train.nc1")) and not np.isnan(Trajectory(rec).at("train.nc1", 0))

@@ -1,7 +1,7 @@
 """The `claim_check` fixture, and the expected failures of a claims directory as strict xfails.
 
-    claim_check.of(check, run)                  # a CHECKS-table claim: measure, record, assert
-    claim_check(tolerance, measured, run=...)   # any other claim (e.g. the UFM's): the same, by name
+    claim_check.of(check, runs)                 # a CHECKS-table claim: measure on every seed, decide
+    claim_check(tolerance, measured, run=...)   # any other claim (e.g. the UFM's): one value, by name
 
 Each decided check is recorded as the test property "ncsim_check" (ncsim.checks.decide), which
 pytest carries from xdist workers to the controller, where the report turns them into the verdict
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from ncsim import checks, suite
+from ncsim import checks
 
 
 class ClaimCheck:
@@ -20,25 +20,32 @@ class ClaimCheck:
         self.request = request
         self.claims_dir = request.path.parent
 
-    def __call__(self, tolerance: str, measured: float, *, seed: int | None = None, run: str | None = None,
-                 config: str | None = None, note: str = "") -> None:
-        """Assert `measured <op> threshold` for the named tolerance; the failure message gives the
-        measured value, the threshold, the run and the source."""
+    def _decide(self, tolerance: str, values, **identity) -> None:
         node = self.request.node
         record = checks.decide(
-            checks.tolerance(self.claims_dir, tolerance), measured,
-            claim=self.request.path.stem, case=getattr(getattr(node, "callspec", None), "id", node.name),
-            config=config, seed=seed, run=run, note=note,
-            figures=list(getattr(self.request.module, "FIGURES", ())))
+            checks.tolerance(self.claims_dir, tolerance), values, claim=self.request.path.stem,
+            case=getattr(getattr(node, "callspec", None), "id", node.name),
+            figures=list(getattr(self.request.module, "FIGURES", ())), **identity)
         node.user_properties.append((checks.PROPERTY, record))
         assert record["holds"], checks.failure_message(record)
 
-    def of(self, check: checks.Check, run) -> None:
-        """Measure `check` on `run` (and on the same seed of its reference configuration) and assert."""
-        seed = run.spec.seed
-        reference = self.request.getfixturevalue("get_run")(check.against, seed) if check.against else None
-        self(check.tolerance, check.measure(run, reference), seed=seed, run=run.label,
-             config=run.spec.name, note=check.describe(run, reference))
+    def __call__(self, tolerance: str, measured: float, *, seed: int | None = None, run: str | None = None,
+                 config: str | None = None, note: str = "") -> None:
+        """Assert that one measured value meets the named tolerance (its rule over one value); the
+        failure message gives the value, the threshold, the run and the source."""
+        self._decide(tolerance, [measured], seeds=[seed], runs=[run], run=run, config=config, note=note)
+
+    def of(self, check: checks.Check, runs) -> None:
+        """Measure `check` on every run of a configuration (and on the same seed of its reference
+        configuration), decide it over the seeds by the tolerance's rule, and assert."""
+        get_run = self.request.getfixturevalue("get_run")
+        refs = [get_run(check.against, r.spec.seed, dict(r.spec.data).get("seed")) if check.against else None
+                for r in runs]
+        notes = [check.describe(r, ref) for r, ref in zip(runs, refs)]
+        self._decide(check.tolerance, [check.measure(r, ref) for r, ref in zip(runs, refs)],
+                     seeds=[r.spec.seed for r in runs], runs=[r.label for r in runs],
+                     config=runs[0].spec.name if runs else None, against=check.against,
+                     note="; ".join(f"{r.label}: {n}" for r, n in zip(runs, notes) if n))
 
 
 @pytest.fixture
@@ -47,18 +54,18 @@ def claim_check(request) -> ClaimCheck:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark each case that claims/expected_failures.toml names (by tolerance, configuration and
-    optionally seeds) as a strict xfail that only an assertion can satisfy: an error in setup (say a
-    run that could not be trained) is not the documented non-reproduction."""
+    """Mark each case that claims/expected_failures.toml names (by tolerance and configuration) as a
+    strict xfail that only an assertion can satisfy: an error in setup (say a run that could not be
+    trained) is not the documented non-reproduction."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        check, run = params.get("check"), params.get("run")
-        if not isinstance(check, checks.Check) or not isinstance(run, suite.RunId):
+        check, config = params.get("check"), params.get("runs")
+        if not isinstance(check, checks.Check):
             continue
         try:
             table = checks.load_expected_failures(item.path.parent)
         except ValueError as e:
             raise pytest.UsageError(str(e)) from None
         for xfail in table:
-            if xfail.covers(check.tolerance, run.config, run.seed):
+            if xfail.covers(check.tolerance, config):
                 item.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=xfail.reason))

@@ -1,21 +1,29 @@
 """Run fixtures: every run of a claims session comes through the run store, trained once across workers.
 
-A claim file's test that takes `check` and `run` is parametrized over its module's CHECKS table
-(ncsim.checks.Check), each check's configurations and the session's seeds, with ids like
-`standard-s0-nc1_end_max` (so `pytest -k standard-s0` selects one run, `-k nc1_end` one statistic).
-A test marked `@pytest.mark.runs("standard", ...)` that takes `run` is parametrized over those
-configurations and the seeds. Each case carries `xdist_group(<run label>)`, and pytest.ini's
-`--dist loadgroup` sends all tests of one run to one worker, so the worker that trains a run also
-checks its claims; the store's lock makes any other worker asking for it wait and load it. A
-comparison gets its second run through `get_run(config, seed)`.
+A claim file's test that takes `check` and `runs` is parametrized over its module's CHECKS table
+(ncsim.checks.Check) and each check's configurations, with ids like `standard-nc1_end_max` (so
+`pytest -k nc1_end_max` selects one statistic, `-k standard` one configuration); `runs` is the list
+of that configuration's trajectories over the session's seeds, and the check is decided over all of
+them (ncsim.checks.decide). Before the first claim test, every process trains the runs the session's
+claim tests need (`prefetch`): each takes the next run no other process is training, so the xdist
+workers train in parallel, and a run another worker trains is waited for only when nothing else is
+left. A test marked `@pytest.mark.runs("standard", ...)` that takes `run` is parametrized over those
+configurations and the seeds, one run per case; a comparison gets a second run through
+`get_run(config, seed, data_seed=None)`.
+
+Options: --seeds 0,1,2 (default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
+follows the training seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim), --fresh-runs
+(ignore the store: train every run into a new store for this session only).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from functools import lru_cache
 
+import filelock
 import pytest
 
 from ncsim import suite, threads
@@ -27,6 +35,8 @@ def pytest_addoption(parser):
     g.addoption("--seeds", default=None,
                 help=f"comma-separated training seeds for the claims (default: ncsim/suite.toml's "
                      f"{','.join(map(str, suite.DEFAULT_SEEDS))})")
+    g.addoption("--vary-data-seed", action="store_true",
+                help="vary the MNIST-1D generator seed with the training seed (data seed = training seed)")
     g.addoption("--cache-dir", default=None, help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim)")
     g.addoption("--fresh-runs", action="store_true", help="ignore the store: train every run anew for this session")
 
@@ -36,6 +46,12 @@ def seeds(config) -> list[int]:
         return suite.parse_seeds(config.getoption("--seeds"))
     except ValueError as e:
         raise pytest.UsageError(f"--seeds: {e}") from None
+
+
+def run_ids(config, configs) -> list[suite.RunId]:
+    """The session's runs of these configurations: one per seed, with its data seed under --vary-data-seed."""
+    vary = config.getoption("--vary-data-seed")
+    return [suite.RunId(c, seed, seed if vary else None) for c in configs for seed in seeds(config)]
 
 
 def pytest_configure(config):
@@ -64,34 +80,41 @@ def worker_threads(config) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _case(run: suite.RunId, *marks, suffix: str = "", values: tuple = ()):
-    return pytest.param(*values, run, id=run.label + suffix,
-                        marks=(pytest.mark.xdist_group(run.label), *marks))
-
-
 def pytest_generate_tests(metafunc):
     names = metafunc.fixturenames
-    if "run" not in names:
-        return
-    chosen = seeds(metafunc.config)
-    if "check" in names:
+    if "runs" in names:
         checks = getattr(metafunc.module, "CHECKS", None)
-        if not checks:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid} takes `check` but its module has no CHECKS table")
-        params = [_case(suite.RunId(config, seed), suffix=f"-{check.tolerance}", values=(check,))
-                  for check in checks for config in check.configs for seed in chosen]
-        metafunc.parametrize("check,run", params, indirect=["run"])
+        if not checks or "check" not in names:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid} takes `runs`: it needs `check` and a CHECKS "
+                                    f"table of ncsim.checks.Check in its module")
+        params = [pytest.param(check, config, id=f"{config}-{check.tolerance}",
+                               marks=pytest.mark.xdist_group(f"{config}-checks"))
+                  for check in checks for config in check.configs]
+        metafunc.parametrize("check,runs", params, indirect=["runs"])
         return
     marker = metafunc.definition.get_closest_marker("runs")
-    if marker is None:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid} takes `run`: mark it @pytest.mark.runs(<configs>) "
-                                f"or give its module a CHECKS table and take `check`")
-    params = [_case(suite.RunId(config, seed)) for config in marker.args for seed in chosen]
-    metafunc.parametrize("run", params, indirect=True)
+    if marker is not None and "run" in names:
+        params = [pytest.param(run, id=run.label, marks=pytest.mark.xdist_group(run.label))
+                  for run in run_ids(metafunc.config, marker.args)]
+        metafunc.parametrize("run", params, indirect=True)
+
+
+def needed_runs(items) -> list[suite.RunId]:
+    """The runs the claim tests among `items` read (their configurations' and references'), the
+    costliest first."""
+    configs = set()
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "runs" in params:
+            configs |= {params["runs"]} | ({params["check"].against} - {None})
+    if not items:
+        return []
+    return sorted(run_ids(items[0].config, sorted(configs)), key=lambda r: -suite.cost(r.config))
 
 
 def _cost(item) -> float:
-    run = getattr(getattr(item, "callspec", None), "params", {}).get("run")
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    run = params.get("run")
     return suite.cost(run.config) if isinstance(run, suite.RunId) else 0.0
 
 
@@ -99,6 +122,10 @@ def _cost(item) -> float:
 def pytest_collection_modifyitems(items):
     """Longest runs first (stable otherwise), so xdist's loadgroup scheduling balances the workers."""
     items.sort(key=lambda item: -_cost(item))
+
+
+def pytest_collection_finish(session):
+    session.config._ncsim_needed_runs = needed_runs(session.items)
 
 
 @pytest.fixture(scope="session")
@@ -110,14 +137,44 @@ def run_store(pytestconfig) -> RunStore:
 
 @pytest.fixture(scope="session")
 def get_run(run_store):
-    """`get_run(config, seed) -> Trajectory`, obtained once per process."""
+    """`get_run(config, seed, data_seed=None) -> Trajectory`, obtained once per process."""
     @lru_cache(maxsize=None)
-    def _get(config: str, seed: int):
-        return suite.obtain(suite.config(config, seed), run_store)
+    def _get(config: str, seed: int, data_seed: int | None = None):
+        return suite.obtain(suite.config(suite.RunId(config, seed, data_seed)), run_store)
     return _get
+
+
+def prefetch(runs: list[suite.RunId], run_store: RunStore) -> None:
+    """Make sure every run is stored, training each missing one in this process unless another
+    process is training it; runs held by another process are waited for last."""
+    pending = list(runs)
+    while pending:
+        left = []
+        for run in pending:
+            try:
+                suite.obtain(suite.config(run), run_store, wait=False)
+            except filelock.Timeout:
+                left.append(run)
+        if len(left) == len(pending):
+            time.sleep(1.0)
+        pending = left
+
+
+@pytest.fixture(scope="session")
+def prefetched(pytestconfig, run_store) -> None:
+    """Every run the session's claim tests read is in the store (trained in parallel across workers)."""
+    prefetch(getattr(pytestconfig, "_ncsim_needed_runs", []), run_store)
+
+
+@pytest.fixture
+def runs(request, prefetched, get_run) -> list:
+    """The trajectories of the case's configuration over the session's seeds."""
+    return [get_run(*run) for run in run_ids(request.config, [request.param])]
 
 
 @pytest.fixture
 def run(request, get_run):
     """The trajectory of the case's run (a suite.RunId parameter)."""
+    if not hasattr(request, "param"):
+        pytest.fail(f"{request.node.nodeid} takes `run`: mark it @pytest.mark.runs(<configurations>)", pytrace=False)
     return get_run(*request.param)
