@@ -67,13 +67,24 @@ def _column(record: Record, name: str, at: int) -> float | None:
     return float(v[at]) if ok else None
 
 
+def _tpt(record: Record):
+    """The record's stable TPT (ncsim.trajectory.tpt_epoch) from its columns, None if it has none or
+    lacks the columns."""
+    from ncsim.trajectory import tpt_epoch
+
+    a = record.arrays
+    if not all(k in a for k in ("epoch", "train_error", "fit_error")):
+        return None
+    return tpt_epoch(a["epoch"], a["train_error"], a["fit_error"])
+
+
 def summary(record: Record, spec: RunSpec | None = None) -> str:
     """One screen: identity, status, TPT, final errors, final NC metrics (train and test), timings.
     `spec` (default: the one the record holds) names the run; what the record lacks shows as "-"."""
     m = record.meta
     s = spec.to_dict() if spec is not None else m.get("spec") if isinstance(m.get("spec"), dict) else {}
     t = m.get("timings") if isinstance(m.get("timings"), dict) else {}
-    tpt = m.get("tpt_epoch")
+    tpt = _tpt(record)
     lines = [
         f"run {spec.label() if spec is not None else m.get('label', '?')}  key {record.key}  status {m.get('status', '?')}",
         f"  {s.get('model', '?')} (width {s.get('width', '?')}, k {s.get('kernel_size', '?')}, bn {s.get('batch_norm', '?')})  "
@@ -142,7 +153,7 @@ def _row(key: str, r: Record | Exception) -> str:
     m = r.meta
     if "kind" in m:  # not a training run: e.g. a UFM sweep that claims/test_ufm_imbalance.py stored
         return f"{key}  {m['kind']}"
-    tpt = m.get("tpt_epoch")
+    tpt = _tpt(r)
     return (f"{key}  {str(m.get('label', '?')):<24} {str(m.get('status', '?')):<9} epochs {str(m.get('epochs_run', '?')):>4}  "
             f"TPT {tpt if tpt is not None else '-':>4}  NC1 {_value(_column(r, 'train.nc1', -1), '.3g')}")
 

@@ -6,8 +6,8 @@ penultimate features with the classifier's W and b. At every epoch of `spec.laye
 feature-only metrics at every layer tap on the train set (a tap with fewer than C-1 features cannot
 hold a simplex and is skipped: meta["skipped_taps"]). Every training pass also records its loss and
 the fraction of train signals its minibatches misclassified ("fit_loss", "fit_error"), which sees a
-train-error bounce between evaluations; meta["first_zero_error_epoch"] and meta["tpt_epoch"] (the
-stable TPT) are ncsim.trajectory's. A run whose loss or features turn NaN or inf stops with status "diverged", one whose
+train-error bounce between evaluations; the TPT epochs are derived from these columns
+(ncsim.trajectory). A run whose loss or features turn NaN or inf stops with status "diverged", one whose
 features die so that the metrics are undefined (e.g. all class means equal) with status "degenerate";
 meta["status_reason"] says where, and its record still has every column of a finished run, NaN where
 nothing was measured. The result is a store.Record; nothing here plots or caches.
@@ -34,7 +34,6 @@ from ncsim import __version__, data, models
 from ncsim.metrics import CLASSIFIER_KEYS, FEATURE_KEYS, DegenerateFeaturesError, collapse_metrics
 from ncsim.spec import RunSpec, schedule_epochs
 from ncsim.store import Record
-from ncsim.trajectory import tpt_meta
 
 EVAL_CHUNK = 2000
 PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS
@@ -292,7 +291,7 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
         "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
         "status_reason": h.reason, "taps": taps,
         "skipped_taps": [f"{name} (p={p} < C-1)" for name, p in widths if _too_narrow(p, ds.num_classes)],
-        "epochs_run": len(h.fit_loss), **tpt_meta(arrays),
+        "epochs_run": len(h.fit_loss),
         "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
                     "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -46,12 +46,6 @@ def tpt_epoch(epochs, train_error, fit_error, tolerance: float = FIT_ERROR_TOLER
     return None
 
 
-def tpt_meta(arrays) -> dict:
-    """The record's meta entries for the terminal phase, from its columns."""
-    return {"first_zero_error_epoch": first_zero_error_epoch(arrays["epoch"], arrays["train_error"]),
-            "tpt_epoch": tpt_epoch(arrays["epoch"], arrays["train_error"], arrays["fit_error"])}
-
-
 class Trajectory:
     """A stored run, read-only. What a claim may ask of a run:
 
@@ -132,7 +126,7 @@ class Trajectory:
         keep = self.epochs <= epoch
         cols = set(self.columns())
         arrays = {k: (v[keep] if k in cols else v[:epoch] if k in _PER_RUN else v) for k, v in self.record.arrays.items()}
-        meta = {**self.meta, **tpt_meta(arrays), "truncated_at": epoch}
+        meta = {**self.meta, "truncated_at": epoch}
         return Trajectory(Record(self.key, meta, arrays), self.spec)
 
     def post_tpt(self, name: str) -> tuple[np.ndarray, np.ndarray]:

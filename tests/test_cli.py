@@ -15,6 +15,7 @@ import ncsim.suite
 from ncsim import train as train_mod
 from ncsim.cli import main, parse_overrides
 from ncsim.spec import SpecError, load_specs, presets
+from ncsim.trajectory import Trajectory
 from ncsim.store import Record, RunStore
 
 pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
@@ -72,7 +73,7 @@ def test_train_preset_exits_zero_and_stores_the_run(trained):
 def test_train_prints_a_summary_with_tpt_and_nc1(trained):
     root, _, out = trained
     assert out.startswith(f"run standard-s0  key {standard_key()}  status ok")
-    tpt = RunStore(root).load(standard_key()).meta["tpt_epoch"]
+    tpt = Trajectory(RunStore(root).load(standard_key())).tpt_epoch
     assert f"TPT epoch: {'never' if tpt is None else tpt}   final train error" in out
     assert "final train error" in out and "epochs 1/1" in out
     nc1 = [line for line in out.splitlines() if line.split()[:1] == ["nc1"]]
@@ -278,7 +279,7 @@ def without_metrics(record: Record, **meta) -> Record:
     arrays = {k: v for k, v in record.arrays.items()
               if k in ("epoch", "fit_loss", "fit_error", "fit_lr") or k.startswith("weights.")}
     return Record(record.key, {**record.meta, "status": "diverged", "status_reason": "epoch 1: training loss nan",
-                               "first_zero_error_epoch": None, "tpt_epoch": None, **meta}, arrays)
+                               **meta}, arrays)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from ncsim.store import Record, RunStore
 from ncsim.threads import limit_threads
 from ncsim.train import columns, loss_fn, train
 from ncsim import trajectory
-from ncsim.trajectory import Trajectory, first_zero_error_epoch, tpt_epoch, tpt_meta
+from ncsim.trajectory import Trajectory, first_zero_error_epoch, tpt_epoch
 
 pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 
@@ -209,12 +209,11 @@ def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
     assert m["taps"][:2] == ["conv1.flat", "conv1.pool"] and m["taps"][-1] == "conv3.pool"
 
 
-def test_meta_tpt_epochs_agree_with_the_train_and_fit_error(tiny_record):
-    a, m = tiny_record.arrays, tiny_record.meta
-    assert m["first_zero_error_epoch"] == first_zero_error_epoch(a["epoch"], a["train_error"])
-    assert m["tpt_epoch"] == tpt_epoch(a["epoch"], a["train_error"], a["fit_error"])
-    assert Trajectory(tiny_record).tpt_epoch == m["tpt_epoch"]
-    assert Trajectory(tiny_record).first_zero_error_epoch == m["first_zero_error_epoch"]
+def test_tpt_epochs_are_derived_from_the_train_and_fit_error(tiny_record):
+    a, t = tiny_record.arrays, Trajectory(tiny_record)
+    assert t.first_zero_error_epoch == first_zero_error_epoch(a["epoch"], a["train_error"])
+    assert t.tpt_epoch == tpt_epoch(a["epoch"], a["train_error"], a["fit_error"])
+    assert "tpt_epoch" not in tiny_record.meta  # derived state is not stored twice
 
 
 def test_meta_timings_and_versions(tiny_record):
@@ -248,8 +247,8 @@ def test_final_row_is_computed_from_the_final_weights(tiny_record, tiny_spec, da
 def test_same_spec_trains_bit_identically(tiny_record, tiny_spec, data_cache):
     again = train(tiny_spec, cache_dir=data_cache)
     assert_same_arrays(again.arrays, tiny_record.arrays)
-    assert again.meta["tpt_epoch"] == tiny_record.meta["tpt_epoch"]
-    assert again.meta["first_zero_error_epoch"] == tiny_record.meta["first_zero_error_epoch"]
+    assert Trajectory(again).tpt_epoch == Trajectory(tiny_record).tpt_epoch
+    assert Trajectory(again).first_zero_error_epoch == Trajectory(tiny_record).first_zero_error_epoch
 
 
 def test_another_seed_trains_differently(tiny_record, tiny_spec, data_cache):
@@ -339,7 +338,7 @@ def test_meta_has_the_first_zero_and_the_stable_tpt(data_cache, monkeypatch):
     monkeypatch.setattr(train_mod, "evaluate", evaluate)
     rec = train(SMALL.replace(epochs=4, eval_schedule="all"), cache_dir=data_cache)
     np.testing.assert_array_equal(rec.arrays["train_error"], [0.5, 0.5, 0.0, 0.0, 0.5])
-    assert rec.meta["first_zero_error_epoch"] == 2 and rec.meta["tpt_epoch"] is None
+    assert Trajectory(rec).first_zero_error_epoch == 2 and Trajectory(rec).tpt_epoch is None
 
 
 def test_meta_tpt_epoch_moves_past_a_bounce_between_evaluations(data_cache, monkeypatch):
@@ -358,7 +357,7 @@ def test_meta_tpt_epoch_moves_past_a_bounce_between_evaluations(data_cache, monk
     monkeypatch.setattr(train_mod, "fit_epoch", fit_epoch)
     rec = train(SMALL.replace(epochs=4, eval_schedule="all"), cache_dir=data_cache)
     np.testing.assert_array_equal(rec.arrays["fit_error"], [0.4, 0.0, 0.1, 0.0])
-    assert rec.meta["first_zero_error_epoch"] == 1 and rec.meta["tpt_epoch"] == 3
+    assert Trajectory(rec).first_zero_error_epoch == 1 and Trajectory(rec).tpt_epoch == 3
 
 
 # --- optimisers, schedules, losses, model variants -------------------------------------------------
@@ -441,7 +440,7 @@ def test_huge_lr_diverges_and_returns_a_record(data_cache, tmp_path):
     assert 1 <= n < 4  # stopped early
     assert rec.arrays["epoch"][-1] == n and rec.arrays["fit_loss"].shape == rec.arrays["fit_error"].shape == (n,)
     assert not np.isfinite(rec.arrays["fit_loss"][-1]) or not np.isfinite(rec.arrays["train_loss"][-1])
-    assert rec.meta["tpt_epoch"] is None
+    assert Trajectory(rec).tpt_epoch is None
     RunStore(tmp_path).save(rec)  # a diverged record is JSON-clean and storable
     assert RunStore(tmp_path).load(rec.key) == rec
 
@@ -591,7 +590,7 @@ def with_train_error(record: Record, err: list[float], fit_error: list[float] | 
     fit = np.zeros(len(record.arrays["fit_error"])) if fit_error is None else fit_error
     arrays = {**record.arrays, "train_error": np.asarray(err, dtype=np.float64),
               "fit_error": np.asarray(fit, dtype=np.float64)}
-    return Trajectory(Record(record.key, {**record.meta, **tpt_meta(arrays)}, arrays))
+    return Trajectory(Record(record.key, record.meta, arrays))
 
 
 def test_trajectory_identity(traj, tiny_spec):
@@ -705,7 +704,6 @@ def test_truncation_cuts_the_passes_and_recomputes_both_tpts(tiny_record):
     for k in ("fit_loss", "fit_lr"):
         np.testing.assert_array_equal(t1.record.arrays[k], tiny_record.arrays[k][:1])
     assert t1.first_zero_error_epoch == 1 and t1.tpt_epoch == 1
-    assert t1.meta["first_zero_error_epoch"] == 1 and t1.meta["tpt_epoch"] == 1
     t0 = t.truncated(0)
     assert t0.fit_error.shape == (0,) and t0.first_zero_error_epoch is None and t0.tpt_epoch is None
     np.testing.assert_array_equal(t.fit_error, [0.3, 0.05])  # the original keeps its passes

@@ -36,5 +36,5 @@ def test_nonfinite_loss_marks_the_run_diverged(tmp_path, monkeypatch):
     assert "training loss nan" in rec.meta["status_reason"]
     assert rec.meta["epochs_run"] == 1
     np.testing.assert_array_equal(rec.arrays["fit_error"], [1.0])  # the stopping pass is recorded
-    assert rec.meta["tpt_epoch"] is None and rec.meta["first_zero_error_epoch"] is None
+    assert Trajectory(rec).tpt_epoch is None and Trajectory(rec).first_zero_error_epoch is None
     assert np.isnan(Trajectory(rec).final("train.nc1")) and not np.isnan(Trajectory(rec).at("train.nc1", 0))
