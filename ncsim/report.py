@@ -16,7 +16,7 @@ claims on trained CNNs apart from the numerical checks of the unconstrained feat
 
 `write` assembles a folder from what it is given: the runs to draw (configuration name -> trajectories
 over seeds) and the test outcomes of a claims session. `from_session` (the pytest plugin,
-fixtures/report.py) and `from_store` (`ncsim report`) look the runs up in the run store and never train;
+ncsim/pytest_plugin/report.py) and `from_store` (`ncsim report`) look the runs up in the run store and never train;
 `from_store` takes its verdicts from the newest verdicts.json under <out>, if any.
 
 In verdicts.json a measured value that is not a finite number is the string "inf", "-inf" or "nan"
