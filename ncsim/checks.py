@@ -167,17 +167,21 @@ class Check:
     controls: tuple[str, ...] = ()
     note: Callable[..., str] | None = None
 
+    def _runs(self, run, reference) -> tuple:
+        """What the statistic takes: the run, and the reference run of a comparison."""
+        return (run,) if self.against is None else (run, reference)
+
     def measure(self, run, reference=None) -> float:
         """The statistic on `run` (and `reference`); NaN, which fails every tolerance, when either
         did not finish (status "diverged" or "degenerate"): a claim on such a run fails as a check."""
-        args = (run,) if self.against is None else (run, reference)
+        args = self._runs(run, reference)
         if any(r.status != "ok" for r in args):
             return float("nan")
         return float(self.statistic(*args))
 
     def describe(self, run, reference=None) -> str:
         """Context for the record: why a run did not finish, or the check's own note."""
-        args = (run,) if self.against is None else (run, reference)
+        args = self._runs(run, reference)
         stopped = [f"run {r.label} {r.status}: {r.meta.get('status_reason')}" for r in args if r.status != "ok"]
         if stopped:
             return "; ".join(stopped)
