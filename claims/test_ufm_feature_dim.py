@@ -63,7 +63,7 @@ CASES = [pytest.param(p, seed, tolerance, id=f"C{C}-p{p}-seed{seed}-{tolerance}"
 
 
 @pytest.mark.parametrize("p,seed,tolerance", CASES)
-def test_etf_needs_p_at_least_c_minus_1(p, seed, tolerance, claim_check):
+def test_etf_needs_p_at_least_c_minus_1(p, seed, tolerance, run_store, claim_check):
     """ETF when p >= C-1; below, bounded away from the ETF while NC1 still holds."""
-    r = ufm.solve_cached(problem(p), "lbfgs", seed)
+    r = ufm.solve_cached(problem(p), "lbfgs", seed, store=run_store)
     claim_check(tolerance, CHECKS[tolerance](r), seed=seed, run=f"ufm-ce-lbfgs-C{C}-p{p}", note=note(tolerance, r))

@@ -122,8 +122,8 @@ CASES = [pytest.param(config, solver, seed, tolerance, id=f"{config}-{solver}-se
 
 
 @pytest.mark.parametrize("config,solver,seed,tolerance", CASES)
-def test_minimizer_is_nc(config, solver, seed, tolerance, claim_check):
+def test_minimizer_is_nc(config, solver, seed, tolerance, run_store, claim_check):
     """The solver's end point is critical, Neural Collapse, and the closed form of Thm 3.1."""
-    r = ufm.solve_cached(CONFIGS[config], solver, seed, gtol=GTOL)
+    r = ufm.solve_cached(CONFIGS[config], solver, seed, gtol=GTOL, store=run_store)
     claim_check(tolerance, CHECKS[tolerance](r), seed=seed, run=f"ufm-ce-{solver}-{config}",
                 note=note(tolerance, r))

@@ -21,8 +21,8 @@ INITS = tuple(range(10))
 GROUPS = {**{solver: (solver,) for solver in ufm.SOLVERS}, "4-solvers": ufm.SOLVERS}
 
 
-def runs(solvers: Sequence[str]) -> list[ufm.UFMResult]:
-    return [ufm.solve_cached(PROBLEM, solver, seed, gtol=GTOL) for solver in solvers for seed in INITS]
+def runs(solvers: Sequence[str], store=None) -> list[ufm.UFMResult]:
+    return [ufm.solve_cached(PROBLEM, solver, seed, gtol=GTOL, store=store) for solver in solvers for seed in INITS]
 
 
 # ---- statistics of the end points of several runs of one problem ----------------------------------------
@@ -66,6 +66,6 @@ CASES = [pytest.param(group, tolerance, id=f"{group}-{tolerance}")
 
 
 @pytest.mark.parametrize("group,tolerance", CASES)
-def test_landscape_is_benign(group, tolerance, claim_check):
+def test_landscape_is_benign(group, tolerance, run_store, claim_check):
     """Each solver's 10 inits end at critical points, none above g(q*); all 4 x 10 at the same value."""
-    claim_check(tolerance, CHECKS[tolerance](runs(GROUPS[group])), run=f"ufm-ce-{group}-10-inits")
+    claim_check(tolerance, CHECKS[tolerance](runs(GROUPS[group], run_store)), run=f"ufm-ce-{group}-10-inits")

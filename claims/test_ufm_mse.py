@@ -66,18 +66,18 @@ TRIVIAL_CASES = [pytest.param(loss, solver, tolerance, id=f"{loss}-{solver}-{tol
 
 
 @pytest.mark.parametrize("name,solver,seed,tolerance", CASES)
-def test_minimizer_is_nc(name, solver, seed, tolerance, claim_check):
+def test_minimizer_is_nc(name, solver, seed, tolerance, run_store, claim_check):
     """The solver's end point is critical, Neural Collapse, and (lambda_b = 0) the closed form."""
     problem, table = PROBLEMS[name]
-    r = ufm.solve_cached(problem, solver, seed, gtol=GTOL)
+    r = ufm.solve_cached(problem, solver, seed, gtol=GTOL, store=run_store)
     claim_check(tolerance, table[tolerance](r), seed=seed, run=f"ufm-{name}-{solver}",
                 note=minimizer.note(tolerance, r))
 
 
 @pytest.mark.parametrize("loss,solver,tolerance", TRIVIAL_CASES)
-def test_too_much_regularisation_is_trivial(loss, solver, tolerance, claim_check):
+def test_too_much_regularisation_is_trivial(loss, solver, tolerance, run_store, claim_check):
     """C kappa >= 1: the minimiser is W = H = 0 (||W||_F + ||H||_F, and f = f(0))."""
     problem = TRIVIAL[loss]
-    r = ufm.solve_cached(problem, solver, 0, gtol=GTOL)
+    r = ufm.solve_cached(problem, solver, 0, gtol=GTOL, store=run_store)
     claim_check(tolerance, TRIVIAL_CHECKS[tolerance](r), seed=0, run=f"ufm-{loss}-trivial-{solver}",
                 note=f"C kappa = {problem.num_classes * problem.kappa:.3g}")

@@ -50,6 +50,10 @@ class DegenerateFeaturesError(ValueError):
     whose features died raises this; a trainer records it rather than crashing."""
 
 
+class NonFiniteError(ValueError):
+    """The inputs hold NaN or inf (a trainer records a run whose features are non-finite as diverged)."""
+
+
 def centered_means(features, labels, num_classes: int) -> np.ndarray:
     """The centered class means mu_c - mu_G as the rows of a C x p float64 array (A = Mdot^T in the
     module docstring), for any feature dimension p (also p < C-1, which collapse_metrics rejects).
@@ -190,9 +194,9 @@ def _check_batch_shapes(h: np.ndarray, y: np.ndarray) -> None:
 def _check_finite(x: np.ndarray, what: str) -> None:
     """`what` is the subject and verb of the message, e.g. 'features contain'."""
     if np.isnan(x).any():
-        raise ValueError(f"{what} NaN")
+        raise NonFiniteError(f"{what} NaN")
     if not np.isfinite(x).all():
-        raise ValueError(f"{what} inf")
+        raise NonFiniteError(f"{what} inf")
 
 
 def _check_labels(y: np.ndarray, num_classes: int | None) -> None:
@@ -259,8 +263,10 @@ def _class_means(source: Iterator, num_classes: int | None) -> tuple[np.ndarray,
     rows: dict[int, int] = {}  # label -> its row in sums and counts
     sums = counts = scale = None
     for h, y in _checked_batches(source, num_classes):
-        _check_finite(h, "features contain")
-        batch_scale = _power_of_two(np.abs(h).max())
+        high, low = h.max(), h.min()  # NaN and inf reach these: one check of two numbers, not of all of h
+        if not (np.isfinite(high) and np.isfinite(low)):
+            _check_finite(h, "features contain")
+        batch_scale = _power_of_two(max(high, -low))
         if scale is None:
             sums, counts, scale = np.zeros((0, h.shape[1])), np.zeros(0, dtype=np.intp), batch_scale
         elif batch_scale > scale:

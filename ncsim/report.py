@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ncsim import figures, suite, ufm
+from ncsim import figures, suite
 from ncsim.checks import describe_rule
 from ncsim.store import RunStore
 from ncsim.suite import RunId
@@ -121,16 +122,20 @@ def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
 
 # ---- figures ---------------------------------------------------------------------------------------
 
-def draw_figures(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *, cache_dir=None,
-                 sweeps: Mapping[int, Mapping] | None = None, outcomes: Sequence[RecordedTest] | None = None
-                 ) -> tuple[dict, dict[str, str]]:
-    """File name -> Figure for every figure of FIGURES, and file name -> error for those that raised
-    while drawing: such a figure names the error instead, so one bug costs one figure, not the report.
-    verdicts.png draws the check records of `outcomes` (with each test's outcome), only when a claims
-    session is recorded (`outcomes` not None); ufm_imbalance.png draws `sweeps` (None: the sweeps stored
-    in the run store at `cache_dir`)."""
+def figure_makers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *, cache_dir=None,
+                  sweeps: Mapping[int, Mapping] | None = None, outcomes: Sequence[RecordedTest] | None = None
+                  ) -> dict[str, Callable[[], object]]:
+    """File name -> a function drawing that figure of FIGURES (a matplotlib Figure). verdicts.png draws
+    the check records of `outcomes` (with each test's outcome), only when a claims session is recorded
+    (`outcomes` not None); ufm_imbalance.png draws `sweeps` (None: the sweeps stored in the run store at
+    `cache_dir`)."""
     def of(*names):
         return [run for run in missing if run.config in names]
+
+    def stored_sweeps():
+        from ncsim import ufm  # imports torch: only when the sweeps are drawn
+
+        return ufm.stored_imbalance_sweeps(RunStore(cache_dir)) if cache_dir else {}
 
     standard = runs.get("standard", [])
     makers = {
@@ -142,18 +147,56 @@ def draw_figures(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[Run
         "geometry.png": lambda: figures.geometry(standard, of("standard"), cache_dir=cache_dir),
         "ablation.png": lambda: figures.ablation(runs, of(*suite.figure_configs("ablation"))),
         "ufm_imbalance.png": lambda: figures.ufm_imbalance(
-            sweeps if sweeps is not None else ufm.stored_imbalance_sweeps(RunStore(cache_dir)) if cache_dir else {}),
+            sweeps if sweeps is not None else stored_sweeps()),
     }
     if outcomes is None:
         del makers["verdicts.png"]
-    drawn, errors = {}, {}
-    for name, make in makers.items():
-        try:
-            drawn[name] = make()
-        except Exception as e:  # noqa: BLE001 - reported in the figure and in report.md
-            errors[name] = f"{type(e).__name__}: {e}"
-            drawn[name] = figures.message(FIGURES[name], [f"could not draw: {errors[name]}"])
-    return drawn, errors
+    return makers
+
+
+_MAKERS: dict[str, tuple[Callable[[], object], Path]] = {}  # what render's forked processes draw
+
+
+def _draw_and_save(name: str) -> str | None:
+    """Draw the figure `name` of _MAKERS and save it; the error if drawing raised, when the figure
+    names the error instead, so one bug costs one figure, not the report."""
+    make, path = _MAKERS[name]
+    error = None
+    try:
+        fig = make()
+    except Exception as e:  # noqa: BLE001 - reported in the figure and in report.md
+        error = f"{type(e).__name__}: {e}"
+        fig = figures.message(FIGURES[name], [f"could not draw: {error}"])
+    figures.save(fig, path)
+    return error
+
+
+# Figures that run the network (a forward pass for the features): drawn in this process, since a
+# forked child must not use torch, whose OpenMP thread pool does not survive a fork.
+RUNS_THE_NETWORK = {"geometry.png"}
+
+
+def render(makers: Mapping[str, Callable[[], object]], folder: Path) -> dict[str, str]:
+    """Draw and save every figure of `makers` into `folder`; returns file name -> error for those that
+    raised. Drawing is mostly Python (threads would not help), so the figures of the stored columns are
+    drawn by forked processes, one per core, which read the runs this process holds, while this process
+    draws those of RUNS_THE_NETWORK; one after the other where processes cannot be forked."""
+    _MAKERS.clear()
+    _MAKERS.update({name: (make, folder / name) for name, make in makers.items()})
+    here = [name for name in makers if name in RUNS_THE_NETWORK]
+    forked = [name for name in makers if name not in RUNS_THE_NETWORK]
+    processes = min(len(forked), os.cpu_count() or 1)
+    try:
+        if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                pending = pool.map_async(_draw_and_save, forked, chunksize=1)
+                errors = dict(zip(here, map(_draw_and_save, here)))
+                errors.update(zip(forked, pending.get()))
+        else:
+            errors = {name: _draw_and_save(name) for name in makers}
+    finally:
+        _MAKERS.clear()
+    return {name: errors[name] for name in makers if errors[name] is not None}
 
 
 # ---- verdicts --------------------------------------------------------------------------------------
@@ -342,9 +385,8 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
     sweep per seed (None: those stored in the run store)."""
     now = now or datetime.now(timezone.utc)
     folder = new_folder(out, now)
-    drawn, errors = draw_figures(runs, missing, cache_dir=store_root, sweeps=sweeps, outcomes=outcomes)
-    for name, fig in drawn.items():
-        figures.save(fig, folder / name)
+    makers = figure_makers(runs, missing, cache_dir=store_root, sweeps=sweeps, outcomes=outcomes)
+    errors = render(makers, folder)
     claims = [] if outcomes is None else verdicts(outcomes)
     doc = {
         "format": 1,
@@ -358,7 +400,7 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
         "claims": claims,
         "runs": {name: [r.label for r in group] for name, group in runs.items()},
         "not_drawn": not_drawn(runs, missing),
-        "figures": {name: {"title": FIGURES[name], "error": errors.get(name)} for name in drawn},
+        "figures": {name: {"title": FIGURES[name], "error": errors.get(name)} for name in makers},
     }
     (folder / "verdicts.json").write_text(json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n")
     (folder / "report.md").write_text(markdown(doc))

@@ -24,7 +24,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 # Bump when a change to the trainer changes what a spec produces: old records then stop matching.
-TRAINER_VERSION = 2
+TRAINER_VERSION = 3  # 3: channels-last forward (ncsim.models), batch norm folded in evaluation
 
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")

@@ -19,7 +19,6 @@ except ModuleNotFoundError:  # Python < 3.11
 
 from ncsim.spec import RunSpec, load_specs
 from ncsim.store import RunStore
-from ncsim.train import train
 from ncsim.trajectory import Trajectory
 
 TABLE_PATH = Path(__file__).resolve().parent / "suite.toml"
@@ -117,6 +116,8 @@ def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
     trained = []
 
     def create():
+        from ncsim.train import train  # torch is imported only by a process that trains
+
         trained.append(True)
         return train(spec, cache_dir=store.root, progress=progress)
 

@@ -31,11 +31,12 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import __version__, data, models
-from ncsim.metrics import CLASSIFIER_KEYS, FEATURE_KEYS, DegenerateFeaturesError, collapse_metrics
+from ncsim.metrics import (CLASSIFIER_KEYS, FEATURE_KEYS, DegenerateFeaturesError, NonFiniteError,
+                           collapse_metrics_streaming)
 from ncsim.spec import RunSpec, schedule_epochs
 from ncsim.store import Record
 
-EVAL_CHUNK = 2000
+EVAL_CHUNK = 1000
 PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS
 LAYER_KEYS = FEATURE_KEYS
 
@@ -159,7 +160,8 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator)
 
 @torch.no_grad()
 def forward_all(model, x: torch.Tensor, taps: bool):
-    """Eval-mode forward over a whole split in chunks: logits and, with taps, each tap's 2-D features."""
+    """Eval-mode forward over a whole split in chunks of EVAL_CHUNK signals: the logits, and the 2-D
+    features of the penultimate layer and, with `taps`, of every tap, each as its list of chunks."""
     model.eval()
     logits, feats = [], defaultdict(list)
     for i in range(0, len(x), EVAL_CHUNK):
@@ -168,14 +170,15 @@ def forward_all(model, x: torch.Tensor, taps: bool):
         chosen = models.tap_features(outs) if taps else {"penultimate": outs["penultimate"]}
         for k, v in chosen.items():
             feats[k].append(v)
-    return torch.cat(logits), {k: torch.cat(v) for k, v in feats.items()}
+    return torch.cat(logits), dict(feats)
 
 
 def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, float]:
     """One evaluation row: loss, error and penultimate collapse metrics on train and test; with
-    `layers`, the feature-only metrics at every tap wide enough for them (train set). Raises
-    RunStopped: "diverged" for non-finite features or loss, "degenerate" where the metrics are
-    undefined."""
+    `layers`, the feature-only metrics at every tap wide enough for them (train set). The metrics
+    stream over the forward pass's chunks (ncsim.metrics.collapse_metrics_streaming), in float64.
+    Raises RunStopped: "diverged" for non-finite logits, loss or features, "degenerate" where the
+    metrics are undefined."""
     W = model.classifier.weight.detach()
     b = model.classifier.bias.detach()
     row = {}
@@ -183,22 +186,32 @@ def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, 
         logits, feats = forward_all(model, x, taps=layers and split == "train")
         row[f"{split}_loss"] = float(loss_fn(spec, logits, y))
         row[f"{split}_error"] = float((logits.argmax(1) != y).double().mean())
-        if not all(torch.isfinite(f).all() for f in feats.values()):
-            raise RunStopped("diverged", f"non-finite features on the {split} set", row)
+        if not torch.isfinite(logits).all():
+            raise RunStopped("diverged", f"non-finite logits on the {split} set", row)
+        labels = [part.cpu().numpy() for part in y.split(EVAL_CHUNK)]
+        where = "penultimate features"
         try:
-            m = collapse_metrics(feats.pop("penultimate"), y, W, b, ds.num_classes)
+            m = collapse_metrics_streaming(_float64(feats.pop("penultimate"), labels), W, b, ds.num_classes)
             row.update({f"{split}.{k}": v for k, v in m.items()})
-            for tap, f in feats.items():
-                if _too_narrow(f.shape[1], ds.num_classes):
+            for tap, chunks in feats.items():
+                if _too_narrow(chunks[0].shape[1], ds.num_classes):
                     continue
-                m = collapse_metrics(f, y, num_classes=ds.num_classes)
+                where = f"features at {tap}"
+                m = collapse_metrics_streaming(_float64(chunks, labels), num_classes=ds.num_classes)
                 row.update({f"layer.{tap}.{k}": v for k, v in m.items()})
+        except NonFiniteError as e:
+            raise RunStopped("diverged", f"non-finite {where} on the {split} set ({e})", row) from e
         except DegenerateFeaturesError as e:
             raise RunStopped("degenerate", f"{split} set: {e}", row) from e
     nonfinite = [k for k in ("train_loss", "test_loss") if not math.isfinite(row[k])]
     if nonfinite:
         raise RunStopped("diverged", f"non-finite {' and '.join(nonfinite)}", row)
     return row
+
+
+def _float64(chunks: list[torch.Tensor], labels: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(features, labels) batches for the metrics, converted to float64 once for both of their passes."""
+    return [(f.cpu().numpy().astype(np.float64), part) for f, part in zip(chunks, labels)]
 
 
 def _too_narrow(width: int, num_classes: int) -> bool:
@@ -311,7 +324,7 @@ def _tap_widths(model, ds: data.Dataset) -> list[tuple[str, int]]:
     """Each layer tap's feature count (the penultimate layer is not a tap), from a forward pass on
     two signals."""
     _, feats = forward_all(model, ds.x[:2], taps=True)
-    return [(name, f.shape[1]) for name, f in feats.items() if name != "penultimate"]
+    return [(name, chunks[0].shape[1]) for name, chunks in feats.items() if name != "penultimate"]
 
 
 @contextmanager

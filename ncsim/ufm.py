@@ -45,8 +45,7 @@ import hashlib
 import inspect
 import json
 import math
-from functools import lru_cache
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -445,16 +444,45 @@ def closed_form_minimizer(problem: UFMProblem, rng: np.random.Generator | int = 
     return W, H, b
 
 
+# A stored solve's record: its meta's "kind", and the prefix of its key (solve_key).
+SOLVE_KIND = "ufm-solve"
+SOLVE_KEY_PREFIX = "ufm-solve-"
+_SOLVED: dict[str, UFMResult] = {}   # this process's solves, by solve_key
+
+
+def solve_key(problem: UFMProblem, solver: str, seed: int, gtol: float, max_iter: int | None) -> str:
+    """The store key of `solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)` with the
+    default step sizes: SOLVE_KEY_PREFIX + the first 20 hex digits of the SHA-256 of the canonical JSON
+    of those arguments and UFM_VERSION."""
+    params = {"problem": asdict(problem), "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter}
+    text = json.dumps({"params": params, "ufm_version": UFM_VERSION}, sort_keys=True, separators=(",", ":"))
+    return SOLVE_KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
 def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, gtol: float = DEFAULT_GTOL,
-                 max_iter: int | None = None) -> UFMResult:
-    """`solve` with its default step sizes, memoised, so that claims sharing a problem share its runs.
-    The result's arrays are shared between callers: do not modify them."""
-    return _solve_memo(problem, solver, seed, gtol, max_iter)
-
-
-@lru_cache(maxsize=512)
-def _solve_memo(problem, solver, seed, gtol, max_iter):
-    return solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
+                 max_iter: int | None = None, store: RunStore | None = None) -> UFMResult:
+    """`solve` with its default step sizes, solved once per process (claims sharing a problem share its
+    runs) and, with a run `store`, once per store: the record `solve_key(...)` is loaded if present,
+    else solved and saved under the store's lock (one process solves, the others wait and load); the
+    float64 arrays come back bit for bit. The result's arrays are shared between callers: do not
+    modify them."""
+    key = solve_key(problem, solver, seed, gtol, max_iter)
+    if key not in _SOLVED:
+        def create() -> Record:
+            r = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
+            meta = {"kind": SOLVE_KIND, "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter,
+                    "problem": asdict(problem), "ufm_version": UFM_VERSION, "created": utc_stamp()}
+            return Record(key, meta, {"W": r.W, "H": r.H, "b": r.b, "history": np.asarray(r.history),
+                                      "objective": np.float64(r.objective), "grad_norm": np.float64(r.grad_norm),
+                                      "iterations": np.int64(r.iterations), "converged": np.bool_(r.converged)})
+        if store is None:
+            _SOLVED[key] = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
+        else:
+            a = store.get_or_create(key, create).arrays
+            _SOLVED[key] = UFMResult(problem, a["W"], a["H"], a["b"], float(a["objective"]), float(a["grad_norm"]),
+                                     int(a["iterations"]), bool(a["converged"]), gtol, solver, seed,
+                                     tuple(a["history"].tolist()))
+    return _SOLVED[key]
 
 
 # ---- p < C-1: the class means cannot form a simplex ETF -------------------------------------------------

@@ -60,11 +60,25 @@ def test_expected_failures_by_tolerance_and_configuration_never_by_seed(tmp_path
     assert xfail.covers("nc1_end_max", "lbfgs") and not xfail.covers("nc1_end_max", "standard")
 
 
+def test_a_borderline_expected_failure_expects_an_inconclusive_verdict(tmp_path):
+    root = write(tmp_path, expected='[nc1_end_max.lbfgs]\nreason = "r"\nverdict = "inconclusive"\n')
+    (xfail,) = checks.load_expected_failures(root)
+    assert xfail.verdict == "inconclusive"
+    tol = checks.tolerance(root, "nc1_end_max")
+    with pytest.raises(checks.Inconclusive):
+        checks.assert_holds(checks.decide(tol, [0.01, 0.09]))      # some seeds hold: inconclusive
+    with pytest.raises(AssertionError) as failed:
+        checks.assert_holds(checks.decide(tol, [0.07, 0.09]))      # none holds: does not reproduce
+    assert not isinstance(failed.value, checks.Inconclusive)
+    checks.assert_holds(checks.decide(tol, [0.01, 0.02]))
+
+
 @pytest.mark.parametrize("text,problem", [
     ('[nc7_max.lbfgs]\nreason = "r"\n', "names no tolerance"),
-    ('[nc1_end_max.lbfgs]\nnote = "r"\n', "exactly one field"),
-    ('[nc1_end_max.lbfgs]\nreason = "r"\nseeds = [1]\n', "exactly one field"),
-], ids=["stale-entry", "no-reason", "by-seed"])
+    ('[nc1_end_max.lbfgs]\nnote = "r"\n', "takes a `reason`"),
+    ('[nc1_end_max.lbfgs]\nreason = "r"\nseeds = [1]\n', "takes a `reason`"),
+    ('[nc1_end_max.lbfgs]\nreason = "r"\nverdict = "maybe"\n', "verdict must be one of"),
+], ids=["stale-entry", "no-reason", "by-seed", "bad-verdict"])
 def test_a_bad_expected_failure_is_named(tmp_path, text, problem):
     with pytest.raises(ValueError, match=problem):
         checks.load_expected_failures(write(tmp_path, expected=text))

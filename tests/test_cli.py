@@ -58,7 +58,6 @@ def no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("trained")
 
-    monkeypatch.setattr(ncsim.suite, "train", fail)
     monkeypatch.setattr(train_mod, "train", fail)
 
 
@@ -355,7 +354,7 @@ def test_from_store_marker_is_decided_under_the_lock(trained, cache_dir, capsys,
 def test_refresh_is_not_marked_from_store(trained, cache_dir, capsys, monkeypatch):
     record = stored_record(trained[0])
     RunStore(cache_dir).save(record)
-    monkeypatch.setattr(ncsim.suite, "train", lambda spec, cache_dir=None, progress=False: record)
+    monkeypatch.setattr(train_mod, "train", lambda spec, cache_dir=None, progress=False: record)
     assert main(train_args(cache_dir, *TINY_STANDARD, "--refresh")) == 0
     assert capsys.readouterr().out.startswith("run standard-s0")
 
@@ -364,7 +363,7 @@ def test_failed_final_write_exits_2_naming_the_fallback(trained, cache_dir, tmp_
     from tests.test_store import fail_store_writes
 
     record = stored_record(trained[0])
-    monkeypatch.setattr(ncsim.suite, "train", lambda spec, cache_dir=None, progress=False: record)
+    monkeypatch.setattr(train_mod, "train", lambda spec, cache_dir=None, progress=False: record)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     fail_store_writes(monkeypatch, cache_dir)
     assert main(train_args(cache_dir, *TINY_STANDARD)) == 2

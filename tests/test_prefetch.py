@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from ncsim import suite
+from ncsim import train as train_mod
 from ncsim.pytest_plugin import runs as plugin
 from ncsim.spec import RunSpec
 from ncsim.store import RunStore
@@ -19,14 +20,14 @@ def test_two_processes_share_the_training_and_train_each_run_once(cache_dir, mon
     side by side instead of one waiting on the other's lock."""
     wanted = [suite.RunId("standard", seed) for seed in range(4)]
     monkeypatch.setattr(suite, "config", lambda run, seed=None: TINY.replace(seed=run.seed))
-    real, trained, lock = suite.train, [], threading.Lock()
+    real, trained, lock = train_mod.train, [], threading.Lock()
 
     def train(spec, **kw):
         with lock:
             trained.append((threading.current_thread().name, spec.seed))
         return real(spec, **kw)
 
-    monkeypatch.setattr(suite, "train", train)
+    monkeypatch.setattr(train_mod, "train", train)
     workers = [threading.Thread(target=plugin.prefetch, args=(wanted, RunStore(cache_dir)), name=f"w{i}")
                for i in range(2)]
     for w in workers:

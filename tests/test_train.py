@@ -17,6 +17,7 @@ import threadpoolctl
 import torch.nn.functional as F
 
 import ncsim.suite
+import ncsim.train
 from ncsim import data, models
 from ncsim import train as train_mod
 from ncsim.metrics import collapse_metrics
@@ -491,7 +492,7 @@ def test_a_run_stopped_at_initialisation_has_every_column(data_cache, tmp_path, 
     else:
         def dead(*args, **kwargs):
             raise train_mod.DegenerateFeaturesError("class means are identical (Sigma_B = 0)")
-        monkeypatch.setattr(train_mod, "collapse_metrics", dead)
+        monkeypatch.setattr(train_mod, "collapse_metrics_streaming", dead)
     rec = train(spec, cache_dir=data_cache)
     assert rec.meta["status"] == failure and rec.meta["epochs_run"] == 0
     assert rec.meta["status_reason"].startswith("epoch 0: ") and "train set" in rec.meta["status_reason"]
@@ -532,22 +533,22 @@ def no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("trained although the record is stored")
 
-    monkeypatch.setattr(ncsim.suite, "train", fail)
+    monkeypatch.setattr(ncsim.train, "train", fail)
 
 
 def test_obtain_trains_once_then_serves_from_the_store(cache_dir, monkeypatch):
     store = RunStore(cache_dir)
     calls = []
-    real = ncsim.suite.train
+    real = ncsim.train.train
 
     def counting(spec, **kwargs):
         calls.append(spec)
         return real(spec, **kwargs)
 
-    monkeypatch.setattr(ncsim.suite, "train", counting)
+    monkeypatch.setattr(ncsim.train, "train", counting)
     first = ncsim.suite.obtain(SMALL, store)
     assert len(calls) == 1 and SMALL.key() in store
-    monkeypatch.setattr(ncsim.suite, "train", lambda *a, **k: pytest.fail("trained a stored run"))
+    monkeypatch.setattr(ncsim.train, "train", lambda *a, **k: pytest.fail("trained a stored run"))
     second = ncsim.suite.obtain(SMALL, store)
     assert_same_arrays(second.record.arrays, first.record.arrays)
     assert second.meta == first.meta
@@ -571,7 +572,7 @@ def test_obtain_under_another_name_serves_the_same_record(cache_dir, tiny_record
 def test_obtain_refresh_retrains(cache_dir, tiny_record, tiny_spec, monkeypatch):
     store = RunStore(cache_dir)
     store.save(Record(tiny_record.key, {**tiny_record.meta, "status": "stale"}, tiny_record.arrays))
-    monkeypatch.setattr(ncsim.suite, "train", lambda spec, **k: tiny_record)
+    monkeypatch.setattr(ncsim.train, "train", lambda spec, **k: tiny_record)
     assert ncsim.suite.obtain(tiny_spec, store).status == "stale"
     assert ncsim.suite.obtain(tiny_spec, store, refresh=True).status == "ok"
     assert store.load(tiny_record.key).meta["status"] == "ok"

@@ -12,7 +12,7 @@ TINY = RunSpec(epochs=2, train_size=300, width=8, layer_schedule="none")
 
 def test_degenerate_features_stop_the_run_with_a_record(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train.collapse_metrics
+    real = train.collapse_metrics_streaming
 
     def dies_after_init(*args, **kwargs):
         calls["n"] += 1
@@ -20,7 +20,7 @@ def test_degenerate_features_stop_the_run_with_a_record(tmp_path, monkeypatch):
             raise metrics.DegenerateFeaturesError("class means are identical (Sigma_B = 0)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "collapse_metrics", dies_after_init)
+    monkeypatch.setattr(train, "collapse_metrics_streaming", dies_after_init)
     rec = train.train(TINY, cache_dir=tmp_path)
     assert rec.meta["status"] == "degenerate"
     assert "epoch 1" in rec.meta["status_reason"] and "Sigma_B = 0" in rec.meta["status_reason"]

@@ -268,6 +268,31 @@ def test_imbalance_statistics_need_R_from_1_up():
 SMALL_SWEEP = dict(num_classes=4, dim=4, n_min=2)
 
 
+def test_solve_is_stored_then_loaded(tmp_path, monkeypatch):
+    """With a run store, a solve is saved once and loaded back bit for bit by any later process (here:
+    with this process's memo emptied and solving forbidden); other arguments are another key."""
+    store = RunStore(tmp_path)
+    first = ufm.solve_cached(CE, "gd", 1, store=store)
+    key = ufm.solve_key(CE, "gd", 1, ufm.DEFAULT_GTOL, None)
+    assert store.load(key).meta["kind"] == ufm.SOLVE_KIND
+
+    def no_solving(*args, **kw):
+        raise AssertionError("solved again instead of loading")
+    monkeypatch.setattr(ufm, "solve", no_solving)
+    monkeypatch.setattr(ufm, "_SOLVED", {})
+    again = ufm.solve_cached(CE, "gd", 1, store=store)
+    assert again is not first
+    for field in ("W", "H", "b"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(first, field))
+    assert (again.objective, again.grad_norm, again.iterations, again.converged, again.history) == \
+        (first.objective, first.grad_norm, first.iterations, first.converged, first.history)
+    assert (again.solver, again.seed, again.gtol) == ("gd", 1, ufm.DEFAULT_GTOL)
+    with pytest.raises(AssertionError, match="solved again"):
+        ufm.solve_cached(CE, "gd", 2, store=store)
+    monkeypatch.setattr(ufm, "UFM_VERSION", ufm.UFM_VERSION + 1)
+    assert ufm.solve_key(CE, "gd", 1, ufm.DEFAULT_GTOL, None) != key
+
+
 def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
     """The first call solves and stores; the second (same parameters, R given as floats) loads without
     solving; stored_imbalance_sweeps reads the sweeps back by seed and never solves."""
@@ -286,7 +311,7 @@ def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
     def no_solving(*args, **kw):
         raise AssertionError("solved again instead of loading")
     monkeypatch.setattr(ufm, "solve", no_solving)
-    monkeypatch.setattr(ufm, "_solve_memo", no_solving)
+    monkeypatch.setattr(ufm, "_SOLVED", {})
     second = ufm.imbalance_sweep_stored(store, (1.0, 3.0), seed=4, **SMALL_SWEEP)
     assert second.keys() == first.keys() and all(np.array_equal(second[k], first[k]) for k in first)
     store.save(Record("0123abcd", {"spec": {}}, {"x": np.zeros(1)}))      # a run record: passed over

@@ -1,0 +1,96 @@
+"""The channels-last forward of ncsim.models computes the same network as torch.nn's layers applied
+one by one (models.reference_forward): same logits, gradients and batch-norm statistics, up to float32
+rounding (sums taken in another order), and exactly the same routing of max-pooling gradients."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ncsim import models
+from ncsim.spec import RunSpec
+
+SEED_MODEL = RunSpec(model="cnn1d-seed", width=8)
+PLAIN = RunSpec(model="cnn1d", width=8)
+PLAIN_NO_BN = RunSpec(model="cnn1d", width=8, batch_norm=False)
+
+
+def _step(net, forward, x, y):
+    net.zero_grad(set_to_none=True)
+    logits = forward(x)
+    F.cross_entropy(logits, y).backward()
+    return logits.detach(), {k: p.grad.clone() for k, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("spec", [SEED_MODEL, PLAIN, PLAIN_NO_BN], ids=["cnn1d-seed", "cnn1d", "cnn1d-no-bn"])
+@pytest.mark.parametrize("length", [40, 41, 7])
+def test_forward_matches_the_layer_by_layer_network(spec, length):
+    torch.manual_seed(0)
+    fast = models.build(spec, 10).train()
+    ref = copy.deepcopy(fast)
+    x, y = torch.randn(64, 1, length), torch.randint(0, 10, (64,))
+    for _ in range(2):  # the second step runs on batch-norm statistics both updated once
+        z_fast, g_fast = _step(fast, fast, x, y)
+        z_ref, g_ref = _step(ref, lambda v: models.reference_forward(ref, v), x, y)
+        # float32 sums in another order: 1e-5 of the largest logit (~100 ulps); a gradient sums up to
+        # N L = 2560 terms that largely cancel, so 1e-4 of its largest entry
+        np.testing.assert_allclose(z_fast, z_ref, rtol=0, atol=1e-5 * float(z_ref.abs().max()))
+        for name, g in g_ref.items():
+            np.testing.assert_allclose(g_fast[name], g, rtol=0, atol=1e-4 * float(g.abs().max()), err_msg=name)
+    state, want = fast.state_dict(), ref.state_dict()
+    assert list(state) == list(want)
+    for name, v in want.items():
+        v = v.float()
+        np.testing.assert_allclose(state[name].float(), v, rtol=0, atol=1e-5 * float(v.abs().max()), err_msg=name)
+    fast.eval(), ref.eval()
+    with torch.no_grad():
+        z_ref = models.reference_forward(ref, x)
+        np.testing.assert_allclose(fast(x), z_ref, rtol=0, atol=1e-5 * float(z_ref.abs().max()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(2, 9), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_relu_maxpool_routes_gradients_as_maxpool1d(n, length, channels, seed):
+    """Small integers make ties frequent: the gradient goes to the first of two equal elements, and
+    nowhere where the pooled value is <= 0, exactly as MaxPool1d(2) after ReLU."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(-2, 3, (n, length, channels), generator=g).float()
+    upstream = torch.randn(n, length // 2, channels, generator=g)
+    a = y.clone().requires_grad_()
+    out = models.relu_maxpool2(a)
+    out.backward(upstream)
+    b = y.transpose(1, 2).clone().requires_grad_()  # (N, C, L) for the torch.nn reference
+    want = F.max_pool1d(F.relu(b), 2)
+    want.backward(upstream.transpose(1, 2))
+    assert torch.equal(out, want.transpose(1, 2))
+    assert torch.equal(a.grad, b.grad.transpose(1, 2))
+
+
+@pytest.mark.parametrize("length,size", [(10, 4), (10, 1), (12, 4), (7, 3), (3, 5)])
+def test_adaptive_avg_pool_is_torch_bins_channel_major(length, size):
+    h = torch.randn(5, length, 6, dtype=torch.float64)
+    want = F.adaptive_avg_pool1d(h.transpose(1, 2), size).flatten(1)
+    torch.testing.assert_close(models.AdaptiveAvgPool(size)(h), want, rtol=1e-12, atol=1e-12)
+
+
+def test_taps_are_channels_last_block_outputs():
+    """A conv tap is (N, length, channels); its .pool features are the mean over length, .flat all of
+    them (as the (N, C, L) output of the reference network, in another coordinate order)."""
+    torch.manual_seed(0)
+    net = models.build(SEED_MODEL, 10).eval()
+    x = torch.randn(4, 1, 40)
+    with torch.no_grad():
+        _, outs = net(x, taps=True)
+        ref = x
+        for name, block in net.blocks.items():
+            if name == "pool":
+                break
+            ref = torch.nn.Sequential.forward(block, ref)
+            torch.testing.assert_close(outs[name], ref.transpose(1, 2))
+    feats = models.tap_features(outs)
+    torch.testing.assert_close(feats["conv4.pool"], ref.mean(-1))
+    torch.testing.assert_close(feats["conv4.flat"].sort(1).values, ref.flatten(1).sort(1).values)
