@@ -63,6 +63,7 @@ KINDS = {  # kind of claim file (`kind`) -> what the headline calls it
 CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verdict line names it
     "reproduces": "reproduces",
     "xfail": "does not reproduce (strict xfail, expected)",
+    "xfail-inconclusive": "inconclusive (xfail, expected)",
     "does not reproduce": "does not reproduce",
     "inconclusive": "inconclusive",
     "error": "error before deciding",
@@ -218,12 +219,14 @@ def kind(claim_file: str) -> str:
 
 
 def check_status(test: RecordedTest) -> str:
-    """What a test says of its check, a key of CHECK_STATUSES: its pytest outcome, and for a failure the
-    verdict of its record ("does not reproduce", or "inconclusive" when the bound straddles the
-    threshold); a test that failed without deciding a check is an error."""
+    """What a test says of its check, a key of CHECK_STATUSES: its pytest outcome, and for a failure or
+    an expected failure the verdict of its record ("does not reproduce", or "inconclusive" when the
+    bound straddles the threshold); a test that failed without deciding a check is an error."""
+    failing = [c.get("verdict") for c in test.checks if not c.get("holds")]
+    if test.outcome == "xfail" and failing and all(v == "inconclusive" for v in failing):
+        return "xfail-inconclusive"
     if test.outcome != "failed":
         return {"passed": "reproduces"}.get(test.outcome, test.outcome)
-    failing = [c.get("verdict") for c in test.checks if not c.get("holds")]
     if not failing:
         return "error"
     return "inconclusive" if all(v == "inconclusive" for v in failing) else "does not reproduce"
@@ -264,23 +267,28 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
     the checks that did not reproduce named first, most severe first (SEVERE). A claim with an expected
     failure is never headlined as reproducing."""
     by = {s: [t for t in tests if check_status(t) == s] for s in CHECK_STATUSES}
-    ran, passed, xfail = len(tests) - len(by["skipped"]), len(by["reproduces"]), by["xfail"]
+    ran, passed = len(tests) - len(by["skipped"]), len(by["reproduces"])
+    xfail = by["xfail"] + by["xfail-inconclusive"]
 
-    def listed(status: str) -> str:
-        return ", ".join(dict.fromkeys(check_name(t) for t in by[status]))
+    def listed(*statuses: str) -> str:
+        return ", ".join(dict.fromkeys(check_name(t) for s in statuses for t in by[s]))
 
     reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in xfail if t.reason))
-    expected = (f"{_many(len(xfail), 'does', 'do')} not (strict xfail, expected): {listed('xfail')}"
-                + (f": {reasons}" if reasons else ""))
+    expected = "; ".join(
+        ([f"{_many(len(by['xfail']), 'does', 'do')} not (strict xfail, expected): {listed('xfail')}"]
+         if by["xfail"] else [])
+        + ([f"{_many(len(by['xfail-inconclusive']), 'is', 'are')} inconclusive (xfail, expected): "
+            f"{listed('xfail-inconclusive')}"] if by["xfail-inconclusive"] else [])) + (f": {reasons}" if reasons else "")
     severe = [s for s in SEVERE if by[s]]
     if severe:
         status = CHECK_STATUSES[severe[0]]
         parts = [f"{CHECK_STATUSES[s]}: {listed(s)}" for s in severe] + [f"{passed} of {ran} checks reproduce"]
         parts += [expected] if xfail else []
     elif xfail:
-        status = "partly reproduces" if passed else CHECK_STATUSES["xfail"]
+        status = ("partly reproduces" if passed else CHECK_STATUSES["xfail"] if by["xfail"]
+                  else CHECK_STATUSES["xfail-inconclusive"])
         parts = ([f"partly reproduces: {_many(passed, 'check reproduces', 'checks reproduce')}", expected] if passed
-                 else [f"{status}: {listed('xfail')}" + (f": {reasons}" if reasons else "")])
+                 else [f"{status}: {listed('xfail', 'xfail-inconclusive')}" + (f": {reasons}" if reasons else "")])
     else:
         status = "reproduces" if passed else "no checks ran"
         parts = [f"reproduces: {passed} of {ran} checks" if passed else status]

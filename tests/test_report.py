@@ -95,6 +95,24 @@ def test_claim_verdicts_count_the_checks_decided_over_seeds():
     assert [len(c["tests"]) for c in table.values()] == [4, 2, 1, 4, 2]
 
 
+def test_an_expected_failure_that_measured_inconclusive_is_named_so():
+    """A borderline xfail (its check's bound straddles the threshold) is reported as inconclusive, not
+    as a check that does not reproduce; beside a strict one each is named for what it measured."""
+    borderline = outcome(f"{NC1}[standard-nc1_tpt_over_end_min]", "xfail", "borderline at 5 seeds",
+                         [check(NC1_FALL, (1.2, 5.0, 4.0))])
+    assert borderline.checks[0]["verdict"] == "inconclusive"
+    assert report.check_status(borderline) == "xfail-inconclusive"
+    assert report.claim_verdict([borderline]) == (
+        "inconclusive (xfail, expected)",
+        "inconclusive (xfail, expected): nc1_tpt_over_end_min [standard]: borderline at 5 seeds")
+    strict = next(t for t in OUTCOMES if t.nodeid.startswith(WL) and t.outcome == "xfail")
+    status, line = report.claim_verdict([borderline, strict, OUTCOMES[0]])
+    assert status == "partly reproduces"
+    assert line == ("partly reproduces: 1 check reproduces; 1 does not (strict xfail, expected): "
+                    "wl_cnn_nc3_max [standard]; 1 is inconclusive (xfail, expected): nc1_tpt_over_end_min "
+                    f"[standard]: {XFAIL_REASON}; borderline at 5 seeds")
+
+
 def test_a_claim_with_an_expected_failure_is_not_headlined_as_reproducing():
     wl = {c["file"]: c for c in report.verdicts(OUTCOMES)}["claims/test_webb_lowe_cnn.py"]
     assert wl["status"] == "partly reproduces"
