@@ -66,14 +66,21 @@ def layer_type(op: str) -> str:
     return next((kind for kind, marks in LAYER_TYPES.items() if any(m in name for m in marks)), "other")
 
 
+def setup(spec, reference: bool):
+    """train.setup's (ds, model, opt, sched, gen), the model computed layer by layer with `reference`."""
+    run = train.setup(spec)
+    if reference:
+        model = run[1]
+        model.forward = lambda x, taps=False: models.reference_forward(model, x)
+    return run
+
+
 def epoch_profile(spec, reference: bool) -> dict[str, float]:
     """Share of one training epoch (self CPU time, one thread) by layer type; "other" is the optimizer,
     the loss, batching and autograd bookkeeping."""
     from torch.profiler import ProfilerActivity, profile
 
-    ds, model, opt, _, gen = train.setup(spec)
-    if reference:
-        model.forward = lambda x, taps=False: models.reference_forward(model, x)
+    ds, model, opt, _, gen = setup(spec, reference)
     train.fit_epoch(spec, model, opt, ds, gen)  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         train.fit_epoch(spec, model, opt, ds, gen)
@@ -88,9 +95,7 @@ def epoch_profile(spec, reference: bool) -> dict[str, float]:
 def fit_seconds(spec, epochs: int) -> tuple[float, float]:
     """The best of `epochs` training epochs, layer by layer (before) and channels-last (after), timed
     alternately so that a change in the machine's load hits both alike."""
-    before, after = train.setup(spec), train.setup(spec)
-    model = before[1]
-    model.forward = lambda x, taps=False: models.reference_forward(model, x)
+    before, after = setup(spec, True), setup(spec, False)
     best = {}
     for name, (ds, net, opt, _, gen) in (("before", before), ("after", after)):
         train.fit_epoch(spec, net, opt, ds, gen)  # warm-up

@@ -450,13 +450,18 @@ SOLVE_KEY_PREFIX = "ufm-solve-"
 _SOLVED: dict[str, UFMResult] = {}   # this process's solves, by solve_key
 
 
+def _stored_key(prefix: str, params: dict) -> str:
+    """`prefix` + the first 20 hex digits of the SHA-256 of the canonical JSON (sorted keys, no spaces)
+    of `params` and UFM_VERSION: the store key of a stored UFM result."""
+    text = json.dumps({"params": params, "ufm_version": UFM_VERSION}, sort_keys=True, separators=(",", ":"))
+    return prefix + hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
 def solve_key(problem: UFMProblem, solver: str, seed: int, gtol: float, max_iter: int | None) -> str:
     """The store key of `solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)` with the
-    default step sizes: SOLVE_KEY_PREFIX + the first 20 hex digits of the SHA-256 of the canonical JSON
-    of those arguments and UFM_VERSION."""
-    params = {"problem": asdict(problem), "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter}
-    text = json.dumps({"params": params, "ufm_version": UFM_VERSION}, sort_keys=True, separators=(",", ":"))
-    return SOLVE_KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:20]
+    default step sizes (_stored_key of those arguments)."""
+    return _stored_key(SOLVE_KEY_PREFIX, {"problem": asdict(problem), "solver": solver, "seed": seed,
+                                          "gtol": gtol, "max_iter": max_iter})
 
 
 def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, gtol: float = DEFAULT_GTOL,
@@ -467,21 +472,23 @@ def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, g
     float64 arrays come back bit for bit. The result's arrays are shared between callers: do not
     modify them."""
     key = solve_key(problem, solver, seed, gtol, max_iter)
-    if key not in _SOLVED:
-        def create() -> Record:
-            r = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
-            meta = {"kind": SOLVE_KIND, "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter,
-                    "problem": asdict(problem), "ufm_version": UFM_VERSION, "created": utc_stamp()}
-            return Record(key, meta, {"W": r.W, "H": r.H, "b": r.b, "history": np.asarray(r.history),
-                                      "objective": np.float64(r.objective), "grad_norm": np.float64(r.grad_norm),
-                                      "iterations": np.int64(r.iterations), "converged": np.bool_(r.converged)})
-        if store is None:
-            _SOLVED[key] = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
-        else:
-            a = store.get_or_create(key, create).arrays
-            _SOLVED[key] = UFMResult(problem, a["W"], a["H"], a["b"], float(a["objective"]), float(a["grad_norm"]),
-                                     int(a["iterations"]), bool(a["converged"]), gtol, solver, seed,
-                                     tuple(a["history"].tolist()))
+    if key in _SOLVED:
+        return _SOLVED[key]
+    if store is None:
+        _SOLVED[key] = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
+        return _SOLVED[key]
+
+    def create() -> Record:
+        r = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
+        meta = {"kind": SOLVE_KIND, "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter,
+                "problem": asdict(problem), "ufm_version": UFM_VERSION, "created": utc_stamp()}
+        return Record(key, meta, {"W": r.W, "H": r.H, "b": r.b, "history": np.asarray(r.history),
+                                  "objective": np.float64(r.objective), "grad_norm": np.float64(r.grad_norm),
+                                  "iterations": np.int64(r.iterations), "converged": np.bool_(r.converged)})
+    a = store.get_or_create(key, create).arrays
+    _SOLVED[key] = UFMResult(problem, a["W"], a["H"], a["b"], float(a["objective"]), float(a["grad_norm"]),
+                             int(a["iterations"]), bool(a["converged"]), gtol, solver, seed,
+                             tuple(a["history"].tolist()))
     return _SOLVED[key]
 
 
@@ -624,10 +631,8 @@ def imbalance_sweep_params(R_values: Sequence[float], **kw) -> dict:
 
 
 def imbalance_sweep_key(params: dict) -> str:
-    """The store key of a sweep: IMBALANCE_KEY_PREFIX + the first 20 hex digits of the SHA-256 of the
-    canonical JSON (sorted keys, no spaces) of `params` (imbalance_sweep_params) and UFM_VERSION."""
-    text = json.dumps({"params": params, "ufm_version": UFM_VERSION}, sort_keys=True, separators=(",", ":"))
-    return IMBALANCE_KEY_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:20]
+    """The store key of a sweep: _stored_key of `params` (imbalance_sweep_params)."""
+    return _stored_key(IMBALANCE_KEY_PREFIX, params)
 
 
 def imbalance_sweep_stored(store: RunStore, R_values: Sequence[float], **kw) -> dict[str, np.ndarray]:
