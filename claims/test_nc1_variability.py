@@ -37,10 +37,20 @@ def nc1_post_tpt_trend(run) -> float:
     return float(spearmanr(epochs, nc1).statistic)
 
 
+def beside_nc1(run) -> str:
+    """What NC1 does not see, at the end and at initialisation: the trace ratio and CDNV (which weigh all
+    of the within-class variance), the share of it outside the span of the means (where Sigma_B^+ is
+    zero), and the conditioning s_{C-1}/s_1 of the centred means (ncsim.metrics)."""
+    return "; ".join(
+        f"{when}: nc1_trace {run['train.nc1_trace'][i]:.3g}, cdnv {run['train.cdnv'][i]:.3g}, "
+        f"within-class variance off the means' span {run['train.within_offspan'][i]:.0%}, "
+        f"means conditioning {run['train.means_conditioning'][i]:.2g}" for when, i in (("end", -1), ("init", 0)))
+
+
 CHECKS = (
-    Check("nc1_end_max", nc1_end, controls=("init", "no-bn")),
+    Check("nc1_end_max", nc1_end, controls=("init", "no-bn"), note=beside_nc1),
     Check("nc1_tpt_over_end_min", nc1_tpt_over_end, controls=("at-tpt",)),
-    Check("nc1_init_over_end_min", nc1_init_over_end, controls=("init",)),
+    Check("nc1_init_over_end_min", nc1_init_over_end, controls=("init",), note=beside_nc1),
     Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("reversed",)),
 )
 

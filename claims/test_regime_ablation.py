@@ -1,12 +1,17 @@
 """Claim 8, which parts of the training regime collapse needs: without weight decay the collapse is
-measurably weaker; under MSE loss collapse still happens.
+measurably weaker; under MSE loss collapse still happens, all of it (NC1-NC4; the central path is
+claim test_central_path).
 
 Sources: Papyan, Han & Donoho, PNAS 2020 (weight decay in every experiment); Zhu et al., NeurIPS 2021,
 Sec. 5.2 (weight decay matters for NC); Rangamani & Banburski-Fahey 2022 (regularisation drives NC);
 Han, Papyan & Donoho, "Neural Collapse under MSE loss", ICLR 2022.
 """
 
+from operator import methodcaller
+
 from claims.test_nc1_variability import nc1_end, nc1_init_over_end
+from claims.test_nc3_self_duality import nc3_end
+from claims.test_nc4_nearest_center import nc4_end
 from ncsim.checks import Check
 
 FIGURES = ("ablation.png",)
@@ -28,9 +33,16 @@ CHECKS = (
           controls=("self",), note=end_values("train.nc3")),
     Check("mse_nc1_end_max", nc1_end, configs=("mse",), controls=("init",)),
     Check("mse_nc1_init_over_end_min", nc1_init_over_end, configs=("mse",), controls=("init",)),
+    # NC2-NC4 under MSE, at the thresholds of the cross-entropy claims (Han et al. 2022, Figs. 2-5)
+    Check("nc2_etf_distance_end_max", methodcaller("final", "train.nc2_etf_distance"), configs=("mse",),
+          controls=("init",)),
+    Check("w_etf_distance_end_max", methodcaller("final", "train.w_etf_distance"), configs=("mse",),
+          controls=("init",)),
+    Check("nc3_end_max", nc3_end, configs=("mse",), controls=("init",)),
+    Check("nc4_end_max", nc4_end, configs=("mse",), controls=("init",)),
 )
 
 
 def test_regime_ablation(check, runs, claim_check):
-    """Without weight decay collapse is weaker than in the default run; under MSE loss it still happens."""
+    """Without weight decay collapse is weaker than in the default run; under MSE loss NC1-NC4 still hold."""
     claim_check.of(check, runs)

@@ -35,13 +35,16 @@ def grad_norm(result: ufm.UFMResult) -> float:
 
 
 def _collapse_metrics(result: ufm.UFMResult) -> dict[str, float]:
-    return metrics.collapse_metrics(result.features, result.labels, result.W, result.b,
-                                    num_classes=result.problem.num_classes)
+    """Every ncsim.metrics.collapse_metrics statistic that is 0 at exact Neural Collapse (all but the
+    DIAGNOSTIC_KEYS)."""
+    m = metrics.collapse_metrics(result.features, result.labels, result.W, result.b,
+                                 num_classes=result.problem.num_classes)
+    return {k: v for k, v in m.items() if k not in metrics.DIAGNOSTIC_KEYS}
 
 
 def nc_max(result: ufm.UFMResult) -> float:
-    """The largest of all ncsim.metrics.collapse_metrics statistics (NC1-NC4, ETF distances) of the
-    features H^T and the classifier (W, b)."""
+    """The largest of the ncsim.metrics.collapse_metrics statistics that vanish at exact collapse (NC1-NC4,
+    ETF distances) of the features H^T and the classifier (W, b)."""
     return max(_collapse_metrics(result).values())
 
 

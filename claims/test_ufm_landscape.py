@@ -2,11 +2,32 @@
 
 Source: Zhu et al., "A Geometric Analysis of Neural Collapse with Unconstrained Features", NeurIPS 2021
 (arXiv 2105.02375), Theorem 3.2 (stated for p > C): every critical point is either a global minimiser
-or a strict saddle, so there are no spurious local minima. Measured: from 10 random inits, each of GD,
-minibatch SGD, Adam and LBFGS reaches ||grad f|| <= 1e-8 at the same objective value, which is the
-global minimum value g(q*) of the closed form (ncsim.ufm), to 1e-8 relative.
+or a strict saddle, so there are no spurious local minima; in the authors' words (README of their code,
+github.com/tding1/Neural-Collapse): "the cross-entropy loss with weight decay has a benign global
+landscape: the only global minimizers are the Simplex Equiangular Tight Frames (ETFs) while all other
+critical points are strict saddles whose Hessian exhibit negative curvature directions".
+
+Measured, both halves:
+1. From 10 random inits, each of GD, minibatch SGD, Adam and LBFGS reaches ||grad f|| <= 1e-8 at the same
+   objective value, which is the global minimum value g(q*) of the closed form (ncsim.ufm), to 1e-8
+   relative.
+2. Critical points that are not global minimisers, built exactly (ncsim.ufm.frame_critical_point: the
+   best point of a family fixed by a group of symmetries of f, hence critical for f): W = H = 0 with
+   b = 0; the classes merged in pairs (rows e, e, -e, -e: rank 1); classes 0, 1 antipodal with classes
+   2, 3 at w = h = 0; classes 0-2 on a simplex ETF of a plane with class 3 at 0 (rank 2). At each, in
+   float64: the full gradient norm is ~0, f exceeds the global minimum value, and the exact Hessian
+   (torch autograd, D = Cp + pN + C = 148 variables) has a negative eigenvalue. The same eigenvalue
+   check applied to the global minimiser fails (tests/test_ufm.py): there the smallest eigenvalue is 0
+   within rounding.
+   The negative eigenvalues equal (lambda_W + lambda_H)/2 - sqrt(((lambda_W - lambda_H)/2)^2 + sigma_1(G)^2),
+   the curvature along a direction that keeps the logits fixed to first order (ncsim.ufm.
+   minority_collapse_ratio derives it): W + x u d^T, H + y d v^T with d orthogonal to every row and
+   feature (it exists because p > rank W) and (u, v) the top singular pair of the logit gradient G; it
+   is negative exactly when sigma_1(G) > sqrt(lambda_W lambda_H), and at the global minimiser
+   sigma_1(G) = sqrt(lambda_W lambda_H) (reported beside each check).
 """
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -53,19 +74,81 @@ def objective_spread(results: Sequence[ufm.UFMResult]) -> float:
     return float((f.max() - f.min()) / f.min())
 
 
+# The critical points that are not global minimisers: rows e_k of frame_critical_point's families (C x r),
+# None for W = H = 0.
+FRAMES = {
+    "origin": None,
+    "pairs": np.array([[1.0], [1.0], [-1.0], [-1.0]]),
+    "two-classes": np.array([[1.0], [-1.0], [0.0], [0.0]]),
+    "three-classes": np.vstack([ufm.simplex_etf(3, 2, rng=0), [[0.0, 0.0]]]),
+}
+
+
+@lru_cache(maxsize=None)
+def critical_point(name: str) -> ufm.UFMResult:
+    return ufm.frame_critical_point(PROBLEM, FRAMES[name])
+
+
+# ---- statistics of one critical point (a ufm.UFMResult) -------------------------------------------------
+
+def point_grad_norm(point: ufm.UFMResult) -> float:
+    """||grad f||_2 at the point, the closed-form gradient in float64: a critical point."""
+    return point.grad_norm
+
+
+def objective_gap(point: ufm.UFMResult) -> float:
+    """(f - g(q*)) / g(q*): above the global minimum value (ufm.optimal_objective), so not a global
+    minimiser."""
+    f_star = ufm.optimal_objective(point.problem)
+    return float((point.objective - f_star) / f_star)
+
+
+def hessian_min_eigenvalue(point: ufm.UFMResult) -> float:
+    """The smallest eigenvalue of the exact Hessian of f at the point (ufm.hessian, np.linalg.eigvalsh):
+    < 0 at a strict saddle."""
+    return float(np.linalg.eigvalsh(ufm.hessian(point.problem, point.W, point.H, point.b))[0])
+
+
+def saddle_note(point: ufm.UFMResult) -> str:
+    """sigma_1(G) against sqrt(lambda_W lambda_H), and the curvature along the null-space direction."""
+    pr = point.problem
+    sigma = np.linalg.svd(ufm.logit_gradient(pr, point.W, point.H, point.b), compute_uv=False)[0]
+    lw, lh = pr.lambda_w, pr.lambda_h
+    curvature = (lw + lh) / 2 - np.sqrt(((lw - lh) / 2) ** 2 + sigma ** 2)
+    return (f"f = {point.objective:.10f} (global minimum {ufm.optimal_objective(pr):.10f}); "
+            f"sigma_1(G)/sqrt(lambda_W lambda_H) = {sigma / np.sqrt(lw * lh):.4f}; "
+            f"curvature along the null-space direction {curvature:.6g}")
+
+
 PER_SOLVER_CHECKS = {
     "ufm_grad_norm_max": max_grad_norm,
     "ufm_landscape_max_gap": max_gap,
 }
 ALL_SOLVERS_CHECKS = {"ufm_landscape_objective_spread": objective_spread}
-CHECKS = {**PER_SOLVER_CHECKS, **ALL_SOLVERS_CHECKS}
+RUNS_CHECKS = {**PER_SOLVER_CHECKS, **ALL_SOLVERS_CHECKS}
+SADDLE_CHECKS = {
+    "ufm_critical_point_grad_norm_max": point_grad_norm,
+    "ufm_saddle_objective_gap_min": objective_gap,
+    "ufm_saddle_hessian_min_eigenvalue_max": hessian_min_eigenvalue,
+}
+CHECKS = {**RUNS_CHECKS, **SADDLE_CHECKS}
 
 CASES = [pytest.param(group, tolerance, id=f"{group}-{tolerance}")
          for group in GROUPS
          for tolerance in (ALL_SOLVERS_CHECKS if group == "4-solvers" else PER_SOLVER_CHECKS)]
+SADDLE_CASES = [pytest.param(name, tolerance, id=f"{name}-{tolerance}")
+                for name in FRAMES for tolerance in SADDLE_CHECKS]
 
 
 @pytest.mark.parametrize("group,tolerance", CASES)
 def test_landscape_is_benign(group, tolerance, run_store, claim_check):
     """Each solver's 10 inits end at critical points, none above g(q*); all 4 x 10 at the same value."""
     claim_check(tolerance, CHECKS[tolerance](runs(GROUPS[group], run_store)), run=f"ufm-ce-{group}-10-inits")
+
+
+@pytest.mark.parametrize("name,tolerance", SADDLE_CASES)
+def test_other_critical_points_are_strict_saddles(name, tolerance, claim_check):
+    """Each constructed point is critical, above the global minimum value, with a negative Hessian
+    eigenvalue."""
+    point = critical_point(name)
+    claim_check(tolerance, CHECKS[tolerance](point), run=f"ufm-ce-C4-p6-{name}", note=saddle_note(point))

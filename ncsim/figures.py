@@ -312,12 +312,6 @@ LAYER_METRICS = (  # name, y label, transform of the recorded values, y scale (`
 LAYER_COLUMNS = ("nc1", "nc2_etf_distance", "ncc_error")
 
 
-def depth_taps(run: Trajectory) -> list[str]:
-    """Layers in depth order: each block's full output (flattened for conv blocks; channel-pooled taps
-    left out), then the penultimate layer."""
-    return [t for t in run.taps() if not t.endswith(".pool")] + ["penultimate"]
-
-
 def layer_series(tap: str, metric: str) -> Series:
     """A layer metric at the layer-evaluated epochs; the penultimate layer's is its train.<metric> column
     at those epochs."""
@@ -334,7 +328,7 @@ def layer_series(tap: str, metric: str) -> Series:
 def end_by_depth(metric: str) -> Series:
     """The metric's end value against depth (0 = first layer)."""
     def series(run):
-        taps = depth_taps(run)
+        taps = run.depth_layers()
         return np.arange(len(taps)), np.array([layer_series(t, metric)(run)[1][-1] for t in taps])
     return series
 
@@ -351,7 +345,7 @@ def layerwise(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figu
     ok = usable(runs)
     if not ok:
         return _all_absent(title, runs, missing)
-    taps = depth_taps(ok[0])
+    taps = ok[0].depth_layers()
     colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(taps)))
     fig = Figure(figsize=(WIDTH, 6.0), layout="constrained")
     axes = fig.subplots(2, 3)
@@ -477,8 +471,8 @@ def _absent(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId], 
 def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
     """Optimizer comparison, after the seed lab README's experiment 3 figures and Zhu et al., NeurIPS
     2021, Sec. 5.1 and Fig. 3: train loss, train error, test accuracy and the NC metrics NC1, NC3 and the
-    ETF distance of the class means under SGD ("standard"), Adam and LBFGS, on shared axes; each
-    optimizer's TPT marks in its colour."""
+    ETF distance of the class means under SGD ("standard"), Adam, AdamW and LBFGS (15 epochs of 20 inner
+    iterations per step), on shared axes; each optimizer's TPT marks in its colour."""
     title = "Optimizer comparison"
     names = suite.figure_configs("optimizers")
     groups = _groups({name: runs.get(name, []) for name in names})
@@ -503,9 +497,10 @@ def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId
 
 @styled
 def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
-    """Regime ablation: NC1 and NC3 of the default run ("standard") against the same regime without
-    weight decay ("no-wd"; Zhu et al., NeurIPS 2021, Sec. 5.2) and with MSE loss ("mse"; Han, Papyan &
-    Donoho, ICLR 2022, Fig. 2)."""
+    """Regime ablation: NC1, NC3 and the relative distance of the classifier to the ridge classifier of
+    its features (the central path of Han, Papyan & Donoho, ICLR 2022; metrics.RIDGE_KEYS) of the
+    default run ("standard") against the same regime without weight decay ("no-wd"; Zhu et al., NeurIPS
+    2021, Sec. 5.2) and with MSE loss ("mse"; Han et al. 2022, Fig. 2)."""
     title = "Regime ablation"
     names = suite.figure_configs("ablation")
     contrasts = suite.table()["figures"]["ablation"]["contrasts"]
@@ -513,11 +508,13 @@ def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] 
     if not groups:
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
     fig = Figure(figsize=(WIDTH, 5.8), layout="constrained")
-    axes = fig.subplots(2, 2, sharex=True)
+    axes = fig.subplots(2, 3, sharex=True)
     for row, (variant, what) in zip(axes, contrasts.items()):
         pair = {name: groups[name] for name in (names[0], variant) if name in groups}
         panels = [(f"NC1: {what}", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
-                  (f"NC3: {what}", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log")]
+                  (f"NC3: {what}", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log"),
+                  (f"central path: {what}", column("train.ridge_distance"), "‖W − W_r‖/‖W_r‖ (ridge λ = wd/2)",
+                   "log")]
         _comparison(row, pair, panels, ("weight_decay", "loss"))
     for ax in axes[1]:
         ax.set_xlabel("epoch")
@@ -529,9 +526,12 @@ def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] 
 def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: int = 4) -> Figure:
     """The unconstrained features model's global minimiser against the imbalance ratio R
     (stored by claims/test_ufm_imbalance.py; `sweeps` maps each seed to its sweep): mean pairwise cosines of the
-    minority and of the majority classifier rows (minority collapse: Fang, He, Long & Su, PNAS 2021,
-    Sec. 3), the ETF Gram distance of the class means and of W (SELI, not an ETF, for R > 1:
-    Thrampoulidis et al., NeurIPS 2022), and the minority/majority classifier norm ratio."""
+    minority and of the majority classifier rows, with the minority-collapse threshold R* (Fang, He, Long
+    & Su, PNAS 2021), the Gram distance of the class means (centred at their unweighted mean) and of W to
+    the simplex ETF and to the SELI geometry (Thrampoulidis et al., NeurIPS 2022; sweeps without the
+    SELI columns are drawn without them), and the minority/majority classifier norm ratio."""
+    from ncsim.ufm import collapse_threshold  # here: ncsim.ufm imports torch
+
     title = "UFM geometry under class imbalance"
     if not sweeps:
         return message(title, ["No imbalance sweep in the run store: claims/test_ufm_imbalance.py stores one."])
@@ -545,16 +545,22 @@ def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: i
     band(cos_ax, sweeps, key("majority_cos"), label="majority rows", color=MEANS)
     cos_ax.axhline(-1 / (num_classes - 1), ls=":", color="0.4", label="ETF: −1/(C−1)")
     cos_ax.axhline(1.0, ls="-.", color="0.4", lw=1, label="collapsed: 1")
-    band(etf_ax, sweeps, key("means_etf_distance"), label="class means", color="C2")
-    band(etf_ax, sweeps, key("w_etf_distance"), label="classifier rows W", color="C4")
+    thresholds = sorted({collapse_threshold(sweep) for sweep in sweeps} - {np.inf})
+    if thresholds:
+        cos_ax.axvline(thresholds[0], ls="--", color=CLASSIFIER, lw=1,
+                       label="R*: minority collapse at " + ", ".join(f"{R:g}" for R in thresholds))
+    band(etf_ax, sweeps, key("means_etf_distance"), label="class means: to the ETF", color="C2")
+    band(etf_ax, sweeps, key("w_etf_distance"), label="classifier rows W: to the ETF", color="C4")
+    band(etf_ax, sweeps, key("seli_means_distance"), label="class means: to SELI", color="C2", ls="--")
+    band(etf_ax, sweeps, key("seli_w_distance"), label="classifier rows W: to SELI", color="C4", ls="--")
     band(norm_ax, sweeps, key("minority_norm_ratio"), label="‖w_minority‖ / ‖w_majority‖", color="C5")
     cos_ax.set(title="Mean pairwise cosine of rows", ylabel="cosine")
-    etf_ax.set(title="ETF Gram distance", ylabel="distance (0 = simplex ETF)")
+    etf_ax.set(title="ETF Gram distance", ylabel="Gram distance (0 = ETF or SELI)")
     norm_ax.set(title="Classifier norm ratio", ylabel="minority / majority")
     for ax in (cos_ax, etf_ax, norm_ax):
         log_scale(ax, "x")
         ax.set_xlabel("imbalance ratio R")
-    return finish(fig, f"{title} (CE UFM, C = {num_classes})", seeds_note(seeds), (),
+    return finish(fig, f"{title} (CE UFM without bias, C = {num_classes})", seeds_note(seeds), (),
                   (cos_ax, etf_ax, norm_ax))
 
 

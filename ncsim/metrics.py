@@ -24,10 +24,13 @@ max |h_ij| and max |W_kj| (exact divisions), and b / (a a_W) (argmax(W h + b) is
 features or weights near 1e±150 neither overflow nor underflow in squares and products.
 
 Singular-value cut: Sigma_B^+ keeps at most the top C-1 singular values s_k of Mdot (Papyan et al.'s
-rank-(C-1) pseudo-inverse), and of those only the ones with s_k > max(C, p) * eps * s_1 (eps = float64
-machine epsilon, s_1 the largest), the tolerance numpy.linalg.matrix_rank uses. Sigma_B is taken to be
-zero, a ValueError, when s_1 <= max(C, p) * eps * ||[mu_1 ... mu_C]||_F: the class means are identical up
-to rounding.
+rank-(C-1) pseudo-inverse), and of those only the ones with s_k > max(C, p) * eps * s_1 (s_1 the largest),
+the tolerance numpy.linalg.matrix_rank uses, with eps the RESOLUTION OF THE FEATURES: the machine epsilon
+of their dtype (float32 features: 1.2e-7, not float64's 2.2e-16), or the `resolution` argument for data
+already converted. A direction of Mdot below that is rounding noise of the features, and inverting it
+would inflate NC1 by noise (near-degenerate means: initialisation, early layers). `means_conditioning`
+= s_{C-1}/s_1 reports how close the means are to that cut. Sigma_B is taken to be zero, a ValueError, when
+s_1 <= max(C, p) * eps64 * ||[mu_1 ... mu_C]||_F: the class means are identical up to float64 rounding.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _EPS = np.finfo(np.float64).eps
+FLOAT32_RESOLUTION = float(np.finfo(np.float32).eps)
 _CHUNK_ELEMENTS = 2**21  # the in-memory call streams row blocks of about 16 MB
 
 Batches = Iterable | Callable[[], Iterator]
@@ -54,14 +58,22 @@ class NonFiniteError(ValueError):
     """The inputs hold NaN or inf (a trainer records a run whose features are non-finite as diverged)."""
 
 
-def centered_means(features, labels, num_classes: int) -> np.ndarray:
-    """The centered class means mu_c - mu_G as the rows of a C x p float64 array (A = Mdot^T in the
+CENTERS = ("sample", "classes")
+
+
+def centered_means(features, labels, num_classes: int, center: str = "sample") -> np.ndarray:
+    """The centered class means mu_c - m as the rows of a C x p float64 array (A = Mdot^T in the
     module docstring), for any feature dimension p (also p < C-1, which collapse_metrics rejects).
 
-    mu_G is the SAMPLE mean over all N (Papyan, Han & Donoho 2020, as everywhere in this module), so
-    sum_c N_c (mu_c - mu_G) = 0. Under class imbalance mu_G is the count-weighted mean of the class
-    means, not their plain mean: it is pulled towards the majority classes' means, and the rows do not
-    sum to zero (their count-weighted sum does). For balanced classes the two conventions agree.
+    center "sample": m = mu_G, the SAMPLE mean over all N (Papyan, Han & Donoho 2020; the convention of
+    every statistic in this module), so sum_c N_c (mu_c - mu_G) = 0. Under class imbalance mu_G is the
+    count-weighted mean of the class means: it is pulled towards the majority classes' means, the rows
+    do not sum to zero, and even class means forming an exact simplex ETF measure a nonzero ETF distance
+    (counts (R, R, 1, 1): 0.27 at R = 2, 0.75 at R = 100), so this convention cannot tell a geometry that
+    breaks under imbalance from one that does not.
+    center "classes": m = (1/C) sum_c mu_c, the unweighted mean of the class means (the centring of
+    Fang et al. 2021 and Thrampoulidis et al. 2022 under imbalance): the rows sum to zero, and an exact
+    simplex ETF measures ETF distance 0 whatever the counts. For balanced classes the two agree.
 
     Inputs as for collapse_metrics (numpy arrays or torch tensors); a shape mismatch, a label outside
     [0, C), an empty class, NaN or inf is a ValueError."""
@@ -72,19 +84,27 @@ def centered_means(features, labels, num_classes: int) -> np.ndarray:
     counts = np.bincount(y, minlength=num_classes)
     if (counts == 0).any():
         raise ValueError(f"class {np.flatnonzero(counts == 0)[0]} has no samples")
+    if center not in CENTERS:
+        raise ValueError(f"unknown center {center!r}; valid: {', '.join(CENTERS)}")
     one_hot = (np.arange(num_classes)[:, None] == y[None, :]).astype(np.float64)
-    return one_hot @ h / counts[:, None] - h.mean(0)
+    means = one_hot @ h / counts[:, None]
+    return means - (h.mean(0) if center == "sample" else means.mean(0))
 
 
-# The keys collapse_metrics returns: always FEATURE_KEYS; with a classifier W also CLASSIFIER_KEYS.
-FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
-                "nc2_etf_distance", "ncc_error")
+# The keys collapse_metrics returns: always FEATURE_KEYS; with a classifier W also CLASSIFIER_KEYS; with
+# a ridge parameter also RIDGE_KEYS.
+FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "within_offspan", "means_conditioning", "nc2_equinorm",
+                "nc2_equiangularity", "nc2_maxangle", "nc2_etf_distance", "ncc_error")
 CLASSIFIER_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3", "nc3_etf_distance",
                    "nc4")
+RIDGE_KEYS = ("ridge_distance", "ridge_direction_distance", "ridge_nc3", "ridge_nc4")
+# Keys that describe the geometry rather than measure a distance from collapse (0 at exact NC): at an
+# exact simplex ETF means_conditioning is 1, and within_offspan is a fraction of a zero scatter.
+DIAGNOSTIC_KEYS = ("within_offspan", "means_conditioning")
 
 
-def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int | None = None
-                     ) -> dict[str, float]:
+def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int | None = None,
+                     ridge: float | None = None) -> dict[str, float]:
     """Neural Collapse statistics of `features` (N x p) with `labels` (N,), and of the classifier.
 
     Inputs may be numpy arrays or torch tensors (any device, any float dtype); they are converted to
@@ -101,6 +121,13 @@ def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int 
                         neural collapse in transfer learning", ICLR 2022 (Sec. 3): the mean over pairs
                         c < c' of (var_c + var_c') / (2 ||mu_c - mu_c'||^2), var_c = mean over class c of
                         ||h_i - mu_c||^2.
+      within_offspan    the fraction of Tr(Sigma_W) outside the span of the kept directions of Mdot:
+                        1 - sum_i ||U^T (h_i - mu_{y_i})||^2 / sum_i ||h_i - mu_{y_i}||^2. NC1 does not
+                        see this part of the within-class variance (Sigma_B^+ is zero there); it is what
+                        the exact least-squares classifier, through Sigma_T^+, inverts.
+      means_conditioning  s_{C-1} / s_1 of Mdot (0 when its rank is below C-1): how far the class means
+                        are from the singular-value cut (module docstring); NC1 of means conditioned near
+                        max(C, p) * eps is dominated by the features' rounding.
       nc2_equinorm      std_c ||mu_c - mu_G|| / mean_c ||mu_c - mu_G|| (std with ddof=1). Papyan et al.
                         (NC2, fig. 2).
       nc2_equiangularity  std (ddof=1) over c != c' of cos(mu_c - mu_G, mu_c' - mu_G). Papyan et al. fig. 3.
@@ -118,6 +145,18 @@ def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int 
       nc3_etf_distance  || W Mdot / ||W Mdot||_F - (I - 11^T/C) / sqrt(C-1) ||_F: Zhu et al.'s NC3.
       nc4               fraction of samples whose nearest class mean differs from argmax(W h_i + b):
                         Papyan et al. (NC4, fig. 7).
+    Keys when `ridge` lambda >= 0 is given (with W): the ridge (least-squares) classifier of the features,
+    W_r, b_r = argmin (1/N) sum_i ||W h_i + b - e_{y_i}||^2 + lambda ||W||_F^2, in closed form
+    W_r = diag(pi) Mdot^T (Sigma_T + lambda I)^+, b_r = pi - W_r mu_G (pi_c = N_c/N; Sigma_T = Sigma_W +
+    Mdot diag(pi) Mdot^T the total covariance; lambda = 0 is Webb & Lowe's classifier, PNAS 2020 Prop. 1,
+    with Sigma_T^+ cut at the features' resolution squared). Han, Papyan & Donoho, "Neural collapse under
+    MSE loss: proximity to and dynamics on the central path", ICLR 2022: on the central path the network's
+    classifier is this W_r of its own features. This holds a p x p matrix: call it at the penultimate layer.
+      ridge_distance    ||W - W_r||_F / ||W_r||_F (Han et al.'s deviation from the least-squares classifier)
+      ridge_direction_distance  ||W/||W||_F - W_r/||W_r||_F||_F^2 (scale-free, as nc3: for losses whose W
+                        has no least-squares scale, e.g. cross-entropy)
+      ridge_nc3         nc3 of W_r: self-duality of the ridge classifier
+      ridge_nc4         nc4 of (W_r, b_r): its disagreement with the nearest class mean
 
     Bad input (length mismatch, labels outside [0, C), an empty class, C < 2, p < C-1, NaN or inf,
     misshapen weight or bias, a `num_classes` that is not an int, identical class means, a zero
@@ -125,17 +164,21 @@ def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int 
     memory stays O(C p) whatever the labels (a stray label 10**9 is an empty-class error naming it).
     Perfectly collapsed features (Sigma_W = 0) give nc1 = 0.
     """
+    resolution = _resolution_of(features)
     h = _as_float64(features)
     y = _as_labels(labels)
     _check_batch_shapes(h, y)
     rows = max(1, _CHUNK_ELEMENTS // max(1, h.shape[1]))
     blocks = [(h[i:i + rows], y[i:i + rows]) for i in range(0, len(y), rows)]
-    return collapse_metrics_streaming(blocks, weight, bias, num_classes=num_classes)
+    return collapse_metrics_streaming(blocks, weight, bias, num_classes=num_classes, ridge=ridge,
+                                      resolution=resolution)
 
 
-def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_classes: int | None = None
-                               ) -> dict[str, float]:
+def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_classes: int | None = None,
+                               ridge: float | None = None, resolution: float = _EPS) -> dict[str, float]:
     """`collapse_metrics` over data that arrives in (features, labels) batches; returns the same dict.
+    `resolution` is the relative precision of the features before any conversion (their dtype's machine
+    epsilon; FLOAT32_RESOLUTION for float32 network features), which sets the singular-value cut.
 
     `batches` is read twice (class sums and counts, then residual statistics), so it must be either a
     re-iterable (a list, a torch DataLoader, ...) or a zero-argument callable returning a fresh iterator
@@ -143,6 +186,10 @@ def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_cla
     Memory: O(C p) plus one batch; no feature matrix and no p x p matrix is held. `num_classes` defaults
     to the largest label + 1.
     """
+    if ridge is not None and (weight is None or not np.isfinite(ridge) or ridge < 0):
+        raise ValueError(f"ridge={ridge!r} needs a classifier W and must be a finite lambda >= 0")
+    if not (np.isfinite(resolution) and 0 < resolution < 1):
+        raise ValueError(f"resolution={resolution!r} must be a relative precision in (0, 1)")
     start_pass = _pass_starter(batches)
     w, b = _as_classifier(weight, bias)
     means, counts, scale = _class_means(start_pass(), num_classes)
@@ -151,20 +198,75 @@ def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_cla
         _check_classifier_shapes(w, b, c, p)
         w_scale = _power_of_two(np.abs(w).max())
         w, b = w / w_scale, b / w_scale / scale
-    geometry = _Geometry.of(means, counts)
-    residuals = _residual_pass(start_pass(), geometry, w, b, scale)
+    geometry = _Geometry.of(means, counts, resolution)
+    residuals = _residual_pass(start_pass(), geometry, w, b, scale, covariance=ridge is not None)
 
+    within_total = residuals.within_sq.sum()
     metrics = {"nc1": residuals.whitened_sq / residuals.n,
-               "nc1_trace": residuals.within_sq.sum() / residuals.n / geometry.between_trace,
+               "nc1_trace": within_total / residuals.n / geometry.between_trace,
                "cdnv": _cdnv(residuals.within_sq / counts, geometry.mean_gaps),
+               "within_offspan": 1 - residuals.inspan_sq / within_total if within_total > 0 else 0.0,
+               "means_conditioning": geometry.conditioning,
                **_simplex_stats(geometry.centered, "nc2", "centered class mean")}
     if w is not None:
         metrics.update(_simplex_stats(w, "w", "weight row"))
         metrics["nc3"] = _squared_distance_of_directions(w, geometry.centered)
         metrics["nc3_etf_distance"] = etf_distance(w @ geometry.centered.T, "W Mdot")
         metrics["nc4"] = residuals.nc4_mismatches / residuals.n
+    if ridge is not None:
+        w_r, b_r = _ridge_classifier(geometry, residuals, ridge / scale**2, resolution)
+        # In the scaled units the network's classifier is w * w_scale * scale; W_r's is w_r.
+        metrics["ridge_distance"] = np.linalg.norm(w * (w_scale * scale) - w_r) / np.linalg.norm(w_r)
+        metrics["ridge_direction_distance"] = _squared_distance_of_directions(w, w_r)
+        metrics["ridge_nc3"] = _squared_distance_of_directions(w_r, geometry.centered)
+        metrics["ridge_nc4"] = _residual_pass(start_pass(), geometry, w_r, b_r, scale).nc4_mismatches / residuals.n
     metrics["ncc_error"] = residuals.ncc_errors / residuals.n
     return {key: float(value) for key, value in metrics.items()}
+
+
+def ridge_classifier(features, labels, num_classes: int, lam: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(W_r, b_r): the minimiser of (1/N) sum_i ||W h_i + b - e_{y_i}||^2 + lam ||W||_F^2, for any feature
+    dimension p (collapse_metrics measures it beside a network's classifier: RIDGE_KEYS). lam = 0 is the
+    Webb-Lowe classifier of Papyan, Han & Donoho, PNAS 2020, Prop. 1 (ncsim.ufm.webb_lowe_classifier
+    derives it). The features' dtype sets the pseudo-inverse cut (_ridge_weights). In memory."""
+    if not (np.isfinite(lam) and lam >= 0):
+        raise ValueError(f"lam={lam!r} must be a finite ridge parameter >= 0")
+    resolution = _resolution_of(features)
+    h, y = _as_float64(features), _as_labels(labels)
+    centered = centered_means(h, y, num_classes)           # validates shapes, labels, finiteness
+    pi = np.bincount(y, minlength=num_classes) / len(y)
+    residual = h - h.mean(0)
+    w_r = _ridge_weights(centered, pi, residual.T @ residual / len(y), lam, len(y), resolution)
+    return w_r, pi - w_r @ h.mean(0)
+
+
+def _ridge_classifier(g: _Geometry, r: _Residuals, lam: float, resolution: float) -> tuple[np.ndarray, np.ndarray]:
+    """W_r and b_r = pi - W_r mu_G of collapse_metrics' RIDGE_KEYS, in the scaled units of g, from the
+    within-class scatter of pass 2: Sigma_T = Sigma_W + Mdot diag(pi) Mdot^T."""
+    pi = g.counts / g.counts.sum()
+    sigma_t = r.within_cov / r.n + (g.centered.T * pi) @ g.centered
+    w_r = _ridge_weights(g.centered, pi, sigma_t, lam, r.n, resolution)
+    return w_r, pi - w_r @ (pi @ g.means)
+
+
+def _ridge_weights(centered: np.ndarray, pi: np.ndarray, sigma_t: np.ndarray, lam: float, n: int,
+                   resolution: float) -> np.ndarray:
+    """W_r = diag(pi) Mdot^T (Sigma_T + lam I)^+. The pseudo-inverse drops the eigenvalues below the larger
+    of two cuts times the largest: (max(C, p) * resolution)^2, the features' singular-value cut squared,
+    and max(N, p) * eps64, the rounding of a sum of N outer products."""
+    eigval, eigvec = np.linalg.eigh(sigma_t + lam * np.eye(len(sigma_t)))
+    cut = max((max(centered.shape) * resolution) ** 2, max(n, len(sigma_t)) * _EPS)
+    kept = eigval > cut * eigval[-1]
+    inverse = (eigvec[:, kept] / eigval[kept]) @ eigvec[:, kept].T
+    return (pi[:, None] * centered) @ inverse
+
+
+def _resolution_of(features) -> float:
+    """The machine epsilon of the features' own floating dtype (numpy or torch); float64's otherwise."""
+    return _RESOLUTIONS.get(str(getattr(features, "dtype", "")).removeprefix("torch."), _EPS)
+
+
+_RESOLUTIONS = {"float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0**-7, "float32": FLOAT32_RESOLUTION}
 
 
 # ---- input conversion and validation -------------------------------------------------------------------
@@ -307,23 +409,26 @@ class _Geometry:
     means: np.ndarray       # C x p, mu_c
     centered: np.ndarray    # C x p, A = Mdot^T, rows mu_c - mu_G
     counts: np.ndarray      # C, N_c
-    whitener: np.ndarray    # p x k, U S^-1 over the kept singular values (k <= C-1)
+    basis: np.ndarray       # p x k, U over the kept singular values (k <= C-1)
+    whitener: np.ndarray    # p x k, U S^-1 over the kept singular values
     between_trace: float    # Tr(Sigma_B)
     mean_gaps: np.ndarray   # C x C, ||mu_c - mu_c'||^2
+    conditioning: float     # s_{C-1} / s_1 of Mdot
 
     @classmethod
-    def of(cls, means: np.ndarray, counts: np.ndarray) -> _Geometry:
+    def of(cls, means: np.ndarray, counts: np.ndarray, resolution: float = _EPS) -> _Geometry:
         c, p = means.shape
         global_mean = counts @ means / counts.sum()
         centered = means - global_mean
         u, s, _ = np.linalg.svd(np.ascontiguousarray(centered.T), full_matrices=False)  # Mdot = U S V^T
-        tolerance = max(c, p) * _EPS
-        if s[0] <= tolerance * np.linalg.norm(means):
+        if s[0] <= max(c, p) * _EPS * np.linalg.norm(means):
             raise DegenerateFeaturesError("class means are identical (Sigma_B = 0): nc1 and the NC2 statistics are "
                              "undefined")
-        kept = s[:c - 1] > tolerance * s[0]
-        whitener = u[:, :c - 1][:, kept] / s[:c - 1][kept]
-        return cls(means, centered, counts, whitener, float((s**2).sum() / c), _squared_distances(centered))
+        kept = s[:c - 1] > max(c, p) * resolution * s[0]
+        basis = u[:, :c - 1][:, kept]
+        conditioning = s[c - 2] / s[0] if len(s) >= c - 1 else 0.0
+        return cls(means, centered, counts, basis, basis / s[:c - 1][kept], float((s**2).sum() / c),
+                   _squared_distances(centered), float(conditioning))
 
 
 # ---- pass 2: residual statistics -----------------------------------------------------------------------
@@ -333,29 +438,37 @@ class _Residuals:
     n: int = 0
     counts: np.ndarray | None = None
     whitened_sq: float = 0.0            # sum_i ||S^-1 U^T (h_i - mu_{y_i})||^2
+    inspan_sq: float = 0.0              # sum_i ||U^T (h_i - mu_{y_i})||^2
     within_sq: np.ndarray | None = None  # per class, sum_{i in c} ||h_i - mu_c||^2
+    within_cov: np.ndarray | None = None  # sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T, when asked for
     ncc_errors: int = 0
     nc4_mismatches: int = 0
 
 
 def _residual_pass(source: Iterator, g: _Geometry, w: np.ndarray | None, b: np.ndarray | None,
-                   scale: float = 1.0) -> _Residuals:
-    """Pass 2 on h / `scale` (g, w and b are already scaled)."""
+                   scale: float = 1.0, covariance: bool = False) -> _Residuals:
+    """Pass 2 on h / `scale` (g, w and b are already scaled); with `covariance`, also the p x p within-class
+    scatter."""
     c, k = len(g.means), g.whitener.shape[1]
-    # One product r @ probe gives S^-1 U^T r, r . (mu_c - mu_G) and W r for every residual r.
-    probe = np.hstack([g.whitener, g.centered.T] + ([] if w is None else [w.T]))
+    # One product r @ probe gives S^-1 U^T r, U^T r, r . (mu_c - mu_G) and W r for every residual r.
+    probe = np.hstack([g.whitener, g.basis, g.centered.T] + ([] if w is None else [w.T]))
     mean_logits = None if w is None else g.means @ w.T + b
     acc = _Residuals(counts=np.zeros(c, dtype=np.intp), within_sq=np.zeros(c))
+    if covariance:
+        acc.within_cov = np.zeros((g.means.shape[1],) * 2)
     for h, y in _checked_batches(source, c):
         r = g.means[y]
         np.subtract(h / scale if scale != 1.0 else h, r, out=r)
         projected = r @ probe
         acc.whitened_sq += np.einsum("ij,ij->", projected[:, :k], projected[:, :k])
+        acc.inspan_sq += np.einsum("ij,ij->", projected[:, k:2 * k], projected[:, k:2 * k])
         acc.within_sq += np.bincount(y, weights=np.einsum("ij,ij->i", r, r), minlength=c)
-        nearest = _nearest_mean(y, projected[:, k:k + c], g.mean_gaps)
+        if covariance:
+            acc.within_cov += r.T @ r
+        nearest = _nearest_mean(y, projected[:, 2 * k:2 * k + c], g.mean_gaps)
         acc.ncc_errors += int(np.count_nonzero(nearest != y))
         if w is not None:
-            logits = projected[:, k + c:] + mean_logits[y]  # W h + b = W (h - mu_y) + (W mu_y + b)
+            logits = projected[:, 2 * k + c:] + mean_logits[y]  # W h + b = W (h - mu_y) + (W mu_y + b)
             acc.nc4_mismatches += int(np.count_nonzero(nearest != np.argmax(logits, axis=1)))
         acc.n += len(y)
         acc.counts += np.bincount(y, minlength=c)

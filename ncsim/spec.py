@@ -24,7 +24,8 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 # Bump when a change to the trainer changes what a spec produces: old records then stop matching.
-TRAINER_VERSION = 3  # 3: channels-last forward (ncsim.models), batch norm folded in evaluation
+TRAINER_VERSION = 4  # 3: channels-last forward (ncsim.models), batch norm folded in evaluation; 4: LBFGS as
+                     # Zhu et al.'s code (inner iterations, batch-norm statistics), ridge and conditioning columns
 
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
@@ -40,6 +41,8 @@ MAX_KERNEL_SIZE = 99
 MAX_EPOCHS = 100_000          # also bounds K in the every:K / log:K schedules
 MAX_BATCH_SIZE = 1_000_000
 MAX_TRAIN_SIZE = 1_000_000
+MAX_LBFGS_ITER = 1000
+LBFGS_MAX_ITER_DEFAULT = 20   # torch.optim.LBFGS's max_iter
 MAX_DATA_LENGTH = 1000        # every length of the MNIST-1D generator (template, padding, shift, signal)
 # mnist1d.data.get_dataset_args() fields a spec may override (num_samples and train_split fix the
 # 4000/1000 split and stay as the package sets them), each with its type and valid range (inclusive;
@@ -87,6 +90,7 @@ class RunSpec:
     schedule: str = "multistep"
     loss: str = "ce"
     grad_clip: float = 0.0                       # 0: no clipping
+    lbfgs_max_iter: int = LBFGS_MAX_ITER_DEFAULT  # LBFGS inner iterations per step (torch's default); lbfgs only
     seed: int = 0
     device: str = "cpu"
     # evaluation: "all", "every:K", "log:K" (K log-spaced epochs), "none"; epoch 0 and the last always
@@ -227,6 +231,9 @@ def _validate(s: RunSpec) -> None:
         ("train_size", 0 <= s.train_size <= MAX_TRAIN_SIZE, f"must be >= 0 (0 = full set) and <= {MAX_TRAIN_SIZE}"),
         ("grad_clip", s.grad_clip >= 0, "must be >= 0"),
         ("seed", 0 <= s.seed <= MAX_SEED, "must be in [0, 2**63 - 1]"),
+        ("lbfgs_max_iter", 1 <= s.lbfgs_max_iter <= MAX_LBFGS_ITER, f"must be >= 1 and <= {MAX_LBFGS_ITER}"),
+        ("lbfgs_max_iter", s.optimizer == "lbfgs" or s.lbfgs_max_iter == LBFGS_MAX_ITER_DEFAULT,
+         f"is for optimizer='lbfgs' only (leave it at {LBFGS_MAX_ITER_DEFAULT})"),
     ]
     for name, ok, why in checks:
         if not ok:

@@ -2,7 +2,8 @@
 
 At every epoch of `spec.eval_schedule` (epoch 0 = initialisation always), in eval mode on the full
 train set and separately on the test set: loss, error, and all of `collapse_metrics` on the
-penultimate features with the classifier's W and b. At every epoch of `spec.layer_schedule`, the
+penultimate features with the classifier's W and b, and the ridge classifier of those features
+(`ridge_lambda`). At every epoch of `spec.layer_schedule`, the
 feature-only metrics at every layer tap on the train set (a tap with fewer than C-1 features cannot
 hold a simplex and is skipped: meta["skipped_taps"]). Every training pass also records its loss and
 the fraction of train signals its minibatches misclassified ("fit_loss", "fit_error"), which sees a
@@ -31,13 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import __version__, data, models
-from ncsim.metrics import (CLASSIFIER_KEYS, FEATURE_KEYS, DegenerateFeaturesError, NonFiniteError,
-                           collapse_metrics_streaming)
+from ncsim.metrics import (CLASSIFIER_KEYS, FEATURE_KEYS, FLOAT32_RESOLUTION, RIDGE_KEYS, DegenerateFeaturesError,
+                           NonFiniteError, collapse_metrics_streaming)
 from ncsim.spec import RunSpec, schedule_epochs
 from ncsim.store import Record
 
 EVAL_CHUNK = 1000
-PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS
+PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS + RIDGE_KEYS
 LAYER_KEYS = FEATURE_KEYS
 
 
@@ -76,8 +77,10 @@ def make_optimizer(spec: RunSpec, params) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     if spec.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    # LBFGS has no weight_decay argument: the L2 term is added to the loss in the closure.
-    return torch.optim.LBFGS(params, lr=spec.lr, max_iter=1, history_size=10, line_search_fn="strong_wolfe")
+    # As Zhu et al.'s code (tding1/Neural-Collapse, utils.make_optimizer): history 10, strong-Wolfe line
+    # search, torch's other defaults; LBFGS has no weight_decay argument, so the L2 term is in the closure.
+    return torch.optim.LBFGS(params, lr=spec.lr, max_iter=spec.lbfgs_max_iter, history_size=10,
+                             line_search_fn="strong_wolfe")
 
 
 def make_scheduler(spec: RunSpec, opt: torch.optim.Optimizer):
@@ -142,14 +145,10 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator)
             return loss
 
         if spec.optimizer == "lbfgs":
-            # The line search evaluates the closure at trial points, each of which would move the
-            # batch-norm running statistics; keep one update per step, at the accepted point.
-            buffers = [b.clone() for b in model.buffers()]
+            # Every closure call, at each inner iteration and line-search trial point, is a train-mode
+            # forward that moves the batch-norm running statistics, as in Zhu et al.'s train_2nd_order.py:
+            # they track the iterates within the step.
             loss = opt.step(closure)
-            with torch.no_grad():
-                for b, saved in zip(model.buffers(), buffers):
-                    b.copy_(saved)
-                model(xb)
         else:
             loss = closure()
             opt.step()
@@ -191,13 +190,15 @@ def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, 
         labels = [part.cpu().numpy() for part in y.split(EVAL_CHUNK)]
         where = "penultimate features"
         try:
-            m = collapse_metrics_streaming(_float64(feats.pop("penultimate"), labels), W, b, ds.num_classes)
+            m = collapse_metrics_streaming(_float64(feats.pop("penultimate"), labels), W, b, ds.num_classes,
+                                           ridge=ridge_lambda(spec), resolution=FLOAT32_RESOLUTION)
             row.update({f"{split}.{k}": v for k, v in m.items()})
             for tap, chunks in feats.items():
                 if _too_narrow(chunks[0].shape[1], ds.num_classes):
                     continue
                 where = f"features at {tap}"
-                m = collapse_metrics_streaming(_float64(chunks, labels), num_classes=ds.num_classes)
+                m = collapse_metrics_streaming(_float64(chunks, labels), num_classes=ds.num_classes,
+                                               resolution=FLOAT32_RESOLUTION)
                 row.update({f"layer.{tap}.{k}": v for k, v in m.items()})
         except NonFiniteError as e:
             raise RunStopped("diverged", f"non-finite {where} on the {split} set ({e})", row) from e
@@ -207,6 +208,14 @@ def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, 
     if nonfinite:
         raise RunStopped("diverged", f"non-finite {' and '.join(nonfinite)}", row)
     return row
+
+
+def ridge_lambda(spec: RunSpec) -> float:
+    """lambda of the ridge classifier measured beside the network's (metrics.RIDGE_KEYS): the weight decay
+    of the run's own objective on W, (1/N) sum ||W h + b - y||^2 + (wd/2) ||W||^2 (SGD's weight_decay wd is
+    the gradient of (wd/2) ||W||^2), so that under MSE loss with the features fixed W_r is the classifier
+    that minimises the run's loss (Han, Papyan & Donoho 2022's central path). The same lambda for every loss."""
+    return spec.weight_decay / 2
 
 
 def _float64(chunks: list[torch.Tensor], labels: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

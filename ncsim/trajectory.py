@@ -109,6 +109,13 @@ class Trajectory:
         """Layer taps in depth order (input side first)."""
         return list(self.meta.get("taps", []))
 
+    def depth_layers(self) -> list[str]:
+        """The layers with parameters in depth order, the steps of a depth profile: each conv block's
+        full output (its "<block>.flat" tap), then "penultimate". Left out: the channel-pooled view of a
+        block ("<block>.pool", a second measurement of the same layer) and the 2-D taps before the
+        penultimate layer, which in both networks are parameter-free average poolings (ncsim.models)."""
+        return [t for t in self.taps() if t.endswith(".flat")] + ["penultimate"]
+
     def layer(self, tap: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """(epochs, values) of a layer metric at the epochs where layers were evaluated."""
         v = self[f"layer.{tap}.{metric}"]

@@ -7,7 +7,9 @@ H = [h_1 .. h_N] (p x N), classifier W (C x p) with rows w_k, bias b (C). The pr
     f(W, H, b) = (1/N) sum_i L(W h_i + b, y_i) + lambda_W/2 ||W||_F^2 + lambda_H/2 ||H||_F^2
                  + lambda_b/2 ||b||^2                             (Zhu et al.'s regularised UFM)
 
-with L the cross-entropy ("ce") or the squared error to the one-hot target ("mse"),
+(without a bias, UFMProblem(bias=False), b = 0 and its term are dropped: the UFM of Thrampoulidis et al.
+2022 and, regularised, the Layer-Peeled Model of Fang et al. 2021), with L the cross-entropy ("ce") or
+the squared error to the one-hot target ("mse"),
 L(z, y) = 1/2 ||z - e_y||^2: the (1/2N)||WH + b1^T - Y||_F^2 form of Zhou et al. (ICML 2022) and Tirer &
 Bruna (ICML 2022), i.e. Han et al.'s (ICLR 2022) MSE with the factor 1/2 (ncsim.train's MSE has no 1/2;
 that is the same problem with the lambdas doubled).
@@ -32,11 +34,14 @@ For MSE with lambda_b > 0 the bias shrinks to b = 1/(C (1 + lambda_b)) while lam
 larger lambda_b the rows of W acquire a common component and W is no longer an ETF (observed at
 lambda_b = 0.5 with C = 4), so the MSE closed form here is stated for lambda_b = 0.
 
-Helpers for the suite's other UFM claims: the geometry of the class means when p < C-1 (no simplex ETF
-fits), the Webb & Lowe least-squares classifier on given features, and a class-imbalance sweep
-(minority collapse, Fang et al. 2021; SELI geometry, Thrampoulidis et al. 2022), kept in the run store
-(`imbalance_sweep_stored`) so that the report draws it without solving again (`stored_imbalance_sweeps`).
-The statistics the claims check are defined in the claim files (claims/test_ufm_*.py).
+Helpers for the suite's other UFM claims: the exact Hessian of f and critical points that are not global
+minimisers (`hessian`, `frame_critical_point`: Zhu et al.'s strict saddles), the geometry of the class
+means when p < C-1 (no simplex ETF fits), the Webb & Lowe least-squares classifier on given features,
+and under class imbalance the SELI geometry (`seli_geometry`, Thrampoulidis et al. 2022), the
+minority-collapse threshold (`minority_collapse_ratio`, Fang et al. 2021) and a sweep over the imbalance
+ratio, kept in the run store (`imbalance_sweep_stored`) so that the report draws it without solving
+again (`stored_imbalance_sweeps`). The statistics the claims check are defined in the claim files
+(claims/test_ufm_*.py).
 """
 
 from __future__ import annotations
@@ -66,14 +71,18 @@ DEFAULT_MAX_ITER = {"gd": 40_000, "sgd": 40_000, "adam": 40_000, "lbfgs": 2_000}
 ADAM_DECAY = 0.9995
 LBFGS_CHUNK = 25
 DEFAULT_GTOL = 1e-8
-# Bump when a change to the solvers or to the sweep changes what a stored imbalance sweep holds: the
-# store's old records then stop matching.
-UFM_VERSION = 1
+# Bump when a change to the solvers, to UFMProblem or to the sweep changes what a stored solve or sweep
+# holds: the store's old records then stop matching. 2: UFMProblem.bias; the imbalance sweep without
+# bias, its means centred at the mean of the class means, with SELI distances.
+UFM_VERSION = 2
 
 
 @dataclass(frozen=True)
 class UFMProblem:
-    """One UFM instance. `counts` is n (balanced, n per class) or the per-class counts (n_1, .., n_C)."""
+    """One UFM instance. `counts` is n (balanced, n per class) or the per-class counts (n_1, .., n_C).
+    `bias` False: the model has no bias (the UFM of Thrampoulidis et al. 2022 and the Layer-Peeled Model
+    of Fang et al. 2021): b is held at 0 (its gradient is 0, every solver leaves it there) and
+    lambda_b must be 0."""
 
     num_classes: int
     dim: int
@@ -82,6 +91,7 @@ class UFMProblem:
     lambda_h: float = 1e-2
     lambda_b: float = 1e-2
     loss: str = "ce"
+    bias: bool = True
 
     def __post_init__(self):
         C, p = self.num_classes, self.dim
@@ -97,6 +107,9 @@ class UFMProblem:
             if not getattr(self, lam) >= 0:
                 raise ValueError(f"{lam} must be >= 0, got {getattr(self, lam)!r}")
         check_choice("loss", self.loss, LOSSES)
+        if not isinstance(self.bias, bool) or (not self.bias and self.lambda_b != 0):
+            raise ValueError(f"bias must be True or False, and lambda_b 0 without a bias; got bias={self.bias!r}, "
+                             f"lambda_b={self.lambda_b!r}")
 
     @classmethod
     def imbalanced(cls, num_classes: int, dim: int, n_min: int, ratio: float, **kw) -> "UFMProblem":
@@ -190,8 +203,8 @@ class _Objective:
 
     def value_and_grad(self, W, H, b, batch: torch.Tensor | None = None):
         """(f, (df/dW, df/dH_B, df/db)) with dL/dZ = (softmax(Z) - Y)/|B| (CE) or (Z - Y)/|B| (MSE):
-        df/dW = G^T H_B^T + lambda_W W, df/dH_B = W^T G^T + (N/|B|) lambda_H H_B, df/db = G^T 1 + lambda_b b.
-        Without `batch`, H_B = H."""
+        df/dW = G^T H_B^T + lambda_W W, df/dH_B = W^T G^T + (N/|B|) lambda_H H_B, df/db = G^T 1 + lambda_b b
+        (0 without a bias). Without `batch`, H_B = H."""
         pr = self.problem
         with torch.no_grad():
             Hb, y, target = self._batch(H, batch)
@@ -200,7 +213,7 @@ class _Objective:
             G /= Hb.shape[1]
             grads = (G.T @ Hb.T + pr.lambda_w * W,
                      W.T @ G.T + (pr.lambda_h * pr.num_samples / Hb.shape[1]) * Hb,
-                     G.sum(0) + pr.lambda_b * b)
+                     (G.sum(0) + pr.lambda_b * b) if pr.bias else torch.zeros_like(b))
             return self.value(W, H, b, batch), grads
 
 
@@ -227,6 +240,8 @@ def _check_shapes(problem: UFMProblem, W, H, b):
     for name, arr, shape in (("W", W, (C, p)), ("H", H, (p, N)), ("b", b, (C,))):
         if tuple(np.shape(arr)) != shape:
             raise ValueError(f"{name} has shape {tuple(np.shape(arr))}, expected {shape}")
+    if not problem.bias and np.any(np.asarray(b) != 0):
+        raise ValueError("a problem without bias takes b = 0")
 
 
 def evaluate(problem: UFMProblem, W, H, b, *, gtol: float = DEFAULT_GTOL, solver: str = "none",
@@ -241,11 +256,12 @@ def evaluate(problem: UFMProblem, W, H, b, *, gtol: float = DEFAULT_GTOL, solver
 
 
 def random_init(problem: UFMProblem, seed: int, init_std: float = 1.0):
-    """W, H, b with i.i.d. N(0, init_std^2) entries from a torch.Generator seeded with `seed`."""
+    """W, H, b with i.i.d. N(0, init_std^2) entries from a torch.Generator seeded with `seed` (b = 0
+    without a bias)."""
     g = torch.Generator().manual_seed(int(seed))
     C, p, N = problem.num_classes, problem.dim, problem.num_samples
-    return tuple(init_std * torch.randn(*shape, generator=g, dtype=torch.float64)
-                 for shape in ((C, p), (p, N), (C,)))
+    W, H, b = (init_std * torch.randn(*shape, generator=g, dtype=torch.float64) for shape in ((C, p), (p, N), (C,)))
+    return W, H, b if problem.bias else torch.zeros_like(b)
 
 
 def _stratified_batches(labels: np.ndarray, num_batches: int, rng: np.random.Generator):
@@ -469,17 +485,17 @@ def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, g
     """`solve` with its default step sizes, solved once per process (claims sharing a problem share its
     runs) and, with a run `store`, once per store: the record `solve_key(...)` is loaded if present,
     else solved and saved under the store's lock (one process solves, the others wait and load); the
-    float64 arrays come back bit for bit. The result's arrays are shared between callers: do not
-    modify them."""
+    float64 arrays come back bit for bit. A solve this process made without a store is saved to the
+    store when one is given later. The result's arrays are shared between callers: do not modify them."""
     key = solve_key(problem, solver, seed, gtol, max_iter)
-    if key in _SOLVED:
+    if key in _SOLVED and (store is None or key in store):
         return _SOLVED[key]
     if store is None:
         _SOLVED[key] = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
         return _SOLVED[key]
 
     def create() -> Record:
-        r = solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
+        r = _SOLVED.get(key) or solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
         meta = {"kind": SOLVE_KIND, "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter,
                 "problem": asdict(problem), "ufm_version": UFM_VERSION, "created": utc_stamp()}
         return Record(key, meta, {"W": r.W, "H": r.H, "b": r.b, "history": np.asarray(r.history),
@@ -492,12 +508,123 @@ def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, g
     return _SOLVED[key]
 
 
+# ---- critical points that are not global minimisers (Zhu et al. 2021, Thm 3.2) ----------------------------
+
+def _parameters(problem: UFMProblem, W, H, b) -> torch.Tensor:
+    """The variables of f as one float64 vector: vec(W), vec(H) and, with a bias, b."""
+    parts = [torch.as_tensor(np.asarray(a, dtype=np.float64)).reshape(-1) for a in (W, H, b)]
+    return torch.cat(parts if problem.bias else parts[:2])
+
+
+def _unpack(problem: UFMProblem, x: torch.Tensor):
+    C, p, N = problem.num_classes, problem.dim, problem.num_samples
+    W, H = x[:C * p].reshape(C, p), x[C * p:C * p + p * N].reshape(p, N)
+    return W, H, x[C * p + p * N:] if problem.bias else torch.zeros(C, dtype=x.dtype)
+
+
+def hessian(problem: UFMProblem, W, H, b) -> np.ndarray:
+    """The exact Hessian of f at (W, H, b) with respect to its variables (vec W, vec H and, with a bias,
+    b; D = Cp + pN (+ C)), a symmetric D x D float64 array: torch.autograd.functional.hessian of
+    `objective`, i.e. second derivatives by automatic differentiation, not finite differences."""
+    _check_shapes(problem, W, H, b)
+    f = _Objective(problem)
+    with limit_threads(1):  # as in solve: more threads only cost time on problems this small
+        hess = torch.autograd.functional.hessian(lambda x: f.value(*_unpack(problem, x)), _parameters(problem, W, H, b))
+    return hess.numpy()
+
+
+def logit_gradient(problem: UFMProblem, W, H, b) -> np.ndarray:
+    """G = dL/dZ (C x N) at Z = W H + b 1^T, L the data term (1/N) sum_i L(z_i, y_i): (softmax(Z) - Y)/N
+    (CE) or (Z - Y)/N (MSE), so that df/dW = G H^T + lambda_W W and df/dH = W^T G + lambda_H H."""
+    W, H, b = _double(W, H, b)
+    pr = problem
+    Z = W @ H + b[:, None]
+    target = F.one_hot(torch.as_tensor(pr.labels), pr.num_classes).double().T
+    return (((torch.softmax(Z, 0) if pr.loss == "ce" else Z) - target) / pr.num_samples).numpy()
+
+
+def frame_point(problem: UFMProblem, frame, alpha: float, gamma: float, b) -> tuple[np.ndarray, ...]:
+    """(W, H, b) with rows w_k = alpha e_k and features h_i = gamma e_{y_i}, e_k the rows of `frame`
+    (C x r, r <= p) written into the first r coordinates of R^p."""
+    E = _padded_frame(problem, frame)
+    return alpha * E, gamma * E[problem.labels].T, np.asarray(b, dtype=np.float64)
+
+
+def _padded_frame(problem: UFMProblem, frame) -> np.ndarray:
+    """The frame (C x r, r <= p) padded with zero columns to C x p."""
+    E = np.asarray(frame, dtype=np.float64)
+    if E.ndim != 2 or E.shape[0] != problem.num_classes or E.shape[1] > problem.dim:
+        raise ValueError(f"a frame of {problem.num_classes} rows and at most {problem.dim} columns, got {E.shape}")
+    return np.pad(E, ((0, 0), (0, problem.dim - E.shape[1])))
+
+
+def frame_critical_point(problem: UFMProblem, frame=None) -> UFMResult:
+    """A critical point of f built from a frame (C x r rows e_k, or None for W = H = 0): the point
+    frame_point(problem, frame, alpha, gamma, b) whose scales alpha, gamma and bias b minimise f
+    over that family (a problem in 2 + C variables, solved by Newton's method with the exact Hessian
+    to float64 precision; with frame None only b, and without a bias nothing, is solved).
+
+    Why such a point is critical for f itself (principle of symmetric criticality): when the frame is
+    the set of points fixed by a group of symmetries of f (permutations of classes with their samples,
+    combined with orthogonal maps of R^p), the gradient of f at a fixed point is itself fixed, so it
+    lies in the family's tangent space and vanishes when the family's own gradient does. Examples:
+    W = H = 0; classes merged in pairs (rows e, e, -e, -e: rank 1); some classes on a smaller simplex
+    ETF and the others at w_k = h_k = 0. Whether a given frame qualifies is not assumed here: the
+    returned UFMResult carries the full gradient norm ||grad f|| of the point."""
+    C = problem.num_classes
+    E = _padded_frame(problem, np.zeros((C, 1)) if frame is None else frame)
+    scaled = frame is not None and bool(np.any(E))
+    if not scaled and frame is not None:
+        raise ValueError("a frame with a nonzero row, or None for W = H = 0")
+    f = _Objective(problem)
+    E_t, labels = torch.as_tensor(E), torch.as_tensor(problem.labels)
+
+    def family(theta: torch.Tensor) -> torch.Tensor:
+        alpha, gamma = (theta[0], theta[1]) if scaled else (0.0, 0.0)
+        b = theta[2 if scaled else 0:] if problem.bias else torch.zeros(C, dtype=torch.float64)
+        return f.value(alpha * E_t, gamma * E_t[labels].T, b)
+
+    theta = torch.tensor([1.0, 1.0] * scaled + [0.0] * (C if problem.bias else 0), dtype=torch.float64)
+    if len(theta):
+        with limit_threads(1):
+            theta = _newton(family, theta)
+    alpha, gamma = (float(theta[0]), float(theta[1])) if scaled else (0.0, 0.0)
+    b = theta[2 if scaled else 0:].numpy() if problem.bias else np.zeros(C)
+    return evaluate(problem, *frame_point(problem, E, alpha, gamma, b), solver="frame")
+
+
+def _newton(fun, theta: torch.Tensor, max_iter: int = 200) -> torch.Tensor:
+    """Damped Newton's method on a small smooth function (autograd gradient and Hessian; the Hessian
+    shifted to positive definite where it is not, and each step halved until f decreases), run until
+    the gradient stops shrinking: a minimiser to float64 precision."""
+    best = math.inf
+    for _ in range(max_iter):
+        x = theta.detach().requires_grad_()
+        value = fun(x)
+        grad, = torch.autograd.grad(value, x)
+        value = float(value.detach())
+        gnorm = float(grad.norm())
+        if gnorm == 0 or gnorm >= best and gnorm < 1e-12:
+            break
+        best = min(best, gnorm)
+        hess = torch.autograd.functional.hessian(fun, theta)
+        eig_min = float(torch.linalg.eigvalsh(hess)[0])
+        shift = max(0.0, 1e-8 - eig_min)
+        step = torch.linalg.solve(hess + shift * torch.eye(len(theta), dtype=theta.dtype), grad)
+        t = 1.0
+        while t > 1e-12 and float(fun(theta - t * step)) > value + 1e-15 * abs(value):
+            t /= 2
+        theta = (theta - t * step).detach()
+    return theta.detach()
+
+
 # ---- p < C-1: the class means cannot form a simplex ETF -------------------------------------------------
 
-def centered_mean_gram(features, labels, num_classes: int) -> np.ndarray:
-    """A A^T (C x C) with rows of A the centered class means mu_c - mu_G, mu_G the sample mean over all
-    N (ncsim.metrics.centered_means); valid for any p, including p < C-1."""
-    A = metrics.centered_means(features, labels, num_classes)
+def centered_mean_gram(features, labels, num_classes: int, center: str = "sample") -> np.ndarray:
+    """A A^T (C x C) with rows of A the centered class means mu_c - m (ncsim.metrics.centered_means: m
+    the sample mean mu_G over all N, or with center="classes" the unweighted mean of the class means);
+    valid for any p, including p < C-1."""
+    A = metrics.centered_means(features, labels, num_classes, center=center)
     return A @ A.T
 
 
@@ -538,23 +665,13 @@ def webb_lowe_classifier(features, labels, num_classes: int) -> tuple[np.ndarray
     b = (1/C) 1 - (1/C) M^T Sigma_T^+ mu_G. Derivation: the normal equation in b gives b = pi - W mu_G;
     substituting, the one in W is W Sigma_T = (1/N) sum_i (e_{y_i} - pi)(h_i - mu_G)^T, whose row c is
     pi_c (mu_c - mu_G). With Sigma_T singular, Sigma_T^+ picks the solution whose rows lie in the span
-    of the centered features (the minimum-norm W). Sigma_T^+ keeps the eigenvalues above
-    max(N, p) * eps * lambda_max (eps = float64 machine epsilon: the rounding of a sum of N outer
-    products); with collapsed features Sigma_T has rank C-1 and the rest is rounding noise.
+    of the centered features (the minimum-norm W). Computed by ncsim.metrics.ridge_classifier at
+    lambda = 0 (the one implementation of the least-squares classifier), whose Sigma_T^+ keeps the
+    eigenvalues above max(N, p) * eps * lambda_max (eps = float64 machine epsilon: the rounding of a sum
+    of N outer products; for float32 features the larger cut of their own resolution); with collapsed
+    features Sigma_T has rank C-1 and the rest is rounding noise.
     """
-    h, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
-    counts = np.bincount(y, minlength=num_classes)
-    if h.ndim != 2 or len(y) != len(h) or (counts == 0).any() or len(counts) != num_classes:
-        raise ValueError("need features N x p and labels in [0, C) with every class present")
-    pi = counts / len(y)
-    mu_g = h.mean(0)
-    M = metrics.centered_means(h, y, num_classes).T
-    centered = h - mu_g
-    eigval, eigvec = np.linalg.eigh(centered.T @ centered / len(y))                # Sigma_T
-    kept = eigval > max(h.shape) * np.finfo(np.float64).eps * eigval.max()
-    sigma_t_pinv = (eigvec[:, kept] / eigval[kept]) @ eigvec[:, kept].T
-    W = pi[:, None] * (M.T @ sigma_t_pinv)
-    return W, pi - W @ mu_g
+    return metrics.ridge_classifier(features, labels, num_classes, 0.0)
 
 
 def lstsq_deviation(features, labels, num_classes: int, W, b) -> float:
@@ -566,7 +683,89 @@ def lstsq_deviation(features, labels, num_classes: int, W, b) -> float:
     return float(np.abs(np.hstack([W, np.asarray(b)[:, None]]) - solution).max() / np.abs(solution).max())
 
 
-# ---- class imbalance ---------------------------------------------------------------------------------------
+# ---- class imbalance: SELI and minority collapse -------------------------------------------------------
+
+def gram_distance(A: np.ndarray, B: np.ndarray) -> float:
+    """|| A/||A||_F - B/||B||_F ||_F: 0 exactly when A is a positive multiple of B (the scale-free
+    distance of Zhu et al.'s ETF metric, with any target B); at most 2."""
+    A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
+    return float(np.linalg.norm(A / np.linalg.norm(A) - B / np.linalg.norm(B)))
+
+
+def _psd_power(A: np.ndarray, power: float) -> np.ndarray:
+    """A^power of a symmetric PSD matrix on its range (eigenvalues <= C eps max are taken as 0, so
+    power -1/2 is the pseudo-inverse square root)."""
+    eigval, eigvec = np.linalg.eigh(A)
+    kept = eigval > len(A) * np.finfo(np.float64).eps * eigval.max()
+    return (eigvec[:, kept] * eigval[kept] ** power) @ eigvec[:, kept].T
+
+
+def seli_geometry(counts: Sequence[int]) -> dict[str, np.ndarray]:
+    """The SELI geometry (simplex-encoded-labels interpolation; Thrampoulidis, Kini, Vakilian & Behnia,
+    "Imbalance Trouble: Revisiting Neural-Collapse Geometry", NeurIPS 2022, arXiv 2208.05512,
+    Definition 2) of classes with `counts` n_1..n_k, as three k x k targets, each up to a positive scale.
+
+    In the paper's notation (k classes, n samples, classifier W (k x d), embeddings H (d x n)): the SEL
+    matrix is Zhat = [e_{y_i} - 1/k 1]_i (k x n), with SVD Zhat = V Lambda U^T, and (W, H) follow SELI
+    when, for some alpha > 0, W W^T = alpha V Lambda V^T, H^T H = alpha U Lambda U^T and W H = alpha Zhat.
+    With P = I - 11^T/k and D = diag(n_c), Zhat = P Y (Y the one-hot k x n labels), so
+    V Lambda V^T = (Zhat Zhat^T)^(1/2) = (P D P)^(1/2). Every column of a class is the same, so the
+    embeddings collapse to class means mu_c = H Y^T D^{-1} e_c, with Gram
+    M^T M = P V Lambda^{-1} V^T P = (P D P)^(+1/2) (pseudo-inverse square root; V^T 1 = 0, so the
+    means already sum to zero: centred at the unweighted mean of the class means, not at the
+    count-weighted sample mean), and the class-mean logits are W mu_c = P e_c. Returned:
+
+      "W"       (P D P)^(1/2)      the classifier Gram W W^T
+      "means"   (P D P)^(+1/2)     the Gram of the class means centred at their unweighted mean
+      "logits"  P                  [W mu_1 .. W mu_k] (the SEL matrix's distinct columns)
+
+    For balanced classes all three are the simplex ETF's P. The paper proves that the CE UFM without
+    bias converges to SELI as the ridge regularisation vanishes, and cautions that convergence worsens
+    as the imbalance grows (abstract)."""
+    n = np.asarray(counts, dtype=np.float64)
+    if n.ndim != 1 or len(n) < 2 or (n <= 0).any():
+        raise ValueError(f"need >= 2 positive class counts, got {counts!r}")
+    P = np.eye(len(n)) - 1 / len(n)
+    PDP = P @ np.diag(n) @ P
+    return {"W": _psd_power(PDP, 0.5), "means": _psd_power(PDP, -0.5), "logits": P}
+
+
+def class_means(result: UFMResult) -> np.ndarray:
+    """mu_c = mean of the features of class c, rows of a C x p array (not centred)."""
+    return np.stack([result.H[:, result.labels == c].mean(1) for c in range(result.problem.num_classes)])
+
+
+def imbalance_geometry(result: UFMResult) -> dict[str, float]:
+    """The statistics of one imbalanced UFM point (majority classes first, UFMProblem.imbalanced):
+
+      minority_cos / majority_cos   mean pairwise cosine of the classifier rows of the minority (last
+                                    floor(C/2)) / majority classes: -1/(C-1) at an ETF, 1 when the
+                                    minority classifiers coincide (minority collapse, Fang et al. 2021)
+      minority_norm_ratio           mean ||w_minority|| / mean ||w_majority||
+      means_etf_distance            ETF Gram distance of the class means centred at their UNWEIGHTED
+                                    mean (metrics.centered_means center="classes": an exact simplex ETF
+                                    gives 0 whatever the counts; the count-weighted sample mean would
+                                    not, see there)
+      w_etf_distance                ETF Gram distance of the rows of W (at a CE critical point without
+                                    bias they sum to 0: 1^T df/dW = lambda_W 1^T W)
+      seli_w_distance, seli_means_distance, seli_logits_distance
+                                    gram_distance of W W^T, of the centred means' Gram and of the
+                                    class-mean logits [W mu_c] from seli_geometry(counts)
+      objective, grad_norm, converged, iterations"""
+    r, C = result, result.problem.num_classes
+    major = (C + 1) // 2
+    norms = np.linalg.norm(r.W, axis=1)
+    A = metrics.centered_means(r.features, r.labels, C, center="classes")
+    seli = seli_geometry(r.problem.counts)
+    return {"minority_cos": _mean_pairwise_cosine(r.W[major:]), "majority_cos": _mean_pairwise_cosine(r.W[:major]),
+            "minority_norm_ratio": norms[major:].mean() / norms[:major].mean(),
+            "means_etf_distance": etf_gram_distance(A @ A.T), "w_etf_distance": etf_gram_distance(r.W @ r.W.T),
+            "seli_w_distance": gram_distance(r.W @ r.W.T, seli["W"]),
+            "seli_means_distance": gram_distance(A @ A.T, seli["means"]),
+            "seli_logits_distance": gram_distance(r.W @ class_means(r).T, seli["logits"]),
+            "objective": r.objective, "grad_norm": r.grad_norm, "converged": float(r.converged),
+            "iterations": float(r.iterations)}
+
 
 def _mean_pairwise_cosine(rows: np.ndarray) -> float:
     unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
@@ -574,48 +773,109 @@ def _mean_pairwise_cosine(rows: np.ndarray) -> float:
     return float(cos[~np.eye(len(rows), dtype=bool)].mean())
 
 
+# The minority classifiers count as collapsed when their mean pairwise cosine is >= 1 - COLLAPSE_TOL. At
+# the threshold the objective is flat to fourth order in their angle theta (a pitchfork: theta^2 grows
+# linearly below it), so a solve to ||grad f|| <= 1e-8 resolves theta only to ~(1e-8)^(1/3), and 1 - cos
+# to ~1e-5, there (measured at R = R_c, lambda = 1e-2, 5e-3, 2.5e-3, seeds 0-5: 2e-6..5e-5); one step
+# below it 1 - cos is 1.6e-3..1.8e-2, and one step above <= 1e-12. A ratio at the threshold itself may
+# fall on either side of 1e-4; the claim's statistics allow for that (one step).
+COLLAPSE_TOL = 1e-4
+
 # The sweep's parameters (R values, seeds, gtol) belong to claims/test_ufm_imbalance.py.
 # A stored sweep's record: its meta's "kind", and the prefix of its key (imbalance_sweep_key).
 IMBALANCE_KIND = "ufm-imbalance-sweep"
 IMBALANCE_KEY_PREFIX = "ufm-imbalance-"
 
 
+def _imbalanced_problem(num_classes, dim, n_min, n_maj, lam, loss, bias) -> UFMProblem:
+    return UFMProblem.imbalanced(num_classes, dim, n_min, n_maj / n_min, lambda_w=lam, lambda_h=lam,
+                                 lambda_b=lam if bias else 0.0, loss=loss, bias=bias)
+
+
 def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int = 4, n_min: int = 1,
-                    lam: float = 5e-3, loss: str = "ce", solver: str = "lbfgs", seed: int = 0,
-                    gtol: float = DEFAULT_GTOL, max_iter: int | None = None) -> dict[str, np.ndarray]:
-    """Solve UFMProblem.imbalanced(C, p, n_min, R, lambda_W = lambda_H = lambda_b = lam) for each R and
-    return arrays over R (for a figure):
+                    lam: float = 5e-3, loss: str = "ce", bias: bool = False, solver: str = "lbfgs",
+                    seed: int = 0, gtol: float = DEFAULT_GTOL, max_iter: int | None = None,
+                    refine: bool = True, collapse_tol: float = COLLAPSE_TOL, store: RunStore | None = None
+                    ) -> dict[str, np.ndarray]:
+    """Solve the imbalanced UFM (UFMProblem.imbalanced: the first ceil(C/2) classes have
+    n_maj = round(R n_min) samples, lambda_W = lambda_H = lam, no bias by default as in Fang et al.'s
+    Layer-Peeled Model and Thrampoulidis et al.'s UFM) for each R, and with `refine` also at the ratios
+    that bisect, over integer n_maj, the bracket between the largest R before the first R whose
+    minority classifiers are collapsed (minority_cos >= 1 - collapse_tol) and that R: the sweep then
+    holds the minority-collapse threshold R* (the smallest collapsed ratio) and R* - 1/n_min.
 
-      R, minority_cos / majority_cos   mean pairwise cosine of the classifier rows of the minority
-                                       (last floor(C/2)) / majority classes; -1/(C-1) at an ETF, 1 when
-                                       the minority classifiers coincide (minority collapse, Fang et al.
-                                       PNAS 2021, Sec. 3)
-      minority_norm_ratio              mean ||w_minority|| / mean ||w_majority||
-      means_etf_distance, w_etf_distance   ETF Gram distance of the centered class means and of W's rows
-                                       (0 for an ETF; SELI geometry for R > 1, Thrampoulidis et al. 2022)
-      objective, grad_norm, converged, iterations
+    Returns arrays over the solved R, in increasing order: "R", imbalance_geometry's columns, and
+    "refined" (1.0 for a ratio the bisection added). Every column is float64, as the run store keeps
+    it. `store`: each solve is kept there too (solve_cached)."""
+    rows: dict[int, dict] = {}
 
-    Every column is a float64 array (converged: 1.0 or 0.0), as the run store keeps it.
-    """
-    keys = ("R", "minority_cos", "majority_cos", "minority_norm_ratio", "means_etf_distance",
-            "w_etf_distance", "objective", "grad_norm", "converged", "iterations")
-    out = {key: [] for key in keys}
-    major = (num_classes + 1) // 2
-    for R in R_values:
-        pr = UFMProblem.imbalanced(num_classes, dim, n_min, R, lambda_w=lam, lambda_h=lam, lambda_b=lam,
-                                   loss=loss)
-        r = solve_cached(pr, solver, seed, gtol=gtol, max_iter=max_iter)
-        norms = np.linalg.norm(r.W, axis=1)
-        row = {"R": R, "minority_cos": _mean_pairwise_cosine(r.W[major:]),
-               "majority_cos": _mean_pairwise_cosine(r.W[:major]),
-               "minority_norm_ratio": norms[major:].mean() / norms[:major].mean(),
-               "means_etf_distance": etf_gram_distance(centered_mean_gram(r.features, r.labels,
-                                                                          num_classes)),
-               "w_etf_distance": etf_gram_distance(r.W @ r.W.T), "objective": r.objective,
-               "grad_norm": r.grad_norm, "converged": r.converged, "iterations": r.iterations}
-        for key in keys:
-            out[key].append(row[key])
-    return {key: np.asarray(value, dtype=np.float64) for key, value in out.items()}
+    def at(n_maj: int) -> dict:
+        if n_maj not in rows:
+            pr = _imbalanced_problem(num_classes, dim, n_min, n_maj, lam, loss, bias)
+            rows[n_maj] = imbalance_geometry(solve_cached(pr, solver, seed, gtol=gtol, max_iter=max_iter, store=store))
+        return rows[n_maj]
+
+    def collapsed(n_maj: int) -> bool:
+        return at(n_maj)["minority_cos"] >= 1 - collapse_tol
+
+    grid = sorted({int(round(R * n_min)) for R in R_values})
+    first = next((m for m in grid if collapsed(m)), None)      # (collapsed(m) solves at m)
+    for m in grid:
+        at(m)
+    if refine and first is not None and first != grid[0]:
+        lo, hi = max(m for m in grid if m < first), first
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if collapsed(mid) else (mid, hi)
+    keys = ("R", *at(grid[0]), "refined")
+    return {key: np.array([m / n_min if key == "R" else float(m not in grid) if key == "refined" else rows[m][key]
+                           for m in sorted(rows)], dtype=np.float64) for key in keys}
+
+
+def collapse_threshold(sweep: dict[str, np.ndarray], collapse_tol: float = COLLAPSE_TOL) -> float:
+    """R* = the smallest R of a sweep whose minority classifiers are collapsed (minority_cos >=
+    1 - collapse_tol); inf when none is."""
+    collapsed = sweep["R"][sweep["minority_cos"] >= 1 - collapse_tol]
+    return float(collapsed.min()) if len(collapsed) else math.inf
+
+
+def minority_collapse_ratio(num_classes: int, n_min: int, lambda_w: float, lambda_h: float) -> float:
+    """R_c: the imbalance ratio above which the collapsed configuration of the minority classifiers is
+    stable, for the CE UFM without bias (derived here; checked against the solved sweeps by
+    claims/test_ufm_imbalance.py):
+
+        R_c = (sqrt(n_min / (lambda_W lambda_H)) - K_B n_min) / (K_A n_min),
+
+    K_A = ceil(C/2) majority classes of n_maj = R n_min samples, K_B = floor(C/2) minority classes of
+    n_min (UFMProblem.imbalanced); for C = 4, n_min = 1, lambda_W = lambda_H = lambda: 1/(2 lambda) - 1.
+
+    Derivation. Take a critical point at which the minority rows w_a and the minority features coincide
+    (they do at any point fixed by the permutations of the minority classes, which are symmetries of f
+    since those classes have equal counts). Split them along a unit contrast u over the minority classes
+    (u^T 1 = 0, 0 on the majority) and a unit vector d of R^p orthogonal to every row and feature (one
+    exists when p > rank W): W + x u d^T, H + y d v^T with v a unit vector over the samples. The logits
+    W H move only at second order, by x y u v^T, so the curvature along (x, y) is
+    lambda_W x^2 + lambda_H y^2 + 2 x y u^T G v with G = (softmax(Z) - Y)/N (logit_gradient). The minority
+    logits are equal there, so (u^T G)_i = -u_{y_i}/N on the minority samples and 0 on the others:
+    ||u^T G|| = sqrt(n_min)/N. The curvature is negative for some (x, y) and v, i.e. the collapsed point
+    is a strict saddle and the minority classifiers split, iff sqrt(n_min)/N > sqrt(lambda_W lambda_H),
+    i.e. iff N = K_A n_maj + K_B n_min < sqrt(n_min / (lambda_W lambda_H)). (The same test as for W = H = 0
+    of a balanced problem, where sigma_1(G) = 1/(C sqrt(n)): there it gives C kappa < 1.)"""
+    K_A, K_B = (num_classes + 1) // 2, num_classes // 2
+    return (math.sqrt(n_min / (lambda_w * lambda_h)) - K_B * n_min) / (K_A * n_min)
+
+
+def seli_path(R: float, lams: Sequence[float], *, num_classes: int = 4, dim: int = 4, n_min: int = 1,
+              loss: str = "ce", solver: str = "lbfgs", seed: int = 0, gtol: float = DEFAULT_GTOL,
+              store: RunStore | None = None) -> dict[str, np.ndarray]:
+    """The regularisation path at one imbalance ratio R: the imbalanced UFM without bias
+    (lambda_W = lambda_H = lam) solved for each lam (solve_cached, kept in `store`), as arrays over lam
+    in the order given: "lam" and imbalance_geometry's columns (its SELI distances above all)."""
+    rows = [imbalance_geometry(solve_cached(_imbalanced_problem(num_classes, dim, n_min, int(round(R * n_min)),
+                                                                lam, loss, False), solver, seed, gtol=gtol,
+                                            store=store)) for lam in lams]
+    return {"lam": np.asarray(lams, dtype=np.float64),
+            **{key: np.array([row[key] for row in rows], dtype=np.float64) for key in rows[0]}}
 
 
 _SWEEP_SIGNATURE = inspect.signature(imbalance_sweep)
@@ -623,10 +883,11 @@ _SWEEP_SIGNATURE = inspect.signature(imbalance_sweep)
 
 def imbalance_sweep_params(R_values: Sequence[float], **kw) -> dict:
     """Every argument of `imbalance_sweep(R_values, **kw)`, defaults included, as a JSON-able dict
-    (R_values a list of floats): what names a stored sweep."""
+    (R_values a list of floats): what names a stored sweep. `store` (where the solves go) is no part
+    of it."""
     bound = _SWEEP_SIGNATURE.bind(R_values, **kw)
     bound.apply_defaults()
-    params = {k: v.item() if isinstance(v, np.generic) else v for k, v in bound.arguments.items()}
+    params = {k: v.item() if isinstance(v, np.generic) else v for k, v in bound.arguments.items() if k != "store"}
     return {**params, "R_values": [float(R) for R in R_values]}
 
 

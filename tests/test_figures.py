@@ -23,7 +23,7 @@ from ncsim.trajectory import Trajectory
 from ncsim.threads import limit_threads
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
-TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,)}
+TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "adamw": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,)}
 
 
 @dataclass
@@ -107,8 +107,9 @@ CASES = {
                  ["Geometry at the end of training", "standard-s0", "deviation from the simplex ETF", "seed 0 shown"],
                  None),
     "ablation": (lambda t: figures.ablation(t.runs), ["Regime ablation"],
-                 ["NC1: weight decay on / off", "NC3: weight decay on / off", "NC1: cross-entropy vs MSE loss",
-                  "NC3: cross-entropy vs MSE loss"]),
+                 ["NC1: weight decay on / off", "NC3: weight decay on / off", "central path: weight decay on / off",
+                  "NC1: cross-entropy vs MSE loss", "NC3: cross-entropy vs MSE loss",
+                  "central path: cross-entropy vs MSE loss"]),
     "ufm_imbalance": (lambda t: figures.ufm_imbalance(SWEEPS), ["UFM geometry under class imbalance", "seeds 0, 1"],
                       ["Mean pairwise cosine of rows", "ETF Gram distance", "Classifier norm ratio"]),
 }
@@ -173,8 +174,8 @@ def test_layerwise_depth_axis_ends_at_the_penultimate_layer(tiny):
     fig = figures.layerwise(tiny.runs["standard"])
     depth_ax = fig.axes[3]
     names = [t.get_text() for t in depth_ax.get_xticklabels()]
-    flat = [t.removesuffix(".flat") for t in run.taps() if not t.endswith(".pool")]
-    assert names == flat + ["penultimate"]
+    flat = [t.removesuffix(".flat") for t in run.taps() if t.endswith(".flat")]
+    assert names == flat + ["penultimate"]  # the layers with parameters: no pooling tap
     # The end-of-training profile's last point is the runs' own penultimate NC1 (geometric mean over the
     # 2 seeds: NC1 is drawn on a log axis).
     (line,) = depth_ax.get_lines()
@@ -194,13 +195,13 @@ def test_layerwise_epochs_are_on_a_log_axis_that_keeps_initialisation(tiny):
 
 def test_optimizer_legend_names_each_optimizer(tiny):
     labels = legend_labels(figures.optimizers(tiny.runs))
-    for label in ("standard: SGD, lr 0.05", "adam: Adam, lr 0.001", "lbfgs: LBFGS, lr 1"):
+    for label in ("standard: SGD, lr 0.05", "adam: Adam, lr 0.001", "adamw: AdamW, lr 0.001", "lbfgs: LBFGS, lr 0.1"):
         assert label in labels
 
 
 def test_ablation_compares_with_the_default(tiny):
     fig = figures.ablation(tiny.runs)
-    top, bottom = fig.axes[0], fig.axes[2]
+    top, bottom = fig.axes[0], fig.axes[3]
     assert {line.get_label() for line in top.get_lines()} >= {"standard: wd 0.005, CE", "no-wd: wd 0, CE"}
     assert {line.get_label() for line in bottom.get_lines()} >= {"standard: wd 0.005, CE", "mse: wd 0.005, MSE"}
 

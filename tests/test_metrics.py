@@ -14,12 +14,13 @@ from ncsim.metrics import collapse_metrics
 
 HYPOTHESIS = settings(max_examples=50, deadline=None)
 
-FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
-                "nc2_etf_distance", "ncc_error")
+FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "within_offspan", "means_conditioning", "nc2_equinorm",
+                "nc2_equiangularity", "nc2_maxangle", "nc2_etf_distance", "ncc_error")
 WEIGHT_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3",
                "nc3_etf_distance", "nc4")
-SCALE_FREE_FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity",
-                           "nc2_maxangle", "nc2_etf_distance", "ncc_error")
+RIDGE_KEYS = ("ridge_distance", "ridge_direction_distance", "ridge_nc3", "ridge_nc4")
+SCALE_FREE_FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "within_offspan", "means_conditioning", "nc2_equinorm",
+                           "nc2_equiangularity", "nc2_maxangle", "nc2_etf_distance", "ncc_error")
 
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def assert_same(a: dict, b: dict, keys, rtol=1e-8, atol=1e-12):
 
 # ---- a plain textbook reference (p x p matrices, loops) -------------------------------------------------
 
-def textbook_metrics(h, y, w=None, b=None):
+def textbook_metrics(h, y, w=None, b=None, ridge=None):
     c = y.max() + 1
     n, p = h.shape
     means = np.array([h[y == k].mean(axis=0) for k in range(c)])
@@ -73,6 +74,8 @@ def textbook_metrics(h, y, w=None, b=None):
     nearest = np.array([np.argmin([np.linalg.norm(x - m) for m in means]) for x in h])
     out = {"nc1": np.trace(sigma_w @ sigma_b_pinv) / c,
            "nc1_trace": np.trace(sigma_w) / np.trace(sigma_b),
+           "within_offspan": 1 - np.trace(top.T @ sigma_w @ top) / np.trace(sigma_w),
+           "means_conditioning": np.sqrt(eigenvalues[-(c - 1)] / eigenvalues[-1]),
            "cdnv": cdnv,
            "ncc_error": np.mean(nearest != y),
            **textbook_simplex(centered, "nc2")}
@@ -84,6 +87,18 @@ def textbook_metrics(h, y, w=None, b=None):
         out["nc3"] = np.linalg.norm(w.T / np.linalg.norm(w) - centered.T / np.linalg.norm(centered)) ** 2
         out["nc3_etf_distance"] = np.linalg.norm(wm / np.linalg.norm(wm) - etf)
         out["nc4"] = np.mean(nearest != predictions)
+    if ridge is not None:
+        # The ridge classifier by np.linalg.lstsq on the stacked system [H 1; sqrt(N lam) I 0] [W b]^T = [Y; 0].
+        x = np.vstack([np.hstack([h, np.ones((n, 1))]), np.hstack([np.sqrt(n * ridge) * np.eye(p), np.zeros((p, 1))])])
+        targets = np.vstack([np.eye(c)[y], np.zeros((p, c))])
+        solution = np.linalg.lstsq(x, targets, rcond=None)[0]
+        w_r, b_r = solution[:p].T, solution[p]
+        ridge_predictions = np.array([np.argmax(w_r @ v + b_r) for v in h])
+        unit = lambda a: a / np.linalg.norm(a)  # noqa: E731
+        out["ridge_distance"] = np.linalg.norm(w - w_r) / np.linalg.norm(w_r)
+        out["ridge_direction_distance"] = np.linalg.norm(unit(w) - unit(w_r)) ** 2
+        out["ridge_nc3"] = np.linalg.norm(unit(w_r.T) - unit(centered.T)) ** 2
+        out["ridge_nc4"] = np.mean(nearest != ridge_predictions)
     return out
 
 
@@ -113,6 +128,8 @@ def test_simplex_etf_with_no_spread_is_fully_collapsed(c, p):
     weight = 0.7 * centered
     m = collapse_metrics(features, labels, weight, bias=-weight @ offset)
     assert set(m) == set(FEATURE_KEYS + WEIGHT_KEYS)
+    assert m.pop("means_conditioning") == pytest.approx(1, abs=1e-10)  # the C-1 singular values are equal
+    assert 0 <= m.pop("within_offspan") <= 1  # a fraction of a within-class scatter that is rounding only
     for key in m:
         assert m[key] == pytest.approx(0, abs=1e-10), key
 
@@ -132,7 +149,8 @@ def test_weight_keys_only_with_weight():
     assert set(collapse_metrics(h, y)) == set(FEATURE_KEYS)
     assert set(collapse_metrics(h, y, w)) == set(FEATURE_KEYS + WEIGHT_KEYS)
     assert all(type(v) is float for v in collapse_metrics(h, y, w, b).values())
-    assert (metrics.FEATURE_KEYS, metrics.CLASSIFIER_KEYS) == (FEATURE_KEYS, WEIGHT_KEYS)
+    assert set(collapse_metrics(h, y, w, ridge=0.1)) == set(FEATURE_KEYS + WEIGHT_KEYS + RIDGE_KEYS)
+    assert (metrics.FEATURE_KEYS, metrics.CLASSIFIER_KEYS, metrics.RIDGE_KEYS) == (FEATURE_KEYS, WEIGHT_KEYS, RIDGE_KEYS)
 
 
 # ---- the textbook formulas ----------------------------------------------------------------------------
@@ -148,6 +166,54 @@ def test_matches_textbook_formulas(counts, p):
     fast, slow = collapse_metrics(h, y, w, b), textbook_metrics(h, y, w, b)
     assert fast["nc1"] == pytest.approx(slow["nc1"], rel=1e-8)
     assert_same(fast, slow, FEATURE_KEYS + WEIGHT_KEYS, rtol=1e-8, atol=1e-12)
+
+
+@HYPOTHESIS
+@given(problem=problems(), ridge=st.sampled_from([0.0, 1e-3, 0.1, 10.0]))
+def test_ridge_classifier_is_least_squares(problem, ridge):
+    """RIDGE_KEYS: the closed form diag(pi) Mdot^T (Sigma_T + lam I)^+ against np.linalg.lstsq of the
+    penalised least-squares problem (the Webb-Lowe identity at lam = 0, PNAS 2020 Prop. 1)."""
+    h, y, w, b = problem
+    if ridge == 0 and len(h) <= h.shape[1] + 1:
+        ridge = 1e-3  # Sigma_T singular: the minimum-norm solutions of lstsq and of the cut agree only generically
+    fast, slow = collapse_metrics(h, y, w, b, ridge=ridge), textbook_metrics(h, y, w, b, ridge=ridge)
+    assert_same(fast, slow, ("ridge_distance", "ridge_direction_distance", "ridge_nc3"), rtol=1e-6, atol=1e-9)
+    assert fast["ridge_nc4"] == pytest.approx(slow["ridge_nc4"], abs=1.5 / len(y))  # ties of argmax aside
+
+
+def test_ridge_of_the_network_classifier_is_zero_and_bad_lambda_is_refused():
+    h, y, _, _ = random_problem(np.random.default_rng(8), [30, 30, 30], 5)
+    slow = textbook_metrics(h, y, np.ones((3, 5)), np.zeros(3), ridge=0.5)
+    x = np.vstack([np.hstack([h, np.ones((90, 1))]), np.hstack([np.sqrt(90 * 0.5) * np.eye(5), np.zeros((5, 1))])])
+    solution = np.linalg.lstsq(x, np.vstack([np.eye(3)[y], np.zeros((5, 3))]), rcond=None)[0]
+    m = collapse_metrics(h, y, solution[:5].T, solution[5], ridge=0.5)
+    assert m["ridge_distance"] == pytest.approx(0, abs=1e-10) and m["ridge_nc4"] == 0
+    assert slow["ridge_distance"] > 0.1  # the control: another classifier is far from it
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="ridge"):
+            collapse_metrics(h, y, np.ones((3, 5)), ridge=bad)
+    with pytest.raises(ValueError, match="ridge"):
+        collapse_metrics(h, y, ridge=0.1)
+
+
+def test_singular_value_cut_is_at_the_features_resolution():
+    """Class means that differ only by float32 rounding in one of their C-1 directions: at float64's
+    resolution that direction is inverted and NC1 explodes; at the features' own (float32), it is cut,
+    and means_conditioning flags how close the means are to degenerate."""
+    rng = np.random.default_rng(9)
+    c, p, n = 4, 8, 50
+    means = np.zeros((c, p))
+    means[:3, :2] = [[1, 0], [0, 1], [-1, -1]]
+    means[3] = means[:3].mean(0) + 1e-9 * rng.standard_normal(p)        # a fourth mean at rounding distance
+    y = np.repeat(np.arange(c), n)
+    noise = 0.01 * rng.standard_normal((c * n, p))
+    for k in range(c):
+        noise[y == k] -= noise[y == k].mean(0)                          # the class means stay `means`
+    h = (means[y] + noise).astype(np.float32)
+    at_float32 = collapse_metrics(h, y)
+    at_float64 = collapse_metrics(h.astype(np.float64), y)
+    assert at_float32["means_conditioning"] < 1e-5
+    assert at_float32["nc1"] < 1e-2 < at_float64["nc1"]
 
 
 def test_nc1_scales_with_the_square_of_within_class_noise():
@@ -344,3 +410,27 @@ def test_identical_class_means_stay_degenerate_at_any_scale(scale):
     points = np.random.default_rng(7).standard_normal((6, 4)) + 10
     with pytest.raises(DegenerateFeaturesError, match="class means are identical"):
         collapse_metrics(np.vstack([points] * 3) * scale, np.repeat(np.arange(3), 6))
+
+
+def test_exact_least_squares_jumps_where_the_ridge_classifier_does_not():
+    """Why the exact Webb-Lowe classifier is not self-dual at small but nonzero NC1 (issue 11, item 3):
+    simplex-ETF means in p = 128 at NC1 ~1e-3, with within-class noise whose off-span part is correlated
+    with its in-span part (as in the CNN, where a quarter of Tr(Sigma_W) lies off the span) plus a little
+    isotropic noise. Sigma_T^+ inverts the small off-span eigenvalues, so the exact classifier (lam = 0)
+    turns away from the means; the ridge classifier at lam = 5e-3 stays self-dual. (With isotropic noise
+    alone both are nearly self-dual: exact NC3 0.03 at NC1 2e-3.)"""
+    rng = np.random.default_rng(11)
+    c, p, n = 10, 128, 400
+    basis = orthonormal(rng, p, p)
+    span, off = basis[:, :c], basis[:, c:]
+    etf = np.sqrt(c / (c - 1)) * (np.eye(c) - 1 / c) @ span.T
+    y = np.repeat(np.arange(c), n)
+    z = 0.012 * rng.standard_normal((c * n, c))
+    h = etf[y] + z @ span.T + (z @ rng.standard_normal((c, p - c)) * 0.5 / np.sqrt(c)
+                                + 1e-3 * rng.standard_normal((c * n, p - c))) @ off.T
+    m = collapse_metrics(h, y)
+    assert 5e-4 < m["nc1"] < 2e-3 and m["within_offspan"] > 0.5
+    exact = collapse_metrics(h, y, *metrics.ridge_classifier(h, y, c, 0.0))
+    ridge = collapse_metrics(h, y, *metrics.ridge_classifier(h, y, c, 5e-3))
+    assert exact["nc3"] > 0.2 > 0.01 > ridge["nc3"]
+    assert exact["nc4"] == ridge["nc4"] == 0  # both still decide as the nearest class mean

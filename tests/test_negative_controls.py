@@ -13,8 +13,7 @@ not hold. The controls:
   error, hence its TPT, unchanged): a synthetic control of a post-TPT statistic's direction, for the
   checks whose physical controls never reach a terminal phase (no TPT: nothing finite to measure);
 - for a comparison (a check `against` a reference configuration): "self", the default run compared
-  with itself (no regime change), and "untrained", the run at initialisation against the default run;
-- "network-classifier": the Webb-Lowe lstsq deviation of the network's own cross-entropy classifier.
+  with itself (no regime change), and "untrained", the run at initialisation against the default run.
 The runs come through the store, in the xdist group of the run they need, so under `pytest -n auto`
 they are the claims' own runs, trained once.
 """
@@ -29,7 +28,7 @@ import numpy as np
 import pytest
 
 import claims
-from ncsim import checks, suite, ufm
+from ncsim import checks, suite
 from ncsim.store import Record
 from ncsim.trajectory import Trajectory
 
@@ -65,11 +64,6 @@ def reversed_metrics(run: Trajectory) -> Trajectory:
     return Trajectory(Record(run.key, run.meta, arrays), run.spec)
 
 
-def network_classifier_lstsq(run: Trajectory) -> float:
-    f = run.features("train")
-    return ufm.lstsq_deviation(f["h"], f["y"], f["W"].shape[0], f["W"], f["b"])
-
-
 def controls(run: Trajectory, no_bn: Trajectory) -> dict[str, Trajectory]:
     assert run.tpt_epoch is not None, f"{run.label} must reach TPT for the at-tpt control"
     return {"run": run, "init": run.truncated(0), "at-tpt": run.truncated(run.tpt_epoch), "no-bn": no_bn,
@@ -82,8 +76,6 @@ def control_runs(get_run) -> list[dict[str, Trajectory]]:
 
 
 def control_value(check: checks.Check, control: str, runs: dict[str, Trajectory]) -> float:
-    if control == "network-classifier":
-        return network_classifier_lstsq(runs["run"])
     if check.against is not None:
         pairs = {"self": (runs["run"], runs["run"]), "untrained": (runs["init"], runs["run"])}
         return check.measure(*pairs[control])
@@ -106,7 +98,7 @@ PAIR_CONTROLS = {"self", "untrained"}
 
 @pytest.mark.parametrize("check", [c for _, c in CHECKS], ids=[f"{m}-{c.tolerance}" for m, c in CHECKS])
 def test_every_check_has_a_known_control(check):
-    known = (PAIR_CONTROLS if check.against else RUN_CONTROLS) | {"network-classifier"}
+    known = PAIR_CONTROLS if check.against else RUN_CONTROLS
     assert check.controls, f"{check.tolerance} names no negative control"
     assert set(check.controls) <= known, f"{check.tolerance}: unknown controls {set(check.controls) - known}"
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("no_home_cache")
 # The key of RunSpec() at TRAINER_VERSION 3 (the channels-last forward: the same math, other float32
 # rounding, so 100-epoch trajectories differ). If this changes, every stored record stops matching:
 # change it only together with a deliberate TRAINER_VERSION bump or hashing change.
-DEFAULT_KEY = "a4552ea8a256a9094073"
+DEFAULT_KEY = "86272f0f3cdfe2d53aba"
 
 # A valid non-default value for every field but `name` (each one alone changes the trajectory).
 ALTERNATIVES = {
@@ -48,7 +48,10 @@ ALTERNATIVES = {
     "device": "cuda",
     "eval_schedule": "every:2",
     "layer_schedule": "none",
+    "lbfgs_max_iter": 5,
 }
+# Fields valid only together with another value: the base each is changed from.
+NEEDS = {"lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False}}
 
 FIELD_NAMES = [f.name for f in dataclasses.fields(RunSpec)]
 
@@ -142,9 +145,10 @@ def test_alternatives_cover_every_field_but_name():
 
 @pytest.mark.parametrize("field", sorted(ALTERNATIVES))
 def test_key_changes_with_each_field(field):
-    changed = RunSpec().replace(**{field: ALTERNATIVES[field]})
-    assert changed != RunSpec()
-    assert changed.key() != DEFAULT_KEY
+    base = RunSpec(**NEEDS.get(field, {}))
+    changed = base.replace(**{field: ALTERNATIVES[field]})
+    assert changed != base
+    assert changed.key() not in (DEFAULT_KEY, base.key())
 
 
 def test_key_changes_with_trainer_version(monkeypatch):
@@ -184,6 +188,7 @@ def test_changing_any_field_of_a_random_spec_changes_its_key(s, field):
         changes["optimizer"] = "sgd"
     if field == "model":
         changes["batch_norm"] = True
+    s = s.replace(**NEEDS.get(field, {}))
     t = s.replace(**changes)
     if getattr(t, field) == getattr(s, field):  # the random spec already had the alternative
         t = s.replace(**{field: getattr(RunSpec(), field)} if field != "data" else {"data": {}})
@@ -243,6 +248,14 @@ def test_unknown_choice_is_named_and_choices_listed(field, bad, choices):
 def test_out_of_range_value_is_a_spec_error_naming_the_field(field, bad):
     with pytest.raises(SpecError, match=rf"^{field}="):
         RunSpec(**{field: bad})
+
+
+@pytest.mark.parametrize("optimizer, max_iter, fragment", [
+    ("lbfgs", 0, "must be >= 1"), ("lbfgs", 1001, "<= 1000"), ("sgd", 5, "for optimizer='lbfgs' only")])
+def test_lbfgs_inner_iterations_are_bounded_and_for_lbfgs_only(optimizer, max_iter, fragment):
+    with pytest.raises(SpecError, match=rf"^lbfgs_max_iter={max_iter} .*{fragment}"):
+        RunSpec(optimizer=optimizer, lbfgs_max_iter=max_iter)
+    assert RunSpec(optimizer="lbfgs", lbfgs_max_iter=1).lbfgs_max_iter == 1
 
 
 def test_upper_bounds_are_valid():

@@ -5,6 +5,7 @@ file's CHECKS table fails its tolerance, with a finite value, on an input where 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import pkgutil
@@ -16,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 from scipy.optimize import minimize_scalar
 
 import claims
@@ -245,8 +246,36 @@ def test_webb_lowe_general_form_matches_lstsq_under_imbalance():
     assert ufm.lstsq_deviation(h, y, 4, literal_W, literal_b) > 0.1
 
 
+@pytest.mark.parametrize("C,p,n", webb_lowe_claim.SHAPES)
+@pytest.mark.parametrize("seed", range(5))
+def test_webb_lowe_classifier_is_least_squares(C, p, n, seed):
+    """Proposition 1's closed form (with diag(N_c/N), here 1/C) is np.linalg.lstsq's solution on random
+    balanced features, to float64 rounding (6.6e-16..4.8e-15 measured); the deviation sees the literal W
+    without the 1/C and W off by 1e-6 relative."""
+    h, y = webb_lowe_claim.random_features(C, p, n, seed)
+    W, b = ufm.webb_lowe_classifier(h, y, C)
+    assert ufm.lstsq_deviation(h, y, C, W, b) <= 1e-10
+    assert ufm.lstsq_deviation(h, y, C, C * W, b) > 0.1
+    assert ufm.lstsq_deviation(h, y, C, (1 + 1e-6) * W, b) > 1e-8
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=st.lists(st.integers(1, 6), min_size=2, max_size=7), p=st.integers(1, 8),
+       seed=st.integers(0, 2**31))
+def test_webb_lowe_is_least_squares_for_any_counts(counts, p, seed):
+    """The general form W = diag(N_c/N) M^T Sigma_T^+, b = pi - W mu_G is the least-squares solution for
+    any class counts and dimension, whenever it is unique ([H^T 1] of full column rank: N >= p + 1 here,
+    with Gaussian features)."""
+    rng = np.random.default_rng(seed)
+    C, y = len(counts), np.repeat(np.arange(len(counts)), counts)
+    assume(len(y) >= p + 2)
+    h = rng.standard_normal((C, p))[y] + rng.standard_normal((len(y), p))
+    W, b = ufm.webb_lowe_classifier(h, y, C)
+    assert ufm.lstsq_deviation(h, y, C, W, b) <= 1e-8
+
+
 def test_webb_lowe_bad_input():
-    with pytest.raises(ValueError, match="every class present"):
+    with pytest.raises(ValueError, match="class 2 has no samples"):
         ufm.webb_lowe_classifier(np.zeros((4, 2)), np.array([0, 0, 1, 1]), 3)
 
 
@@ -254,10 +283,103 @@ def test_webb_lowe_bad_input():
 
 def test_imbalance_sweep_shapes():
     sweep = ufm.imbalance_sweep((1, 3), num_classes=5, dim=5, n_min=2)
-    assert set(sweep) >= {"R", "minority_cos", "majority_cos", "means_etf_distance", "w_etf_distance"}
-    assert all(len(v) == 2 for v in sweep.values()) and sweep["converged"].all()
+    assert set(sweep) >= {"R", "minority_cos", "majority_cos", "means_etf_distance", "w_etf_distance",
+                          "seli_w_distance", "seli_means_distance", "seli_logits_distance", "refined"}
+    assert all(len(v) == 2 for v in sweep.values()) and sweep["converged"].all() and not sweep["refined"].any()
     assert sweep["minority_cos"][0] == pytest.approx(-1 / 4, abs=1e-6)
     assert sweep["R"].dtype == np.float64 and sweep["converged"].dtype == np.float64
+    assert ufm.collapse_threshold(sweep) == math.inf
+
+
+def test_imbalance_sweep_refines_the_collapse_threshold():
+    """With lambda = 1e-2 the minority rows collapse from R_c = 49 on: the sweep over (1, 30, 100) bisects
+    the bracket (30, 100] down to 48 and 49."""
+    sweep = ufm.imbalance_sweep((1, 30, 100), lam=1e-2)
+    assert ufm.minority_collapse_ratio(4, 1, 1e-2, 1e-2) == pytest.approx(49)
+    assert ufm.collapse_threshold(sweep) == 49 and {48.0, 49.0} <= set(sweep["R"])
+    assert sweep["refined"][sweep["R"] == 49] == 1 and sweep["refined"][sweep["R"] == 100] == 0
+    assert (np.diff(sweep["R"]) > 0).all() and sweep["converged"].all()
+
+
+def test_minority_collapse_ratio():
+    assert ufm.minority_collapse_ratio(4, 1, 5e-3, 5e-3) == pytest.approx(99)
+    # C = 5: K_A = 3, K_B = 2; sqrt(n_min/(lambda_W lambda_H)) = sqrt(2/1e-4) = 141.42
+    assert ufm.minority_collapse_ratio(5, 2, 1e-2, 1e-2) == pytest.approx((math.sqrt(2e4) - 4) / 6)
+
+
+def test_no_bias_problem():
+    """bias=False: b starts at 0, its gradient is 0, every solver leaves it there; lambda_b must be 0 and a
+    nonzero b is refused."""
+    pr = ufm.UFMProblem(3, 3, (4, 2, 1), lambda_b=0.0, bias=False)
+    assert not ufm.random_init(pr, 0)[2].any()
+    W, H, _ = ufm.random_init(pr, 1)
+    assert not ufm.gradient(pr, W, H, np.zeros(3))[2].any()
+    for solver in ufm.SOLVERS:
+        assert not ufm.solve(pr, solver, max_iter=20).b.any()
+    with pytest.raises(ValueError, match="lambda_b 0 without a bias"):
+        ufm.UFMProblem(3, 3, 2, bias=False)
+    with pytest.raises(ValueError, match="without bias takes b = 0"):
+        ufm.evaluate(pr, W, H, np.ones(3))
+
+
+# ---- SELI -----------------------------------------------------------------------------------------
+
+def seli_point(counts, d: int = 6, rng: int = 0):
+    """(W, H) built from the SVD of the SEL matrix Zhat = V Lambda U^T: W = V Lambda^(1/2) Q^T,
+    H = Q Lambda^(1/2) U^T (Q: d x (k-1) random orthonormal), so that W H = Zhat, W W^T = V Lambda V^T,
+    H^T H = U Lambda U^T (Thrampoulidis et al. 2022, Definition 2, alpha = 1)."""
+    k, y = len(counts), np.repeat(np.arange(len(counts)), counts)
+    Zhat = np.eye(k)[y].T - 1 / k
+    V, lam, Ut = np.linalg.svd(Zhat, full_matrices=False)
+    V, lam, Ut = V[:, :k - 1], lam[:k - 1], Ut[:k - 1]
+    Q, _ = np.linalg.qr(np.random.default_rng(rng).standard_normal((d, k - 1)))
+    return V * np.sqrt(lam) @ Q.T, Q * np.sqrt(lam) @ Ut, Zhat
+
+
+@pytest.mark.parametrize("counts", [(5, 5, 1, 1), (100, 100, 1, 1), (7, 3, 2, 2, 1), (3, 3, 3)])
+def test_seli_geometry_of_the_svd_construction(counts):
+    """The definition's point (seli_point) measures 0 to SELI on the three statistics, with W H = Zhat, and
+    its class means already sum to zero (centred at the mean of the class means)."""
+    W, H, Zhat = seli_point(counts)
+    pr = ufm.UFMProblem(len(counts), 6, counts, lambda_b=0.0, bias=False)
+    point = ufm.evaluate(pr, W, H, np.zeros(len(counts)))
+    geometry = ufm.imbalance_geometry(point) if len(counts) > 3 else None
+    np.testing.assert_allclose(W @ H, Zhat, atol=1e-12)
+    np.testing.assert_allclose(ufm.class_means(point).sum(0), 0, atol=1e-12)
+    seli = ufm.seli_geometry(counts)
+    A = metrics.centered_means(point.features, point.labels, len(counts), center="classes")
+    for got, want in ((W @ W.T, seli["W"]), (A @ A.T, seli["means"]), (W @ ufm.class_means(point).T, seli["logits"])):
+        assert ufm.gram_distance(got, want) < 1e-12
+    if geometry is not None:
+        assert max(geometry[k] for k in ("seli_w_distance", "seli_means_distance", "seli_logits_distance")) < 1e-12
+
+
+def test_seli_is_the_etf_when_balanced_and_not_otherwise():
+    P = np.eye(4) - 0.25
+    for target in ufm.seli_geometry((3, 3, 3, 3)).values():
+        assert ufm.gram_distance(target, P) < 1e-14
+    imbalanced = ufm.seli_geometry((10, 10, 1, 1))
+    assert ufm.gram_distance(imbalanced["W"], P) > 0.3 and ufm.gram_distance(imbalanced["logits"], P) == 0
+    # the means' Gram is the classifier Gram's pseudo-inverse: their product is the projector P
+    np.testing.assert_allclose(imbalanced["W"] @ imbalanced["means"], P, atol=1e-12)
+    with pytest.raises(ValueError, match="positive class counts"):
+        ufm.seli_geometry((3, 0, 1))
+
+
+def test_exact_etf_measures_zero_only_with_the_class_mean_centring():
+    """Why the imbalance claim centres the means at their unweighted mean: an exact simplex ETF with
+    counts (R, R, 1, 1) measures 0 that way, and 0.27 (R = 2) .. 0.75 (R = 100) centred at the
+    count-weighted sample mean, which would pass the claim's 'not an ETF' check for no reason."""
+    sweep = etf_sweep((1, 2, 100))
+    assert np.abs(sweep["means_etf_distance"]).max() < 1e-12
+    tol = checks.tolerance(CLAIMS_DIR, "ufm_imbalance_etf_distance_min")
+    assert not tol.holds(imbalance_claim.etf_distance_min(sweep))
+    E = ufm.simplex_etf(4, 4, rng=0)
+    sample_centred = []
+    for R in (2, 100):
+        y = np.repeat(np.arange(4), (R, R, 1, 1))
+        sample_centred.append(ufm.etf_gram_distance(ufm.centered_mean_gram(E[y], y, 4)))
+    assert sample_centred == pytest.approx([0.27, 0.75], abs=0.01) and tol.holds(min(sample_centred))
 
 
 def test_imbalance_statistics_need_R_from_1_up():
@@ -303,7 +425,8 @@ def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
     record = store.load(key)
     assert record.meta["kind"] == "ufm-imbalance-sweep" and record.meta["ufm_version"] == ufm.UFM_VERSION
     assert record.meta["params"] == {"R_values": [1.0, 3.0], "seed": 4, "gtol": ufm.DEFAULT_GTOL, "lam": 5e-3,
-                                     "loss": "ce", "solver": "lbfgs", "max_iter": None, **SMALL_SWEEP}
+                                     "loss": "ce", "bias": False, "solver": "lbfgs", "max_iter": None,
+                                     "refine": True, "collapse_tol": ufm.COLLAPSE_TOL, **SMALL_SWEEP}
     assert all(a.dtype == np.float64 for a in first.values())
     direct = ufm.imbalance_sweep((1, 3), seed=4, **SMALL_SWEEP)
     assert all(np.array_equal(first[k], direct[k]) for k in direct)
@@ -336,9 +459,72 @@ def test_stored_imbalance_sweeps_take_the_newest_per_seed(tmp_path):
 
 def test_landscape_statistics_need_one_problem():
     runs = [ufm.solve_cached(CE, "lbfgs", 0), ufm.solve_cached(MSE, "lbfgs", 0)]
-    for statistic in landscape_claim.CHECKS.values():
+    for statistic in landscape_claim.RUNS_CHECKS.values():
         with pytest.raises(ValueError, match="one problem"):
             statistic(runs)
+
+
+# ---- Hessian and constructed critical points ----------------------------------------------------------
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_hessian_matches_finite_differences_of_the_gradient(bias):
+    """Each column of ufm.hessian equals the central difference of the closed-form gradient (step 1e-6:
+    agreement to ~1e-8), and the Hessian is symmetric."""
+    pr = ufm.UFMProblem(3, 2, 2, lambda_w=0.1, lambda_h=0.05, lambda_b=0.02 if bias else 0.0, bias=bias)
+    W, H, b = (t.numpy() for t in ufm.random_init(pr, seed=2))
+    hess = ufm.hessian(pr, W, H, b)
+    x = ufm._parameters(pr, W, H, b).numpy()
+    assert hess.shape == (len(x), len(x)) == (6 + 12 + 3 * bias,) * 2
+    np.testing.assert_allclose(hess, hess.T, atol=1e-14)
+
+    def grad(v):
+        point = (t.numpy() for t in ufm._unpack(pr, torch.as_tensor(v)))
+        return np.concatenate([g.ravel() for g in ufm.gradient(pr, *point)])[: len(x)]
+    for j in range(len(x)):
+        e = np.zeros(len(x))
+        e[j] = 1e-6
+        np.testing.assert_allclose(hess[:, j], (grad(x + e) - grad(x - e)) / 2e-6, atol=1e-7)
+
+
+def test_origin_hessian_has_the_closed_form_smallest_eigenvalue():
+    """At W = H = 0, b = 0 (balanced CE) the Hessian's W-H block is [[lambda_W I, G (x) I], [., lambda_H I]]
+    with sigma_1(G) = 1/(C sqrt(n)), so its smallest eigenvalue is
+    (lambda_W + lambda_H)/2 - sqrt(((lambda_W - lambda_H)/2)^2 + 1/(C^2 n))."""
+    pr = landscape_claim.PROBLEM
+    point = ufm.frame_critical_point(pr)
+    assert point.grad_norm < 1e-15 and not point.W.any() and not point.H.any() and np.abs(point.b).max() < 1e-15
+    C, n, lw, lh = pr.num_classes, pr.counts[0], pr.lambda_w, pr.lambda_h
+    closed = (lw + lh) / 2 - math.sqrt(((lw - lh) / 2) ** 2 + 1 / (C ** 2 * n))
+    assert np.linalg.svd(ufm.logit_gradient(pr, point.W, point.H, point.b), compute_uv=False)[0] == \
+        pytest.approx(1 / (C * math.sqrt(n)), rel=1e-14)
+    assert landscape_claim.hessian_min_eigenvalue(point) == pytest.approx(closed, rel=1e-12)
+
+
+def test_frame_critical_point_on_the_full_etf_is_the_global_minimiser():
+    pr = landscape_claim.PROBLEM
+    point = ufm.frame_critical_point(pr, ufm.simplex_etf(4, 3, rng=1))
+    assert point.grad_norm < 1e-14 and point.objective == pytest.approx(ufm.optimal_objective(pr), rel=1e-14)
+    no_bias = ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=0.0, bias=False)
+    assert ufm.frame_critical_point(no_bias, ufm.simplex_etf(4, 3, rng=1)).grad_norm < 1e-14
+
+
+def test_frame_critical_point_bad_frames():
+    pr = landscape_claim.PROBLEM
+    with pytest.raises(ValueError, match="nonzero row"):
+        ufm.frame_critical_point(pr, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="at most 6 columns"):
+        ufm.frame_critical_point(pr, np.ones((4, 7)))
+
+
+def test_solve_cached_saves_an_earlier_unstored_solve(tmp_path, monkeypatch):
+    """A solve made without a store and asked for again with one is saved there, not solved again."""
+    monkeypatch.setattr(ufm, "_SOLVED", {})
+    first = ufm.solve_cached(TINY["ce"], "gd", 3, max_iter=5)
+    monkeypatch.setattr(ufm, "solve", lambda *a, **kw: pytest.fail("solved again"))
+    store = RunStore(tmp_path)
+    stored = ufm.solve_cached(TINY["ce"], "gd", 3, max_iter=5, store=store)
+    assert ufm.solve_key(TINY["ce"], "gd", 3, ufm.DEFAULT_GTOL, 5) in store
+    np.testing.assert_array_equal(stored.W, first.W)
 
 
 # ---- negative controls: every check of every UFM claim fails where its effect is absent ------------------
@@ -397,9 +583,54 @@ def stopped_landscape() -> tuple:
     return ([ufm.solve_cached(CE, "lbfgs", seed) for seed in range(3)] + [ufm.solve(CE, "lbfgs", max_iter=1)],)
 
 
+def global_minimiser_point() -> tuple:
+    """The global minimiser, built like the saddles: frame_critical_point on the full simplex ETF frame."""
+    return (ufm.frame_critical_point(landscape_claim.PROBLEM, ufm.simplex_etf(4, 3, rng=0)),)
+
+
+def perturbed_critical_point() -> tuple:
+    """The rank-1 critical point (classes merged in pairs) with N(0, 1e-3^2) noise on W, H and b."""
+    point, rng = landscape_claim.critical_point("pairs"), np.random.default_rng(0)
+    noisy = (x + 1e-3 * rng.standard_normal(np.shape(x)) for x in (point.W, point.H, point.b))
+    return (ufm.evaluate(point.problem, *noisy),)
+
+
+@functools.lru_cache(maxsize=None)
+def etf_sweep(R_values=imbalance_claim.R_VALUES) -> dict[str, np.ndarray]:
+    """A sweep whose point at every R is an exact simplex ETF (W = E, every h_i = e_{y_i}, b = 0) of the
+    imbalanced problem: no imbalance effect at all."""
+    E = ufm.simplex_etf(imbalance_claim.C, imbalance_claim.DIM, rng=0)
+    rows = []
+    for R in R_values:
+        pr = ufm._imbalanced_problem(imbalance_claim.C, imbalance_claim.DIM, 1, R, imbalance_claim.LAM, "ce", False)
+        rows.append({"R": float(R), **ufm.imbalance_geometry(ufm.evaluate(pr, E, E[pr.labels].T, np.zeros(4)))})
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
+
+
+def swapped_thresholds() -> tuple:
+    """The threshold bisections of each lambda paired with the next lambda's closed form."""
+    sweeps = imbalance_claim.threshold_sweeps(None, 0)
+    lams = list(sweeps)
+    return ({lam: sweeps[lams[(i + 1) % len(lams)]] for i, lam in enumerate(lams)},)
+
+
+def seli_paths(lams=imbalance_claim.SELI_LAMS, Rs=imbalance_claim.SELI_RS) -> tuple:
+    """Regularisation paths (seed 0) at the given R over the given lambdas (in that order)."""
+    return ({i: ufm.seli_path(R, lams, seed=0) for i, R in enumerate(Rs)},)
+
+
 CONTROLS: dict[str, tuple[Control, ...]] = {
     "test_ufm_global_minimizer": minimizer_controls(CE, global_claim.CHECKS),
-    "test_ufm_landscape": (Control("stopped-run", tuple(landscape_claim.CHECKS), stopped_landscape),),
+    "test_ufm_landscape": (
+        Control("stopped-run", tuple(landscape_claim.RUNS_CHECKS), stopped_landscape),
+        Control("perturbed-critical-point", ("ufm_critical_point_grad_norm_max",), perturbed_critical_point),
+        # the global minimiser: the same checks, where the point is no saddle
+        Control("global-minimiser", ("ufm_saddle_objective_gap_min", "ufm_saddle_hessian_min_eigenvalue_max"),
+                global_minimiser_point),
+        # W = H = 0 when C kappa >= 1, where it is the global minimiser (the Hessian is positive semi-definite)
+        Control("trivial-origin", ("ufm_saddle_objective_gap_min", "ufm_saddle_hessian_min_eigenvalue_max"),
+                lambda: (ufm.frame_critical_point(mse_claim.TRIVIAL["ce"]),)),
+    ),
     "test_ufm_feature_dim": (
         Control("stopped-full-dim", ("ufm_etf_distance_max",),
                 lambda: (ufm.solve(dim_claim.problem(dim_claim.C - 1), "lbfgs", max_iter=1),)),
@@ -413,19 +644,27 @@ CONTROLS: dict[str, tuple[Control, ...]] = {
                      *minimizer_controls(mse_claim.PROBLEM_REG_BIAS, mse_claim.REGULARISED_BIAS_CHECKS, "lambda_b-"),
                      *trivial_controls("ce"), *trivial_controls("mse")),
     "test_ufm_webb_lowe": (
-        # Proposition 1's literal W without the 1/C, and W off by 1e-6 relative
-        Control("without-1-over-C", ("ufm_webb_lowe_lstsq_deviation",),
-                lambda: webb_lowe_args(webb_lowe_claim.random_features, scale=4)),
-        Control("scaled-1e-6", ("ufm_webb_lowe_lstsq_deviation",),
-                lambda: webb_lowe_args(webb_lowe_claim.random_features, scale=1 + 1e-6)),
         # features without NC1/NC2: the classifier is neither self-dual nor the nearest-mean rule
         Control("random-features", ("ufm_webb_lowe_nc3", "ufm_webb_lowe_nc4"),
                 lambda: webb_lowe_args(webb_lowe_claim.random_features)),
         Control("perturbed-etf", ("ufm_webb_lowe_nc3",),
                 lambda: webb_lowe_args(webb_lowe_claim.collapsed_features, noise=1e-3)),
     ),
-    "test_ufm_imbalance": (Control("stopped-sweep", tuple(imbalance_claim.CHECKS),
-                                   lambda: (ufm.imbalance_sweep(imbalance_claim.R_VALUES, max_iter=1),)),),
+    "test_ufm_imbalance": (
+        Control("stopped-sweep", ("ufm_grad_norm_max", "ufm_etf_distance_max", "ufm_imbalance_minority_collapse_max"),
+                lambda: (ufm.imbalance_sweep(imbalance_claim.R_VALUES, max_iter=1),)),
+        # an exact simplex ETF at every R: 0 ETF distance with the means centred at the mean of the class means
+        Control("exact-etf", ("ufm_grad_norm_max", "ufm_imbalance_etf_distance_min",
+                              "ufm_imbalance_w_etf_distance_min_increase", "ufm_imbalance_minority_cos_min_increase",
+                              "ufm_imbalance_minority_collapse_max"), lambda: (etf_sweep(),)),
+        Control("lambdas-swapped", ("ufm_imbalance_collapse_threshold_error",), swapped_thresholds),
+        # the regularisation does not vanish (1e-2 throughout): no step towards SELI
+        Control("lambda-fixed", ("ufm_seli_distance_min_decrease",), lambda: seli_paths(lams=(1e-2,) * 3)),
+        # strong regularisation (lambda = 1e-2 only): the minimiser is not SELI-like
+        Control("strong-regularisation", ("ufm_seli_over_etf_max",), lambda: seli_paths(lams=(1e-2,))),
+        # one imbalance ratio throughout: no growth of the SELI distance with R
+        Control("imbalance-fixed", ("ufm_seli_distance_min_increase_over_R",), lambda: seli_paths(Rs=(10, 10, 10))),
+    ),
 }
 CONTROL_CASES = [pytest.param(claim, tolerance, control,
                               id=f"{claim.removeprefix('test_ufm_')}-{tolerance}-{control.name}")
