@@ -497,8 +497,8 @@ def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId
 
 @styled
 def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
-    """Regime ablation: NC1, NC3 and the relative distance of the classifier to the ridge classifier of
-    its features (the central path of Han, Papyan & Donoho, ICLR 2022; metrics.RIDGE_KEYS) of the
+    """Regime ablation: NC1, NC3 and the relative distance of the classifier to the ridge classifier W_r
+    (lambda = wd/2) of its features (the central path of Han, Papyan & Donoho, ICLR 2022; metrics.RIDGE_KEYS) of the
     default run ("standard") against the same regime without weight decay ("no-wd"; Zhu et al., NeurIPS
     2021, Sec. 5.2) and with MSE loss ("mse"; Han et al. 2022, Fig. 2)."""
     title = "Regime ablation"
@@ -513,8 +513,7 @@ def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] 
         pair = {name: groups[name] for name in (names[0], variant) if name in groups}
         panels = [(f"NC1: {what}", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
                   (f"NC3: {what}", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log"),
-                  (f"central path: {what}", column("train.ridge_distance"), "‖W − W_r‖/‖W_r‖ (ridge λ = wd/2)",
-                   "log")]
+                  (f"W vs ridge: {what}", column("train.ridge_distance"), "‖W − W_r‖/‖W_r‖", "log")]
         _comparison(row, pair, panels, ("weight_decay", "loss"))
     for ax in axes[1]:
         ax.set_xlabel("epoch")
@@ -555,7 +554,7 @@ def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: i
     band(etf_ax, sweeps, key("seli_w_distance"), label="classifier rows W: to SELI", color="C4", ls="--")
     band(norm_ax, sweeps, key("minority_norm_ratio"), label="‖w_minority‖ / ‖w_majority‖", color="C5")
     cos_ax.set(title="Mean pairwise cosine of rows", ylabel="cosine")
-    etf_ax.set(title="ETF Gram distance", ylabel="Gram distance (0 = ETF or SELI)")
+    etf_ax.set(title="Distance to the ETF and to SELI", ylabel="Gram distance (0 = ETF or SELI)")
     norm_ax.set(title="Classifier norm ratio", ylabel="minority / majority")
     for ax in (cos_ax, etf_ax, norm_ax):
         log_scale(ax, "x")

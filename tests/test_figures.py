@@ -107,11 +107,11 @@ CASES = {
                  ["Geometry at the end of training", "standard-s0", "deviation from the simplex ETF", "seed 0 shown"],
                  None),
     "ablation": (lambda t: figures.ablation(t.runs), ["Regime ablation"],
-                 ["NC1: weight decay on / off", "NC3: weight decay on / off", "central path: weight decay on / off",
+                 ["NC1: weight decay on / off", "NC3: weight decay on / off", "W vs ridge: weight decay on / off",
                   "NC1: cross-entropy vs MSE loss", "NC3: cross-entropy vs MSE loss",
-                  "central path: cross-entropy vs MSE loss"]),
+                  "W vs ridge: cross-entropy vs MSE loss"]),
     "ufm_imbalance": (lambda t: figures.ufm_imbalance(SWEEPS), ["UFM geometry under class imbalance", "seeds 0, 1"],
-                      ["Mean pairwise cosine of rows", "ETF Gram distance", "Classifier norm ratio"]),
+                      ["Mean pairwise cosine of rows", "Distance to the ETF and to SELI", "Classifier norm ratio"]),
 }
 
 
