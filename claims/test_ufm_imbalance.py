@@ -33,7 +33,7 @@ R = 100, against 0.05 without bias.) Three computations:
    happens at a finite R, and R_c grows as 1/lambda.
 3. The regularisation path at R = 2, 5, 10, 20, 50, 100: lambda = 1e-2 .. 1e-6. SELI is the
    vanishing-regularisation limit, so what is compared at finite lambda is the distance to SELI
-   (ncsim.ufm.gram_distance of the classifier Gram, of the centred class means' Gram and of the
+   (ncsim.metrics.direction_distance of the classifier Gram, of the centred class means' Gram and of the
    class-mean logits, the largest of the three): it must fall as lambda falls, be at lambda = 1e-6 at
    most half the distance to the ETF, and grow with R (the paper's caution). At lambda = 5e-3, the
    sweep's regularisation, the geometry is not SELI at large R (it is minority-collapsed): the sweep

@@ -183,7 +183,8 @@ def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_cla
     `batches` is read twice (class sums and counts, then residual statistics), so it must be either a
     re-iterable (a list, a torch DataLoader, ...) or a zero-argument callable returning a fresh iterator
     of batches; a one-shot iterator is a ValueError. Both passes must see the same samples (in any order).
-    Memory: O(C p) plus one batch; no feature matrix and no p x p matrix is held. `num_classes` defaults
+    Memory: O(C p) plus one batch; no feature matrix, and no p x p matrix unless `ridge` is given (the
+    ridge classifier needs Sigma_W). `num_classes` defaults
     to the largest label + 1.
     """
     if ridge is not None and (weight is None or not np.isfinite(ridge) or ridge < 0):
@@ -210,15 +211,15 @@ def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_cla
                **_simplex_stats(geometry.centered, "nc2", "centered class mean")}
     if w is not None:
         metrics.update(_simplex_stats(w, "w", "weight row"))
-        metrics["nc3"] = _squared_distance_of_directions(w, geometry.centered)
+        metrics["nc3"] = direction_distance(w, geometry.centered) ** 2
         metrics["nc3_etf_distance"] = etf_distance(w @ geometry.centered.T, "W Mdot")
         metrics["nc4"] = residuals.nc4_mismatches / residuals.n
     if ridge is not None:
         w_r, b_r = _ridge_classifier(geometry, residuals, ridge / scale**2, resolution)
         # In the scaled units the network's classifier is w * w_scale * scale; W_r's is w_r.
         metrics["ridge_distance"] = np.linalg.norm(w * (w_scale * scale) - w_r) / np.linalg.norm(w_r)
-        metrics["ridge_direction_distance"] = _squared_distance_of_directions(w, w_r)
-        metrics["ridge_nc3"] = _squared_distance_of_directions(w_r, geometry.centered)
+        metrics["ridge_direction_distance"] = direction_distance(w, w_r) ** 2
+        metrics["ridge_nc3"] = direction_distance(w_r, geometry.centered) ** 2
         metrics["ridge_nc4"] = _residual_pass(start_pass(), geometry, w_r, b_r, scale).nc4_mismatches / residuals.n
     metrics["ncc_error"] = residuals.ncc_errors / residuals.n
     return {key: float(value) for key, value in metrics.items()}
@@ -514,9 +515,12 @@ def etf_distance(m: np.ndarray, what: str = "matrix") -> float:
     return np.linalg.norm(m / scale - etf)
 
 
-def _squared_distance_of_directions(a: np.ndarray, b: np.ndarray) -> float:
-    """|| a/||a||_F - b/||b||_F ||_F^2."""
-    return np.linalg.norm(a / np.linalg.norm(a) - b / np.linalg.norm(b)) ** 2
+def direction_distance(a, b) -> float:
+    """|| a/||a||_F - b/||b||_F ||_F: 0 exactly when a is a positive multiple of b, at most 2 (the
+    scale-free distance of Zhu et al.'s ETF metric, for any target b). NC3 is its square for W against
+    Mdot^T; ncsim.ufm compares Gram matrices with SELI's by it."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a / np.linalg.norm(a) - b / np.linalg.norm(b)))
 
 
 def _squared_distances(vectors: np.ndarray) -> np.ndarray:

@@ -685,13 +685,6 @@ def lstsq_deviation(features, labels, num_classes: int, W, b) -> float:
 
 # ---- class imbalance: SELI and minority collapse -------------------------------------------------------
 
-def gram_distance(A: np.ndarray, B: np.ndarray) -> float:
-    """|| A/||A||_F - B/||B||_F ||_F: 0 exactly when A is a positive multiple of B (the scale-free
-    distance of Zhu et al.'s ETF metric, with any target B); at most 2."""
-    A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
-    return float(np.linalg.norm(A / np.linalg.norm(A) - B / np.linalg.norm(B)))
-
-
 def _psd_power(A: np.ndarray, power: float) -> np.ndarray:
     """A^power of a symmetric PSD matrix on its range (eigenvalues <= C eps max are taken as 0, so
     power -1/2 is the pseudo-inverse square root)."""
@@ -749,8 +742,8 @@ def imbalance_geometry(result: UFMResult) -> dict[str, float]:
       w_etf_distance                ETF Gram distance of the rows of W (at a CE critical point without
                                     bias they sum to 0: 1^T df/dW = lambda_W 1^T W)
       seli_w_distance, seli_means_distance, seli_logits_distance
-                                    gram_distance of W W^T, of the centred means' Gram and of the
-                                    class-mean logits [W mu_c] from seli_geometry(counts)
+                                    metrics.direction_distance of W W^T, of the centred means' Gram and of
+                                    the class-mean logits [W mu_c] from seli_geometry(counts)
       objective, grad_norm, converged, iterations"""
     r, C = result, result.problem.num_classes
     major = (C + 1) // 2
@@ -760,9 +753,9 @@ def imbalance_geometry(result: UFMResult) -> dict[str, float]:
     return {"minority_cos": _mean_pairwise_cosine(r.W[major:]), "majority_cos": _mean_pairwise_cosine(r.W[:major]),
             "minority_norm_ratio": norms[major:].mean() / norms[:major].mean(),
             "means_etf_distance": etf_gram_distance(A @ A.T), "w_etf_distance": etf_gram_distance(r.W @ r.W.T),
-            "seli_w_distance": gram_distance(r.W @ r.W.T, seli["W"]),
-            "seli_means_distance": gram_distance(A @ A.T, seli["means"]),
-            "seli_logits_distance": gram_distance(r.W @ class_means(r).T, seli["logits"]),
+            "seli_w_distance": metrics.direction_distance(r.W @ r.W.T, seli["W"]),
+            "seli_means_distance": metrics.direction_distance(A @ A.T, seli["means"]),
+            "seli_logits_distance": metrics.direction_distance(r.W @ class_means(r).T, seli["logits"]),
             "objective": r.objective, "grad_norm": r.grad_norm, "converged": float(r.converged),
             "iterations": float(r.iterations)}
 

@@ -349,7 +349,7 @@ def test_seli_geometry_of_the_svd_construction(counts):
     seli = ufm.seli_geometry(counts)
     A = metrics.centered_means(point.features, point.labels, len(counts), center="classes")
     for got, want in ((W @ W.T, seli["W"]), (A @ A.T, seli["means"]), (W @ ufm.class_means(point).T, seli["logits"])):
-        assert ufm.gram_distance(got, want) < 1e-12
+        assert metrics.direction_distance(got, want) < 1e-12
     if geometry is not None:
         assert max(geometry[k] for k in ("seli_w_distance", "seli_means_distance", "seli_logits_distance")) < 1e-12
 
@@ -357,9 +357,9 @@ def test_seli_geometry_of_the_svd_construction(counts):
 def test_seli_is_the_etf_when_balanced_and_not_otherwise():
     P = np.eye(4) - 0.25
     for target in ufm.seli_geometry((3, 3, 3, 3)).values():
-        assert ufm.gram_distance(target, P) < 1e-14
+        assert metrics.direction_distance(target, P) < 1e-14
     imbalanced = ufm.seli_geometry((10, 10, 1, 1))
-    assert ufm.gram_distance(imbalanced["W"], P) > 0.3 and ufm.gram_distance(imbalanced["logits"], P) == 0
+    assert metrics.direction_distance(imbalanced["W"], P) > 0.3 and metrics.direction_distance(imbalanced["logits"], P) == 0
     # the means' Gram is the classifier Gram's pseudo-inverse: their product is the projector P
     np.testing.assert_allclose(imbalanced["W"] @ imbalanced["means"], P, atol=1e-12)
     with pytest.raises(ValueError, match="positive class counts"):
