@@ -18,7 +18,7 @@ from operator import methodcaller
 
 from claims.test_nc1_variability import nc1_end, nc1_init_over_end
 from claims.test_nc3_self_duality import nc3_end
-from claims.test_terminal_phase import tpt_fraction
+from claims.test_terminal_phase import tpt_fraction, tpt_onset_fraction
 from ncsim.checks import Check
 
 FIGURES = ("optimizers.png",)
@@ -37,6 +37,7 @@ def end_values(column: str):
 
 
 CHECKS = (
+    Check("tpt_onset_fraction_max", tpt_onset_fraction, configs=OPTIMIZERS, controls=("init", "no-bn")),
     Check("tpt_fraction_max", tpt_fraction, configs=OPTIMIZERS, controls=("init", "no-bn")),
     Check("nc1_end_max", nc1_end, configs=OPTIMIZERS, controls=("init", "no-bn")),
     Check("nc1_init_over_end_min", nc1_init_over_end, configs=OPTIMIZERS, controls=("init",)),

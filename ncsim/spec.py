@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,14 @@ except ModuleNotFoundError:  # Python < 3.11
 TRAINER_VERSION = 4  # 3: channels-last forward (ncsim.models), batch norm folded in evaluation; 4: LBFGS as
                      # Zhu et al.'s code (inner iterations, batch-norm statistics), ridge and conditioning columns
 
+# Fields added within TRAINER_VERSION 4, hashed only when set (RunSpec.key), with their defaults.
+HASHED_WHEN_SET = {"eval_bn_stats": "running"}
+
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
 SCHEDULES = ("constant", "multistep", "cosine")
 LOSSES = ("ce", "mse")
+BN_STATS = ("running", "recomputed")
 DEVICES = ("cpu", "cuda")
 # Upper bounds: beyond them a run is a typo that would exhaust memory or never finish, not an experiment.
 MAX_SEED = 2**63 - 1          # with the trainer's offset for its batch generator, still a valid torch seed
@@ -91,6 +95,9 @@ class RunSpec:
     loss: str = "ce"
     grad_clip: float = 0.0                       # 0: no clipping
     lbfgs_max_iter: int = LBFGS_MAX_ITER_DEFAULT  # LBFGS inner iterations per step (torch's default); lbfgs only
+    # batch-norm statistics an evaluation uses: the running averages training left ("running"), or
+    # recomputed over the train set at the evaluated weights ("recomputed", precise BN; ncsim.train)
+    eval_bn_stats: str = "running"
     seed: int = 0
     device: str = "cpu"
     # evaluation: "all", "every:K", "log:K" (K log-spaced epochs), "none"; epoch 0 and the last always
@@ -130,9 +137,14 @@ class RunSpec:
     # --- identity ----------------------------------------------------------------------------
     def key(self) -> str:
         """Content hash: sha256 of the canonical JSON of every field that shapes the trajectory
-        (all fields but `name`) and TRAINER_VERSION; 20 hex digits."""
+        (all fields but `name`) and TRAINER_VERSION; 20 hex digits. A field added since version 4
+        (HASHED_WHEN_SET) enters only when it differs from its default, so that the runs that do not use
+        it keep their keys and records."""
         d = self.to_dict()
         d.pop("name")
+        for name, default in HASHED_WHEN_SET.items():
+            if d[name] == default:
+                d.pop(name)
         d["trainer_version"] = TRAINER_VERSION
         blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
@@ -209,6 +221,7 @@ def _validate(s: RunSpec) -> None:
     check_choice("optimizer", s.optimizer, OPTIMIZERS)
     check_choice("schedule", s.schedule, SCHEDULES)
     check_choice("loss", s.loss, LOSSES)
+    check_choice("eval_bn_stats", s.eval_bn_stats, BN_STATS)
     check_choice("device", s.device, DEVICES)
     for f in fields(s):
         if f.type == "float" and not math.isfinite(getattr(s, f.name)):
@@ -234,6 +247,8 @@ def _validate(s: RunSpec) -> None:
         ("lbfgs_max_iter", 1 <= s.lbfgs_max_iter <= MAX_LBFGS_ITER, f"must be >= 1 and <= {MAX_LBFGS_ITER}"),
         ("lbfgs_max_iter", s.optimizer == "lbfgs" or s.lbfgs_max_iter == LBFGS_MAX_ITER_DEFAULT,
          f"is for optimizer='lbfgs' only (leave it at {LBFGS_MAX_ITER_DEFAULT})"),
+        ("eval_bn_stats", s.eval_bn_stats == "running" or s.batch_norm,
+         "needs batch_norm=true: a network without batch norm has no statistics to recompute"),
     ]
     for name, ok, why in checks:
         if not ok:
@@ -290,6 +305,21 @@ def _read_toml(source: str | Path) -> tuple[Path, dict]:
         raise SpecError(f"cannot read spec file {str(path)!r}: {e.strerror or e}") from None
 
 
+def seedless_key(spec: RunSpec) -> str:
+    """The key of `spec` without its training seed and MNIST-1D generator seed: one value for every run
+    of a configuration, whatever seeds it is run on."""
+    return spec.replace(seed=0, data={k: v for k, v in spec.data if k != "seed"}).key()
+
+
+def distinct_name(spec: RunSpec, run: RunSpec) -> RunSpec:
+    """`spec`, which bears the name of the (preset) run `run`, under a name that does not pass it off as
+    that run: unchanged when it is `run` up to its seeds, else named "<name>-<first 6 hex digits of its
+    seedless key>" (e.g. "standard-3fa2c1", whose label is "standard-3fa2c1-s0")."""
+    if seedless_key(spec) == seedless_key(run):
+        return spec
+    return spec.replace(name=f"{spec.name}-{seedless_key(spec)[:6]}")
+
+
 def _resolve_base(doc: dict, seen: tuple[str, ...] = ()) -> dict:
     """A document's top-level spec keys, on top of those of the preset its `base` key names."""
     base = doc.pop("base", None)
@@ -305,11 +335,18 @@ def _resolve_base(doc: dict, seen: tuple[str, ...] = ()) -> dict:
     return {**_resolve_base(base_doc, seen + (base,)), **doc}
 
 
+def _base_run(doc: dict) -> RunSpec | None:
+    """The run of the preset a document's `base` key names (its top-level keys), None without one."""
+    return None if "base" not in doc else RunSpec.from_dict(_resolve_base({"base": doc["base"]}))
+
+
 def load_specs(source: str | Path, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
     """The runs a preset name or TOML file describes. A file holds top-level spec keys (the base),
     optionally `base = "<preset>"` to start from another preset's top-level keys, and optionally
     [[runs]] tables, each a set of overrides of the base; `seeds = [..]` at top level repeats every
-    run per seed. `overrides` (e.g. from --set) apply last, to every run."""
+    run per seed. `overrides` (e.g. from --set) apply last, to every run. A run that takes its name
+    from its base preset but changes the preset's run is not that run: it is named apart from it
+    (distinct_name), so that its label never reads as the preset's own."""
     path, doc = _read_toml(source)
     try:
         runs = doc.pop("runs", [{}])
@@ -318,9 +355,16 @@ def load_specs(source: str | Path, overrides: dict[str, Any] | None = None) -> l
             raise SpecError(f"runs={runs!r} must be a non-empty array of tables ([[runs]])")
         if seeds is not None and (not isinstance(seeds, list) or not seeds):
             raise SpecError(f"seeds={seeds!r} must be a non-empty array of integers")
+        named = "name" in doc or "name" in (overrides or {})
+        base = None if named else _base_run(doc)
         doc = _resolve_base(doc)
-        return [RunSpec.from_dict({**doc, **run, **({"seed": seed} if seed is not None else {}), **(overrides or {})})
-                for run in runs for seed in (seeds if seeds is not None else [None])]
+        specs = []
+        for run in runs:
+            for seed in seeds if seeds is not None else [None]:
+                spec = RunSpec.from_dict({**doc, **run, **({"seed": seed} if seed is not None else {}),
+                                          **(overrides or {})})
+                specs.append(spec if base is None or "name" in run else distinct_name(spec, base))
+        return specs
     except SpecError as e:
         raise SpecError(f"{path.name}: {e}") from None
 

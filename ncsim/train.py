@@ -147,7 +147,8 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator)
         if spec.optimizer == "lbfgs":
             # Every closure call, at each inner iteration and line-search trial point, is a train-mode
             # forward that moves the batch-norm running statistics, as in Zhu et al.'s train_2nd_order.py:
-            # they track the iterates within the step.
+            # they track the iterates within the step, trial points included (the lbfgs preset therefore
+            # evaluates with eval_bn_stats = "recomputed").
             loss = opt.step(closure)
         else:
             loss = closure()
@@ -172,12 +173,40 @@ def forward_all(model, x: torch.Tensor, taps: bool):
     return torch.cat(logits), dict(feats)
 
 
+@torch.no_grad()
+def recompute_bn_statistics(model, x: torch.Tensor) -> None:
+    """Precise batch norm (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021, Sec. 3): set every
+    batch-norm layer's running mean and variance to the average, over the train set's chunks of
+    EVAL_CHUNK signals, of the batch statistics at the current weights (train-mode forwards, momentum
+    None: a cumulative average), in place of the exponential averages training left. The mean is the
+    train set's exactly when the chunks are equal; the variance is the mean within-chunk variance.
+    The momentum of each layer is restored; the weights do not change."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        for i in range(0, len(x), EVAL_CHUNK):
+            model(x[i:i + EVAL_CHUNK])
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+
+
 def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, float]:
     """One evaluation row: loss, error and penultimate collapse metrics on train and test; with
-    `layers`, the feature-only metrics at every tap wide enough for them (train set). The metrics
+    `layers`, the feature-only metrics at every tap wide enough for them (train set). With
+    spec.eval_bn_stats "recomputed", the batch-norm statistics are first recomputed at the current
+    weights (recompute_bn_statistics). The metrics
     stream over the forward pass's chunks (ncsim.metrics.collapse_metrics_streaming), in float64.
     Raises RunStopped: "diverged" for non-finite logits, loss or features, "degenerate" where the
     metrics are undefined."""
+    if spec.eval_bn_stats == "recomputed":
+        recompute_bn_statistics(model, ds.x)
     W = model.classifier.weight.detach()
     b = model.classifier.bias.detach()
     row = {}

@@ -203,6 +203,41 @@ def test_lbfgs_fit_error_counts_each_step_once(data_cache):
     assert rec.arrays["fit_error"].shape == (1,) and 0 <= rec.arrays["fit_error"][0] <= 1
 
 
+def test_recomputed_bn_statistics_are_the_train_sets_batch_statistics(data_cache):
+    # Precise BN: each layer's running mean is the mean of its input over the whole train set at the
+    # current weights, whatever the running averages were before; the momentum and weights stay.
+    spec = SMALL.replace(train_size=0)
+    ds = data.load(spec, data_cache)
+    torch.manual_seed(0)
+    net = models.build(spec, 10)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    for m in norms:
+        m.running_mean.fill_(1e3)  # what line-search trial points could leave
+    params = {k: v.clone() for k, v in net.named_parameters()}
+    inputs = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args: inputs.setdefault(mod, []).append(args[0]))
+             for m in norms]
+    train_mod.recompute_bn_statistics(net.eval(), ds.x)
+    for h in hooks:
+        h.remove()
+    assert len(ds.x) % train_mod.EVAL_CHUNK == 0 and not net.training
+    for m in norms:
+        assert len(inputs[m]) == len(ds.x) // train_mod.EVAL_CHUNK and m.momentum == 0.1
+        x = torch.cat(inputs[m]).double()
+        np.testing.assert_allclose(m.running_mean.double(), x.mean(0), rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(v, params[k]) for k, v in net.named_parameters())
+
+
+def test_recomputed_bn_statistics_change_the_evaluation_not_the_training(data_cache):
+    spec = SMALL.replace(optimizer="lbfgs", lr=0.1, batch_size=100, grad_clip=0.0, eval_schedule="all")
+    running = train(spec, cache_dir=data_cache)
+    recomputed = train(spec.replace(eval_bn_stats="recomputed"), cache_dir=data_cache)
+    assert_same_arrays(final_parameters(running), final_parameters(recomputed))
+    np.testing.assert_array_equal(running.arrays["fit_loss"], recomputed.arrays["fit_loss"])
+    assert not np.array_equal(running.arrays["train.nc1"], recomputed.arrays["train.nc1"])
+    assert recomputed.key != running.key
+
+
 def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
     m = tiny_record.meta
     assert m["status"] == "ok" and m["epochs_run"] == 2
