@@ -34,7 +34,7 @@ class Collector:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":
-            self.records += [value for name, value in report.user_properties if name == checks.PROPERTY]
+            self.records += [checks.from_property(value) for name, value in report.user_properties if name == checks.PROPERTY]
 
 
 def _num(v) -> str:

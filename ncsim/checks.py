@@ -30,11 +30,13 @@ The tables live beside the claims they serve (`<claims dir>/tolerances.toml`,
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Callable, Sequence
 
 import numpy as np
@@ -46,7 +48,7 @@ except ModuleNotFoundError:  # Python < 3.11
 
 TOLERANCES = "tolerances.toml"
 EXPECTED_FAILURES = "expected_failures.toml"
-PROPERTY = "ncsim_check"   # the name of the test property that carries a decided check
+PROPERTY = "ncsim_check"   # the name of the test property that carries a decided check (JSON text)
 
 ALPHA = 0.05               # every rule's one-sided level
 RULES = ("every", "mean", "equivalence")
@@ -304,3 +306,42 @@ def failure_message(record: dict) -> str:
     return (f"{record['statistic']} ({record.get('verdict', '')}): claim needs {record['op']} {record['threshold']:g} "
             f"by {describe_rule(record)}{rests}; values: {per_seed}. Source: {record['source']}. "
             f"{record.get('note') or ''}").strip()
+
+
+# ---- the record as JSON: the test property (junit xml) and verdicts.json ----------------------------
+
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def jsonable(value):
+    """`value` with every non-finite float written as the string "inf", "-inf" or "nan" (JSON has no
+    such numbers) and numpy scalars as Python numbers, recursively through dicts, lists and tuples."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def property_value(record: dict) -> str:
+    """A decided check as the JSON text of the test property PROPERTY (what junit xml shows)."""
+    return json.dumps(jsonable(record), allow_nan=False)
+
+
+def from_property(value) -> dict:
+    """A decided check read back from its test property: the JSON text, non-finite strings turned back
+    into floats (a dict, as written by an older plugin, is taken as it is)."""
+    def decode(v):
+        if isinstance(v, str):
+            return _NON_FINITE.get(v, v)
+        if isinstance(v, dict):
+            return {k: decode(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [decode(x) for x in v]
+        return v
+
+    return decode(json.loads(value)) if isinstance(value, str) else dict(value)

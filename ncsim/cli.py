@@ -1,20 +1,25 @@
-"""The `ncsim` command: train runs (served from the store when recorded), show stored runs, and
-render the report from the store.
+"""The `ncsim` command: train runs (served from the store when recorded), show stored runs, train
+many seeds at once, and render the report from the store.
 
     ncsim train --preset standard --set epochs=2 --set optimizer=adam
     ncsim train my_run.toml --cache-dir /tmp/runs
-    ncsim show                 # list stored runs
-    ncsim show KEY_OR_LABEL    # one run's summary
+    ncsim show                 # list stored runs (--json, --csv: one record per run)
+    ncsim show KEY_OR_LABEL    # one run's summary (--json, --csv: its trajectory, a row per epoch)
+    ncsim sweep standard --seeds 0-49 --scheduler tcp://head:8786   # many runs (ncsim.sweep)
     ncsim report               # figures and verdict table from stored runs, no training
 
-A bad command, spec or environment (unwritable store, full disk) exits 2 with one line
-`ncsim: error: ...` naming the problem; a damaged record is flagged in `ncsim show`, never fatal.
+Exit codes: 0 done; 2 a bad command, spec or environment (unwritable store, a store path that is a
+file, CUDA asked for without CUDA, full disk), with one line `ncsim: error: ...` naming the problem;
+3 a run that stopped (diverged or degenerate), with its reason; 1 a sweep in which a run failed;
+130 interrupted (Ctrl-C). A damaged record is flagged in `ncsim show`, never fatal.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -26,8 +31,18 @@ except ModuleNotFoundError:  # Python < 3.11
 
 import numpy as np
 
+from ncsim import __version__
+from ncsim.api import check_device, close_matches, find_runs, open_store
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import CorruptFileError, Record, RunStore
+from ncsim.sweep import SweepError, parse_seed_list
+
+# Exit codes (see the module docstring; argparse's own usage errors exit 2 too).
+EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
+# What `ncsim show --json/--csv` gives for each stored record: identity, how far it ran, and the
+# final value of these columns (NC2 as the ETF distance of the means).
+FINAL_COLUMNS = ("train_error", "test_error", "train.nc1", "train.nc2_etf_distance", "train.nc3", "train.nc4")
+LIST_FIELDS = ("key", "kind", "label", "status", "epochs", "tpt_epoch", *FINAL_COLUMNS, "reason")
 
 SUMMARY_KEYS = ("nc1", "nc1_trace", "nc2_equinorm", "w_equinorm", "nc2_equiangularity", "nc2_maxangle",
                 "w_maxangle", "nc3", "nc4", "ncc_error")
@@ -130,66 +145,192 @@ def cmd_train(args) -> int:
         raise SpecError(f"no such spec file {args.file!r}")
     specs = load_specs(source, parse_overrides(args.set))
     check_threads(args.threads)
-    store = RunStore(args.cache_dir)
+    store = open_store(args.cache_dir)
+    for spec in specs:
+        check_device(spec, store, args.refresh)
+    stopped = []
     with limit_threads(args.threads) if args.threads else contextlib.nullcontext():
         for spec in specs:
             traj = obtain(spec, store, refresh=args.refresh, progress=not args.quiet)
             print(("" if traj.trained else "[from store] ") + summary(traj.record, traj.spec))
-    return 0
+            if traj.status != "ok":
+                reason = traj.meta.get("status_reason") or "no reason recorded"
+                stopped.append(f"ncsim: run {traj.label} {traj.status}: {reason}")
+    for line in stopped:
+        print(line, file=sys.stderr)
+    return EXIT_STOPPED if stopped else 0
+
+
+def _read(store: RunStore, key: str) -> Record | Exception:
+    """The stored record, or the error reading it, without side effects."""
+    try:
+        return store.read(key)
+    except (CorruptFileError, OSError) as e:
+        return e
 
 
 def _stored(store: RunStore):
-    """(key, record or the error reading it) for every record file in the store, without side effects."""
+    """(key, record or the error reading it) for every record file in the store."""
     for key in store.keys():
-        try:
-            yield key, store.read(key)
-        except (CorruptFileError, OSError) as e:
-            yield key, e
+        yield key, _read(store, key)
+
+
+def _listing(key: str, r: Record | Exception) -> dict:
+    """The record's entry in `ncsim show --json/--csv` (LIST_FIELDS; None where it has nothing)."""
+    if isinstance(r, Exception):
+        return {**dict.fromkeys(LIST_FIELDS), "key": key, "kind": "unreadable", "reason": str(r)}
+    m = r.meta
+    if "kind" in m:  # not a training run: e.g. a UFM sweep that claims/test_ufm_imbalance.py stored
+        return {**dict.fromkeys(LIST_FIELDS), "key": key, "kind": str(m["kind"])}
+    epochs = m.get("epochs_run")
+    return {"key": key, "kind": "run", "label": m.get("label"), "status": m.get("status"),
+            "epochs": epochs if isinstance(epochs, int) else None, "tpt_epoch": _tpt(r),
+            **{name: _column(r, name, -1) for name in FINAL_COLUMNS}, "reason": m.get("status_reason")}
+
+
+ROW_FORMAT = "{:<20}  {:<24} {:<10} {:>6} {:>5} {:>10} {:>10}"
+HEADER = ROW_FORMAT.format("key", "label", "status", "epochs", "TPT", "train NC1", "test error")
 
 
 def _row(key: str, r: Record | Exception) -> str:
+    """The record's line in `ncsim show` (under HEADER); "-" for what it lacks."""
     if isinstance(r, Exception):
-        return f"{key}  unreadable: {r}"
-    m = r.meta
-    if "kind" in m:  # not a training run: e.g. a UFM sweep that claims/test_ufm_imbalance.py stored
-        return f"{key}  {m['kind']}"
-    tpt = _tpt(r)
-    return (f"{key}  {str(m.get('label', '?')):<24} {str(m.get('status', '?')):<9} epochs {str(m.get('epochs_run', '?')):>4}  "
-            f"TPT {tpt if tpt is not None else '-':>4}  NC1 {_value(_column(r, 'train.nc1', -1), '.3g')}")
+        return f"{key:<20}  unreadable: {r}"
+    if "kind" in r.meta:
+        return f"{key:<20}  {r.meta['kind']}"
+    e = _listing(key, r)
+    return ROW_FORMAT.format(key, *(str("?" if e[k] is None else e[k]) for k in ("label", "status")),
+                             *("-" if e[k] is None else e[k] for k in ("epochs", "tpt_epoch")),
+                             _value(e["train.nc1"], ".3g"), _value(e["test_error"], ".4f"))
+
+
+def _json_safe(value):
+    """`value` with NaN and infinities as None (null: JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _emit(rows: list[dict], fmt: str, columns=None) -> None:
+    """Print rows as a JSON array (fmt "json") or as CSV with a header (fmt "csv")."""
+    from ncsim.export import write_rows
+
+    if fmt == "json":
+        print(json.dumps(_json_safe(rows), indent=1, allow_nan=False))
+    else:
+        write_rows(rows, sys.stdout, columns)
+
+
+def _matching(store: RunStore, query: str) -> list[str]:
+    """The keys `query` names (ncsim.api.find_runs); SpecError listing the close matches if none."""
+    keys = find_runs(store, query)
+    if not keys:
+        near = close_matches(store, query)
+        raise SpecError(f"no stored run matches {query!r} in {store.root}"
+                        + (f"; close matches: {', '.join(near)}" if near else ""))
+    return keys
+
+
+def _trajectory_rows(store: RunStore, keys: list[str]) -> list[dict]:
+    """The tidy rows (ncsim.export) of the runs `keys`; SpecError naming a record that has none."""
+    from ncsim.export import tidy_rows
+    from ncsim.trajectory import Trajectory
+
+    rows = []
+    for key in keys:
+        record = _read(store, key)
+        if isinstance(record, Exception):
+            raise SpecError(f"record {key} is unreadable: {record}")
+        if "spec" not in record.meta or "epoch" not in record.arrays:
+            raise SpecError(f"record {key} holds no trajectory (kind {record.meta.get('kind', '?')!r})")
+        rows += tidy_rows(Trajectory(record))
+    return rows
 
 
 def cmd_show(args) -> int:
-    store = RunStore(args.cache_dir)
+    store = open_store(args.cache_dir)
+    fmt = args.format
+    if args.run is not None:
+        keys = _matching(store, args.run)
+        if fmt:
+            _emit(_trajectory_rows(store, keys), fmt)
+            return 0
+        for key in keys:
+            r = _read(store, key)
+            print(summary(r) if isinstance(r, Record) else f"{key}  unreadable: {r}")
+        return 0
     stored = list(_stored(store))
-    if args.run is None:
-        if not stored:
-            print(f"no runs stored in {store.root}")
+    if fmt:
+        _emit([_listing(key, r) for key, r in stored], fmt, LIST_FIELDS)
+    elif not stored:
+        print(f"no runs stored in {store.root}")
+    else:
+        print(HEADER)
         for key, r in stored:
             print(_row(key, r))
-        return 0
-    match = [(key, r) for key, r in stored
-             if key.startswith(args.run) or isinstance(r, Record) and r.meta.get("label") == args.run]
-    if not match:
-        raise SpecError(f"no stored run matches {args.run!r} in {store.root}")
-    for key, r in match:
-        print(summary(r) if isinstance(r, Record) else _row(key, r))
     return 0
+
+
+def _sweep_line(r: dict) -> str:
+    """One run's line in `ncsim sweep`."""
+    head = f"{str(r.get('label')):<24} {str(r.get('key')):<20}"
+    if r["status"] == "failed":
+        return f"{head}  FAILED   {r.get('error')}"
+    what = f"trained in {r['seconds']:.1f} s on {r['host']}" if r["trained"] else "found in the store"
+    stop = f": {r['reason']}" if r["status"] != "ok" else ""
+    return f"{head}  {r['status']:<9}{what}{stop}"
+
+
+def cmd_sweep(args) -> int:
+    from ncsim.sweep import sweep, sweep_specs
+
+    seeds = _seeds(args.seeds) if args.seeds is not None else None
+    if args.threads < 1 or args.scheduler in (None, "local"):
+        check_threads(args.threads)
+    if Path(args.source).suffix and not Path(args.source).is_file():
+        raise SpecError(f"no such spec file {args.source!r}")
+    specs = sweep_specs(args.source, seeds, args.vary_data_seed, parse_overrides(args.set))
+    store = open_store(args.cache_dir)
+    if args.scheduler is None:
+        for spec in specs:
+            check_device(spec, store)
+    print(f"sweep: {len(specs)} runs into {store.root}"
+          + (f" on {args.scheduler}" if args.scheduler else " here, one after another"), flush=True)
+    results = sweep(specs, store.root, scheduler=args.scheduler, threads=args.threads,
+                    on_result=lambda r: print(_sweep_line(r), flush=True))
+    failed = [r for r in results if r["status"] == "failed"]
+    stopped = [r for r in results if r["status"] not in ("ok", "failed")]
+    trained = sum(r["trained"] for r in results)
+    print(f"sweep: {len(results)} runs: {trained} trained, {len(results) - trained - len(failed)} found in the "
+          f"store, {len(stopped)} stopped (diverged or degenerate), {len(failed)} failed"
+          + (f" ({', '.join(str(r['label']) for r in failed)})" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_STOPPED if stopped else 0
+
+
+def _seeds(raw: str) -> list[int]:
+    """--seeds as ncsim.sweep.parse_seed_list reads it ("0-49", "0,1,5"); SpecError otherwise."""
+    try:
+        return parse_seed_list(raw)
+    except ValueError as e:
+        raise SpecError(f"--seeds: {e}") from None
 
 
 def cmd_report(args) -> int:
     from ncsim import report, suite
 
-    try:
-        seeds = suite.parse_seeds(args.seeds)
-    except ValueError as e:
-        raise SpecError(f"--seeds: {e}") from None
-    folder = report.from_store(RunStore(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed)
+    seeds = _seeds(args.seeds) if args.seeds is not None else list(suite.DEFAULT_SEEDS)
+    folder = report.from_store(open_store(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed)
     print(f"report written to {folder}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ncsim", description="Neural Collapse, tested.")
+    p.add_argument("--version", action="version", version=f"ncsim {__version__}")
     p.add_argument("--cache-dir", default=None, help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim)")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a preset or a TOML spec (served from the store when recorded)")
@@ -202,19 +343,52 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser("show", help="list stored runs, or summarise one (key prefix or label)")
     s.add_argument("run", nargs="?")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json",
+                     help="as JSON: one record per stored run, or the run's trajectory (a row per evaluated epoch)")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv", help="as CSV, the same rows as --json")
+    w = sub.add_parser("sweep", help="train a configuration, preset or TOML spec over many seeds, here or on Dask")
+    w.add_argument("source", metavar="PRESET_OR_CONFIG",
+                   help="a suite configuration (standard, adam, ...), a preset, or a TOML spec file")
+    w.add_argument("--seeds", default=None,
+                   help="seeds and ranges, e.g. 0-49 or 0,1,5 (default: the suite's default seeds for a "
+                        "configuration, the file's own for a preset or file)")
+    w.add_argument("--vary-data-seed", action="store_true", help="the MNIST-1D generator seed is the training seed")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
+    w.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster here "
+                        "(default: train here, one run after another)")
+    w.add_argument("--threads", type=int, default=1, help="torch and BLAS threads per run (default 1)")
     r = sub.add_parser("report", help="render figures and the verdict table from stored runs")
     r.add_argument("--out", default="reports", help="parent folder of report folders (default: reports)")
     r.add_argument("--vary-data-seed", action="store_true",
                    help="the runs' MNIST-1D generator seed is their training seed (as pytest --vary-data-seed)")
-    r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the suite's default seeds in ncsim/suite.toml, as for pytest)")
-    for sp in (t, s, r):
+    r.add_argument("--seeds", default=None,
+                   help="seeds and ranges, e.g. 0,1,2 or 0-4 (default: the suite's default seeds in ncsim/suite.toml, "
+                        "as for pytest)")
+    for sp in (t, s, w, r):
         sp.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+COMMANDS = {"train": cmd_train, "show": cmd_show, "sweep": cmd_sweep, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "show": cmd_show, "report": cmd_report}[args.command](args)
-    except (SpecError, OSError) as e:
-        print(f"ncsim: error: {e}", file=sys.stderr)
-        return 2
+        return COMMANDS[args.command](args)
+    except (SpecError, OSError, SweepError) as e:
+        print(f"ncsim: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ncsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _one_line(error: Exception) -> str:
+    """The error's message on one line."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

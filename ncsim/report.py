@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ncsim import figures, suite
-from ncsim.checks import describe_rule
+from ncsim.checks import describe_rule, jsonable
 from ncsim.store import RunStore
 from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
@@ -97,17 +97,20 @@ class RecordedTest:
 # ---- runs ------------------------------------------------------------------------------------------
 
 def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = suite.CLAIM_CONFIGS,
-                 vary_data_seed: bool = False) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
-    """The stored runs of each configuration and seed (looked up by `suite.config(run).key()`, never
-    trained; with `vary_data_seed` the MNIST-1D generator seed is the training seed, as pytest's
-    --vary-data-seed), and the ids of those not in the store."""
+                 vary_data_seed: bool = False, configs: suite.Configurations | None = None
+                 ) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
+    """The stored runs of each configuration and seed (looked up by the key of `configs.spec(run)`, the
+    suite's configurations by default, never trained; with `vary_data_seed` the MNIST-1D generator seed
+    is the training seed, as pytest's --vary-data-seed), and the ids of those not in the store. A
+    configuration that `configs` leaves out (a --spec session's) is neither."""
+    configs = configs if configs is not None else suite.suite_configurations()
     runs: dict[str, list[Trajectory]] = {}
     missing = []
-    for name in names:
+    for name in (n for n in names if n in configs.specs):
         runs[name] = []
         for seed in seeds:
             run = RunId(name, seed, seed if vary_data_seed else None)
-            spec = suite.config(run)
+            spec = configs.spec(run)
             record = store.load(spec.key())
             if record is None:
                 missing.append(run)
@@ -408,20 +411,10 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
         "not_drawn": not_drawn(runs, missing),
         "figures": {name: {"title": FIGURES[name], "error": errors.get(name)} for name in makers},
     }
-    (folder / "verdicts.json").write_text(json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n")
+    (folder / "verdicts.json").write_text(json.dumps(jsonable(doc), indent=1, allow_nan=False) + "\n")
     (folder / "report.md").write_text(markdown(doc))
     point_latest(out, folder)
     return folder
-
-
-def _jsonable(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # ---- report.md -------------------------------------------------------------------------------------
@@ -584,10 +577,10 @@ def _anchor(heading: str) -> str:
 # ---- entry points ----------------------------------------------------------------------------------
 
 def from_session(store: RunStore, out: str | Path, seeds: Sequence[int], outcomes: Sequence[RecordedTest],
-                 session: Mapping, vary_data_seed: bool = False) -> Path:
+                 session: Mapping, vary_data_seed: bool = False, configs: suite.Configurations | None = None) -> Path:
     """The report at the end of a claims session (ncsim/pytest_plugin/report.py): the session's
-    outcomes, the session's runs as stored."""
-    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed)
+    outcomes, the session's runs as stored (those of `configs`, a --spec session's; default the suite's)."""
+    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed, configs=configs)
     return write(out, runs, missing, outcomes=outcomes, session=session, seeds=seeds, store_root=store.root)
 
 

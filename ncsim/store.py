@@ -21,6 +21,7 @@ import tempfile
 import time
 import warnings
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,7 +97,7 @@ def _digest(meta_bytes: bytes, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask, read without changing it where /proc allows."""
     try:
         with open("/proc/self/status") as f:
@@ -140,17 +141,27 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> No
                _META: np.frombuffer(meta_bytes, dtype=np.uint8),
                _DIGEST: np.frombuffer(_digest(meta_bytes, arrays).encode("ascii"), dtype=np.uint8)}
 
+    with atomic_file(path) as f:
+        # Written entry by entry (the layout np.savez produces) so that array names never collide
+        # with np.savez's own keyword arguments.
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, a in entries.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, a, allow_pickle=False)
+
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """A binary file to write `path` through, atomically: a temp file in the same directory, given
+    mode 0644 less the umask, fsynced and renamed over `path` when the block ends; readers see the old
+    file or the whole new one, and a block that raises leaves neither half a file nor the temp file."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            # Written entry by entry (the layout np.savez produces) so that array names never collide
-            # with np.savez's own keyword arguments.
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, a in entries.items():
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, a, allow_pickle=False)
+            yield f
             f.flush()
-            os.fchmod(f.fileno(), 0o644 & ~_umask())
+            os.fchmod(f.fileno(), 0o644 & ~umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -4,20 +4,28 @@ A run of the suite is identified by a `RunId` (configuration name, seed); its sp
 of that name with that seed (`config`), and `obtain` serves it from the run store, training it once
 when the store has no record. The CLI (`ncsim train --preset ...`), the claims, the negative controls
 and the report all go through here, so they train and read the very same specs.
+
+The configurations can also come from a user's spec (`user_configurations`, pytest's --spec FILE): the
+spec stands for "standard", and every other configuration is the user's spec with that configuration's
+changes from the standard preset (`variant_changes`: Adam's optimizer and lr, MSE's loss, ...), left
+out with the reason where those changes do not make a valid spec of it. Either way a session's
+configurations are a `Configurations`, whose `spec(run)` gives the spec of a RunId.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from ncsim.spec import RunSpec, load_specs
+from ncsim.spec import RunSpec, SpecError, distinct_name, load_specs
 from ncsim.store import RunStore
 from ncsim.trajectory import Trajectory
 
@@ -62,17 +70,91 @@ def preset_runs() -> dict[str, RunSpec]:
     return out
 
 
+STANDARD = "standard"   # the default configuration, of which the others are variants
+
+
+@dataclass(frozen=True)
+class Configurations:
+    """The configurations a session runs: name -> spec (trained on the session's seeds: `spec`), those
+    left out with the reason, and the user spec file they derive from (None: the suite's presets)."""
+
+    specs: Mapping[str, RunSpec]
+    left_out: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+    def spec(self, run: RunId) -> RunSpec:
+        """The spec of one run: its configuration's spec with the run's seed and, when it is varied, its
+        MNIST-1D generator seed; KeyError naming the configuration (and why it is left out) otherwise."""
+        if run.config in self.left_out:
+            raise KeyError(f"configuration {run.config!r} is left out: {self.left_out[run.config]}")
+        if run.config not in self.specs:
+            raise KeyError(f"unknown run configuration {run.config!r}; known: {sorted(self.specs)}")
+        spec = self.specs[run.config].replace(seed=run.seed)
+        if run.data_seed is not None:
+            spec = spec.replace(data={**dict(spec.data), "seed": run.data_seed})
+        return spec
+
+
+@lru_cache(maxsize=None)
+def suite_configurations() -> Configurations:
+    """The suite's own configurations: every run of its presets."""
+    return Configurations(preset_runs())
+
+
 def config(run: RunId | str, seed: int | None = None) -> RunSpec:
     """The spec of a suite run (`config(RunId("adam", 3))` or `config("adam", 3)`); KeyError listing
     the known configurations otherwise."""
-    run = run if seed is None else RunId(run, seed)
-    known = preset_runs()
-    if run.config not in known:
-        raise KeyError(f"unknown run configuration {run.config!r}; known: {sorted(known)}")
-    spec = known[run.config].replace(seed=run.seed)
-    if run.data_seed is not None:
-        spec = spec.replace(data={**dict(spec.data), "seed": run.data_seed})
-    return spec
+    return suite_configurations().spec(run if seed is None else RunId(run, seed))
+
+
+def variant_changes(name: str) -> dict[str, Any]:
+    """The fields in which the suite's configuration `name` differs from standard (its name and seed
+    aside), e.g. {"optimizer": "adam", "lr": 0.001} for adam; under "data", the MNIST-1D generator
+    arguments it sets otherwise (None: back to the generator's default)."""
+    runs = preset_runs()
+    base, variant = runs[STANDARD].to_dict(), runs[name].to_dict()
+    changes = {k: v for k, v in variant.items() if k not in ("name", "seed", "data") and v != base[k]}
+    data = {k: variant["data"].get(k) for k in {*base["data"], *variant["data"]}
+            if variant["data"].get(k) != base["data"].get(k)}
+    return {**changes, **({"data": data} if data else {})}
+
+
+def derive(base: RunSpec, name: str) -> RunSpec:
+    """The user's spec `base` with the changes of configuration `name` (variant_changes), named
+    "<base name>+<name>"; SpecError when they do not make a valid spec."""
+    changes = variant_changes(name)
+    if "data" in changes:
+        merged = {**dict(base.data), **changes["data"]}
+        changes["data"] = {k: v for k, v in merged.items() if v is not None}
+    return base.replace(**changes, name=f"{base.name}+{name}")
+
+
+def load_user_spec(source: str | Path) -> RunSpec:
+    """The one run a user's spec file describes (ncsim.spec.load_specs; its seed is replaced by each
+    session seed), named apart from the suite's configuration whose name it bears unless it is that
+    configuration (ncsim.spec.distinct_name); SpecError naming the problem."""
+    specs = load_specs(source)
+    if len(specs) != 1:
+        raise SpecError(f"{Path(source).name}: describes {len(specs)} runs; a spec to check the claims on is "
+                        f"one run (no [[runs]] tables, no `seeds`: the session's seeds replace its seed)")
+    spec, runs = specs[0], preset_runs()
+    return distinct_name(spec, runs[spec.name]) if spec.name in runs else spec
+
+
+def user_configurations(source: str | Path) -> Configurations:
+    """The configurations of a user's spec file: its run as standard, and each other configuration of
+    the suite derived from it (`derive`), left out with the reason where its changes do not apply."""
+    base = load_user_spec(source)
+    specs, left_out = {STANDARD: base}, {}
+    for name in preset_runs():
+        if name == STANDARD:
+            continue
+        try:
+            specs[name] = derive(base, name)
+        except SpecError as e:
+            changes = ", ".join(f"{k}={v!r}" for k, v in variant_changes(name).items())
+            left_out[name] = f"its changes from {STANDARD} ({changes}) do not apply to {Path(source).name}: {e}"
+    return Configurations(specs, left_out, str(source))
 
 
 def cost(config: str) -> float:

@@ -94,6 +94,20 @@ def test_decide_records_nan_as_null_and_the_failure_message_names_everything(tmp
         assert part in message, part
 
 
+def test_the_test_property_is_json_and_reads_back_as_the_record(tmp_path):
+    import json
+    tol = checks.tolerance(write(tmp_path), "nc1_end_max")
+    record = checks.decide(tol, [0.01, 0.02], runs=["standard-s0", "standard-s1"])
+    record.update(bound=math.inf, extra=[np.float64(-math.inf), math.nan, np.int64(3)])
+    text = checks.property_value(record)
+    assert isinstance(text, str) and json.loads(text)["bound"] == "inf"  # strict JSON: no Infinity/NaN
+    back = checks.from_property(text)
+    assert back["bound"] == math.inf and back["extra"][0] == -math.inf and math.isnan(back["extra"][1])
+    assert {k: v for k, v in back.items() if k not in ("bound", "extra")} == \
+        {k: v for k, v in record.items() if k not in ("bound", "extra")}
+    assert back["extra"][2] == 3 and checks.from_property(dict(record)) == record
+
+
 def rule(rule, op="<=", value=0.05, scale="log"):
     return checks.Tolerance("t", value, op, "s", "src", "c", rule, scale)
 

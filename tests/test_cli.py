@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
+import json
+import math
 import shutil
 import subprocess
 import sys
@@ -13,7 +16,8 @@ import pytest
 
 import ncsim.suite
 from ncsim import train as train_mod
-from ncsim.cli import main, parse_overrides
+from ncsim import __version__
+from ncsim.cli import LIST_FIELDS, main, parse_overrides
 from ncsim.spec import SpecError, load_specs, presets
 from ncsim.trajectory import Trajectory
 from ncsim.store import Record, RunStore
@@ -116,13 +120,16 @@ def test_train_honours_ncsim_cache_without_cache_dir(trained, monkeypatch, capsy
 
 # --- show -------------------------------------------------------------------------------------------
 
-def test_show_lists_the_stored_run(trained, capsys):
+def test_show_lists_the_stored_run_under_a_header(trained, capsys):
     root, _, _ = trained
     assert main(["show", "--cache-dir", str(root)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1
-    fields = lines[0].split()
-    assert fields[:3] == [standard_key(), "standard-s0", "ok"] and "NC1" in fields
+    assert len(lines) == 2
+    assert lines[0].split() == ["key", "label", "status", "epochs", "TPT", "train", "NC1", "test", "error"]
+    fields = lines[1].split()
+    t = Trajectory(RunStore(root).read(standard_key()))
+    assert fields == [standard_key(), "standard-s0", "ok", "1", str(t.tpt_epoch or "-"),
+                      format(t.final("train.nc1"), ".3g"), format(t.final("test_error"), ".4f")]
 
 
 def test_show_a_key_prefix_prints_the_summary(trained, capsys):
@@ -159,6 +166,108 @@ def test_show_an_unknown_run_is_an_error(trained, capsys):
     root, _, _ = trained
     assert main(["show", "zzzz", "--cache-dir", str(root)]) == 2
     assert "no stored run matches 'zzzz'" in capsys.readouterr().err
+
+
+def json_out(capsys):
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return json.loads(captured.out)
+
+
+def csv_out(capsys) -> list[dict]:
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return list(csv.DictReader(io.StringIO(captured.out)))
+
+
+def same_number(cell, value) -> bool:
+    """A JSON or CSV cell holds `value` exactly (null or "" for NaN)."""
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return cell in (None, "")
+    return float(cell) == value
+
+
+def test_show_json_lists_the_run_with_its_final_values(trained, capsys):
+    root, _, _ = trained
+    assert main(["show", "--json", "--cache-dir", str(root)]) == 0
+    (entry,) = json_out(capsys)
+    t = Trajectory(RunStore(root).read(standard_key()))
+    assert list(entry) == list(LIST_FIELDS)
+    assert {k: entry[k] for k in ("key", "kind", "label", "status", "epochs", "tpt_epoch", "reason")} == \
+           {"key": standard_key(), "kind": "run", "label": "standard-s0", "status": "ok", "epochs": 1,
+            "tpt_epoch": t.tpt_epoch, "reason": None}
+    for name in ("train_error", "test_error", "train.nc1", "train.nc2_etf_distance", "train.nc3", "train.nc4"):
+        assert same_number(entry[name], t.final(name)), name
+
+
+def test_show_csv_has_the_json_records(trained, capsys):
+    root, _, _ = trained
+    assert main(["show", "--json", "--cache-dir", str(root)]) == 0
+    (entry,) = json_out(capsys)
+    assert main(["show", "--csv", "--cache-dir", str(root)]) == 0
+    (row,) = csv_out(capsys)
+    assert list(row) == list(LIST_FIELDS)
+    for k, v in entry.items():
+        assert row[k] == ("" if v is None else str(v)) or same_number(row[k], v), k
+
+
+def test_show_json_of_a_damaged_store_lists_each_record_once(damaged_store, capsys):
+    root, keys = damaged_store
+    assert main(["show", "--json", "--cache-dir", str(root)]) == 0
+    entries = {e["key"]: e for e in json_out(capsys)}
+    assert len(entries) == len(keys) and set(entries) == set(keys.values())
+    assert entries["corrupt"]["kind"] == "unreadable" and "corrupt.npz" in entries["corrupt"]["reason"]
+    assert entries["isdir"]["kind"] == "unreadable" and "not a regular file" in entries["isdir"]["reason"]
+    assert entries["nometrics"]["status"] == "diverged" and entries["nometrics"]["train.nc1"] is None
+    assert entries["bare"]["kind"] == "run" and entries["bare"]["label"] is None
+    assert main(["show", "--csv", "--cache-dir", str(root)]) == 0
+    assert sorted(r["key"] for r in csv_out(capsys)) == sorted(keys.values())
+
+
+def test_show_json_of_an_empty_store_is_an_empty_list(tmp_path, capsys):
+    assert main(["show", "--json", "--cache-dir", str(tmp_path)]) == 0
+    assert json_out(capsys) == []
+
+
+@pytest.mark.parametrize("query", ["standard-s0", "key-prefix"])
+def test_show_one_run_as_json_gives_its_trajectory(trained, capsys, query):
+    root, _, _ = trained
+    query = standard_key()[:5] if query == "key-prefix" else query
+    assert main(["show", query, "--json", "--cache-dir", str(root)]) == 0
+    rows = json_out(capsys)
+    t = Trajectory(RunStore(root).read(standard_key()))
+    assert [r["epoch"] for r in rows] == t.epochs.tolist() == [0, 1]
+    for i, row in enumerate(rows):
+        assert (row["label"], row["key"]) == ("standard-s0", standard_key())
+        assert set(row) == {"label", "key", "epoch", *t.columns()}
+        for name in t.columns():
+            assert same_number(row[name], float(t[name][i])), name
+
+
+def test_show_one_run_as_csv_gives_its_trajectory(trained, capsys):
+    root, _, _ = trained
+    assert main(["show", "standard-s0", "--csv", "--cache-dir", str(root)]) == 0
+    rows = csv_out(capsys)
+    t = Trajectory(RunStore(root).read(standard_key()))
+    assert list(rows[0])[:3] == ["label", "key", "epoch"] and len(rows) == len(t.epochs)
+    for i, row in enumerate(rows):
+        for name in t.columns():
+            assert same_number(row[name], float(t[name][i])), name
+
+
+@pytest.mark.parametrize("name", ["corrupt", "bare"])
+def test_show_one_record_without_a_trajectory_as_json_exits_2(damaged_store, capsys, name):
+    root, keys = damaged_store
+    assert main(["show", keys[name], "--json", "--cache-dir", str(root)]) == 2
+    captured = capsys.readouterr()
+    assert_one_line_error(captured.err, f"record {keys[name]}")
+    assert captured.out == ""
+
+
+def test_show_an_unknown_run_names_close_matches(trained, capsys):
+    root, _, _ = trained
+    assert main(["show", "standard-s9", "--cache-dir", str(root)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "no stored run matches 'standard-s9'", "close matches: standard-s0")
 
 
 # --- errors: exit code 2, a message naming the problem, nothing trained ------------------------------
@@ -247,6 +356,83 @@ def test_bad_value_in_a_toml_file_is_named(cache_dir, tmp_path, capsys, no_train
     assert "bad.toml: unknown optimizer 'adamx'" in capsys.readouterr().err
 
 
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"ncsim {__version__}\n"
+
+
+def test_ctrl_c_exits_130_with_one_line(cache_dir, capsys, monkeypatch):
+    def interrupted(spec, cache_dir=None, progress=False):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "train", interrupted)
+    assert main(train_args(cache_dir, *TINY_STANDARD)) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "ncsim: interrupted\n" and captured.out == ""
+    assert RunStore(cache_dir).keys() == []
+
+
+def test_cuda_without_cuda_exits_2_before_training(cache_dir, capsys, no_training, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(train_args(cache_dir, *TINY_STANDARD, "--set", "device=cuda")) == 2
+    assert_one_line_error(capsys.readouterr().err, "run standard-s0 asks for device 'cuda'", "no CUDA device",
+                          'set device = "cpu"')
+    assert RunStore(cache_dir).keys() == []
+
+
+def test_a_stored_cuda_run_is_served_without_cuda(trained, cache_dir, capsys, no_training, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (spec,) = load_specs("standard", {"epochs": 1, "train_size": 300, "width": 12, "device": "cuda"})
+    record = stored_record(trained[0])
+    RunStore(cache_dir).save(Record(spec.key(), {**record.meta, "spec": spec.to_dict()}, record.arrays))
+    assert main(train_args(cache_dir, *TINY_STANDARD, "--set", "device=cuda")) == 0
+    assert capsys.readouterr().out.startswith("[from store] run standard-s0")
+
+
+@pytest.fixture
+def a_file(tmp_path) -> Path:
+    path = tmp_path / "not-a-dir"
+    path.write_text("x")
+    return path
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["report", "--seeds", "a,b"], ["--seeds: seeds take integers >= 0 and ranges a-b", "'a,b'"]),
+    (["report", "--seeds", "3-1"], ["--seeds: seed range '3-1' runs backwards"]),
+    (["report", "--seeds", "0-99999999"], ["--seeds: '0-99999999' gives more than 10000 seeds"]),
+    (["train", *TINY_STANDARD, "--threads", "-1"], ["--threads -1 must be in [1, "]),
+    (["sweep", "standard", "--threads", "-1"], ["--threads -1 must be in [1, "]),
+    (["sweep", "standard", "--seeds", "x"], ["--seeds: seeds take integers"]),
+    (["sweep", "nope"], ["unknown configuration or preset 'nope'", "adamw", "optimizers"]),
+    (["sweep", "nope.toml"], ["no such spec file 'nope.toml'"]),
+    (["sweep", "standard", "--set", "lr=0"], ["lr=0.0 must be > 0"]),
+    (["show", "zzzz"], ["no stored run matches 'zzzz'"]),
+], ids=["report-seeds-letters", "report-seeds-backwards", "report-seeds-huge", "train-threads", "sweep-threads",
+        "sweep-seeds", "sweep-unknown", "sweep-missing-file", "sweep-bad-set", "show-unknown"])
+def test_user_errors_exit_2_with_one_line(cache_dir, capsys, no_training, argv, fragments):
+    assert main([*argv, "--cache-dir", str(cache_dir)]) == 2
+    captured = capsys.readouterr()
+    assert_one_line_error(captured.err, *fragments)
+    assert captured.out == "" and RunStore(cache_dir).keys() == []
+
+
+@pytest.mark.parametrize("argv", [["train", *TINY_STANDARD, "--quiet"], ["show"], ["show", "--json"], ["report"],
+                                  ["sweep", "standard", "--seeds", "0"]],
+                         ids=["train", "show", "show-json", "report", "sweep"])
+@pytest.mark.parametrize("below", [False, True], ids=["is-a-file", "under-a-file"])
+def test_a_cache_dir_that_is_a_file_exits_2(a_file, capsys, no_training, argv, below):
+    root = a_file / "store" if below else a_file
+    assert main(["--cache-dir", str(root), *argv]) == 2
+    captured = capsys.readouterr()
+    assert_one_line_error(captured.err, f"run store {str(root)!r}: {str(a_file)!r} is not a directory")
+    assert captured.out == "" and a_file.read_text() == "x"
+
+
 def test_argparse_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--threads", "many"])
@@ -300,10 +486,12 @@ def test_show_lists_every_record_of_a_damaged_store(damaged_store, capsys):
     root, keys = damaged_store
     assert main(["show", "--cache-dir", str(root)]) == 0
     captured = capsys.readouterr()
-    rows = {line.split()[0]: line for line in captured.out.splitlines()}
+    lines = captured.out.splitlines()
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert lines[0].startswith("key ") and len(lines) == 1 + len(keys)
     assert set(rows) == set(keys.values()) and captured.err == ""
     assert rows[keys["good"]].split()[:3] == [keys["good"], "standard-s0", "ok"]
-    assert "diverged" in rows["nometrics"] and "NC1 -" in rows["nometrics"]
+    assert rows["nometrics"].split()[1:3] == ["standard-s0", "diverged"] and rows["nometrics"].split()[-2:] == ["-", "-"]
     assert rows["bare"].split()[1:3] == ["?", "?"]
     assert "unreadable" in rows["isdir"] and "not a regular file" in rows["isdir"]
     assert "unreadable" in rows["corrupt"] and "corrupt.npz: " in rows["corrupt"]
@@ -325,11 +513,23 @@ def test_show_one_damaged_record_prints_what_it_has(damaged_store, capsys, name,
         assert fragment in out, fragment
 
 
-def test_train_serves_a_record_without_metric_columns(trained, cache_dir, capsys, no_training):
+def test_train_serves_a_record_without_metric_columns_and_exits_3(trained, cache_dir, capsys, no_training):
     RunStore(cache_dir).save(without_metrics(stored_record(trained[0])))
-    assert main(train_args(cache_dir, *TINY_STANDARD)) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("[from store] run standard-s0") and "status diverged" in out
+    assert main(train_args(cache_dir, *TINY_STANDARD)) == 3
+    captured = capsys.readouterr()
+    assert captured.out.startswith("[from store] run standard-s0") and "status diverged" in captured.out
+    assert captured.err == "ncsim: run standard-s0 diverged: epoch 1: training loss nan\n"
+
+
+def test_a_run_that_stops_in_training_exits_3_with_its_reason(trained, cache_dir, capsys, monkeypatch):
+    record = without_metrics(stored_record(trained[0]), status="degenerate",
+                             status_reason="epoch 2: train set: identical class means")
+    monkeypatch.setattr(train_mod, "train", lambda spec, cache_dir=None, progress=False: record)
+    assert main(train_args(cache_dir, *TINY_STANDARD)) == 3
+    captured = capsys.readouterr()
+    assert captured.out.startswith("run standard-s0") and "status degenerate" in captured.out
+    assert captured.err == "ncsim: run standard-s0 degenerate: epoch 2: train set: identical class means\n"
+    assert RunStore(cache_dir).keys() == [record.key]  # stored: the record says how the run ended
 
 
 def test_from_store_marker_is_decided_under_the_lock(trained, cache_dir, capsys, no_training):
@@ -417,5 +617,7 @@ def test_entry_point_help():
     assert exe, "the ncsim entry point is not installed"
     done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    for word in ("train", "show", "report", "--cache-dir"):
+    for word in ("train", "show", "sweep", "report", "--cache-dir", "--version"):
         assert word in done.stdout
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, f"ncsim {__version__}\n")

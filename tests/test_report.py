@@ -358,9 +358,8 @@ def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def write_project(root: Path) -> Path:
-    """A project with the suite's plugins, a synthetic claims file (nothing trains) and a plain test."""
+    """A project (the suite's plugin comes from its entry point) with a synthetic claims file (nothing trains) and a plain test."""
     (root / "pytest.ini").write_text("[pytest]\n")
-    (root / "conftest.py").write_text('pytest_plugins = ["ncsim.pytest_plugin"]\n')
     (root / "claims").mkdir()
     (root / "claims" / "tolerances.toml").write_text((ROOT / "claims" / "tolerances.toml").read_text())
     (root / "claims" / "test_synthetic.py").write_text(textwrap.dedent(SYNTHETIC_CLAIMS))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 
 try:
@@ -49,6 +51,7 @@ ALTERNATIVES = {
     "eval_schedule": "every:2",
     "layer_schedule": "none",
     "lbfgs_max_iter": 5,
+    "eval_bn_stats": "recomputed",
 }
 # Fields valid only together with another value: the base each is changed from.
 NEEDS = {"lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False}}
@@ -124,6 +127,33 @@ def test_label_names_a_data_seed_when_the_spec_sets_one():
     assert RunSpec(name="standard", seed=3, data={"seed": 3}).label() == "standard-s3-d3"
 
 
+def test_a_run_that_changes_its_base_preset_is_not_labelled_as_the_presets_run(tmp_path):
+    path = write(tmp_path / "mine.toml", 'base = "standard"\nepochs = 3\nseeds = [0, 1]\n')
+    specs = load_specs(path)
+    short = spec_mod.seedless_key(specs[0])[:6]
+    assert [s.label() for s in specs] == [f"standard-{short}-s0", f"standard-{short}-s1"]
+    assert specs[0].label() != suite.config("standard", 0).label() and re.fullmatch(r"[0-9a-f]{6}", short)
+    assert specs[0] == load_specs("standard")[0].replace(name=f"standard-{short}", epochs=3)
+
+
+def test_the_name_apart_differs_between_changes_and_not_between_seeds(tmp_path):
+    one = load_specs(write(tmp_path / "a.toml", 'base = "standard"\nepochs = 3\n'))[0]
+    other = load_specs(write(tmp_path / "b.toml", 'base = "standard"\nepochs = 4\n'))[0]
+    assert one.name != other.name
+    assert spec_mod.distinct_name(one.replace(name="standard", seed=5, data={"seed": 5}),
+                                  load_specs("standard")[0]).name == one.name
+
+
+def test_a_run_equal_to_its_base_preset_or_named_keeps_its_name(tmp_path):
+    (same,) = load_specs(write(tmp_path / "same.toml", 'base = "standard"\nseed = 4\n'))
+    assert same.label() == "standard-s4" and same == suite.config("standard", 4)
+    (named,) = load_specs(write(tmp_path / "named.toml", 'base = "standard"\nname = "mine"\nepochs = 3\n'))
+    assert named.label() == "mine-s0"
+    # the presets' own runs and a preset with --set overrides keep theirs, as `ncsim train --preset` shows them
+    assert [s.name for s in load_specs("optimizers")] == ["sgd", "adam", "adamw", "lbfgs"]
+    assert load_specs("standard", {"epochs": 2})[0].label() == "standard-s0"
+
+
 # --- the key --------------------------------------------------------------------------------------
 
 def test_default_key_is_pinned():
@@ -149,6 +179,26 @@ def test_key_changes_with_each_field(field):
     changed = base.replace(**{field: ALTERNATIVES[field]})
     assert changed != base
     assert changed.key() not in (DEFAULT_KEY, base.key())
+
+
+def test_a_field_added_within_version_4_leaves_the_keys_of_specs_that_do_not_set_it():
+    # HASHED_WHEN_SET: at its default the field is not hashed, so records of version 4 keep their keys.
+    for name, default in spec_mod.HASHED_WHEN_SET.items():
+        assert getattr(RunSpec(), name) == default
+    d = RunSpec().to_dict()
+    d.pop("name"), d.pop("eval_bn_stats")
+    d["trainer_version"] = spec_mod.TRAINER_VERSION
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+    assert hashlib.sha256(blob).hexdigest()[:20] == DEFAULT_KEY == RunSpec().key()
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"eval_bn_stats": "precise"}, r"unknown eval_bn_stats 'precise'; valid choices: running, recomputed"),
+    ({"eval_bn_stats": "recomputed", "batch_norm": False}, r"eval_bn_stats='recomputed' needs batch_norm=true"),
+])
+def test_eval_bn_stats_is_validated(changes, fragment):
+    with pytest.raises(SpecError, match=fragment):
+        RunSpec(**changes)
 
 
 def test_key_changes_with_trainer_version(monkeypatch):

@@ -1,9 +1,15 @@
-"""The claims suite's pytest plugin, in three parts, loaded by the root conftest.py:
+"""The claims suite's pytest plugin, registered with pytest by ncsim's `pytest11` entry point
+(pyproject.toml): installing ncsim is all a directory of claim files needs, in this repository or
+anywhere else. In three parts:
 
-    runs.py     options (--seeds, --cache-dir, --fresh-runs), the run store, the `run` and `get_run`
-                fixtures, and the parametrization of claims over checks x configurations x seeds
-    checks.py   the `claim_check` fixture and the expected failures of claims/expected_failures.toml
+    runs.py     options (--seeds, --cache-dir, --fresh-runs, --spec), the run store, the `run` and
+                `get_run` fixtures, the parametrization of claims over checks x configurations x seeds,
+                and the usage errors of a claim file written wrong
+    checks.py   the `claim_check` fixture and the expected failures of a claims directory's
+                expected_failures.toml
     report.py   the report folder written at the end of a claims session (--no-report, --report-dir)
+
+Do not also name it in a conftest's `pytest_plugins`: pytest would register it twice and stop.
 """
 
 pytest_plugins = ["ncsim.pytest_plugin.runs", "ncsim.pytest_plugin.checks", "ncsim.pytest_plugin.report"]

@@ -13,7 +13,17 @@ configurations and the seeds, one run per case; a comparison gets a second run t
 
 Options: --seeds 0,1,2 (default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
 follows the training seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim), --fresh-runs
-(ignore the store: train every run into a new store for this session only).
+(ignore the store: train every run into a new store for this session only), --spec FILE.toml (check
+the claims on your own run: FILE's spec is the standard configuration and every other configuration
+is derived from it, ncsim.suite.user_configurations; a configuration whose changes do not apply to it
+is skipped with the reason), --scheduler ADDRESS (train the runs the session needs on a Dask
+scheduler first, ncsim.sweep: "local" for a LocalCluster here, or "tcp://host:8786"; the store must be
+on a filesystem the workers share).
+
+A claim file written wrong is a one-line error naming the problem, reported as the collection error
+of its file before anything runs (ClaimFileError): a test that takes `runs` without a `check` and a
+CHECKS table, or a statistic of CHECKS named test_* (pytest would collect it as a test). A test that
+takes `run` without a `runs` marker fails with a one-line message saying so.
 """
 
 from __future__ import annotations
@@ -22,11 +32,13 @@ import os
 import tempfile
 import time
 from functools import lru_cache
+from pathlib import Path
 
 import filelock
 import pytest
 
 from ncsim import suite, threads
+from ncsim.spec import SpecError
 from ncsim.store import RunStore
 
 
@@ -39,6 +51,12 @@ def pytest_addoption(parser):
                 help="vary the MNIST-1D generator seed with the training seed (data seed = training seed)")
     g.addoption("--cache-dir", default=None, help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim)")
     g.addoption("--fresh-runs", action="store_true", help="ignore the store: train every run anew for this session")
+    g.addoption("--spec", default=None, metavar="FILE.toml",
+                help="check the claims on your own run: FILE's spec (one run, as for `ncsim train FILE`) stands "
+                     "for the standard configuration, and the other configurations apply their changes to it")
+    g.addoption("--scheduler", default=None, metavar="ADDRESS",
+                help="train the runs the session needs on this Dask scheduler before the checks (ncsim.sweep; "
+                     "'local': a LocalCluster here); the run store must be shared with its workers")
 
 
 def seeds(config) -> list[int]:
@@ -54,19 +72,50 @@ def run_ids(config, configs) -> list[suite.RunId]:
     return [suite.RunId(c, seed, seed if vary else None) for c in configs for seed in seeds(config)]
 
 
+def spec_path(config) -> Path | None:
+    """The --spec file, as an absolute path (an xdist worker gets the controller's)."""
+    given = getattr(config, "workerinput", {}).get("ncsim_spec") or config.getoption("--spec")
+    return None if given is None else config.invocation_params.dir / Path(given).expanduser()
+
+
+def configurations(config) -> suite.Configurations:
+    """The session's configurations: the suite's, or those derived from the --spec file (read once)."""
+    if not hasattr(config, "_ncsim_configurations"):
+        path = spec_path(config)
+        try:
+            config._ncsim_configurations = (suite.suite_configurations() if path is None
+                                            else suite.user_configurations(path))
+        except SpecError as e:
+            raise pytest.UsageError(f"--spec: {e}") from None
+    return config._ncsim_configurations
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "runs(*configs): parametrize the `run` fixture over configs x seeds")
-    seeds(config)  # a bad --seeds is a usage error before collection, not one error per test
+    seeds(config)  # a bad --seeds or --spec is a usage error before collection, not one error per test
+    configurations(config)
     if not hasattr(config, "workerinput") and config.getoption("--fresh-runs"):
         config._ncsim_fresh_store = tempfile.mkdtemp(prefix="ncsim-fresh-")
 
 
+def pytest_report_header(config) -> str | None:
+    """Which spec the configurations come from, when it is the user's."""
+    configs = configurations(config)
+    if configs.source is None:
+        return None
+    names = ", ".join(f"{name} = {spec.name}" for name, spec in configs.specs.items())
+    return f"ncsim: claims checked on {configs.source} ({names}; left out: {', '.join(configs.left_out) or 'none'})"
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """xdist controller: hand every worker the same fresh store."""
+    """xdist controller: hand every worker the same fresh store and spec file."""
     fresh = getattr(node.config, "_ncsim_fresh_store", None)
     if fresh:
         node.workerinput["ncsim_fresh_store"] = fresh
+    path = spec_path(node.config)
+    if path is not None:
+        node.workerinput["ncsim_spec"] = str(path)
 
 
 def store_root(config) -> str | None:
@@ -80,33 +129,68 @@ def worker_threads(config) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
+class ClaimFileError(pytest.UsageError, pytest.Collector.CollectError):
+    """A claim file written wrong. Raised while its file is collected, it is reported as that file's
+    collection error by its message alone (a CollectError), in an xdist worker too, and the session
+    stops before any test runs."""
+
+
+def claim_file_problem(metafunc) -> str | None:
+    """What is wrong with how a claim file declares this test function, or None: a statistic of its
+    module's CHECKS named test_* (collected as a test), or a test that takes `runs` without `check` and
+    a CHECKS table."""
+    where = metafunc.definition.nodeid
+    checks = getattr(metafunc.module, "CHECKS", None) or ()
+    for check in checks:
+        if metafunc.function in (getattr(check, "statistic", None), getattr(check, "note", None)):
+            name = metafunc.function.__name__
+            return (f"{where}: {name} is a function of the check {check.tolerance!r} in CHECKS, and pytest collects "
+                    f"every test_* function as a test; rename it (e.g. {name.removeprefix('test_')})")
+    if "runs" in metafunc.fixturenames and (not checks or "check" not in metafunc.fixturenames):
+        return f"{where} takes `runs`: it needs `check` and a CHECKS table of ncsim.checks.Check in its module"
+    return None
+
+
+def unavailable(config, *names: str | None) -> str | None:
+    """Why a case that reads these configurations cannot run in this session (one left out of the
+    --spec configurations), or None."""
+    left_out = configurations(config).left_out
+    return next((f"{name}: {left_out[name]}" for name in names if name in left_out), None)
+
+
+def case_marks(config, group: str, *names: str | None) -> list:
+    """The xdist group of a case, and a skip when a configuration it reads is left out."""
+    why = unavailable(config, *names)
+    return [pytest.mark.xdist_group(group)] + ([pytest.mark.skip(reason=why)] if why else [])
+
+
 def pytest_generate_tests(metafunc):
-    names = metafunc.fixturenames
+    names, config = metafunc.fixturenames, metafunc.config
+    problem = claim_file_problem(metafunc)
+    if problem is not None:
+        raise ClaimFileError(problem)
     if "runs" in names:
-        checks = getattr(metafunc.module, "CHECKS", None)
-        if not checks or "check" not in names:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid} takes `runs`: it needs `check` and a CHECKS "
-                                    f"table of ncsim.checks.Check in its module")
-        params = [pytest.param(check, config, id=f"{config}-{check.tolerance}",
-                               marks=pytest.mark.xdist_group(f"{config}-checks"))
-                  for check in checks for config in check.configs]
+        params = [pytest.param(check, name, id=f"{name}-{check.tolerance}",
+                               marks=case_marks(config, f"{name}-checks", name, check.against))
+                  for check in metafunc.module.CHECKS for name in check.configs]
         metafunc.parametrize("check,runs", params, indirect=["runs"])
         return
     marker = metafunc.definition.get_closest_marker("runs")
     if marker is not None and "run" in names:
-        params = [pytest.param(run, id=run.label, marks=pytest.mark.xdist_group(run.label))
-                  for run in run_ids(metafunc.config, marker.args)]
+        params = [pytest.param(run, id=run.label, marks=case_marks(config, run.label, run.config))
+                  for run in run_ids(config, marker.args)]
         metafunc.parametrize("run", params, indirect=True)
 
 
 def needed_runs(items) -> list[suite.RunId]:
-    """The runs the claim tests among `items` read (their configurations' and references'), the
-    costliest first."""
+    """The runs the claim tests among `items` read (their configurations' and references', unless one
+    is left out of the session), the costliest first."""
     configs = set()
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "runs" in params:
-            configs |= {params["runs"]} | ({params["check"].against} - {None})
+            read = (params["runs"], params["check"].against)
+            configs |= set() if unavailable(item.config, *read) else set(read) - {None}
     if not items:
         return []
     return sorted(run_ids(items[0].config, sorted(configs)), key=lambda r: -suite.cost(r.config))
@@ -136,23 +220,27 @@ def run_store(pytestconfig) -> RunStore:
 
 
 @pytest.fixture(scope="session")
-def get_run(run_store):
-    """`get_run(config, seed, data_seed=None) -> Trajectory`, obtained once per process."""
+def get_run(pytestconfig, run_store):
+    """`get_run(config, seed, data_seed=None) -> Trajectory` of the session's configurations (the
+    suite's, or those of --spec), obtained once per process."""
+    configs = configurations(pytestconfig)
+
     @lru_cache(maxsize=None)
     def _get(config: str, seed: int, data_seed: int | None = None):
-        return suite.obtain(suite.config(suite.RunId(config, seed, data_seed)), run_store)
+        return suite.obtain(configs.spec(suite.RunId(config, seed, data_seed)), run_store)
     return _get
 
 
-def prefetch(runs: list[suite.RunId], run_store: RunStore) -> None:
+def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations | None = None) -> None:
     """Make sure every run is stored, training each missing one in this process unless another
-    process is training it; runs held by another process are waited for last."""
+    process is training it; runs held by another process are waited for last. The runs are those of
+    `configs` (default: the suite's own)."""
     pending = list(runs)
     while pending:
         left = []
         for run in pending:
             try:
-                suite.obtain(suite.config(run), run_store, wait=False)
+                suite.obtain(suite.config(run) if configs is None else configs.spec(run), run_store, wait=False)
             except filelock.Timeout:
                 left.append(run)
         if len(left) == len(pending):
@@ -160,10 +248,36 @@ def prefetch(runs: list[suite.RunId], run_store: RunStore) -> None:
         pending = left
 
 
+def sweep_on_scheduler(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations,
+                       scheduler: str) -> None:
+    """Train `runs` on the Dask scheduler (ncsim.sweep.sweep, one thread per run) into the store, once
+    per session: the first process to take the store's sweep lock submits them, the others wait for it
+    and find them stored. RuntimeError naming every run that failed there."""
+    from ncsim.sweep import SweepError, sweep
+
+    with filelock.FileLock(str(Path(run_store.root) / ".sweep.lock")):
+        specs = [configs.spec(run) for run in runs]
+        missing = [spec for spec in specs if spec.key() not in run_store]
+        if not missing:
+            return
+        try:
+            results = sweep(missing, run_store.root, scheduler=scheduler, threads=1)
+        except SweepError as e:
+            raise RuntimeError(f"--scheduler {scheduler}: {e}") from None
+    failed = [f"{r['label']}: {r['error']}" for r in results if r["status"] == "failed"]
+    if failed:
+        raise RuntimeError(f"--scheduler {scheduler}: {len(failed)} run(s) failed: " + "; ".join(failed))
+
+
 @pytest.fixture(scope="session")
 def prefetched(pytestconfig, run_store) -> None:
-    """Every run the session's claim tests read is in the store (trained in parallel across workers)."""
-    prefetch(getattr(pytestconfig, "_ncsim_needed_runs", []), run_store)
+    """Every run the session's claim tests read is in the store: trained on --scheduler when given,
+    else here, in parallel across the xdist workers."""
+    needed, configs = getattr(pytestconfig, "_ncsim_needed_runs", []), configurations(pytestconfig)
+    scheduler = pytestconfig.getoption("--scheduler")
+    if scheduler and needed:
+        sweep_on_scheduler(needed, run_store, configs, scheduler)
+    prefetch(needed, run_store, configs)
 
 
 @pytest.fixture
@@ -176,5 +290,7 @@ def runs(request, prefetched, get_run) -> list:
 def run(request, get_run):
     """The trajectory of the case's run (a suite.RunId parameter)."""
     if not hasattr(request, "param"):
-        pytest.fail(f"{request.node.nodeid} takes `run`: mark it @pytest.mark.runs(<configurations>)", pytrace=False)
+        pytest.fail(f"{request.node.nodeid} takes `run` but has no runs marker: mark it "
+                    f"@pytest.mark.runs(\"standard\", ...) to run it on those configurations x the session's seeds",
+                    pytrace=False)
     return get_run(*request.param)
