@@ -323,7 +323,9 @@ def cmd_report(args) -> int:
     from ncsim import report, suite
 
     seeds = _seeds(args.seeds) if args.seeds is not None else list(suite.DEFAULT_SEEDS)
-    folder = report.from_store(open_store(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed)
+    configs = suite.user_configurations(args.spec) if args.spec else None
+    folder = report.from_store(open_store(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed,
+                               configs=configs)
     print(f"report written to {folder}")
     return 0
 
@@ -366,6 +368,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", default=None,
                    help="seeds and ranges, e.g. 0,1,2 or 0-4 (default: the suite's default seeds in ncsim/suite.toml, "
                         "as for pytest)")
+    r.add_argument("--spec", default=None, metavar="FILE.toml",
+                   help="draw the runs of your own spec and the configurations derived from it (as pytest --spec)")
     for sp in (t, s, w, r):
         sp.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p

@@ -435,7 +435,8 @@ def geometry(runs: Sequence[Trajectory], missing: Sequence[RunId] = (), cache_di
 def _describe(name: str, runs: Sequence[Trajectory], fields: Sequence[str]) -> str:
     spec = runs[0].spec
     parts = {"optimizer": OPTIMIZER_NAMES[spec.optimizer], "lr": f"lr {spec.lr:g}",
-             "weight_decay": f"wd {spec.weight_decay:g}", "loss": spec.loss.upper()}
+             "weight_decay": f"wd {spec.weight_decay:g}", "loss": spec.loss.upper(),
+             "classifier": f"{spec.classifier} W"}
     return f"{name}: " + ", ".join(parts[f] for f in fields)
 
 
@@ -500,22 +501,27 @@ def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] 
     """Regime ablation: NC1, NC3 and the relative distance of the classifier to the ridge classifier W_r
     (lambda = wd/2) of its features (the central path of Han, Papyan & Donoho, ICLR 2022; metrics.RIDGE_KEYS) of the
     default run ("standard") against the same regime without weight decay ("no-wd"; Zhu et al., NeurIPS
-    2021, Sec. 5.2) and with MSE loss ("mse"; Han et al. 2022, Fig. 2)."""
+    2021, Sec. 5.2), with MSE loss ("mse"; Han et al. 2022, Fig. 2) and with the classifier fixed to a
+    simplex ETF ("etf-classifier"; Zhu et al. 2021, Sec. 5), and the test error of each: one row per
+    contrast of suite.toml's [figures.ablation]."""
     title = "Regime ablation"
     names = suite.figure_configs("ablation")
     contrasts = suite.table()["figures"]["ablation"]["contrasts"]
     groups = _groups({name: runs.get(name, []) for name in names})
     if not groups:
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
-    fig = Figure(figsize=(WIDTH, 5.8), layout="constrained")
-    axes = fig.subplots(2, 3, sharex=True)
+    fig = Figure(figsize=(WIDTH, 2.9 * len(contrasts)), layout="constrained")
+    axes = fig.subplots(len(contrasts), 4, sharex=True, squeeze=False)
     for row, (variant, what) in zip(axes, contrasts.items()):
         pair = {name: groups[name] for name in (names[0], variant) if name in groups}
-        panels = [(f"NC1: {what}", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
-                  (f"NC3: {what}", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log"),
-                  (f"W vs ridge: {what}", column("train.ridge_distance"), "‖W − W_r‖/‖W_r‖", "log")]
-        _comparison(row, pair, panels, ("weight_decay", "loss"))
-    for ax in axes[1]:
+        panels = [(f"NC1\n{what}", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
+                  (f"NC3\n{what}", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log"),
+                  (f"W vs ridge\n{what}", column("train.ridge_distance"), "‖W − W_r‖/‖W_r‖", "log"),
+                  (f"Test error\n{what}", column("test_error"), "misclassified fraction", "zero")]
+        _comparison(row, pair, panels, ("weight_decay", "loss", "classifier"))
+        for ax in row:
+            ax.title.set_fontsize("small")
+    for ax in axes[-1]:
         ax.set_xlabel("epoch")
     return finish(fig, f"{title} (train set)", seeds_note(r.spec.seed for g in groups.values() for r in g),
                   _absent(runs, missing, names), axes[:, 0])

@@ -151,10 +151,35 @@ def cnn1d_seed(num_classes: int, width: int = 64) -> BlockNet:
 
 
 def build(spec: RunSpec, num_classes: int) -> BlockNet:
-    """The spec's network for C = `num_classes` classes (the data's Dataset.num_classes)."""
+    """The spec's network for C = `num_classes` classes (the data's Dataset.num_classes); with
+    spec.classifier "etf" its W is the fixed simplex ETF (fix_etf_classifier)."""
     if spec.model == "cnn1d":
-        return cnn1d(num_classes, spec.width or 32, spec.kernel_size, spec.batch_norm)
-    return cnn1d_seed(num_classes, spec.width or 64)
+        net = cnn1d(num_classes, spec.width or 32, spec.kernel_size, spec.batch_norm)
+    else:
+        net = cnn1d_seed(num_classes, spec.width or 64)
+    if spec.classifier == "etf":
+        fix_etf_classifier(net.classifier)
+    return net
+
+
+def simplex_etf(num_classes: int, dim: int) -> torch.Tensor:
+    """The C x d simplex ETF of Zhu et al. (NeurIPS 2021, Sec. 5; tding1/Neural-Collapse, models/resnet.py,
+    ETF_fc): sqrt(C/(C-1)) (I_C - 1 1^T / C), rows scaled to unit norm, in the first C of the d feature
+    coordinates (d >= C). Rows w_c satisfy ||w_c|| = 1 and <w_c, w_c'> = -1/(C-1)."""
+    c = num_classes
+    if dim < c:
+        raise ValueError(f"a fixed simplex ETF of {c} classes needs d >= C features, got d = {dim}")
+    etf = (c / (c - 1)) ** 0.5 * (torch.eye(c) - torch.ones(c, c) / c)
+    etf = etf / etf.norm(dim=1, keepdim=True)
+    return torch.cat([etf, torch.zeros(c, dim - c)], dim=1)
+
+
+def fix_etf_classifier(classifier: nn.Linear) -> None:
+    """Set W to simplex_etf and freeze it (requires_grad False: no optimizer or weight decay moves it);
+    the bias b stays trainable, as in Zhu et al.'s code."""
+    with torch.no_grad():
+        classifier.weight.copy_(simplex_etf(*classifier.weight.shape))
+    classifier.weight.requires_grad_(False)
 
 
 def reference_forward(model: BlockNet, x: torch.Tensor) -> torch.Tensor:

@@ -585,11 +585,12 @@ def from_session(store: RunStore, out: str | Path, seeds: Sequence[int], outcome
 
 
 def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequence[int] | None = None,
-               vary_data_seed: bool = False) -> Path:
-    """`ncsim report`: redraw the figures from the stored runs (nothing trains) with the verdicts of the
-    newest claims session under <out>, if any. Prints each run that is missing or did not finish."""
+               vary_data_seed: bool = False, configs: suite.Configurations | None = None) -> Path:
+    """`ncsim report`: redraw the figures from the stored runs (nothing trains; those of `configs`, e.g.
+    a user's spec, default the suite's) with the verdicts of the newest claims session under <out>, if
+    any. Prints each run that is missing or did not finish."""
     seeds = suite.parse_seeds(seeds) if seeds is None or isinstance(seeds, str) else list(seeds)
-    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed)
+    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed, configs=configs)
     for line in not_drawn(runs, missing):
         print(f"ncsim report: run {line}; its figures say so")
     previous = latest_verdicts(out)

@@ -28,13 +28,14 @@ TRAINER_VERSION = 4  # 3: channels-last forward (ncsim.models), batch norm folde
                      # Zhu et al.'s code (inner iterations, batch-norm statistics), ridge and conditioning columns
 
 # Fields added within TRAINER_VERSION 4, hashed only when set (RunSpec.key), with their defaults.
-HASHED_WHEN_SET = {"eval_bn_stats": "running"}
+HASHED_WHEN_SET = {"eval_bn_stats": "running", "classifier": "learned"}
 
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
 SCHEDULES = ("constant", "multistep", "cosine")
 LOSSES = ("ce", "mse")
 BN_STATS = ("running", "recomputed")
+CLASSIFIERS = ("learned", "etf")
 DEVICES = ("cpu", "cuda")
 # Upper bounds: beyond them a run is a typo that would exhaust memory or never finish, not an experiment.
 MAX_SEED = 2**63 - 1          # with the trainer's offset for its batch generator, still a valid torch seed
@@ -83,6 +84,7 @@ class RunSpec:
     width: int = 0                               # base channels w; 0: the model's own (cnn1d 32, cnn1d-seed 64)
     kernel_size: int = 5
     batch_norm: bool = True
+    classifier: str = "learned"                  # "etf": W fixed to a simplex ETF (Zhu et al. 2021; models.py)
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -222,6 +224,7 @@ def _validate(s: RunSpec) -> None:
     check_choice("schedule", s.schedule, SCHEDULES)
     check_choice("loss", s.loss, LOSSES)
     check_choice("eval_bn_stats", s.eval_bn_stats, BN_STATS)
+    check_choice("classifier", s.classifier, CLASSIFIERS)
     check_choice("device", s.device, DEVICES)
     for f in fields(s):
         if f.type == "float" and not math.isfinite(getattr(s, f.name)):

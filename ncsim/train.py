@@ -102,7 +102,7 @@ def setup(spec: RunSpec, cache_dir=None):
     ds = data.Dataset(*(t.to(device) for t in (ds.x, ds.y, ds.x_test, ds.y_test)), ds.num_classes)
     torch.manual_seed(spec.seed)
     model = models.build(spec, ds.num_classes).to(device)
-    opt = make_optimizer(spec, model.parameters())
+    opt = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad])  # not a fixed ETF W
     sched = make_scheduler(spec, opt)
     gen = torch.Generator().manual_seed(spec.seed + 1_000_003)
     return ds, model, opt, sched, gen

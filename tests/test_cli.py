@@ -16,6 +16,7 @@ import pytest
 
 import ncsim.suite
 from ncsim import train as train_mod
+from ncsim.train import train as real_train  # bound before `no_training` replaces the module attribute
 from ncsim import __version__
 from ncsim.cli import LIST_FIELDS, main, parse_overrides
 from ncsim.spec import SpecError, load_specs, presets
@@ -621,3 +622,30 @@ def test_entry_point_help():
         assert word in done.stdout
     done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, f"ncsim {__version__}\n")
+
+
+def test_report_draws_the_runs_of_a_users_spec(cache_dir, tmp_path, capsys, no_training):
+    # The user's run is stored (trained by hand here); the report draws it as "standard", and says the
+    # derived configurations it does not find.
+    import json
+
+    from ncsim import suite
+
+    path = tmp_path / "mine.toml"
+    path.write_text(TINY_FILE)
+    configs = suite.user_configurations(path)
+    standard = configs.spec(suite.RunId("standard", 0))
+    RunStore(cache_dir).save(real_train(standard, cache_dir=cache_dir))
+    out = tmp_path / "reports"
+    assert main(["report", "--spec", str(path), "--seeds", "0", "--out", str(out), "--cache-dir", str(cache_dir)]) == 0
+    doc = json.loads((out / "latest" / "verdicts.json").read_text())
+    assert doc["runs"]["standard"] == ["filerun-s0"] and doc["runs"]["adam"] == []
+    assert "run adam-s0 (not in the run store)" in capsys.readouterr().out  # its configuration, not drawn
+
+
+def test_report_with_a_bad_spec_file_exits_2(cache_dir, tmp_path, capsys):
+    path = tmp_path / "two.toml"
+    path.write_text(TINY_FILE + "seeds = [0, 1]\n")
+    assert main(["report", "--spec", str(path), "--cache-dir", str(cache_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncsim: error: ") and err.count("\n") == 1

@@ -23,7 +23,8 @@ from ncsim.trajectory import Trajectory
 from ncsim.threads import limit_threads
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
-TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "adamw": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,)}
+TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "adamw": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,),
+              "etf-classifier": (0,)}
 
 
 @dataclass
@@ -107,9 +108,9 @@ CASES = {
                  ["Geometry at the end of training", "standard-s0", "deviation from the simplex ETF", "seed 0 shown"],
                  None),
     "ablation": (lambda t: figures.ablation(t.runs), ["Regime ablation"],
-                 ["NC1: weight decay on / off", "NC3: weight decay on / off", "W vs ridge: weight decay on / off",
-                  "NC1: cross-entropy vs MSE loss", "NC3: cross-entropy vs MSE loss",
-                  "W vs ridge: cross-entropy vs MSE loss"]),
+                 [f"{panel}\n{what}" for what in ("weight decay on / off", "cross-entropy vs MSE loss",
+                                                   "learned vs fixed ETF classifier")
+                  for panel in ("NC1", "NC3", "W vs ridge", "Test error")]),
     "ufm_imbalance": (lambda t: figures.ufm_imbalance(SWEEPS), ["UFM geometry under class imbalance", "seeds 0, 1"],
                       ["Mean pairwise cosine of rows", "Distance to the ETF and to SELI", "Classifier norm ratio"]),
 }
@@ -201,9 +202,12 @@ def test_optimizer_legend_names_each_optimizer(tiny):
 
 def test_ablation_compares_with_the_default(tiny):
     fig = figures.ablation(tiny.runs)
-    top, bottom = fig.axes[0], fig.axes[3]
-    assert {line.get_label() for line in top.get_lines()} >= {"standard: wd 0.005, CE", "no-wd: wd 0, CE"}
-    assert {line.get_label() for line in bottom.get_lines()} >= {"standard: wd 0.005, CE", "mse: wd 0.005, MSE"}
+    rows = [fig.axes[0], fig.axes[4], fig.axes[8]]  # the NC1 panel of each contrast's row
+    wants = [{"standard: wd 0.005, CE, learned W", "no-wd: wd 0, CE, learned W"},
+             {"standard: wd 0.005, CE, learned W", "mse: wd 0.005, MSE, learned W"},
+             {"standard: wd 0.005, CE, learned W", "etf-classifier: wd 0.005, CE, etf W"}]
+    for ax, want in zip(rows, wants):
+        assert {line.get_label() for line in ax.get_lines()} >= want
 
 
 def test_geometry_shows_the_deviation_from_the_etf_on_a_tight_symmetric_scale(tiny):

@@ -94,3 +94,28 @@ def test_taps_are_channels_last_block_outputs():
     feats = models.tap_features(outs)
     torch.testing.assert_close(feats["conv4.pool"], ref.mean(-1))
     torch.testing.assert_close(feats["conv4.flat"].sort(1).values, ref.flatten(1).sort(1).values)
+
+
+@pytest.mark.parametrize("num_classes, dim", [(2, 2), (4, 6), (10, 10), (10, 128)])
+def test_simplex_etf_has_unit_rows_at_equal_obtuse_angles(num_classes, dim):
+    W = models.simplex_etf(num_classes, dim).double()
+    gram = W @ W.T
+    want = torch.full((num_classes, num_classes), -1 / (num_classes - 1), dtype=torch.float64)
+    want.fill_diagonal_(1.0)
+    torch.testing.assert_close(gram, want, rtol=0, atol=1e-6)
+    assert W.shape == (num_classes, dim) and (W[:, num_classes:] == 0).all()
+    torch.testing.assert_close(W.sum(0), torch.zeros(dim, dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+def test_simplex_etf_needs_as_many_features_as_classes():
+    with pytest.raises(ValueError, match="needs d >= C features, got d = 9"):
+        models.simplex_etf(10, 9)
+
+
+@pytest.mark.parametrize("model", ["cnn1d", "cnn1d-seed"])
+def test_an_etf_classifier_is_fixed_and_its_bias_is_trained(model):
+    net = models.build(RunSpec(model=model, width=8, classifier="etf"), 10)
+    assert not net.classifier.weight.requires_grad and net.classifier.bias.requires_grad
+    torch.testing.assert_close(net.classifier.weight, models.simplex_etf(10, 32))
+    learned = models.build(RunSpec(model=model, width=8), 10)
+    assert learned.classifier.weight.requires_grad

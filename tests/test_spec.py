@@ -52,6 +52,7 @@ ALTERNATIVES = {
     "layer_schedule": "none",
     "lbfgs_max_iter": 5,
     "eval_bn_stats": "recomputed",
+    "classifier": "etf",
 }
 # Fields valid only together with another value: the base each is changed from.
 NEEDS = {"lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False}}
@@ -186,7 +187,9 @@ def test_a_field_added_within_version_4_leaves_the_keys_of_specs_that_do_not_set
     for name, default in spec_mod.HASHED_WHEN_SET.items():
         assert getattr(RunSpec(), name) == default
     d = RunSpec().to_dict()
-    d.pop("name"), d.pop("eval_bn_stats")
+    d.pop("name")
+    for name in spec_mod.HASHED_WHEN_SET:
+        d.pop(name)
     d["trainer_version"] = spec_mod.TRAINER_VERSION
     blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
     assert hashlib.sha256(blob).hexdigest()[:20] == DEFAULT_KEY == RunSpec().key()
@@ -195,8 +198,9 @@ def test_a_field_added_within_version_4_leaves_the_keys_of_specs_that_do_not_set
 @pytest.mark.parametrize("changes, fragment", [
     ({"eval_bn_stats": "precise"}, r"unknown eval_bn_stats 'precise'; valid choices: running, recomputed"),
     ({"eval_bn_stats": "recomputed", "batch_norm": False}, r"eval_bn_stats='recomputed' needs batch_norm=true"),
+    ({"classifier": "fixed"}, r"unknown classifier 'fixed'; valid choices: learned, etf"),
 ])
-def test_eval_bn_stats_is_validated(changes, fragment):
+def test_fields_added_within_version_4_are_validated(changes, fragment):
     with pytest.raises(SpecError, match=fragment):
         RunSpec(**changes)
 
@@ -524,9 +528,10 @@ def test_standard_preset_is_the_documented_default_regime():
 
 def test_runs_of_a_preset_inherit_its_base():
     (standard,) = load_specs("standard")
-    no_wd, mse = load_specs("ablation")
+    no_wd, mse, etf = load_specs("ablation")
     assert no_wd == standard.replace(name="no-wd", weight_decay=0.0)
     assert mse == standard.replace(name="mse", loss="mse")
+    assert etf == standard.replace(name="etf-classifier", classifier="etf")
 
 
 def test_base_key_in_a_user_file(tmp_path):

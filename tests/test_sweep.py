@@ -284,3 +284,20 @@ def test_pytest_scheduler_failure_is_named(pytester, root, monkeypatch):
                                            "--scheduler", "tcp://127.0.0.1:9")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*--scheduler tcp://127.0.0.1:9: cannot reach the Dask scheduler*"])
+
+
+def test_a_sweep_on_the_cluster_leaves_nothing_for_pytest_claims_to_train(pytester, cluster, root):
+    """Issue 13's acceptance: 6 runs swept over a LocalCluster land in the store, and a following
+    `pytest claims` on them (in a process that may not train) only checks."""
+    from tests.test_plugin import TOLERANCES, write_claims, write_spec
+
+    write_claims(pytester.path / "claims", SCHEDULER_CLAIM, TOLERANCES)
+    pytester.makeconftest(NO_LOCAL_TRAINING)
+    spec = write_spec(pytester.path, "name = 'mine'\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
+    configs = suite.user_configurations(spec)
+    specs = [configs.spec(suite.RunId(c, s)) for c in ("standard", "adam") for s in (0, 1, 2)]
+    results = sweep(specs, root, scheduler=cluster)
+    assert [r["trained"] for r in results] == [True] * 6 and {r["status"] for r in results} == {"ok"}
+    result = pytester.runpytest_subprocess("claims", "--spec", str(spec), "--seeds", "0,1,2", f"--cache-dir={root}",
+                                           "--no-report", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -763,3 +763,12 @@ def test_limit_threads_sets_torch_and_blas_and_restores_both():
     with limit_threads(2):
         assert torch.get_num_threads() == 2 and set(blas_threads()) <= {2}
     assert torch.get_num_threads() == torch_before and blas_threads() == blas_before
+
+
+def test_training_leaves_a_fixed_etf_classifier_where_it_was(data_cache):
+    for optimizer in ("sgd", "adamw", "lbfgs"):
+        spec = SMALL.replace(classifier="etf", optimizer=optimizer, grad_clip=0.0, weight_decay=0.01)
+        rec = train(spec, cache_dir=data_cache)
+        np.testing.assert_array_equal(rec.arrays["weights.classifier.weight"], models.simplex_etf(10, 48).numpy())
+        start = initial_parameters(spec)
+        assert not np.array_equal(rec.arrays["weights.classifier.bias"], start["classifier.bias"]), optimizer
