@@ -72,6 +72,17 @@ def close_matches(store: RunStore, query: str, n: int = 5) -> list[str]:
     return difflib.get_close_matches(query, names, n=n, cutoff=0.5)
 
 
+def matching_runs(store: RunStore, query: str) -> list[str]:
+    """The keys `query` names (find_runs), at least one; RunLookupError listing the close matches (or
+    how many records are stored) when there is none."""
+    keys = find_runs(store, query)
+    if not keys:
+        near = close_matches(store, query)
+        hint = f"; close matches: {', '.join(near)}" if near else f"; {len(store.keys())} records stored"
+        raise RunLookupError(f"no stored run matches {query!r} in {store.root}{hint}")
+    return keys
+
+
 def _describe(store: RunStore, key: str) -> str:
     """"<key> (<label>, <epochs> epochs, <status>)" for an ambiguity message."""
     try:
@@ -86,11 +97,7 @@ def load_run(label_or_key: str, cache_dir: str | Path | None = None) -> Trajecto
     RunLookupError listing the close matches when no run answers, or the candidates (key, label,
     epochs, status) when several do; CorruptFileError when the one that answers does not verify."""
     store = open_store(cache_dir)
-    keys = find_runs(store, str(label_or_key))
-    if not keys:
-        near = close_matches(store, str(label_or_key))
-        hint = f"; close matches: {', '.join(near)}" if near else f"; {len(store.keys())} records stored"
-        raise RunLookupError(f"no stored run matches {label_or_key!r} in {store.root}{hint}")
+    keys = matching_runs(store, str(label_or_key))
     if len(keys) > 1:
         raise RunLookupError(f"{label_or_key!r} names {len(keys)} stored runs in {store.root}: "
                              f"{'; '.join(_describe(store, k) for k in keys)}; give a longer key prefix")
@@ -155,5 +162,5 @@ def obtain_run(config_or_spec: RunSpec | dict | str | Path, seed: int | None = N
     return suite.obtain(spec, store, refresh=refresh, progress=progress)
 
 
-__all__ = ["load_run", "obtain_run", "collapse_metrics", "resolve_spec", "find_runs", "close_matches",
+__all__ = ["load_run", "obtain_run", "collapse_metrics", "resolve_spec", "find_runs", "matching_runs", "close_matches",
            "open_store", "check_device", "RunLookupError", "DeviceUnavailable"]

@@ -313,17 +313,18 @@ def failure_message(record: dict) -> str:
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
-def jsonable(value):
-    """`value` with every non-finite float written as the string "inf", "-inf" or "nan" (JSON has no
-    such numbers) and numpy scalars as Python numbers, recursively through dicts, lists and tuples."""
+def jsonable(value, nonfinite: Callable[[float], object] = str):
+    """`value` with every non-finite float replaced by `nonfinite(x)` (JSON has no such numbers; by
+    default the string "inf", "-inf" or "nan", as verdicts.json writes them) and numpy scalars as Python
+    numbers, recursively through dicts, lists and tuples."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return nonfinite(value)
     if isinstance(value, Mapping):
-        return {k: jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v, nonfinite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, nonfinite) for v in value]
     return value
 
 

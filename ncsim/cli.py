@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -32,7 +31,8 @@ except ModuleNotFoundError:  # Python < 3.11
 import numpy as np
 
 from ncsim import __version__
-from ncsim.api import check_device, close_matches, find_runs, open_store
+from ncsim.api import RunLookupError, check_device, matching_runs, open_store
+from ncsim.checks import jsonable
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import CorruptFileError, Record, RunStore
 from ncsim.sweep import SweepError, parse_seed_list
@@ -204,35 +204,14 @@ def _row(key: str, r: Record | Exception) -> str:
                              _value(e["train.nc1"], ".3g"), _value(e["test_error"], ".4f"))
 
 
-def _json_safe(value):
-    """`value` with NaN and infinities as None (null: JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _emit(rows: list[dict], fmt: str, columns=None) -> None:
     """Print rows as a JSON array (fmt "json") or as CSV with a header (fmt "csv")."""
     from ncsim.export import write_rows
 
     if fmt == "json":
-        print(json.dumps(_json_safe(rows), indent=1, allow_nan=False))
+        print(json.dumps(jsonable(rows, nonfinite=lambda x: None), indent=1, allow_nan=False))  # null
     else:
         write_rows(rows, sys.stdout, columns)
-
-
-def _matching(store: RunStore, query: str) -> list[str]:
-    """The keys `query` names (ncsim.api.find_runs); SpecError listing the close matches if none."""
-    keys = find_runs(store, query)
-    if not keys:
-        near = close_matches(store, query)
-        raise SpecError(f"no stored run matches {query!r} in {store.root}"
-                        + (f"; close matches: {', '.join(near)}" if near else ""))
-    return keys
 
 
 def _trajectory_rows(store: RunStore, keys: list[str]) -> list[dict]:
@@ -255,7 +234,7 @@ def cmd_show(args) -> int:
     store = open_store(args.cache_dir)
     fmt = args.format
     if args.run is not None:
-        keys = _matching(store, args.run)
+        keys = matching_runs(store, args.run)
         if fmt:
             _emit(_trajectory_rows(store, keys), fmt)
             return 0
@@ -382,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (SpecError, OSError, SweepError) as e:
+    except (SpecError, OSError, SweepError, RunLookupError) as e:
         print(f"ncsim: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

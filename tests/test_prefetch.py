@@ -19,7 +19,7 @@ def test_two_processes_share_the_training_and_train_each_run_once(cache_dir, mon
     """Two workers prefetch the same runs: every run is trained exactly once, and the two train
     side by side instead of one waiting on the other's lock."""
     wanted = [suite.RunId("standard", seed) for seed in range(4)]
-    monkeypatch.setattr(suite, "config", lambda run, seed=None: TINY.replace(seed=run.seed))
+    configs = suite.Configurations({"standard": TINY})
     real, trained, lock = train_mod.train, [], threading.Lock()
 
     def train(spec, **kw):
@@ -28,7 +28,7 @@ def test_two_processes_share_the_training_and_train_each_run_once(cache_dir, mon
         return real(spec, **kw)
 
     monkeypatch.setattr(train_mod, "train", train)
-    workers = [threading.Thread(target=plugin.prefetch, args=(wanted, RunStore(cache_dir)), name=f"w{i}")
+    workers = [threading.Thread(target=plugin.prefetch, args=(wanted, RunStore(cache_dir), configs), name=f"w{i}")
                for i in range(2)]
     for w in workers:
         w.start()

@@ -235,12 +235,13 @@ def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Config
     """Make sure every run is stored, training each missing one in this process unless another
     process is training it; runs held by another process are waited for last. The runs are those of
     `configs` (default: the suite's own)."""
+    configs = configs if configs is not None else suite.suite_configurations()
     pending = list(runs)
     while pending:
         left = []
         for run in pending:
             try:
-                suite.obtain(suite.config(run) if configs is None else configs.spec(run), run_store, wait=False)
+                suite.obtain(configs.spec(run), run_store, wait=False)
             except filelock.Timeout:
                 left.append(run)
         if len(left) == len(pending):
