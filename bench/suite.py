@@ -11,7 +11,9 @@ Passes, one after the other in this process's run:
               imports, xdist workers, collection
 Phases, from those walls: start-up; checks = no report - start-up; figures = warm - no report;
 training and evaluation = cold - warm, split by the seconds the trainer spent in each (the records'
-meta["timings"]). Per configuration: the mean training time of its runs (one thread each) relative
+meta["timings"]). Per configuration: the mean training time of its runs (one thread each: the thread
+counts they recorded are printed, since a worker whose process setting a test changed once trained every
+later run oversubscribed, at twice the time) relative
 to a default ("standard") run, against its stated budget, the `cost` of ncsim/suite.toml (judged
 where it states more than a default run: LBFGS).
 
@@ -68,7 +70,7 @@ def trainer_seconds(cache_dir: str) -> dict[str, dict[str, list[float]]]:
         if name is None:
             continue
         timings = meta["timings"]
-        for phase, value in (("fit", "fit_s"), ("eval", "eval_s"), ("total", "total_s")):
+        for phase, value in (("fit", "fit_s"), ("eval", "eval_s"), ("total", "total_s"), ("threads", "threads")):
             out[name][phase].append(timings[value])
     return out
 
@@ -110,16 +112,20 @@ def main() -> None:
           f"(target <= {EVAL_TARGET:.0%}: {'met' if ev / fit <= EVAL_TARGET else 'not met'})")
 
     base = sum(seconds["standard"]["total"]) / max(1, len(seconds["standard"]["total"]))
-    print(f"\n{'configuration':<14}{'runs':>5}{'mean s':>8}{'relative':>9}{'stated':>8}{'within':>8}"
-          f"{'eval/train':>11}")
+    print(f"\n{'configuration':<16}{'runs':>5}{'mean s':>8}{'relative':>9}{'stated':>8}{'within':>8}"
+          f"{'eval/train':>11}{'threads':>9}")
     for name in suite.CONFIGS:
         s = seconds.get(name)
         if not s:
             continue
         mean = sum(s["total"]) / len(s["total"])
         stated = suite.cost(name)
-        print(f"{name:<14}{len(s['total']):>5}{mean:>8.1f}{mean / base:>8.2f}x{stated:>7.1f}x"
-              f"{met(mean / base <= stated) if stated != 1.0 else '-':>8}{sum(s['eval']) / sum(s['fit']):>11.1%}")
+        print(f"{name:<16}{len(s['total']):>5}{mean:>8.1f}{mean / base:>8.2f}x{stated:>7.1f}x"
+              f"{met(mean / base <= stated) if stated != 1.0 else '-':>8}{sum(s['eval']) / sum(s['fit']):>11.1%}"
+              f"{','.join(map(str, sorted(set(s['threads'])))):>9}")
+    other = sorted({t for s in seconds.values() for t in s["threads"]} - {1})
+    print(f"runs trained on more than one thread (`-n auto` runs one worker per core, one thread each): "
+          f"{'none' if not other else other}")
     print(f"\npeak resident memory of one process: {peak_mib:.0f} MiB (target < {MEMORY_TARGET_MIB} MiB: "
           f"{'met' if peak_mib < MEMORY_TARGET_MIB else 'not met'})")
     if not args.cache_dir and not args.keep:

@@ -4,14 +4,15 @@
 
 (default: the calibration seeds of ncsim/suite.toml)
 
-Runs the claims themselves (pytest, in this process, no report) on the calibration seeds, with the
-MNIST-1D generator seed varied with the training seed (--vary-data-seed: the data are a second source
-of variation), collects the decided checks (the "ncsim_check" properties, ncsim.checks.decide), and
-prints one row per check and configuration: the values by seed, the aggregate and the bound or
-interval its rule rests on, the p-value, the threshold and the verdict. The calibration seeds are
-disjoint from the seeds the suite tests (ncsim/suite.toml), so a threshold is never fitted to the
-seeds it is then tested on. With --write, each entry's `calibration` field in claims/tolerances.toml
-gets the measured values after its stated basis (README, "Calibration").
+Runs the claims themselves (pytest, in this process, no report; the extended tier too) on the
+calibration seeds, with the MNIST-1D generator seed varied with the training seed (--vary-data-seed:
+the data are a second source of variation), collects the decided checks (the "ncsim_check"
+properties, ncsim.checks.decide), and prints one row per check and configuration: the values by
+seed, the aggregate and the bound or interval its rule rests on, the p-value, the threshold and the
+verdict. The calibration seeds are disjoint from the seeds the suite tests (ncsim/suite.toml), so a
+threshold is never fitted to the seeds it is then tested on. With --write, each entry's
+`calibration` field in claims/tolerances.toml gets the measured values after its stated basis
+(README, "Calibration").
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
                    help="record the measured values in each measured entry's calibration field")
     args = p.parse_args(argv)
     cmd = [str(CLAIMS_DIR), "-q", "-p", "no:cacheprovider", "--no-report", f"--seeds={args.seeds}",
-           "--vary-data-seed", "-o", "addopts=", "-o", "xfail_strict=true", "-k", args.k or "not ufm"]
+           "--vary-data-seed", "--extended", "-o", "addopts=", "-o", "xfail_strict=true", "-k", args.k or "not ufm"]
     if args.cache_dir:
         cmd.append(f"--cache-dir={args.cache_dir}")
     collector = Collector()

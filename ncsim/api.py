@@ -130,10 +130,8 @@ def resolve_spec(config_or_spec: RunSpec | dict | str | Path, seed: int | None =
     else:
         raise SpecError(f"expected a RunSpec, a dict, a configuration name or a TOML path, "
                         f"got {type(config_or_spec).__name__}")
-    changes = {} if seed is None else {"seed": seed}
-    if data_seed is not None:
-        changes["data"] = {**dict(spec.data), "seed": data_seed}
-    return spec.replace(**changes) if changes else spec
+    spec = spec if seed is None else spec.replace(seed=seed)
+    return spec if data_seed is None else spec.with_data(seed=data_seed)
 
 
 def check_device(spec: RunSpec, store: RunStore | None = None, refresh: bool = False) -> None:

@@ -119,7 +119,8 @@ def subset_indices(y: np.ndarray, train_size: int, imbalance: float, seed: int, 
 
 
 def load(spec: RunSpec, cache_dir: str | Path | None = None) -> Dataset:
-    """The dataset a spec trains and is evaluated on (train subset per spec, full test set)."""
+    """The dataset a spec trains and is evaluated on: the train subset per spec (its classes, size,
+    imbalance, label noise) and the test set of its classes (all C unless train_classes = k: 0..k-1)."""
     import torch
 
     a = cached_arrays(dict(spec.data), cache_dir)
@@ -127,14 +128,30 @@ def load(spec: RunSpec, cache_dir: str | Path | None = None) -> Dataset:
     for split in ("y", "y_test"):
         if not np.array_equal(np.unique(a[split]), np.arange(NUM_CLASSES)):
             raise ValueError(f"the generated {split} labels are not exactly the classes 0..{NUM_CLASSES - 1}")
+    x_test, y_test = a["x_test"], a["y_test"].astype(np.int64)
+    num_classes = spec.train_classes or NUM_CLASSES
+    if num_classes < NUM_CLASSES:
+        (x, y), (x_test, y_test) = ((x[y < num_classes], y[y < num_classes]),
+                                    (x_test[y_test < num_classes], y_test[y_test < num_classes]))
     if spec.train_size or spec.imbalance != 1.0:
         if spec.train_size > len(y):
             raise SpecError(f"train_size={spec.train_size} exceeds the {len(y)} training signals")
-        idx = subset_indices(y, spec.train_size, spec.imbalance, spec.seed, NUM_CLASSES)
+        idx = subset_indices(y, spec.train_size, spec.imbalance, spec.seed, num_classes)
         x, y = x[idx], y[idx]
+    if spec.label_noise:
+        y = noisy_labels(y, spec.label_noise, spec.seed, num_classes)
 
     def t(arr):
         return torch.as_tensor(np.asarray(arr, dtype=np.float32)).unsqueeze(1).contiguous()
 
-    return Dataset(x=t(x), y=torch.as_tensor(y), x_test=t(a["x_test"]),
-                   y_test=torch.as_tensor(a["y_test"].astype(np.int64)), num_classes=NUM_CLASSES)
+    return Dataset(x=t(x), y=torch.as_tensor(y), x_test=t(x_test), y_test=torch.as_tensor(y_test),
+                   num_classes=num_classes)
+
+
+def noisy_labels(y: np.ndarray, p: float, seed: int, num_classes: int) -> np.ndarray:
+    """Symmetric label noise: each label, with probability p, is replaced by a class drawn uniformly from
+    all C (possibly its own: a fraction p (C-1)/C of the labels changes), as Nguyen et al. 2023's code
+    (julilien/MemorizationDilation, datasets.py). Seeded by the run's seed, apart from the subset's draw."""
+    rng = np.random.default_rng([seed, 1])
+    redraw = rng.random(len(y)) < p
+    return np.where(redraw, rng.integers(0, num_classes, len(y)), y)

@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerLine2DCompound
 from matplotlib.ticker import FuncFormatter
 
-from ncsim import metrics, suite
+from ncsim import metrics, probes, suite
 from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
@@ -189,6 +189,12 @@ def no_data(ax, text: str = "no data recorded") -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
+def seed_list(seeds) -> str:
+    """"seeds 0, 1, 2" or "seed 0"."""
+    seeds = sorted(set(seeds))
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
 def seeds_note(seeds) -> str:
     seeds = sorted(set(seeds))
     if len(seeds) > 1:
@@ -209,7 +215,8 @@ def finish(fig: Figure, title: str, note: str, absent: Sequence[str] = (), legen
             handles.setdefault(label, h)
     if handles:
         ncols = 3 if max(map(len, handles)) <= 36 else 2
-        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+        labels = [_wrap(label, 36 if ncols == 3 else 58) for label in handles]  # two columns fit the width
+        fig.legend(list(handles.values()), labels, loc="outside lower center",
                    ncols=min(ncols, len(handles)), frameon=False, handler_map=handler_map)
     return fig
 
@@ -432,12 +439,25 @@ def geometry(runs: Sequence[Trajectory], missing: Sequence[RunId] = (), cache_di
                   not_drawn(runs, missing))
 
 
+LOSS_NAMES = {"ce": "CE", "mse": "MSE", "focal": "focal loss"}
+DESCRIBED = {  # field of _describe -> its text for a spec ("": left out, at the field's default where it says nothing)
+    "optimizer": lambda s: OPTIMIZER_NAMES[s.optimizer],
+    "lr": lambda s: f"lr {s.lr:g}",
+    "weight_decay": lambda s: f"wd {s.weight_decay:g}",
+    "loss": lambda s: LOSS_NAMES.get(s.loss, s.loss),
+    "classifier": lambda s: f"{s.classifier} W",
+    "label_smoothing": lambda s: f"label smoothing α {s.label_smoothing:g}" if s.label_smoothing else "",
+    "focal_gamma": lambda s: f"γ {s.focal_gamma:g}" if s.loss == "focal" else "",
+    "label_noise": lambda s: f"{s.label_noise:.0%} label noise" if s.label_noise else "clean labels",
+    "train_classes": lambda s: f"classes 0-{s.train_classes - 1}" if s.train_classes else "all classes",
+    "imbalance": lambda s: f"R = {s.imbalance:g}",
+}
+
+
 def _describe(name: str, runs: Sequence[Trajectory], fields: Sequence[str]) -> str:
+    """"<config>: <its fields>", e.g. "standard: wd 0.005, CE, learned W" (DESCRIBED)."""
     spec = runs[0].spec
-    parts = {"optimizer": OPTIMIZER_NAMES[spec.optimizer], "lr": f"lr {spec.lr:g}",
-             "weight_decay": f"wd {spec.weight_decay:g}", "loss": spec.loss.upper(),
-             "classifier": f"{spec.classifier} W"}
-    return f"{name}: " + ", ".join(parts[f] for f in fields)
+    return f"{name}: " + ", ".join(part for part in (DESCRIBED[f](spec) for f in fields) if part)
 
 
 def _comparison(axes, groups: Mapping[str, Sequence[Trajectory]], panels, fields) -> None:
@@ -496,35 +516,194 @@ def optimizers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId
     return finish(fig, f"{title} (NC metrics on the train set)", seeds, _absent(runs, missing, names), axes[:1])
 
 
+CONTRAST_PANELS = {  # key of a [figures.X] table's `panels` -> title, series, y label, scale (`scaled`)
+    "nc1": ("NC1", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
+    "nc3": ("NC3", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log"),
+    "ridge": ("W vs ridge", column("train.ridge_distance"), "‖W − W_r‖/‖W_r‖", "log"),
+    "train_error": ("Train error", column("train_error"), "misclassified fraction\n(of its train labels)", "zero"),
+    "test_error": ("Test error", column("test_error"), "misclassified fraction", "zero"),
+}
+CONTRAST_DEFAULTS = {"panels": ["nc1", "nc3", "ridge", "test_error"], "fields": ["weight_decay", "loss", "classifier"],
+                     "subject": "train set"}
+CONTRAST_TITLE_WIDTH = 32        # characters of a contrast's name on one line of a panel title (4 panels a row)
+
+
+def contrast_table(figure: str) -> dict:
+    """A contrast figure's table of suite.toml ([figures.<figure>]) with the defaults of what it leaves out:
+    `title`, `configs` (the first is the reference), `contrasts` (variant -> what the row contrasts),
+    `panels` (keys of CONTRAST_PANELS), `fields` (what the legend says of each configuration, DESCRIBED) and
+    `subject` (what the metrics are measured on, for the title)."""
+    table = {**CONTRAST_DEFAULTS, **suite.table()["figures"][figure]}
+    unknown = sorted(set(table["panels"]) - set(CONTRAST_PANELS)) + sorted(set(table["fields"]) - set(DESCRIBED))
+    if unknown:
+        raise KeyError(f"[figures.{figure}] names unknown panels or fields: {unknown}")
+    return table
+
+
 @styled
+def contrasts(figure: str, runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
+    """A contrast figure of suite.toml's [figures.<figure>] (`contrast_table`): one row per contrast of the
+    reference (its first configuration) against a variant, each panel a quantity over training on shared
+    axes (NC1, NC3, the distance of W to the ridge classifier of its features, the train or the test
+    error: `panels`), the legend naming what distinguishes the configurations (`fields`)."""
+    table = contrast_table(figure)
+    title, names = table["title"], tuple(table["configs"])
+    groups = _groups({name: runs.get(name, []) for name in names})
+    if not groups:
+        return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
+    rows = table["contrasts"]
+    fig = Figure(figsize=(WIDTH, 2.9 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(table["panels"]), sharex=True, squeeze=False)
+    for row, (variant, what) in zip(axes, rows.items()):
+        pair = {name: groups[name] for name in (names[0], variant) if name in groups}
+        what = _wrap(what, CONTRAST_TITLE_WIDTH)
+        panels = [(f"{CONTRAST_PANELS[key][0]}\n{what}", *CONTRAST_PANELS[key][1:]) for key in table["panels"]]
+        _comparison(row, pair, panels, table["fields"])
+        for ax in row:
+            ax.title.set_fontsize("small")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    return finish(fig, f"{title} ({table['subject']})", seeds_note(r.spec.seed for g in groups.values() for r in g),
+                  _absent(runs, missing, names), axes[:, 0])
+
+
 def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
     """Regime ablation: NC1, NC3 and the relative distance of the classifier to the ridge classifier W_r
     (lambda = wd/2) of its features (the central path of Han, Papyan & Donoho, ICLR 2022; metrics.RIDGE_KEYS) of the
     default run ("standard") against the same regime without weight decay ("no-wd"; Zhu et al., NeurIPS
     2021, Sec. 5.2), with MSE loss ("mse"; Han et al. 2022, Fig. 2) and with the classifier fixed to a
     simplex ETF ("etf-classifier"; Zhu et al. 2021, Sec. 5), and the test error of each: one row per
-    contrast of suite.toml's [figures.ablation]."""
-    title = "Regime ablation"
-    names = suite.figure_configs("ablation")
-    contrasts = suite.table()["figures"]["ablation"]["contrasts"]
+    contrast of suite.toml's [figures.ablation] (`contrasts`)."""
+    return contrasts("ablation", runs, missing)
+
+
+def losses(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
+    """All losses collapse (Zhou et al., "Are All Losses Created Equal", NeurIPS 2022;
+    claims/test_all_losses.py): NC1, NC3, W vs ridge and the test error of cross-entropy ("standard")
+    against label smoothing (alpha 0.1; Guo et al. 2024: collapses faster and further), focal loss (gamma
+    3) and MSE, one row each ([figures.losses])."""
+    return contrasts("losses", runs, missing)
+
+
+def label_noise(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
+    """Collapse under 20% label noise (Nguyen et al., "Memorization-Dilation", ICLR 2023;
+    claims/test_label_noise.py): NC1 and NC3 of the train features with their given (noisy) labels, the
+    train error on those labels (it falls to 0 as the network memorises them) and the test error, of the
+    clean run ("standard") against cross-entropy and label smoothing on noisy labels ([figures.label-noise])."""
+    return contrasts("label-noise", runs, missing)
+
+
+def _seed_points(ax, xs: Sequence[float], values: Sequence[Sequence[float]], *, color: str, label: str,
+                 marker: str = "o", ls: str = "-") -> None:
+    """One point per seed at each x, and the aggregate over seeds (the geometric mean on a log y axis, the
+    mean otherwise; NaN left out) as a line through the x values."""
+    centres = []
+    for x, vals in zip(xs, values):
+        v = np.asarray(vals, dtype=np.float64)
+        ax.plot(np.full(len(v), x), v, marker, ms=4, color=color, alpha=0.45, mec="none", ls="none")
+        finite = v[np.isfinite(v) & ((v > 0) if ax.get_yscale() == "log" else True)]
+        if not len(finite):
+            centres.append(np.nan)
+        else:
+            centres.append(float(np.exp(np.log(finite).mean()) if ax.get_yscale() == "log" else finite.mean()))
+    ax.plot(xs, centres, color=color, ls=ls, marker=marker, ms=6, mec="k", mew=0.5, label=label)
+
+
+def _probe(statistic, run) -> float:
+    """A probe's value for a run (ncsim.probes); NaN where the run's network leaves it undefined."""
+    try:
+        return float(statistic(run))
+    except metrics.DegenerateFeaturesError:
+        return float("nan")
+
+
+@styled
+def imbalance(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
+    """Minority collapse in the CNN (Fang, He, Long & Su, PNAS 2021; claims/test_minority_collapse.py)
+    against the imbalance ratio R of [figures.imbalance]'s configurations (the classes C/2..C-1, the
+    minority, keep 1/R of their train signals: ncsim.data.subset_indices): the mean pairwise cosine of the
+    minority classifier rows, raw (as Fang et al.'s code) and centred by the mean row
+    (ncsim.probes.classifier_cosine), with the simplex value −1/(C−1) and collapse (1) marked, and the
+    test error on the minority and on the majority classes (ncsim.probes.class_test_error); one point per
+    seed, the mean over seeds joined across R. Reads the final weights and runs the network on the test set."""
+    title = "Minority collapse under class imbalance"
+    names = suite.figure_configs("imbalance")
     groups = _groups({name: runs.get(name, []) for name in names})
     if not groups:
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
-    fig = Figure(figsize=(WIDTH, 2.9 * len(contrasts)), layout="constrained")
-    axes = fig.subplots(len(contrasts), 4, sharex=True, squeeze=False)
-    for row, (variant, what) in zip(axes, contrasts.items()):
-        pair = {name: groups[name] for name in (names[0], variant) if name in groups}
-        panels = [(f"NC1\n{what}", column("train.nc1"), "Tr(Σ_W Σ_B⁺)/C", "log"),
-                  (f"NC3\n{what}", column("train.nc3"), "‖W/‖W‖ − M/‖M‖‖²", "log"),
-                  (f"W vs ridge\n{what}", column("train.ridge_distance"), "‖W − W_r‖/‖W_r‖", "log"),
-                  (f"Test error\n{what}", column("test_error"), "misclassified fraction", "zero")]
-        _comparison(row, pair, panels, ("weight_decay", "loss", "classifier"))
-        for ax in row:
-            ax.title.set_fontsize("small")
-    for ax in axes[-1]:
-        ax.set_xlabel("epoch")
-    return finish(fig, f"{title} (train set)", seeds_note(r.spec.seed for g in groups.values() for r in g),
-                  _absent(runs, missing, names), axes[:, 0])
+    C = len(next(iter(groups.values()))[0].weights()["classifier.weight"])
+    minority, majority = tuple(range(C // 2, C)), tuple(range(C // 2))
+    order = sorted(groups, key=lambda name: groups[name][0].spec.imbalance)
+    R = [groups[name][0].spec.imbalance for name in order]
+    fig = Figure(figsize=(WIDTH, 3.6), layout="constrained")
+    cos_ax, err_ax = fig.subplots(1, 2)
+    for centred, color, marker, ls, what in ((False, CLASSIFIER, "o", "-", "raw rows"),
+                                             (True, MEANS, "s", "--", "rows centred by their mean")):
+        values = [[_probe(lambda r: probes.classifier_cosine(r, minority, centred), r) for r in groups[n]] for n in order]
+        _seed_points(cos_ax, R, values, color=color, marker=marker, ls=ls, label=f"minority rows: {what}")
+    cos_ax.axhline(-1 / (C - 1), ls="--", color="0.4", lw=1, label=f"simplex ETF: −1/(C−1) = {-1 / (C - 1):.3g}")
+    cos_ax.axhline(1.0, ls="--", color="0.2", lw=1, label="collapsed: 1")
+    for classes, color, marker, what in ((minority, CLASSIFIER, "o", "minority"), (majority, MEANS, "s", "majority")):
+        values = [[probes.class_test_error(r, classes) for r in groups[n]] for n in order]
+        _seed_points(err_ax, R, values, color=color, marker=marker,
+                     label=f"{what} classes {classes[0]}-{classes[-1]}")
+    err_ax.set_ylim(0, None)
+    cos_ax.set(title=f"Minority classifier rows {minority[0]}-{minority[-1]}", ylabel="mean pairwise cosine")
+    err_ax.set(title="Test error by class group", ylabel="misclassified fraction")
+    for ax in (cos_ax, err_ax):
+        log_scale(ax, "x")
+        ax.set_xticks(R, [f"{r:g}\n{name}" for r, name in zip(R, order)])
+        ax.minorticks_off()
+        ax.set_xlabel("imbalance ratio R = n_majority / n_minority")
+        ax.set_xlim(min(R) / 2, max(R) * 2)
+    note = f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed, the line through their means"
+    return finish(fig, title, note, _absent(runs, missing, names), (cos_ax, err_ax))
+
+
+@styled
+def transfer(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
+    """Collapse on new classes (Galanti, Gyorgy & Hutter, ICLR 2022; claims/test_new_classes.py): on the
+    classes of [figures.transfer]'s `classes`, which the source network ("source-5") never trained on,
+    the CDNV of their test features (log scale) and the `shots`-shot nearest-class-centre error over
+    `episodes` episodes (ncsim.probes.new_class_statistics) of the untrained network (the source run at
+    epoch 0), of the source network and of the network trained on all classes ("standard", those classes
+    seen); one point per seed and the aggregate (the geometric mean on the log axis, else the mean).
+    Runs the networks on the classes' signals."""
+    title = "Collapse on new classes"
+    table = suite.table()["figures"]["transfer"]
+    source, seen = table["configs"]
+    classes, shots, episodes = tuple(table["classes"]), int(table["shots"]), int(table["episodes"])
+    groups = _groups({name: runs.get(name, []) for name in (source, seen)})
+    if not groups:
+        return message(title, ["No finished run to draw:"] + _absent(runs, missing, (source, seen)))
+    networks = []  # (tick label, colour, runs)
+    if source in groups:
+        networks += [(f"untrained\n({source} at epoch 0)", "0.5", [r.truncated(0) for r in groups[source]]),
+                     (f"trained on classes\n0-{groups[source][0].spec.train_classes - 1} ({source})",
+                      suite.colour(source), groups[source])]
+    if seen in groups:
+        networks.append((f"trained on all\nclasses ({seen})", suite.colour(seen), groups[seen]))
+    stats = [[probes.new_class_statistics(r, classes, shots, episodes) for r in group] for *_, group in networks]
+    fig = Figure(figsize=(WIDTH, 3.6), layout="constrained")
+    cdnv_ax, ncc_ax = fig.subplots(1, 2)
+    log_scale(cdnv_ax)
+    for ax, key in ((cdnv_ax, "cdnv"), (ncc_ax, "few_shot_error")):
+        for x, ((_, color, _), group) in enumerate(zip(networks, stats)):
+            _seed_points(ax, [x], [[s[key] for s in group]], color=color, marker="o", label="")
+        ax.set_xticks(range(len(networks)), [label for label, *_ in networks])
+        ax.set_xlim(-0.5, len(networks) - 0.5)
+        ax.set_xlabel("network")
+    ncc_ax.axhline(1 - 1 / len(classes), ls="--", color="0.4", lw=1, label=f"chance: 1 − 1/{len(classes)}")
+    ncc_ax.set_ylim(0, None)
+    cdnv_ax.plot([], [], "o", ms=4, color="0.4", alpha=0.45, mec="none", label="one seed")
+    cdnv_ax.plot([], [], "o", ms=6, color="0.4", mec="k", mew=0.5, label="aggregate over seeds")
+    span = f"{classes[0]}-{classes[-1]}"
+    cdnv_ax.set(title=f"CDNV of classes {span} (log scale)", ylabel="class-distance normalised variance")
+    ncc_ax.set(title=f"{shots}-shot nearest-class-centre error\n({episodes} episodes)", ylabel="misclassified fraction")
+    note = (f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed; CDNV and queries "
+            f"from the test signals of classes {span}, support from their train signals")
+    return finish(fig, f"{title}: classes {span} unseen by {source}", note,
+                  _absent(runs, missing, (source, seen)), (cdnv_ax, ncc_ax))
 
 
 @styled

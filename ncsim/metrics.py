@@ -536,3 +536,44 @@ def _cdnv(variances: np.ndarray, mean_gaps: np.ndarray) -> float:
         at = np.flatnonzero(gaps == 0)[0]
         raise DegenerateFeaturesError(f"classes {i[at]} and {j[at]} have the same mean: cdnv is undefined")
     return np.mean((variances[i] + variances[j]) / (2 * gaps))
+
+
+def few_shot_ncc_error(support, support_labels, query, query_labels, shots: int, episodes: int,
+                       seed: int) -> float:
+    """Mean error of the nearest-class-centre classifier over few-shot episodes (Galanti, Gyorgy & Hutter,
+    ICLR 2022, Sec. 3: h(x) = argmin_c ||f(x) - mu_f(S_c)|| with S_c a class's k-shot sample): in each
+    episode, `shots` support features per class are drawn without replacement from `support` (every
+    class of `support_labels`, an n-way episode over all of them), and every query is assigned to the
+    class whose support mean is nearest (Euclidean; a tie goes to the lower label). The draws come from
+    numpy's default_rng(seed), so a seed gives the same episodes on every machine."""
+    hs, hq = _as_float64(support), _as_float64(query)
+    ys, yq = _as_labels(support_labels), _as_labels(query_labels)
+    _check_batch_shapes(hs, ys)
+    _check_batch_shapes(hq, yq)
+    for x, what in ((hs, "support features contain"), (hq, "query features contain")):
+        _check_finite(x, what)
+    if hs.shape[1] != hq.shape[1]:
+        raise ValueError(f"support features have p = {hs.shape[1]}, query features p = {hq.shape[1]}")
+    classes = np.unique(ys)
+    if len(classes) < 2 or not np.isin(yq, classes).all():
+        raise ValueError(f"support must hold >= 2 classes and every query label; support classes "
+                         f"{classes.tolist()}, query classes {np.unique(yq).tolist()}")
+    if shots < 1 or episodes < 1:
+        raise ValueError(f"shots and episodes must be >= 1, got shots={shots}, episodes={episodes}")
+    pools = [np.flatnonzero(ys == c) for c in classes]
+    if min(len(p) for p in pools) < shots:
+        raise ValueError(f"a {shots}-shot episode needs {shots} support samples per class; the smallest class "
+                         f"has {min(len(p) for p in pools)}")
+    rng = np.random.default_rng(seed)
+    truth = np.searchsorted(classes, yq)
+    errors = []
+    for _ in range(episodes):
+        means = np.stack([hs[rng.choice(p, shots, replace=False)].mean(0) for p in pools])
+        nearest = np.argmin(_squared_distances_to(hq, means), axis=1)
+        errors.append(np.mean(nearest != truth))
+    return float(np.mean(errors))
+
+
+def _squared_distances_to(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """N x C matrix of ||x_i - m_c||^2, from the differences (no cancellation)."""
+    return np.stack([np.einsum("ij,ij->i", points - m, points - m) for m in centres], axis=1)

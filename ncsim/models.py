@@ -162,6 +162,13 @@ def build(spec: RunSpec, num_classes: int) -> BlockNet:
     return net
 
 
+def initial_network(spec: RunSpec, num_classes: int) -> BlockNet:
+    """The spec's network at initialisation: torch's generator seeded with spec.seed, then build. The
+    trainer starts from it (ncsim.train.setup); ncsim.trajectory rebuilds it for a run's epoch 0."""
+    torch.manual_seed(spec.seed)
+    return build(spec, num_classes)
+
+
 def simplex_etf(num_classes: int, dim: int) -> torch.Tensor:
     """The C x d simplex ETF of Zhu et al. (NeurIPS 2021, Sec. 5; tding1/Neural-Collapse, models/resnet.py,
     ETF_fc): sqrt(C/(C-1)) (I_C - 1 1^T / C), rows scaled to unit norm, in the first C of the d feature

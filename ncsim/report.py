@@ -4,7 +4,8 @@
         report.md        headline counts, a verdict per claim, the figures embedded, a row per check
         verdicts.json    the same content, machine-readable, with every field of every check record
         verdicts.png (with a claims session)  training.png  nc_metrics.png  layerwise.png
-        optimizers.png  geometry.png  ablation.png  ufm_imbalance.png
+        optimizers.png  geometry.png  ablation.png  losses.png  label_noise.png  imbalance.png
+        transfer.png  ufm_imbalance.png
     <out>/latest         symlink to the newest folder (where links cannot be made: a text file naming it)
 
 A check is decided over the seeds of a configuration (ncsim.checks: one test per check and
@@ -53,11 +54,16 @@ FIGURES = {  # file -> title, in the order the report shows them
     "optimizers.png": "Optimizer comparison",
     "geometry.png": "Geometry at the end of training",
     "ablation.png": "Regime ablation",
+    "losses.png": "All losses collapse",
+    "label_noise.png": "Collapse under label noise",
+    "imbalance.png": "Minority collapse under class imbalance",
+    "transfer.png": "Collapse on new classes",
     "ufm_imbalance.png": "UFM geometry under class imbalance",
 }
 NO_SESSION = "no claims session recorded"
 KINDS = {  # kind of claim file (`kind`) -> what the headline calls it
     "cnn": "Empirical claims on trained CNNs (MNIST-1D), decided over seeds",
+    "extended": "Extended tier (--extended): claims of 2021-2023 on trained CNNs, decided over seeds",
     "ufm": "Numerical checks of the unconstrained features model (theory, one value per test)",
 }
 CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verdict line names it
@@ -115,7 +121,9 @@ def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = s
             if record is None:
                 missing.append(run)
             else:
-                runs[name].append(Trajectory(record, spec))
+                traj = Trajectory(record, spec)
+                traj.data_cache = store.root
+                runs[name].append(traj)
     return runs, missing
 
 
@@ -150,6 +158,10 @@ def figure_makers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[Ru
         "optimizers.png": lambda: figures.optimizers(runs, of(*suite.figure_configs("optimizers"))),
         "geometry.png": lambda: figures.geometry(standard, of("standard"), cache_dir=cache_dir),
         "ablation.png": lambda: figures.ablation(runs, of(*suite.figure_configs("ablation"))),
+        "losses.png": lambda: figures.losses(runs, of(*suite.figure_configs("losses"))),
+        "label_noise.png": lambda: figures.label_noise(runs, of(*suite.figure_configs("label-noise"))),
+        "imbalance.png": lambda: figures.imbalance(runs, of(*suite.figure_configs("imbalance"))),
+        "transfer.png": lambda: figures.transfer(runs, of(*suite.figure_configs("transfer"))),
         "ufm_imbalance.png": lambda: figures.ufm_imbalance(
             sweeps if sweeps is not None else stored_sweeps()),
     }
@@ -175,9 +187,10 @@ def _draw_and_save(name: str) -> str | None:
     return error
 
 
-# Figures that run the network (a forward pass for the features): drawn in this process, since a
-# forked child must not use torch, whose OpenMP thread pool does not survive a fork.
-RUNS_THE_NETWORK = {"geometry.png"}
+# Figures that run the network (a forward pass for the features; imbalance.png and transfer.png through
+# ncsim.probes): drawn in this process, since a forked child must not use torch, whose OpenMP thread pool
+# does not survive a fork.
+RUNS_THE_NETWORK = {"geometry.png", "imbalance.png", "transfer.png"}
 
 
 def render(makers: Mapping[str, Callable[[], object]], folder: Path) -> dict[str, str]:
@@ -215,10 +228,13 @@ def counts(tests: Sequence[RecordedTest]) -> dict[str, int]:
     return {outcome: c.get(outcome, 0) for outcome in OUTCOMES}
 
 
-def kind(claim_file: str) -> str:
-    """"ufm" for a numerical check of the unconstrained features model (claims/test_ufm_*.py), "cnn"
-    for an empirical claim on trained networks."""
-    return "ufm" if Path(claim_file).name.startswith("test_ufm_") else "cnn"
+def kind(claim_file: str, tests: Sequence[RecordedTest] = ()) -> str:
+    """"ufm" for a numerical check of the unconstrained features model (claims/test_ufm_*.py),
+    "extended" for a claim of the extended tier (its checks' records say so: the file is marked
+    pytest.mark.extended), "cnn" for any other empirical claim on trained networks."""
+    if Path(claim_file).name.startswith("test_ufm_"):
+        return "ufm"
+    return "extended" if any(c.get("extended") for t in tests for c in t.checks) else "cnn"
 
 
 def check_status(test: RecordedTest) -> str:
@@ -299,7 +315,7 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
 
 
 def verdicts(outcomes: Sequence[RecordedTest]) -> list[dict]:
-    """The claims, one per claim file (sorted): its kind ("cnn" or "ufm"), status and verdict line
+    """The claims, one per claim file (sorted): its kind (KINDS), status and verdict line
     (claim_verdict), how many checks have each status, the pytest outcome counts, its figures and its
     tests with their check records."""
     files = sorted({t.claim_file for t in outcomes})
@@ -308,14 +324,14 @@ def verdicts(outcomes: Sequence[RecordedTest]) -> list[dict]:
         tests = sorted((t for t in outcomes if t.claim_file == f), key=lambda t: t.nodeid)
         status, line = claim_verdict(tests)
         tally = Counter(map(check_status, tests))
-        table.append({"file": f, "kind": kind(f), "status": status, "verdict": line,
+        table.append({"file": f, "kind": kind(f, tests), "status": status, "verdict": line,
                       "check_statuses": {s: tally[s] for s in CHECK_STATUSES if tally[s]}, "counts": counts(tests),
                       "figures": figures_for(tests), "tests": [asdict(t) for t in tests]})
     return table
 
 
 def headline(claims: Sequence[Mapping]) -> dict[str, dict]:
-    """Per kind of claim ("cnn", "ufm", those present): how many claim files have each status and how
+    """Per kind of claim (KINDS, those present): how many claim files have each status and how
     many checks each check status."""
     out = {}
     for k in KINDS:

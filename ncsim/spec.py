@@ -28,12 +28,13 @@ TRAINER_VERSION = 4  # 3: channels-last forward (ncsim.models), batch norm folde
                      # Zhu et al.'s code (inner iterations, batch-norm statistics), ridge and conditioning columns
 
 # Fields added within TRAINER_VERSION 4, hashed only when set (RunSpec.key), with their defaults.
-HASHED_WHEN_SET = {"eval_bn_stats": "running", "classifier": "learned"}
+HASHED_WHEN_SET = {"eval_bn_stats": "running", "classifier": "learned", "label_smoothing": 0.0, "focal_gamma": 0.0,
+                   "label_noise": 0.0, "train_classes": 0}
 
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
 SCHEDULES = ("constant", "multistep", "cosine")
-LOSSES = ("ce", "mse")
+LOSSES = ("ce", "mse", "focal")
 BN_STATS = ("running", "recomputed")
 CLASSIFIERS = ("learned", "etf")
 DEVICES = ("cpu", "cuda")
@@ -47,6 +48,7 @@ MAX_EPOCHS = 100_000          # also bounds K in the every:K / log:K schedules
 MAX_BATCH_SIZE = 1_000_000
 MAX_TRAIN_SIZE = 1_000_000
 MAX_LBFGS_ITER = 1000
+MAX_FOCAL_GAMMA = 10.0
 LBFGS_MAX_ITER_DEFAULT = 20   # torch.optim.LBFGS's max_iter
 MAX_DATA_LENGTH = 1000        # every length of the MNIST-1D generator (template, padding, shift, signal)
 # mnist1d.data.get_dataset_args() fields a spec may override (num_samples and train_split fix the
@@ -79,6 +81,8 @@ class RunSpec:
     data: tuple[tuple[str, Any], ...] = ()      # overrides of mnist1d's generator args, sorted pairs
     train_size: int = 0                          # 0: the full 4000-signal train set
     imbalance: float = 1.0                       # R: classes C/2..C-1 keep 1/R of their samples
+    train_classes: int = 0                       # k > 0: train and test on classes 0..k-1 only (a k-way network)
+    label_noise: float = 0.0                     # p: each train label redrawn uniformly over the C classes w.p. p
     # model
     model: str = "cnn1d"
     width: int = 0                               # base channels w; 0: the model's own (cnn1d 32, cnn1d-seed 64)
@@ -94,7 +98,9 @@ class RunSpec:
     batch_size: int = 128
     epochs: int = 100
     schedule: str = "multistep"
-    loss: str = "ce"
+    loss: str = "ce"                             # "ce", "mse" (one-hot targets), "focal" (ncsim.train.loss_fn)
+    label_smoothing: float = 0.0                 # alpha of cross-entropy's smoothed target (loss "ce")
+    focal_gamma: float = 0.0                     # gamma of the focal loss (loss "focal": > 0)
     grad_clip: float = 0.0                       # 0: no clipping
     lbfgs_max_iter: int = LBFGS_MAX_ITER_DEFAULT  # LBFGS inner iterations per step (torch's default); lbfgs only
     # batch-norm statistics an evaluation uses: the running averages training left ("running"), or
@@ -135,6 +141,12 @@ class RunSpec:
 
     def replace(self, **changes) -> "RunSpec":
         return RunSpec.from_dict({**self.to_dict(), **changes})
+
+    def with_data(self, **changes) -> "RunSpec":
+        """The spec with its `data` table updated by `changes` (MNIST-1D generator arguments; a None value
+        removes the entry, back to the generator's default), the rest of the table kept."""
+        merged = {**dict(self.data), **changes}
+        return self.replace(data={k: v for k, v in merged.items() if v is not None})
 
     # --- identity ----------------------------------------------------------------------------
     def key(self) -> str:
@@ -250,6 +262,14 @@ def _validate(s: RunSpec) -> None:
         ("lbfgs_max_iter", 1 <= s.lbfgs_max_iter <= MAX_LBFGS_ITER, f"must be >= 1 and <= {MAX_LBFGS_ITER}"),
         ("lbfgs_max_iter", s.optimizer == "lbfgs" or s.lbfgs_max_iter == LBFGS_MAX_ITER_DEFAULT,
          f"is for optimizer='lbfgs' only (leave it at {LBFGS_MAX_ITER_DEFAULT})"),
+        ("train_classes", s.train_classes == 0 or 2 <= s.train_classes < NUM_CLASSES,
+         f"must be 0 (all {NUM_CLASSES} classes) or a number of classes in [2, {NUM_CLASSES - 1}]"),
+        ("label_noise", 0 <= s.label_noise <= 1, "must be a fraction in [0, 1]"),
+        ("label_smoothing", 0 <= s.label_smoothing < 1, "must be in [0, 1)"),
+        ("label_smoothing", s.loss == "ce" or s.label_smoothing == 0, "is for loss='ce' only (leave it at 0)"),
+        ("focal_gamma", 0 <= s.focal_gamma <= MAX_FOCAL_GAMMA, f"must be >= 0 and <= {MAX_FOCAL_GAMMA:g}"),
+        ("focal_gamma", (s.loss == "focal") == (s.focal_gamma > 0),
+         "must be > 0 with loss='focal' (gamma = 0 is cross-entropy) and 0 with any other loss"),
         ("eval_bn_stats", s.eval_bn_stats == "running" or s.batch_norm,
          "needs batch_norm=true: a network without batch norm has no statistics to recompute"),
     ]

@@ -14,6 +14,8 @@ configurations are a `Configurations`, whose `spec(run)` gives the spec of a Run
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -91,7 +93,7 @@ class Configurations:
             raise KeyError(f"unknown run configuration {run.config!r}; known: {sorted(self.specs)}")
         spec = self.specs[run.config].replace(seed=run.seed)
         if run.data_seed is not None:
-            spec = spec.replace(data={**dict(spec.data), "seed": run.data_seed})
+            spec = spec.with_data(seed=run.data_seed)
         return spec
 
 
@@ -123,10 +125,8 @@ def derive(base: RunSpec, name: str) -> RunSpec:
     """The user's spec `base` with the changes of configuration `name` (variant_changes), named
     "<base name>+<name>"; SpecError when they do not make a valid spec."""
     changes = variant_changes(name)
-    if "data" in changes:
-        merged = {**dict(base.data), **changes["data"]}
-        changes["data"] = {k: v for k, v in merged.items() if v is not None}
-    return base.replace(**changes, name=f"{base.name}+{name}")
+    data = changes.pop("data", {})
+    return base.replace(**changes, name=f"{base.name}+{name}").with_data(**data)
 
 
 def load_user_spec(source: str | Path) -> RunSpec:
@@ -188,21 +188,25 @@ def parse_seeds(raw: str | None) -> list[int]:
 
 
 def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
-           progress: bool = False, wait: bool = True) -> Trajectory:
+           progress: bool = False, wait: bool = True, threads: int | None = None) -> Trajectory:
     """The run's trajectory: the stored record, or a new one trained and stored. Across processes
     sharing a store exactly one trains a given spec (the store's lock); `refresh` retrains and
     overwrites; with `wait` False, a run another process is training raises filelock.Timeout at once
-    instead of waiting for it. The trajectory's `trained` is True only when this call trained it
-    (decided inside the lock)."""
+    instead of waiting for it; `threads`, when given, is the number of torch and BLAS threads training
+    uses (whatever the process's setting is at the time). The trajectory's `trained` is True only when
+    this call trained it (decided inside the lock)."""
     store = store if store is not None else RunStore()
     trained = []
 
     def create():
+        from ncsim.threads import limit_threads
         from ncsim.train import train  # torch is imported only by a process that trains
 
         trained.append(True)
-        return train(spec, cache_dir=store.root, progress=progress)
+        with limit_threads(threads) if threads else contextlib.nullcontext():
+            return train(spec, cache_dir=store.root, progress=progress)
 
     traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh, timeout=None if wait else 0), spec)
     traj.trained = bool(trained)
+    traj.data_cache = store.root
     return traj

@@ -74,9 +74,9 @@ def unique(specs, key=RunSpec.key) -> list[RunSpec]:
 
 def _with_overrides(spec: RunSpec, overrides: dict) -> RunSpec:
     """`spec` with spec-key overrides (as ncsim.cli.parse_overrides gives them), the data table merged."""
-    if "data" in overrides:
-        overrides = {**overrides, "data": {**dict(spec.data), **overrides["data"]}}
-    return spec.replace(**overrides)
+    overrides = dict(overrides)
+    data = overrides.pop("data", {})
+    return spec.replace(**overrides).with_data(**data)
 
 
 def sweep_specs(source: str | Path, seeds: Sequence[int] | None = None, vary_data_seed: bool = False,
@@ -99,7 +99,7 @@ def sweep_specs(source: str | Path, seeds: Sequence[int] | None = None, vary_dat
     if seeds is not None:
         base = [spec.replace(seed=seed) for spec in unique(base, key=lambda s: s.name) for seed in seeds]
     if vary_data_seed:
-        base = [spec.replace(data={**dict(spec.data), "seed": spec.seed}) for spec in base]
+        base = [spec.with_data(seed=spec.seed) for spec in base]
     return unique(base)
 
 

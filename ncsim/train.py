@@ -60,10 +60,16 @@ def columns(taps: list[str]) -> list[str]:
 
 
 def loss_fn(spec: RunSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy, or for "mse" the per-sample squared error to the one-hot target summed over
-    classes and averaged over samples (Han et al. 2022)."""
+    """The batch mean of the spec's loss. "ce": cross-entropy, against the smoothed target
+    (1 - alpha) e_y + alpha/C 1 when label_smoothing = alpha > 0 (Szegedy et al. 2016; torch's
+    label_smoothing); "focal": -(1 - p_y)^gamma log p_y (Lin et al. 2017, without class weights, as Zhou et
+    al. 2022's code, jinxinzhou/nc_loss Losses/focal_loss.py); "mse": the squared error to the one-hot
+    target summed over classes (Han et al. 2022)."""
     if spec.loss == "ce":
-        return F.cross_entropy(logits, y)
+        return F.cross_entropy(logits, y, label_smoothing=spec.label_smoothing)
+    if spec.loss == "focal":
+        log_p = F.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
+        return (-(1 - log_p.exp()) ** spec.focal_gamma * log_p).mean()
     onehot = F.one_hot(y, logits.shape[1]).to(logits.dtype)
     return ((logits - onehot) ** 2).sum(1).mean()
 
@@ -100,8 +106,7 @@ def setup(spec: RunSpec, cache_dir=None):
     device = torch.device(spec.device)
     ds = data.load(spec, cache_dir)
     ds = data.Dataset(*(t.to(device) for t in (ds.x, ds.y, ds.x_test, ds.y_test)), ds.num_classes)
-    torch.manual_seed(spec.seed)
-    model = models.build(spec, ds.num_classes).to(device)
+    model = models.initial_network(spec, ds.num_classes).to(device)
     opt = make_optimizer(spec, [p for p in model.parameters() if p.requires_grad])  # not a fixed ETF W
     sched = make_scheduler(spec, opt)
     gen = torch.Generator().manual_seed(spec.seed + 1_000_003)

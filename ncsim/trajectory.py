@@ -57,7 +57,8 @@ class Trajectory:
     TPT          tpt_epoch (the stable TPT, from which the train error stays 0), at_tpt(name),
                  post_tpt(name); first_zero_error_epoch (the error may bounce back after it);
                  fit_error (per training pass)
-    network      weights(), model(), features(split): the final network, not the one at an epoch
+    network      weights(), model(), features(split), embed(x): the final network (the initial one after
+                 truncated(0)), not the one at an epoch between
     controls     truncated(epoch): the same run cut after an epoch (e.g. at initialisation)
 
     Anything else (a column the run lacks, an epoch it did not evaluate) is a KeyError.
@@ -70,6 +71,7 @@ class Trajectory:
         self.meta = record.meta
         self.spec = spec if spec is not None else RunSpec.from_dict(record.meta["spec"])
         self.epochs = record.arrays["epoch"].astype(int)
+        self.data_cache = None  # where features() finds the MNIST-1D arrays (the run store's root; None: the default)
 
     key = property(lambda self: self.record.key)
     label = property(lambda self: self.spec.label())
@@ -128,13 +130,18 @@ class Trajectory:
 
     def truncated(self, epoch: int) -> "Trajectory":
         """The same run's trajectory cut after `epoch` (a negative control: e.g. truncated at
-        initialisation). Only the trajectory columns are cut: weights(), model() and features() still
-        give the final network."""
+        initialisation). The trajectory columns are cut; the network (weights(), model(), features(),
+        embed()) is the initial one for epoch 0 (rebuilt from the seed, ncsim.models.initial_network) and
+        the final one otherwise (a record keeps no weights between)."""
         keep = self.epochs <= epoch
         cols = set(self.columns())
         arrays = {k: (v[keep] if k in cols else v[:epoch] if k in _PER_RUN else v) for k, v in self.record.arrays.items()}
+        if epoch == 0:
+            arrays.update({f"weights.{k}": v for k, v in self.initial_weights().items()})
         meta = {**self.meta, "truncated_at": epoch}
-        return Trajectory(Record(self.key, meta, arrays), self.spec)
+        out = Trajectory(Record(self.key, meta, arrays), self.spec)
+        out.data_cache = self.data_cache
+        return out
 
     def post_tpt(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(epochs, values) of a column from the (stable) TPT epoch on; empty when TPT was never reached."""
@@ -146,6 +153,17 @@ class Trajectory:
     def at_tpt(self, name: str) -> float:
         """The column at the (stable) TPT epoch; NaN when TPT was never reached."""
         return float("nan") if self.tpt_epoch is None else self.at(name, self.tpt_epoch)
+
+    def initial_weights(self) -> dict[str, np.ndarray]:
+        """The state dict at initialisation (epoch 0), rebuilt from the spec's seed; the caller's torch
+        generator state is left as it was."""
+        import torch
+
+        from ncsim import models
+
+        with torch.random.fork_rng(devices=[]):
+            net = models.initial_network(self.spec, num_classes=len(self.weights()["classifier.weight"]))
+        return {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
 
     def model(self):
         """The trained network, rebuilt from the record's final weights (eval mode, CPU), with as many
@@ -161,18 +179,25 @@ class Trajectory:
 
     def features(self, split: str = "train", cache_dir=None) -> dict[str, np.ndarray]:
         """Final penultimate features h (N x p, float64), labels, and the classifier W, b of a split
-        ("train" or "test"), recomputed from the final weights with one eval-mode forward pass."""
-        import torch
-
+        ("train" or "test"), recomputed from the final weights with one eval-mode forward pass; the data
+        come from `cache_dir`, else the store the run was obtained from (data_cache), else the default."""
         from ncsim import data
 
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        ds = data.load(self.spec, cache_dir)
+        ds = data.load(self.spec, cache_dir or self.data_cache)
         x, y = (ds.x, ds.y) if split == "train" else (ds.x_test, ds.y_test)
         net = self.model()
-        with torch.no_grad():
-            _, outs = net(x, taps=True)
-        return {"h": outs["penultimate"].double().numpy(), "y": y.numpy(),
+        return {"h": self.embed(x, net), "y": y.numpy(),
                 "W": net.classifier.weight.detach().double().numpy(),
                 "b": net.classifier.bias.detach().double().numpy()}
+
+    def embed(self, x, net=None) -> np.ndarray:
+        """Penultimate features h (N x p, float64) of signals x (N x 1 x L, any that the network takes,
+        e.g. of classes it never trained on), from one eval-mode forward pass of `net` (default: model())."""
+        import torch
+
+        net = self.model() if net is None else net
+        with torch.no_grad():
+            _, outs = net(torch.as_tensor(np.asarray(x, dtype=np.float32)), taps=True)
+        return outs["penultimate"].double().numpy()

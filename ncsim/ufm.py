@@ -58,9 +58,11 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import metrics
-from ncsim.spec import LOSSES, check_choice
+from ncsim.spec import check_choice
 from ncsim.store import Record, RunStore, utc_stamp
 from ncsim.threads import limit_threads
+
+LOSSES = ("ce", "mse")   # the UFM's losses: cross-entropy and MSE (the network's are ncsim.spec.LOSSES)
 
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 # Step sizes that converge on the suite's problems (lambdas 5e-3..5e-2, init_std 1); LBFGS line-searches.

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import ncsim.suite
 from ncsim import train as train_mod
 from ncsim.train import train as real_train  # bound before `no_training` replaces the module attribute
 from ncsim import __version__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import subprocess
@@ -370,3 +371,111 @@ def test_load_passes_the_specs_data_overrides_to_the_cache(cache_dir, monkeypatc
     monkeypatch.setattr(data, "cached_arrays", fake_cached)
     data.load(RunSpec.from_dict({"data": {"seed": 3, "shear_scale": 0.5}}), cache_dir)
     assert seen == [{"seed": 3, "shear_scale": 0.5}]
+
+
+# --- a subset of the classes, label noise -----------------------------------------------------------
+
+def changed_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a != b).double().mean())
+
+
+def test_train_classes_keeps_only_the_first_k_classes_in_train_and_test(cache_dir, clean_arrays):
+    ds = data.load(RunSpec(train_classes=5), cache_dir)
+    assert ds.num_classes == 5
+    assert sorted(torch.unique(ds.y).tolist()) == sorted(torch.unique(ds.y_test).tolist()) == [0, 1, 2, 3, 4]
+    train, test = clean_arrays["y"] < 5, clean_arrays["y_test"] < 5
+    np.testing.assert_array_equal(ds.x[:, 0].numpy(), clean_arrays["x"][train].astype(np.float32))
+    np.testing.assert_array_equal(ds.y.numpy(), clean_arrays["y"][train])
+    np.testing.assert_array_equal(ds.x_test[:, 0].numpy(), clean_arrays["x_test"][test].astype(np.float32))
+    np.testing.assert_array_equal(ds.y_test.numpy(), clean_arrays["y_test"][test])
+
+
+def test_train_classes_nine_keeps_all_but_the_last_class(cache_dir):
+    a, b = data.load(RunSpec(train_classes=C - 1), cache_dir), data.load(RunSpec(), cache_dir)
+    assert a.num_classes == C - 1 and b.num_classes == C
+    assert torch.equal(a.y, b.y[b.y < C - 1]) and torch.equal(a.x_test, b.x_test[b.y_test < C - 1])
+
+
+def test_train_size_and_imbalance_apply_within_the_kept_classes(cache_dir, clean_arrays):
+    # 4 classes: train_size splits over them only, and the minority is classes 2, 3 (the upper half of 4).
+    ds = data.load(RunSpec(train_classes=4, train_size=400, imbalance=4.0, seed=2), cache_dir)
+    kept = np.bincount(ds.y.numpy(), minlength=4)
+    full = np.bincount(clean_arrays["y"], minlength=C)[:4]
+    scale = 400 / full.sum()
+    np.testing.assert_allclose(kept[:2], full[:2] * scale, atol=0.5 + 1e-9)
+    np.testing.assert_allclose(kept[2:], full[2:] * scale / 4.0, atol=0.5 + 1e-9)
+    assert ds.num_classes == 4 and len(ds.y_test) == int((clean_arrays["y_test"] < 4).sum())
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.8, 1.0])
+def test_label_noise_changes_a_fraction_p_times_c_minus_1_over_c(cache_dir, p):
+    # Each label is redrawn w.p. p uniformly over all C classes, so it changes w.p. q = p (C-1)/C,
+    # independently: the count of changes on 4000 labels is Binomial(4000, q); 5 standard deviations
+    # (at most 5 * sqrt(4000 / 4) / 4000 = 0.040, here <= 0.035) is a false-alarm rate below 1e-6.
+    clean, noisy = data.load(RunSpec(), cache_dir), data.load(RunSpec(label_noise=p), cache_dir)
+    q = p * (C - 1) / C
+    assert changed_fraction(noisy.y, clean.y) == pytest.approx(q, abs=5 * math.sqrt(q * (1 - q) / N_TRAIN))
+
+
+def test_full_label_noise_makes_labels_uniform_and_independent_of_the_class(cache_dir):
+    # p = 1: every label is uniform over the C classes. Per true class (~400 labels), the noisy labels'
+    # counts are Binomial(~400, 1/10): each within 5 standard deviations (5 * 6 = 30) of 40.
+    clean, noisy = data.load(RunSpec(), cache_dir), data.load(RunSpec(label_noise=1.0, seed=3), cache_dir)
+    for c in range(C):
+        counts = np.bincount(noisy.y[clean.y == c].numpy(), minlength=C)
+        n = counts.sum()
+        assert len(counts) == C
+        assert np.all(np.abs(counts - n / C) <= 5 * math.sqrt(n * 0.1 * 0.9)), (c, counts)
+
+
+def test_label_noise_is_deterministic_for_a_seed_and_changes_with_it(cache_dir):
+    a = data.load(RunSpec(label_noise=0.3, seed=4), cache_dir)
+    b = data.load(RunSpec(label_noise=0.3, seed=4), cache_dir)
+    c = data.load(RunSpec(label_noise=0.3, seed=5), cache_dir)
+    assert torch.equal(a.y, b.y)
+    assert not torch.equal(a.y, c.y)
+    assert torch.equal(a.x, c.x)  # the full train set either way: only the labels differ
+
+
+def test_label_noise_leaves_the_signals_and_the_test_set_clean(cache_dir, clean_arrays):
+    ds = data.load(RunSpec(label_noise=0.5, train_classes=6), cache_dir)
+    test = clean_arrays["y_test"] < 6
+    np.testing.assert_array_equal(ds.y_test.numpy(), clean_arrays["y_test"][test])
+    np.testing.assert_array_equal(ds.x_test[:, 0].numpy(), clean_arrays["x_test"][test].astype(np.float32))
+    np.testing.assert_array_equal(ds.x[:, 0].numpy(), clean_arrays["x"][clean_arrays["y"] < 6].astype(np.float32))
+
+
+def test_noisy_labels_of_k_classes_stay_within_the_k_classes(cache_dir):
+    ds = data.load(RunSpec(train_classes=3, label_noise=1.0), cache_dir)
+    assert ds.num_classes == 3 and set(torch.unique(ds.y).tolist()) == {0, 1, 2}
+    assert set(torch.unique(ds.y_test).tolist()) == {0, 1, 2}
+
+
+def test_zero_label_noise_is_the_clean_data(cache_dir, clean_arrays):
+    spec = RunSpec(train_size=300, imbalance=2.0, seed=4)
+    a, b = data.load(spec.replace(label_noise=0.0), cache_dir), data.load(spec, cache_dir)
+    assert all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("x", "y", "x_test", "y_test"))
+    y = clean_arrays["y"].astype(np.int64)
+    np.testing.assert_array_equal(data.noisy_labels(y, 0.0, seed=1, num_classes=C), y)
+
+
+def test_label_noise_is_applied_after_the_imbalanced_subset(cache_dir, clean_arrays):
+    # The subset is drawn from the clean labels (the same signals as without noise, so the class sizes
+    # of the subset are those imbalance sets); then its labels are made noisy.
+    spec = RunSpec(train_size=1000, imbalance=5.0, seed=7)
+    clean, noisy = data.load(spec, cache_dir), data.load(spec.replace(label_noise=0.4), cache_dir)
+    assert torch.equal(clean.x, noisy.x) and len(noisy.y) == len(clean.y)
+    idx = data.subset_indices(clean_arrays["y"], 1000, 5.0, 7, C)
+    np.testing.assert_array_equal(clean.y.numpy(), clean_arrays["y"][idx])
+    np.testing.assert_array_equal(noisy.y.numpy(), data.noisy_labels(clean_arrays["y"][idx].astype(np.int64), 0.4, 7, C))
+    assert not torch.equal(clean.y, noisy.y)
+
+
+def test_noisy_labels_is_seeded_apart_from_the_global_rngs(y):
+    np.random.seed(0)
+    state = np.random.get_state()[1].copy()
+    a = data.noisy_labels(y, 0.5, seed=5, num_classes=C)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    np.random.seed(99)
+    np.testing.assert_array_equal(data.noisy_labels(y, 0.5, seed=5, num_classes=C), a)
+    assert a.shape == y.shape and a.min() >= 0 and a.max() < C

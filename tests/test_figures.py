@@ -16,7 +16,9 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from ncsim import checks, figures, suite
+import claims.test_minority_collapse as minority_claim
+import claims.test_new_classes as new_classes_claim
+from ncsim import checks, data, figures, probes, suite
 from ncsim.suite import RunId, obtain
 from ncsim.store import Record, RunStore
 from ncsim.trajectory import Trajectory
@@ -24,7 +26,8 @@ from ncsim.threads import limit_threads
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
 TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "adamw": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,),
-              "etf-classifier": (0,)}
+              "etf-classifier": (0,), "label-smoothing": (0,), "focal": (0,), "label-noise": (0,),
+              "label-noise-ls": (0,), "imbalance-10": (0, 1), "imbalance-100": (0, 1), "source-5": (0, 1)}
 
 
 @dataclass
@@ -52,6 +55,14 @@ def tiny_runs(tmp_path_factory, data_cache) -> TinyRuns:
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory, data_cache) -> TinyRuns:
     return tiny_runs(tmp_path_factory, data_cache)
+
+
+@pytest.fixture
+def probe_cache(tiny, monkeypatch) -> Path:
+    """ncsim.probes reads the MNIST-1D arrays from the default store (NCSIM_CACHE): here the tiny store,
+    which holds them, so that the imbalance and transfer figures neither regenerate them nor reach ~/.cache."""
+    monkeypatch.setenv("NCSIM_CACHE", str(tiny.root))
+    return tiny.root
 
 
 def failed(run: Trajectory, status: str = "diverged") -> Trajectory:
@@ -111,13 +122,25 @@ CASES = {
                  [f"{panel}\n{what}" for what in ("weight decay on / off", "cross-entropy vs MSE loss",
                                                    "learned vs fixed ETF classifier")
                   for panel in ("NC1", "NC3", "W vs ridge", "Test error")]),
+    "losses": (lambda t: figures.losses(t.runs), ["All losses collapse", "seeds 0, 1"],
+               [f"{panel}\n{what}" for what in ("cross-entropy vs label smoothing\n(alpha 0.1)",
+                                                 "cross-entropy vs focal loss\n(gamma 3)", "cross-entropy vs MSE")
+                for panel in ("NC1", "NC3", "W vs ridge", "Test error")]),
+    "label_noise": (lambda t: figures.label_noise(t.runs), ["Collapse under label noise", "given (noisy) labels"],
+                    [f"{panel}\n{what}" for what in ("clean vs 20% label noise", "clean vs 20% noise with label\nsmoothing")
+                     for panel in ("NC1", "NC3", "Train error", "Test error")]),
+    "imbalance": (lambda t: figures.imbalance(t.runs), ["Minority collapse under class imbalance", "seeds 0, 1"],
+                  ["Minority classifier rows 5-9", "Test error by class group"]),
+    "transfer": (lambda t: figures.transfer(t.runs), ["Collapse on new classes", "classes 5-9 unseen by source-5",
+                                                      "seeds 0, 1"],
+                 ["CDNV of classes 5-9 (log scale)", "5-shot nearest-class-centre error\n(200 episodes)"]),
     "ufm_imbalance": (lambda t: figures.ufm_imbalance(SWEEPS), ["UFM geometry under class imbalance", "seeds 0, 1"],
                       ["Mean pairwise cosine of rows", "Distance to the ETF and to SELI", "Classifier norm ratio"]),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_figure_is_titled_labelled_and_saved(name, tiny, tmp_path):
+def test_figure_is_titled_labelled_and_saved(name, tiny, probe_cache, tmp_path):
     draw, words, panels = CASES[name]
     fig = draw(tiny)
     for word in words:
@@ -210,6 +233,108 @@ def test_ablation_compares_with_the_default(tiny):
         assert {line.get_label() for line in ax.get_lines()} >= want
 
 
+def test_contrast_figures_name_what_distinguishes_their_configurations(tiny):
+    wants = {
+        figures.losses: [{"standard: CE", "label-smoothing: CE, label smoothing α 0.1"},
+                         {"standard: CE", "focal: focal loss, γ 3"}, {"standard: CE", "mse: MSE"}],
+        figures.label_noise: [{"standard: clean labels, CE", "label-noise: 20% label noise, CE"},
+                              {"standard: clean labels, CE", "label-noise-ls: 20% label noise, CE, label smoothing α 0.1"}],
+    }
+    for draw, rows in wants.items():
+        fig = draw(tiny.runs)
+        ncols = fig.axes[0].get_subplotspec().get_gridspec().ncols
+        for ax, want in zip(fig.axes[::ncols], rows):
+            assert {line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")} >= want
+
+
+def test_label_noise_draws_the_train_error_on_the_noisy_labels(tiny):
+    fig = figures.label_noise(tiny.runs)
+    train_error = fig.axes[2]
+    assert train_error.get_yscale() == "symlog" and train_error.get_ylim()[0] == 0
+    (noisy,) = [line for line in train_error.get_lines() if line.get_label().startswith("label-noise:")]
+    assert np.allclose(noisy.get_ydata(), tiny.runs["label-noise"][0]["train_error"])
+
+
+def test_a_contrast_table_with_an_unknown_panel_is_an_error(monkeypatch):
+    table = suite.table()
+    bad = {**table, "figures": {**table["figures"], "losses": {**table["figures"]["losses"], "panels": ["nc9"]}}}
+    monkeypatch.setattr(suite, "table", lambda: bad)
+    with pytest.raises(KeyError, match="nc9"):
+        figures.contrast_table("losses")
+
+
+def test_imbalance_draws_the_probes_against_R(tiny, probe_cache):
+    fig = figures.imbalance(tiny.runs)
+    cos_ax, err_ax = fig.axes
+    names = ["standard", "imbalance-10", "imbalance-100"]
+    assert cos_ax.get_xscale() == "log" and [t.get_text() for t in cos_ax.get_xticklabels()] == [
+        "1\nstandard", "10\nimbalance-10", "100\nimbalance-100"]
+    minority, majority = tuple(range(5, 10)), tuple(range(5))
+    assert minority == minority_claim.MINORITY  # the classes the claim checks
+
+    def means(ax, label):
+        (line,) = [line for line in ax.get_lines() if line.get_label() == label]
+        assert list(line.get_xdata()) == [1, 10, 100]
+        return line.get_ydata()
+    for centred, what in ((False, "raw rows"), (True, "rows centred by their mean")):
+        want = [np.mean([probes.classifier_cosine(r, minority, centred) for r in tiny.runs[n]]) for n in names]
+        assert means(cos_ax, f"minority rows: {what}") == pytest.approx(want)
+    for classes, what in ((minority, "minority classes 5-9"), (majority, "majority classes 0-4")):
+        want = [np.mean([probes.class_test_error(r, classes) for r in tiny.runs[n]]) for n in names]
+        assert means(err_ax, what) == pytest.approx(want)
+    flat = {line.get_label(): line.get_ydata()[0] for line in cos_ax.get_lines()
+            if len(set(line.get_ydata())) == 1 and not line.get_label().startswith("_")}
+    assert flat["simplex ETF: −1/(C−1) = -0.111"] == pytest.approx(-1 / 9) and flat["collapsed: 1"] == 1
+    seed_points = [line for line in cos_ax.get_lines() if line.get_label().startswith("_") and line.get_marker() == "o"]
+    assert [len(line.get_xdata()) for line in seed_points] == [2, 2, 2]  # one point per seed at each R
+
+
+def test_transfer_draws_new_class_statistics_of_three_networks(tiny, probe_cache):
+    table = suite.table()["figures"]["transfer"]
+    assert (tuple(table["classes"]), table["shots"], table["episodes"]) == (
+        new_classes_claim.NEW_CLASSES, new_classes_claim.SHOTS, new_classes_claim.EPISODES)  # the claim's probe
+    fig = figures.transfer(tiny.runs)
+    cdnv_ax, ncc_ax = fig.axes
+    assert cdnv_ax.get_yscale() == "log"
+    assert [t.get_text() for t in cdnv_ax.get_xticklabels()] == [
+        "untrained\n(source-5 at epoch 0)", "trained on classes\n0-4 (source-5)", "trained on all\nclasses (standard)"]
+    source, seen = tiny.runs["source-5"], tiny.runs["standard"]
+    networks = [[r.truncated(0) for r in source], source, seen]
+    for ax, key, log in ((cdnv_ax, "cdnv", True), (ncc_ax, "few_shot_error", False)):
+        aggregates = [line.get_ydata()[0] for line in ax.get_lines() if line.get_marker() == "o"
+                      and line.get_markersize() == 6 and len(line.get_xdata())]
+        want = []
+        for runs in networks:
+            v = np.array([probes.new_class_statistics(r, (5, 6, 7, 8, 9), 5, 200)[key] for r in runs])
+            want.append(np.exp(np.log(v).mean()) if log else v.mean())
+        assert aggregates == pytest.approx(want)
+    assert any(line.get_label() == "chance: 1 − 1/5" for line in ncc_ax.get_lines())
+
+
+def test_transfer_without_the_source_runs_draws_the_seen_network_and_says_so(tiny, probe_cache):
+    fig = figures.transfer({"standard": tiny.runs["standard"]}, [RunId("source-5", 0)])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["trained on all\nclasses (standard)"]
+    assert "not drawn: source-5-s0 (not in the run store)" in fig.get_suptitle().replace("\n", " ")
+
+
+def test_imbalance_leaves_a_stopped_run_out_and_names_it(tiny, probe_cache):
+    runs = {**tiny.runs, "imbalance-100": [failed(r) for r in tiny.runs["imbalance-100"]]}
+    fig = figures.imbalance(runs)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1\nstandard", "10\nimbalance-10"]
+    assert "imbalance-100-s0 (diverged: epoch 2: training loss nan)" in fig.get_suptitle().replace("\n", " ")
+
+
+def test_tiny_runs_keep_the_classes_the_figures_read(tiny, probe_cache):
+    for name in ("imbalance-10", "imbalance-100"):  # every minority class keeps a train signal
+        y = data.load(tiny.runs[name][0].spec, tiny.root).y.numpy()
+        assert set(np.unique(y)) == set(range(10)) and min(np.bincount(y)[5:]) >= 1
+    run = tiny.runs["source-5"][0]
+    assert set(np.unique(data.load(run.spec, tiny.root).y.numpy())) == set(range(5))  # trained on 0-4 only
+    for split in ("train", "test"):  # the new classes' signals come from the full data set, enough for 5 shots
+        _, y = probes.class_signals(run, range(5, 10), split)
+        assert min(np.bincount(y, minlength=5)) >= 5
+
+
 def test_geometry_shows_the_deviation_from_the_etf_on_a_tight_symmetric_scale(tiny):
     run = tiny.runs["standard"][0]
     g = figures.end_geometry(run, cache_dir=tiny.root)  # from the final weights
@@ -276,6 +401,10 @@ ALL = {
     "geometry": lambda runs, missing: figures.geometry(runs.get("standard", []), missing),
     "optimizers": lambda runs, missing: figures.optimizers(runs, missing),
     "ablation": lambda runs, missing: figures.ablation(runs, missing),
+    "losses": lambda runs, missing: figures.losses(runs, missing),
+    "label_noise": lambda runs, missing: figures.label_noise(runs, missing),
+    "imbalance": lambda runs, missing: figures.imbalance(runs, missing),
+    "transfer": lambda runs, missing: figures.transfer(runs, missing),
 }
 
 

@@ -434,3 +434,143 @@ def test_exact_least_squares_jumps_where_the_ridge_classifier_does_not():
     ridge = collapse_metrics(h, y, *metrics.ridge_classifier(h, y, c, 5e-3))
     assert exact["nc3"] > 0.2 > 0.01 > ridge["nc3"]
     assert exact["nc4"] == ridge["nc4"] == 0  # both still decide as the nearest class mean
+
+
+# ---- few-shot nearest-class-centre error ----------------------------------------------------------------
+
+def few_shot(support, ys, query, yq, shots=2, episodes=5, seed=0):
+    return metrics.few_shot_ncc_error(support, ys, query, yq, shots=shots, episodes=episodes, seed=seed)
+
+
+def clusters(rng: np.random.Generator, c: int, n: int, p: int, spread: float, labels=None):
+    """n samples per class around c random centres; labels `labels` (default 0..c-1) in blocks."""
+    labels = np.arange(c) if labels is None else np.asarray(labels)
+    centres = rng.standard_normal((c, p)) * 3
+    y = np.repeat(labels, n)
+    return centres[np.repeat(np.arange(c), n)] + spread * rng.standard_normal((c * n, p)), y
+
+
+def test_few_shot_error_of_separated_clusters_is_zero_and_of_swapped_labels_one():
+    hs, ys = clusters(np.random.default_rng(2), 4, 10, 6, spread=1e-3)
+    hq, yq = clusters(np.random.default_rng(2), 4, 5, 6, spread=1e-3)   # the same centres
+    assert few_shot(hs, ys, hq, yq, shots=3, episodes=4, seed=5) == 0.0
+    assert few_shot(hs, ys, hq, (yq + 1) % 4, shots=1, episodes=4) == 1.0
+
+
+def test_few_shot_classes_need_not_be_consecutive_labels():
+    hs, ys = clusters(np.random.default_rng(3), 3, 6, 4, spread=1e-2, labels=[2, 5, 9])
+    hq, yq = clusters(np.random.default_rng(3), 3, 4, 4, spread=1e-2, labels=[2, 5, 9])
+    assert few_shot(hs, ys, hq, yq) == 0.0
+    assert few_shot(hs, ys, hq[yq != 5], yq[yq != 5]) == 0.0  # a query set without one of the classes
+
+
+def test_a_query_at_a_classs_support_mean_is_assigned_to_it():
+    # shots = the class size: every episode's centre is the class's full support mean.
+    rng = np.random.default_rng(4)
+    hs, ys = rng.standard_normal((15, 5)), np.repeat(np.arange(3), 5)
+    means = np.stack([hs[ys == c].mean(0) for c in range(3)])
+    assert few_shot(hs, ys, means, np.arange(3), shots=5, episodes=3) == 0.0
+    assert few_shot(hs, ys, means, np.array([1, 2, 0]), shots=5, episodes=3) == 1.0
+
+
+def test_full_shot_episodes_give_the_nearest_class_mean_error():
+    # shots = the class size: the error is that of the full class means, for any seed (a plain loop here).
+    rng = np.random.default_rng(5)
+    hs, ys = clusters(rng, 4, 6, 3, spread=2.0)
+    hq, yq = clusters(rng, 4, 20, 3, spread=2.0)
+    means = [hs[ys == c].mean(0) for c in range(4)]
+    wrong = sum(int(np.argmin([np.sum((x - m) ** 2) for m in means]) != y) for x, y in zip(hq, yq))
+    assert 0 < wrong < len(yq)
+    for seed in (0, 1, 7):
+        assert few_shot(hs, ys, hq, yq, shots=6, episodes=2, seed=seed) == pytest.approx(wrong / len(yq), abs=1e-15)
+
+
+def test_few_shot_error_averages_the_episodes_draws():
+    # Class 0's support is {0, 10}, class 1's {4}; the query 1 (class 0) is right exactly when the episode
+    # draws 0: each episode's error is 0 or 1 with probability 1/2. Over 1000 episodes the mean is a
+    # Binomial(1000, 1/2) / 1000: within 5 standard deviations (0.079) of 0.5.
+    hs, ys = np.array([[0.0], [10.0], [4.0]]), np.array([0, 0, 1])
+    e = few_shot(hs, ys, np.array([[1.0]]), np.array([0]), shots=1, episodes=1000, seed=3)
+    assert e == pytest.approx(0.5, abs=0.079)
+    assert (e * 1000) == pytest.approx(round(e * 1000), abs=1e-9)
+
+
+def test_a_tie_goes_to_the_lower_label():
+    hs, ys = np.array([[-1.0, 0.0], [1.0, 0.0]]), np.array([7, 3])   # class 7 at -1, class 3 at +1
+    query = np.array([[0.0, 5.0]])                                     # equidistant from both
+    assert few_shot(hs, ys, query, np.array([3]), shots=1, episodes=1) == 0.0
+    assert few_shot(hs, ys, query, np.array([7]), shots=1, episodes=1) == 1.0
+
+
+def test_few_shot_error_is_deterministic_for_a_seed_and_changes_with_it():
+    rng = np.random.default_rng(6)
+    hs, ys = clusters(rng, 5, 30, 8, spread=2.5)
+    hq, yq = clusters(rng, 5, 30, 8, spread=2.5)
+    a = few_shot(hs, ys, hq, yq, shots=1, episodes=10, seed=11)
+    assert few_shot(hs, ys, hq, yq, shots=1, episodes=10, seed=11) == a
+    assert few_shot(hs, ys, hq, yq, shots=1, episodes=10, seed=12) != a
+    assert 0 < a < 1
+
+
+def test_few_shot_error_leaves_the_global_rng_alone_and_takes_tensors():
+    import torch
+
+    rng = np.random.default_rng(8)
+    hs, ys = clusters(rng, 3, 8, 4, spread=2.0)
+    hq, yq = clusters(rng, 3, 8, 4, spread=2.0)
+    np.random.seed(0)
+    state = np.random.get_state()[1].copy()
+    a = few_shot(hs, ys, hq, yq, shots=2, episodes=6, seed=2)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    b = few_shot(torch.tensor(hs, dtype=torch.float64), torch.tensor(ys), torch.tensor(hq, dtype=torch.float64),
+                 torch.tensor(yq), shots=2, episodes=6, seed=2)
+    assert a == b
+
+
+@st.composite
+def few_shot_problems(draw):
+    """Support (4..9 samples per class) and query sets of 2..5 classes in p = 1..8 dimensions."""
+    c, p = draw(st.integers(2, 5)), draw(st.integers(1, 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    spread = draw(st.sampled_from([0.3, 1.0, 3.0]))
+    centres = rng.standard_normal((c, p)) * 2
+    ys = rng.permutation(np.repeat(np.arange(c), rng.integers(4, 10, size=c)))
+    yq = rng.integers(0, c, size=20)
+    hs = centres[ys] + spread * rng.standard_normal((len(ys), p))
+    hq = centres[yq] + spread * rng.standard_normal((len(yq), p))
+    return hs, ys, hq, yq
+
+
+@HYPOTHESIS
+@given(problem=few_shot_problems(), shots=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
+       scale=st.floats(1e-3, 1e3), shift=st.floats(-100, 100))
+def test_few_shot_error_is_invariant_to_translating_and_scaling_all_features(problem, shots, seed, scale, shift):
+    hs, ys, hq, yq = problem
+    t = shift * np.linspace(-1, 1, hs.shape[1])                     # one translation for support and query
+    e = few_shot(hs, ys, hq, yq, shots=shots, episodes=3, seed=seed)
+    assert few_shot(scale * hs + t, ys, scale * hq + t, yq, shots=shots, episodes=3, seed=seed) == e
+    assert 0 <= e <= 1 and e * 3 * len(yq) == pytest.approx(round(e * 3 * len(yq)), abs=1e-6)
+
+
+_HS, _YS = np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 2])
+_HQ, _YQ = np.ones((3, 2)), np.array([0, 1, 2])
+
+
+@pytest.mark.parametrize("changes, error, message", [
+    ({"query_labels": np.array([0, 1, 3])}, ValueError, r"every query label.*support classes \[0, 1, 2\]"),
+    ({"support_labels": np.zeros(6, dtype=int), "query_labels": np.zeros(3, dtype=int)}, ValueError, ">= 2 classes"),
+    ({"shots": 2}, ValueError, "2-shot episode needs 2 support samples per class; the smallest class has 1"),
+    ({"shots": 0}, ValueError, "shots and episodes must be >= 1"),
+    ({"episodes": 0}, ValueError, "shots and episodes must be >= 1"),
+    ({"query": np.ones((3, 3))}, ValueError, "support features have p = 2, query features p = 3"),
+    ({"support_labels": _YS[:-1]}, ValueError, "length mismatch"),
+    ({"support": _with(_HS, (1, 1), np.nan)}, metrics.NonFiniteError, "support features contain NaN"),
+    ({"query": _with(_HQ, (2, 0), np.nan)}, metrics.NonFiniteError, "query features contain NaN"),
+    ({"query": _with(_HQ, (0, 0), np.inf)}, metrics.NonFiniteError, "query features contain inf"),
+])
+def test_bad_few_shot_input_is_an_error_naming_the_problem(changes, error, message):
+    args = {"support": _HS, "support_labels": _YS, "query": _HQ, "query_labels": _YQ, "shots": 1, "episodes": 2,
+            "seed": 0, **changes}
+    with pytest.raises(error, match=message):
+        metrics.few_shot_ncc_error(**args)
+    assert issubclass(metrics.NonFiniteError, ValueError)

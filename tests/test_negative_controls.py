@@ -12,8 +12,11 @@ not hold. The controls:
 - "reversed": the default run with its test and metric columns in reverse epoch order (its train
   error, hence its TPT, unchanged): a synthetic control of a post-TPT statistic's direction, for the
   checks whose physical controls never reach a terminal phase (no TPT: nothing finite to measure);
+- "balanced": the default run itself, every class equally sampled (R = 1): the control of a statistic
+  of class imbalance;
 - for a comparison (a check `against` a reference configuration): "self", the default run compared
-  with itself (no regime change), and "untrained", the run at initialisation against the default run.
+  with itself (no regime change); "untrained", the run at initialisation against the default run; and
+  "untrained-reference", the default run against its own initialisation (a change in the run's favour).
 The runs come through the store, in the xdist group of the run they need, so under `pytest -n auto`
 they are the claims' own runs, trained once.
 """
@@ -67,7 +70,7 @@ def reversed_metrics(run: Trajectory) -> Trajectory:
 def controls(run: Trajectory, no_bn: Trajectory) -> dict[str, Trajectory]:
     assert run.tpt_epoch is not None, f"{run.label} must reach TPT for the at-tpt control"
     return {"run": run, "init": run.truncated(0), "at-tpt": run.truncated(run.tpt_epoch), "no-bn": no_bn,
-            "train-as-test": train_as_test(run), "reversed": reversed_metrics(run)}
+            "train-as-test": train_as_test(run), "reversed": reversed_metrics(run), "balanced": run}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +80,8 @@ def control_runs(get_run) -> list[dict[str, Trajectory]]:
 
 def control_value(check: checks.Check, control: str, runs: dict[str, Trajectory]) -> float:
     if check.against is not None:
-        pairs = {"self": (runs["run"], runs["run"]), "untrained": (runs["init"], runs["run"])}
+        pairs = {"self": (runs["run"], runs["run"]), "untrained": (runs["init"], runs["run"]),
+                 "untrained-reference": (runs["run"], runs["init"])}
         return check.measure(*pairs[control])
     return check.measure(runs[control])
 
@@ -92,8 +96,8 @@ def test_check_fails_on_control(check, control, control_runs):
     assert not record["holds"], f"{check.tolerance} holds on the {control} control: {checks.failure_message(record)}"
 
 
-RUN_CONTROLS = {"init", "at-tpt", "no-bn", "train-as-test", "reversed"}
-PAIR_CONTROLS = {"self", "untrained"}
+RUN_CONTROLS = {"init", "at-tpt", "no-bn", "train-as-test", "reversed", "balanced"}
+PAIR_CONTROLS = {"self", "untrained", "untrained-reference"}
 
 
 @pytest.mark.parametrize("check", [c for _, c in CHECKS], ids=[f"{m}-{c.tolerance}" for m, c in CHECKS])

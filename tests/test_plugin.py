@@ -84,6 +84,57 @@ def test_a_claims_directory_is_wherever_its_tolerances_are(pytester, tmp_path):
     assert claim["file"] == "my_checks/test_claim.py" and claim["status"] == "reproduces"
 
 
+# --- the extended tier -----------------------------------------------------------------------------
+
+EXTENDED_CLAIM = """
+    import pytest
+
+    pytestmark = pytest.mark.extended
+
+    def test_extended(claim_check):
+        claim_check("loose", 0.5, seed=0, run="x-s0")
+"""
+
+
+@pytest.mark.parametrize("args, passed, deselected", [
+    ((), 1, 1),                                  # by default the extended claims are left out
+    (("--extended",), 2, 0),
+    (("-m", "extended"), 1, 1),                   # only them
+    (("-m", "not extended", "--extended"), 1, 1),  # an explicit -m decides
+])
+def test_extended_claims_run_only_when_asked_for(pytester, tmp_path, args, passed, deselected):
+    write_claims(pytester.path / "claims", EXTENDED_CLAIM)
+    (pytester.path / "claims" / "test_plain.py").write_text("def test_plain():\n    pass\n")
+    result = pytester.runpytest_inprocess("claims", "--seeds", "0", "--cache-dir", str(tmp_path / "store"),
+                                          "--no-report", "-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=passed, deselected=deselected)
+
+
+def test_an_extended_claim_is_reported_in_its_own_section(pytester, tmp_path):
+    write_claims(pytester.path / "claims", EXTENDED_CLAIM)
+    result = pytester.runpytest_inprocess("claims", "--extended", "--seeds", "0", "--cache-dir",
+                                          str(tmp_path / "store"), "--report-dir", "out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    doc = json.loads((pytester.path / "out" / "latest" / "verdicts.json").read_text())
+    (claim,) = doc["claims"]
+    assert claim["kind"] == "extended" and set(doc["headline"]) == {"extended"}
+    assert "Extended tier (--extended)" in (pytester.path / "out" / "latest" / "report.md").read_text()
+
+
+def test_the_suites_extended_claims_are_left_out_by_default():
+    """On the suite's own claims: without --extended, no extended claim file is collected (so none of
+    the configurations only they read is trained: ncsim.pytest_plugin.runs.needed_runs reads the
+    collected items); with it, all of them are."""
+    def collected(*args) -> set[str]:
+        out = subprocess.run([sys.executable, "-m", "pytest", "claims", "--co", "-q", "-p", "no:cacheprovider", *args],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return {line.split("::")[0].removeprefix("claims/") for line in out.splitlines() if "::" in line}
+
+    files, files_ext = collected(), collected("--extended")
+    extended = {"test_all_losses.py", "test_minority_collapse.py", "test_new_classes.py", "test_label_noise.py"}
+    assert extended <= files_ext and not extended & files and files <= files_ext
+
+
 # --- a claim file written wrong -------------------------------------------------------------------
 
 def test_a_statistic_named_test_is_an_error_naming_it(pytester):

@@ -17,8 +17,8 @@ from ncsim.cli import main
 from ncsim.report import RecordedTest
 from ncsim.store import Record, RunStore
 from ncsim.suite import RunId
-from tests.test_figures import (  # noqa: F401 - `tiny` is a fixture (its runs are trained once)
-    NC1_FALL, RATIO, SWEEPS, TPT_FRACTION, TREND, WL_NC3, WL_NC4, check, tiny, tol, ufm_check)
+from tests.test_figures import (  # noqa: F401 - `tiny` and `probe_cache` are fixtures (the runs are trained once)
+    NC1_FALL, RATIO, SWEEPS, TPT_FRACTION, TREND, WL_NC3, WL_NC4, check, probe_cache, tiny, tol, ufm_check)
 
 pytest_plugins = ["pytester"]
 
@@ -212,7 +212,7 @@ def test_numbers_are_compact(value, text):
 
 # --- the folder -------------------------------------------------------------------------------------
 
-def test_write_a_report_folder_from_tiny_runs(tiny, tmp_path):
+def test_write_a_report_folder_from_tiny_runs(tiny, probe_cache, tmp_path):
     out = tmp_path / "reports"
     folder = report.write(out, tiny.runs, [RunId("adam", 1)], outcomes=OUTCOMES, session=SESSION, seeds=[0, 1],
                           store_root=tiny.root, sweeps=SWEEPS, now=NOW)
@@ -223,6 +223,7 @@ def test_write_a_report_folder_from_tiny_runs(tiny, tmp_path):
     doc = json.loads((folder / "verdicts.json").read_text())
     assert doc["summary"] == report.counts(OUTCOMES) and doc["session"] == SESSION
     assert doc["figures"]["geometry.png"] == {"title": "Geometry at the end of training", "error": None}
+    assert {name: info["error"] for name, info in doc["figures"].items() if info["error"]} == {}
     assert doc["not_drawn"] == ["adam-s1 (not in the run store)"]
     assert doc["runs"]["standard"] == ["standard-s0", "standard-s1"]
     assert list(doc["figures"]) == list(report.FIGURES)  # the verdict figure first

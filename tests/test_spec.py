@@ -53,9 +53,15 @@ ALTERNATIVES = {
     "lbfgs_max_iter": 5,
     "eval_bn_stats": "recomputed",
     "classifier": "etf",
+    "train_classes": 5,
+    "label_noise": 0.2,
+    "label_smoothing": 0.1,
+    "focal_gamma": 2.0,
 }
 # Fields valid only together with another value: the base each is changed from.
-NEEDS = {"lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False}}
+NEEDS = {"lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False},
+         "label_smoothing": {"loss": "ce", "focal_gamma": 0.0},
+         "focal_gamma": {"loss": "focal", "focal_gamma": 1.0, "label_smoothing": 0.0}}
 
 FIELD_NAMES = [f.name for f in dataclasses.fields(RunSpec)]
 
@@ -65,15 +71,25 @@ def write(path, text: str):
     return path
 
 
+# The loss and its parameters, always a valid combination: label smoothing only with "ce", a focal
+# gamma exactly with "focal".
+loss_fields = st.one_of(
+    st.just({"loss": "mse"}),
+    st.builds(lambda a: {"loss": "ce", "label_smoothing": a}, st.sampled_from([0.0, 0.1, 0.5])),
+    st.builds(lambda g: {"loss": "focal", "focal_gamma": g}, st.sampled_from([0.5, 2.0, spec_mod.MAX_FOCAL_GAMMA])),
+)
+
 # Random valid specs for the property tests (a few fields; the rest stay at their defaults).
 specs_strategy = st.builds(
-    RunSpec,
+    lambda loss, **fields: RunSpec(**loss, **fields),
+    loss=loss_fields,
+    train_classes=st.sampled_from([0, 2, 5, 9]),
+    label_noise=st.sampled_from([0.0, 0.1, 1.0]),
     name=st.sampled_from(["run", "a", "b-c"]),
     lr=st.floats(min_value=1e-6, max_value=10.0, allow_nan=False),
     epochs=st.integers(min_value=1, max_value=500),
     optimizer=st.sampled_from(["sgd", "adam", "adamw", "lbfgs"]),
     schedule=st.sampled_from(SCHEDULES),
-    loss=st.sampled_from(LOSSES),
     kernel_size=st.sampled_from([1, 3, 5, 7]),
     seed=st.integers(min_value=0, max_value=2**31 - 1),
     train_size=st.integers(min_value=0, max_value=4000),
@@ -205,6 +221,85 @@ def test_fields_added_within_version_4_are_validated(changes, fragment):
         RunSpec(**changes)
 
 
+@pytest.mark.parametrize("changes, fragment", [
+    ({"train_classes": 1}, r"^train_classes=1 must be 0 \(all 10 classes\) or a number of classes in \[2, 9\]"),
+    ({"train_classes": 10}, r"^train_classes=10 must be 0"),
+    ({"train_classes": -1}, r"^train_classes=-1 must be 0"),
+    ({"label_noise": -0.1}, r"^label_noise=-0\.1 must be a fraction in \[0, 1\]"),
+    ({"label_noise": 1.5}, r"^label_noise=1\.5 must be a fraction"),
+    ({"label_noise": float("nan")}, r"^label_noise=nan must be finite"),
+    ({"label_smoothing": 1.0}, r"^label_smoothing=1\.0 must be in \[0, 1\)"),
+    ({"label_smoothing": -0.1}, r"^label_smoothing=-0\.1 must be in \[0, 1\)"),
+    ({"label_smoothing": 0.1, "loss": "mse"}, r"^label_smoothing=0\.1 is for loss='ce' only"),
+    ({"label_smoothing": 0.1, "loss": "focal", "focal_gamma": 2.0}, r"^label_smoothing=0\.1 is for loss='ce' only"),
+    ({"loss": "focal"}, r"^focal_gamma=0\.0 must be > 0 with loss='focal'"),
+    ({"focal_gamma": 2.0}, r"^focal_gamma=2\.0 must be > 0 with loss='focal' .* and 0 with any other loss"),
+    ({"focal_gamma": 2.0, "loss": "mse"}, r"^focal_gamma=2\.0 must be > 0 with loss='focal'"),
+    ({"focal_gamma": -1.0, "loss": "focal"}, r"^focal_gamma=-1\.0 must be >= 0 and <= 10"),
+    ({"focal_gamma": 10.5, "loss": "focal"}, r"^focal_gamma=10\.5 must be >= 0 and <= 10"),
+    ({"focal_gamma": float("inf"), "loss": "focal"}, r"^focal_gamma=inf must be finite"),
+])
+def test_invalid_new_loss_and_data_fields_are_spec_errors_naming_the_field(changes, fragment):
+    with pytest.raises(SpecError, match=fragment):
+        RunSpec(**changes)
+    with pytest.raises(SpecError, match=fragment):  # from a TOML / dict table too
+        RunSpec.from_dict(changes)
+
+
+@pytest.mark.parametrize("changes", [
+    {"train_classes": 2}, {"train_classes": 9}, {"label_noise": 1.0}, {"label_noise": 0.0},
+    {"label_smoothing": 0.999}, {"loss": "focal", "focal_gamma": spec_mod.MAX_FOCAL_GAMMA},
+    {"loss": "focal", "focal_gamma": 1e-6},
+])
+def test_new_fields_accept_the_ends_of_their_ranges(changes):
+    s = RunSpec(**changes)
+    assert {k: getattr(s, k) for k in changes} == changes
+
+
+def test_new_fields_given_at_their_defaults_keep_the_default_key():
+    explicit = RunSpec(train_classes=0, label_noise=0.0, label_smoothing=0.0, focal_gamma=0.0)
+    assert explicit == RunSpec() and explicit.key() == DEFAULT_KEY
+    assert RunSpec.from_dict({"train_classes": "0", "label_noise": 0, "label_smoothing": "0.0"}).key() == DEFAULT_KEY
+
+
+@pytest.mark.parametrize("changes", [
+    {"train_classes": 5}, {"label_noise": 0.3}, {"label_smoothing": 0.1}, {"loss": "focal", "focal_gamma": 2.0},
+], ids=lambda c: "-".join(c))
+def test_setting_a_new_field_changes_the_key_and_its_value_is_hashed(changes):
+    s = RunSpec(**changes)
+    assert s.key() != DEFAULT_KEY
+    (name,) = [k for k in changes if k != "loss"]
+    other = {"train_classes": 6, "label_noise": 0.4, "label_smoothing": 0.2, "focal_gamma": 3.0}[name]
+    assert s.replace(**{name: other}).key() not in (DEFAULT_KEY, s.key())
+
+
+def test_focal_loss_keys_differ_from_cross_entropy_and_mse():
+    keys = {RunSpec(loss="ce").key(), RunSpec(loss="mse").key(), RunSpec(loss="focal", focal_gamma=1.0).key()}
+    assert len(keys) == 3
+
+
+def test_new_fields_survive_dict_and_toml_round_trips(tmp_path):
+    for changes in ({"train_classes": 3, "label_noise": 0.25, "loss": "focal", "focal_gamma": 1.5},
+                    {"train_classes": 9, "label_noise": 1.0, "label_smoothing": 0.05}):
+        s = RunSpec(name="x", **changes)
+        d = s.to_dict()
+        assert {k: d[k] for k in changes} == changes
+        assert RunSpec.from_dict(d) == s
+        back = RunSpec.from_dict(tomllib.loads(to_toml(s)))
+        assert back == s and back.key() == s.key()
+        assert load_specs(write(tmp_path / "x.toml", to_toml(s))) == [s]
+
+
+def test_new_fields_are_read_from_a_spec_file_and_coerced(tmp_path):
+    path = write(tmp_path / "noisy.toml",
+                 'train_classes = 5\nlabel_noise = 0\nloss = "focal"\nfocal_gamma = 2\n'
+                 '[[runs]]\nlabel_noise = 0.2\n[[runs]]\nlabel_noise = "0.4"\n')
+    specs = load_specs(path)
+    assert [(s.train_classes, s.label_noise, s.loss, s.focal_gamma) for s in specs] == \
+        [(5, 0.2, "focal", 2.0), (5, 0.4, "focal", 2.0)]
+    assert isinstance(specs[0].focal_gamma, float) and specs[0].key() != specs[1].key()
+
+
 def test_key_changes_with_trainer_version(monkeypatch):
     monkeypatch.setattr(spec_mod, "TRAINER_VERSION", spec_mod.TRAINER_VERSION + 1)
     assert RunSpec().key() != DEFAULT_KEY
@@ -242,6 +337,8 @@ def test_changing_any_field_of_a_random_spec_changes_its_key(s, field):
         changes["optimizer"] = "sgd"
     if field == "model":
         changes["batch_norm"] = True
+    if field == "loss":  # a loss other than the spec's, without the parameters of its own
+        changes = {"loss": "mse" if s.loss != "mse" else "ce", "label_smoothing": 0.0, "focal_gamma": 0.0}
     s = s.replace(**NEEDS.get(field, {}))
     t = s.replace(**changes)
     if getattr(t, field) == getattr(s, field):  # the random spec already had the alternative

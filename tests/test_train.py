@@ -15,6 +15,7 @@ import pytest
 import torch
 import threadpoolctl
 import torch.nn.functional as F
+from hypothesis import given, settings, strategies
 
 import ncsim.suite
 import ncsim.train
@@ -51,13 +52,14 @@ def assert_same_arrays(a: dict, b: dict):
 def initial_parameters(spec: RunSpec) -> dict[str, np.ndarray]:
     """The network's parameters at initialisation, as train() builds it (seeded by spec.seed)."""
     torch.manual_seed(spec.seed)
-    net = models.build(spec, 10)
+    net = models.build(spec, spec.train_classes or 10)
     return {k: v.detach().numpy().copy() for k, v in net.named_parameters()}
 
 
 def final_parameters(record: Record) -> dict[str, np.ndarray]:
     """The record's weights that are parameters (not batch-norm buffers)."""
-    names = {k for k, _ in models.build(RunSpec.from_dict(record.meta["spec"]), 10).named_parameters()}
+    spec = RunSpec.from_dict(record.meta["spec"])
+    names = {k for k, _ in models.build(spec, spec.train_classes or 10).named_parameters()}
     return {k: record.arrays[f"weights.{k}"] for k in names}
 
 
@@ -410,6 +412,10 @@ def test_meta_tpt_epoch_moves_past_a_bounce_between_evaluations(data_cache, monk
     {"model": "cnn1d-seed"},
     {"batch_norm": False},
     {"imbalance": 4.0},
+    {"loss": "focal", "focal_gamma": 2.0},
+    {"label_smoothing": 0.1},
+    {"train_classes": 4},
+    {"label_noise": 0.5},
 ], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_variant_trains_and_moves_the_weights(data_cache, changes):
     spec = SMALL.replace(**changes)
@@ -463,6 +469,75 @@ def test_mse_loss_is_squared_error_to_one_hot_summed_over_classes():
     z, y = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]]), torch.tensor([0, 1])
     # (1 + 0 + 1 + 0.25 + 0.25 + 9) / 2 samples
     assert float(loss_fn(RunSpec(loss="mse"), z, y)) == pytest.approx(11.5 / 2, rel=1e-7)
+
+
+LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0], [-4.0, 1.0, 0.25], [0.0, 0.0, 0.0]], dtype=torch.float64)
+TARGETS = torch.tensor([0, 1, 2, 1])
+
+
+def softmax_rows(z: torch.Tensor) -> list[list[float]]:
+    rows = []
+    for row in z.tolist():
+        e = [math.exp(v) for v in row]
+        rows.append([v / sum(e) for v in e])
+    return rows
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
+def test_focal_loss_is_the_mean_of_minus_one_minus_p_to_the_gamma_times_log_p(gamma):
+    probs = softmax_rows(LOGITS)
+    expected = sum(-(1 - p[y]) ** gamma * math.log(p[y]) for p, y in zip(probs, TARGETS.tolist())) / len(probs)
+    got = loss_fn(RunSpec(loss="focal", focal_gamma=gamma), LOGITS, TARGETS)
+    assert got.dtype == torch.float64
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.5, 0.9])
+def test_label_smoothing_is_cross_entropy_against_the_smoothed_one_hot_target(alpha):
+    c = LOGITS.shape[1]
+    probs = softmax_rows(LOGITS)
+    expected = 0.0
+    for p, y in zip(probs, TARGETS.tolist()):
+        target = [(1 - alpha) * (k == y) + alpha / c for k in range(c)]
+        expected -= sum(t * math.log(q) for t, q in zip(target, p))
+    got = float(loss_fn(RunSpec(loss="ce", label_smoothing=alpha), LOGITS, TARGETS))
+    assert got == pytest.approx(expected / len(probs), rel=1e-12)
+    assert got != pytest.approx(float(loss_fn(RunSpec(loss="ce"), LOGITS, TARGETS)), rel=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=strategies.integers(0, 2**32 - 1), gamma=strategies.floats(0.01, 10.0),
+       scale=strategies.floats(0.1, 20.0))
+def test_focal_loss_is_below_cross_entropy(seed, gamma, scale):
+    # -(1 - p)^g log p < -log p for every p in (0, 1) and g > 0: the batch mean is below CE's.
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(8, 10, generator=g, dtype=torch.float64) * scale
+    y = torch.randint(0, 10, (8,), generator=g)
+    focal = float(loss_fn(RunSpec(loss="focal", focal_gamma=gamma), z, y))
+    ce = float(loss_fn(RunSpec(loss="ce"), z, y))
+    assert 0 <= focal < ce
+
+
+def test_focal_loss_decreases_with_gamma():
+    losses = [float(loss_fn(RunSpec(loss="focal", focal_gamma=g), LOGITS, TARGETS)) for g in (0.5, 1.0, 2.0, 4.0)]
+    assert losses == sorted(losses, reverse=True) and len(set(losses)) == 4
+
+
+def test_tiny_run_with_three_classes_noisy_labels_and_focal_loss(data_cache):
+    spec = SMALL.replace(train_classes=3, label_noise=0.3, loss="focal", focal_gamma=2.0)
+    rec = train(spec, cache_dir=data_cache)
+    assert rec.meta["status"] == "ok" and rec.key == spec.key() != SMALL.key()
+    assert rec.arrays["weights.classifier.weight"].shape == (3, 4 * 12)
+    assert rec.arrays["weights.classifier.bias"].shape == (3,)
+    t = Trajectory(rec)
+    assert t.model().classifier.out_features == 3
+    # The recorded train loss at epoch 0 is the focal loss of the initial network on the noisy labels.
+    f = t.truncated(0).features("train", cache_dir=data_cache)
+    assert set(np.unique(f["y"]).tolist()) == {0, 1, 2}
+    logits = torch.as_tensor(f["h"] @ f["W"].T + f["b"])
+    assert float(loss_fn(spec, logits, torch.as_tensor(f["y"]))) == pytest.approx(rec.arrays["train_loss"][0], rel=1e-5)
+    clean = data.load(spec.replace(label_noise=0.0), data_cache).y.numpy()
+    assert 0 < np.mean(f["y"] != clean) < 0.4
 
 
 # --- divergence -------------------------------------------------------------------------------------
@@ -752,6 +827,68 @@ def test_truncation_leaves_the_original_untouched(traj):
     assert traj.meta.get("truncated_at") is None
 
 
+def test_truncated_at_zero_carries_the_initial_network(traj, tiny_spec):
+    w0 = traj.truncated(0).weights()
+    initial = models.initial_network(tiny_spec, 10).state_dict()
+    assert set(w0) == set(initial) == set(traj.weights())
+    for k, v in initial.items():
+        np.testing.assert_array_equal(w0[k], v.numpy(), err_msg=k)
+    assert not np.array_equal(w0["classifier.weight"], traj.weights()["classifier.weight"])
+    assert not np.array_equal(w0["blocks.conv1.0.weight"], traj.weights()["blocks.conv1.0.weight"])
+    # batch-norm buffers at initialisation: running mean 0, variance 1
+    assert not w0["blocks.conv1.1.running_mean"].any() and (w0["blocks.conv1.1.running_var"] == 1).all()
+
+
+def test_truncated_after_epoch_zero_keeps_the_final_network(traj):
+    for k, v in traj.truncated(1).weights().items():
+        np.testing.assert_array_equal(v, traj.weights()[k], err_msg=k)
+
+
+def test_the_initial_networks_features_give_the_recorded_epoch_zero_metrics(traj, tiny_record, data_cache):
+    t0 = traj.truncated(0)
+    for split in ("train", "test"):
+        f = t0.features(split, cache_dir=data_cache)
+        m = collapse_metrics(f["h"], f["y"], f["W"], f["b"], 10)
+        assert m["nc1"] == pytest.approx(tiny_record.arrays[f"{split}.nc1"][0], rel=1e-9), split
+        err = float(((f["h"] @ f["W"].T + f["b"]).argmax(1) != f["y"]).mean())
+        assert abs(err - tiny_record.arrays[f"{split}_error"][0]) <= 1 / len(f["y"]) + 1e-12, split
+
+
+def test_truncated_at_zero_leaves_the_global_torch_rng_alone(traj):
+    torch.manual_seed(123)
+    torch.rand(3)
+    state = torch.get_rng_state()
+    w0 = traj.truncated(0).weights()
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(9)  # and the initial weights do not depend on it
+    np.testing.assert_array_equal(traj.truncated(0).weights()["classifier.weight"], w0["classifier.weight"])
+
+
+def test_initial_network_seeds_the_global_generator():
+    # The contrast to the test above: building the network does draw from torch's global RNG.
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    models.initial_network(SMALL.replace(seed=3), 10)
+    assert not torch.equal(torch.get_rng_state(), state)
+
+
+def test_embed_of_the_train_signals_is_the_train_features(traj, data_cache, tiny_spec):
+    ds = data.load(tiny_spec, data_cache)
+    f = traj.features("train", cache_dir=data_cache)
+    h = traj.embed(ds.x)
+    assert h.dtype == np.float64 and h.shape == (len(ds.x), 4 * 12)
+    np.testing.assert_array_equal(h, f["h"])
+    np.testing.assert_array_equal(traj.embed(ds.x.numpy(), traj.model()), h)  # numpy signals, a given net
+
+
+def test_embed_takes_signals_of_any_class_and_uses_the_given_network(traj, data_cache, clean_arrays):
+    x = clean_arrays["x_test"][:7, None, :]
+    t0 = traj.truncated(0)
+    assert t0.embed(x).shape == (7, 48)
+    assert not np.array_equal(t0.embed(x), traj.embed(x))
+    np.testing.assert_array_equal(traj.embed(x, t0.model()), t0.embed(x))
+
+
 # --- threads ----------------------------------------------------------------------------------------
 
 def blas_threads() -> list[int]:
@@ -763,6 +900,17 @@ def test_limit_threads_sets_torch_and_blas_and_restores_both():
     with limit_threads(2):
         assert torch.get_num_threads() == 2 and set(blas_threads()) <= {2}
     assert torch.get_num_threads() == torch_before and blas_threads() == blas_before
+
+
+def test_obtain_trains_on_the_threads_it_is_given_whatever_the_process_setting(cache_dir, tiny_spec):
+    # The bug this pins: pytest's session fixture set 1 thread per worker, a test's limit_threads block
+    # then restored the 2 it had found, and every later run of that worker trained oversubscribed.
+    before = torch.get_num_threads()
+    with limit_threads(2):
+        traj = ncsim.suite.obtain(tiny_spec, RunStore(cache_dir), threads=1)
+        assert torch.get_num_threads() == 2
+    assert traj.trained and traj.meta["timings"]["threads"] == 1
+    assert torch.get_num_threads() == before
 
 
 def test_training_leaves_a_fixed_etf_classifier_where_it_was(data_cache):

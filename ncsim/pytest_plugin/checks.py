@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from ncsim import checks
-from ncsim.pytest_plugin.runs import configurations
+from ncsim.pytest_plugin.runs import EXTENDED, configurations
 
 
 class ClaimCheck:
@@ -27,7 +27,8 @@ class ClaimCheck:
         record = checks.decide(
             checks.tolerance(self.claims_dir, tolerance), values, claim=self.request.path.stem,
             case=getattr(getattr(node, "callspec", None), "id", node.name),
-            figures=list(getattr(self.request.module, "FIGURES", ())), **identity)
+            figures=list(getattr(self.request.module, "FIGURES", ())),
+            extended=node.get_closest_marker(EXTENDED) is not None, **identity)
         node.user_properties.append((checks.PROPERTY, checks.property_value(record)))
         checks.assert_holds(record)
 

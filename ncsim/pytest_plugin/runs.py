@@ -42,6 +42,9 @@ from ncsim.spec import SpecError
 from ncsim.store import RunStore
 
 
+EXTENDED = "extended"   # the marker of the extended tier of claims (README, "The claims")
+
+
 def pytest_addoption(parser):
     g = parser.getgroup("ncsim")
     g.addoption("--seeds", default=None,
@@ -54,6 +57,9 @@ def pytest_addoption(parser):
     g.addoption("--spec", default=None, metavar="FILE.toml",
                 help="check the claims on your own run: FILE's spec (one run, as for `ncsim train FILE`) stands "
                      "for the standard configuration, and the other configurations apply their changes to it")
+    g.addoption("--extended", action="store_true",
+                help="also run the extended claims (claim files marked pytest.mark.extended: the claims of "
+                     "2021-2023, whose runs double a cold session); `-m extended` runs only them")
     g.addoption("--scheduler", default=None, metavar="ADDRESS",
                 help="train the runs the session needs on this Dask scheduler before the checks (ncsim.sweep; "
                      "'local': a LocalCluster here); the run store must be shared with its workers")
@@ -92,6 +98,7 @@ def configurations(config) -> suite.Configurations:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "runs(*configs): parametrize the `run` fixture over configs x seeds")
+    config.addinivalue_line("markers", f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}")
     seeds(config)  # a bad --seeds or --spec is a usage error before collection, not one error per test
     configurations(config)
     if not hasattr(config, "workerinput") and config.getoption("--fresh-runs"):
@@ -202,9 +209,20 @@ def _cost(item) -> float:
     return suite.cost(run.config) if isinstance(run, suite.RunId) else 0.0
 
 
+def extended_selected(config) -> bool:
+    """Whether the session runs the extended claims: --extended, or a -m expression that names them."""
+    return config.getoption("--extended") or EXTENDED in (config.getoption("markexpr") or "")
+
+
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Longest runs first (stable otherwise), so xdist's loadgroup scheduling balances the workers."""
+def pytest_collection_modifyitems(config, items):
+    """The extended claims deselected unless asked for (so their runs are not trained either); then the
+    longest runs first (stable otherwise), so xdist's loadgroup scheduling balances the workers."""
+    if not extended_selected(config):
+        left_out = [item for item in items if item.get_closest_marker(EXTENDED)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker(EXTENDED)]
     items.sort(key=lambda item: -_cost(item))
 
 
@@ -227,21 +245,23 @@ def get_run(pytestconfig, run_store):
 
     @lru_cache(maxsize=None)
     def _get(config: str, seed: int, data_seed: int | None = None):
-        return suite.obtain(configs.spec(suite.RunId(config, seed, data_seed)), run_store)
+        return suite.obtain(configs.spec(suite.RunId(config, seed, data_seed)), run_store,
+                            threads=worker_threads(pytestconfig))
     return _get
 
 
-def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations | None = None) -> None:
-    """Make sure every run is stored, training each missing one in this process unless another
-    process is training it; runs held by another process are waited for last. The runs are those of
-    `configs` (default: the suite's own)."""
+def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations | None = None,
+             threads: int | None = None) -> None:
+    """Make sure every run is stored, training each missing one in this process (on `threads` threads)
+    unless another process is training it; runs held by another process are waited for last. The runs
+    are those of `configs` (default: the suite's own)."""
     configs = configs if configs is not None else suite.suite_configurations()
     pending = list(runs)
     while pending:
         left = []
         for run in pending:
             try:
-                suite.obtain(configs.spec(run), run_store, wait=False)
+                suite.obtain(configs.spec(run), run_store, wait=False, threads=threads)
             except filelock.Timeout:
                 left.append(run)
         if len(left) == len(pending):
@@ -278,7 +298,7 @@ def prefetched(pytestconfig, run_store) -> None:
     scheduler = pytestconfig.getoption("--scheduler")
     if scheduler and needed:
         sweep_on_scheduler(needed, run_store, configs, scheduler)
-    prefetch(needed, run_store, configs)
+    prefetch(needed, run_store, configs, threads=worker_threads(pytestconfig))
 
 
 @pytest.fixture
