@@ -137,9 +137,11 @@ def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
 def figure_makers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *, cache_dir=None,
                   sweeps: Mapping[int, Mapping] | None = None, outcomes: Sequence[RecordedTest] | None = None
                   ) -> dict[str, Callable[[], object]]:
-    """File name -> a function drawing that figure of FIGURES (a matplotlib Figure). verdicts.png draws
-    the check records of `outcomes` (with each test's outcome), only when a claims session is recorded
-    (`outcomes` not None); ufm_imbalance.png draws `sweeps` (None: the sweeps stored in the run store at
+    """File name -> a function drawing that figure of FIGURES (a matplotlib Figure). With a claims
+    session recorded (`outcomes` not None): verdicts.png, which draws the check records of `outcomes`
+    (with each test's outcome), and the figures the checked claims declare (all, when they declare none);
+    without one, every figure but a comparison none of whose variants is among the runs asked for
+    (FIGURE_TABLES). ufm_imbalance.png draws `sweeps` (None: the sweeps stored in the run store at
     `cache_dir`)."""
     def of(*names):
         return [run for run in missing if run.config in names]
@@ -167,9 +169,26 @@ def figure_makers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[Ru
     }
     if outcomes is None:
         del makers["verdicts.png"]
-    return makers
+        asked = set(runs) | {run.config for run in missing}
+        for name, table in FIGURE_TABLES.items():  # a comparison none of whose variants was asked for
+            if not asked & (set(suite.figure_configs(table)) - {suite.STANDARD}):
+                del makers[name]
+        return makers
+    declared = {"verdicts.png", *figures_for(outcomes)}  # a session draws the figures of the claims it checked
+    return {name: make for name, make in makers.items() if name in declared} if len(declared) > 1 else makers
 
 
+def session_configs(outcomes: Sequence[RecordedTest] | None) -> tuple[str, ...]:
+    """The suite's configurations that a claims session's checks read (each record's configuration and
+    reference), in the suite's order; all of them when there is no session or it read none (UFM only)."""
+    read = {n for t in outcomes or () for c in t.checks for n in (c.get("config"), c.get("against"))}
+    return tuple(n for n in suite.CLAIM_CONFIGS if n in read) or suite.CLAIM_CONFIGS
+
+
+FIGURE_TABLES = {  # a comparison figure -> its table in suite.toml ([figures.<table>]), which names its configurations
+    "optimizers.png": "optimizers", "ablation.png": "ablation", "losses.png": "losses",
+    "label_noise.png": "label-noise", "imbalance.png": "imbalance", "transfer.png": "transfer",
+}
 _MAKERS: dict[str, tuple[Callable[[], object], Path]] = {}  # what render's forked processes draw
 
 
@@ -595,8 +614,11 @@ def _anchor(heading: str) -> str:
 def from_session(store: RunStore, out: str | Path, seeds: Sequence[int], outcomes: Sequence[RecordedTest],
                  session: Mapping, vary_data_seed: bool = False, configs: suite.Configurations | None = None) -> Path:
     """The report at the end of a claims session (ncsim/pytest_plugin/report.py): the session's
-    outcomes, the session's runs as stored (those of `configs`, a --spec session's; default the suite's)."""
-    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed, configs=configs)
+    outcomes, and the runs of the configurations its checks read (session_configs: a session without
+    --extended draws no extended figure) as stored (those of `configs`, a --spec session's; default the
+    suite's)."""
+    runs, missing = collect_runs(store, seeds, session_configs(outcomes), vary_data_seed=vary_data_seed,
+                                 configs=configs)
     return write(out, runs, missing, outcomes=outcomes, session=session, seeds=seeds, store_root=store.root)
 
 
@@ -604,11 +626,9 @@ def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequen
                vary_data_seed: bool = False, configs: suite.Configurations | None = None) -> Path:
     """`ncsim report`: redraw the figures from the stored runs (nothing trains; those of `configs`, e.g.
     a user's spec, default the suite's) with the verdicts of the newest claims session under <out>, if
-    any. Prints each run that is missing or did not finish."""
+    any, and of the configurations that session read (all without one). Prints each run that is missing
+    or did not finish."""
     seeds = suite.parse_seeds(seeds) if seeds is None or isinstance(seeds, str) else list(seeds)
-    runs, missing = collect_runs(store, seeds, vary_data_seed=vary_data_seed, configs=configs)
-    for line in not_drawn(runs, missing):
-        print(f"ncsim report: run {line}; its figures say so")
     previous = latest_verdicts(out)
     outcomes = session = None
     if previous is not None:
@@ -616,4 +636,8 @@ def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequen
         # a copy made by an earlier `ncsim report` names the session's own file
         outcomes, session = outcomes_of(doc), {**doc["session"], "verdicts_from": doc["session"].get("verdicts_from")
                                                or str(path)}
+    runs, missing = collect_runs(store, seeds, session_configs(outcomes), vary_data_seed=vary_data_seed,
+                                 configs=configs)
+    for line in not_drawn(runs, missing):
+        print(f"ncsim report: run {line}; its figures say so")
     return write(out, runs, missing, outcomes=outcomes, session=session, seeds=seeds, store_root=store.root)

@@ -214,26 +214,29 @@ def test_numbers_are_compact(value, text):
 
 def test_write_a_report_folder_from_tiny_runs(tiny, probe_cache, tmp_path):
     out = tmp_path / "reports"
-    folder = report.write(out, tiny.runs, [RunId("adam", 1)], outcomes=OUTCOMES, session=SESSION, seeds=[0, 1],
+    every_figure = [name for name in report.FIGURES if name != "verdicts.png"]  # a session whose claims declare all
+    outcomes = [*OUTCOMES, outcome("claims/test_all.py::test_all[standard-nc1_end_max]",
+                                   records=[check(claim="test_all", figures=every_figure)])]
+    folder = report.write(out, tiny.runs, [RunId("adam", 1)], outcomes=outcomes, session=SESSION, seeds=[0, 1],
                           store_root=tiny.root, sweeps=SWEEPS, now=NOW)
     assert folder == out / "runs" / "2026-11-24T1530Z"
     for name in report.FIGURES:
         assert (folder / name).stat().st_size > 5000
     md = (folder / "report.md").read_text()
     doc = json.loads((folder / "verdicts.json").read_text())
-    assert doc["summary"] == report.counts(OUTCOMES) and doc["session"] == SESSION
+    assert doc["summary"] == report.counts(outcomes) and doc["session"] == SESSION
     assert doc["figures"]["geometry.png"] == {"title": "Geometry at the end of training", "error": None}
     assert {name: info["error"] for name, info in doc["figures"].items() if info["error"]} == {}
     assert doc["not_drawn"] == ["adam-s1 (not in the run store)"]
     assert doc["runs"]["standard"] == ["standard-s0", "standard-s1"]
     assert list(doc["figures"]) == list(report.FIGURES)  # the verdict figure first
     written = {t["nodeid"]: t["checks"] for claim in doc["claims"] for t in claim["tests"]}
-    for t in OUTCOMES:  # every field of every record, non-finite numbers as strings (JSON has none)
+    for t in outcomes:  # every field of every record, non-finite numbers as strings (JSON has none)
         assert [set(c) for c in written[t.nodeid]] == [set(c) for c in t.checks]
     assert written[OUTCOMES[3].nodeid][0]["values"] == [2e4, None, 3e4]  # NaN: null, as decide records it
     assert written[OUTCOMES[3].nodeid][0]["measured"] is None
     assert written[OUTCOMES[8].nodeid][0]["values"] == [0.8, 0.44, "inf"]
-    assert doc["headline"] == report.headline(report.verdicts(OUTCOMES))
+    assert doc["headline"] == report.headline(report.verdicts(outcomes))
     assert report.markdown(doc) == md
     latest = out / "latest"
     assert latest.resolve() == folder.resolve() and (latest / "report.md").is_file()
@@ -415,3 +418,24 @@ def test_a_report_that_cannot_be_written_is_printed_not_fatal(pytester, monkeypa
     result = pytester.runpytest_inprocess("claims", "-k", "holds", "--seeds", "0", "--report-dir", "out")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*could not write the report:*", "RuntimeError: disk full"])
+
+
+def test_a_session_reads_only_the_configurations_its_checks_name():
+    tests = [RecordedTest("claims/test_x.py::t[adam-c]", "passed", checks=[{"config": "adam", "against": "standard"}]),
+             RecordedTest("claims/test_ufm_y.py::t[u]", "passed", checks=[{"config": None}])]
+    assert report.session_configs(tests) == ("standard", "adam")
+    assert report.session_configs(None) == report.session_configs([]) == suite.CLAIM_CONFIGS
+
+
+def test_a_comparison_figure_none_of_whose_configurations_was_asked_for_is_not_drawn():
+    makers = report.figure_makers({"standard": []}, [RunId("adam", 0)], sweeps={})
+    assert "optimizers.png" in makers and "training.png" in makers
+    assert not {"ablation.png", "losses.png", "label_noise.png", "imbalance.png", "transfer.png"} & set(makers)
+    everything = report.figure_makers({}, [RunId(name, 0) for name in suite.CLAIM_CONFIGS], sweeps={})
+    assert set(report.FIGURE_TABLES) <= set(everything)
+
+
+def test_a_session_draws_the_figures_its_claims_declare(tiny, probe_cache):
+    tests = [outcome(f"{TPT}[standard-tpt_fraction_max]", records=[check(TPT_FRACTION, (0.5, 0.44, 0.52),
+                                                                         claim="test_terminal_phase", figures=["training.png"])])]
+    assert set(report.figure_makers(tiny.runs, outcomes=tests, sweeps=SWEEPS)) == {"verdicts.png", "training.png"}

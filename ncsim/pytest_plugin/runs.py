@@ -59,7 +59,7 @@ def pytest_addoption(parser):
                      "for the standard configuration, and the other configurations apply their changes to it")
     g.addoption("--extended", action="store_true",
                 help="also run the extended claims (claim files marked pytest.mark.extended: the claims of "
-                     "2021-2023, whose runs double a cold session); `-m extended` runs only them")
+                     "2021-2023, whose runs add two thirds to a cold session); `-m extended` runs only them")
     g.addoption("--scheduler", default=None, metavar="ADDRESS",
                 help="train the runs the session needs on this Dask scheduler before the checks (ncsim.sweep; "
                      "'local': a LocalCluster here); the run store must be shared with its workers")
