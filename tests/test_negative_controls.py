@@ -74,7 +74,7 @@ def controls(run: Trajectory, no_bn: Trajectory) -> dict[str, Trajectory]:
 
 
 @pytest.fixture(scope="module")
-def control_runs(get_run) -> list[dict[str, Trajectory]]:
+def control_runs(get_run, prefetched) -> list[dict[str, Trajectory]]:
     return [controls(get_run("standard", seed), get_run("no-bn", seed)) for seed in CONTROL_SEEDS]
 
 

@@ -191,16 +191,19 @@ def pytest_generate_tests(metafunc):
 
 def needed_runs(items) -> list[suite.RunId]:
     """The runs the claim tests among `items` read (their configurations' and references', unless one
-    is left out of the session), the costliest first."""
-    configs = set()
+    is left out of the session; and the run of each `run` case), the costliest first."""
+    configs, single = set(), []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "runs" in params:
             read = (params["runs"], params["check"].against)
             configs |= set() if unavailable(item.config, *read) else set(read) - {None}
+        elif isinstance(params.get("run"), suite.RunId) and not unavailable(item.config, params["run"].config):
+            single.append(params["run"])
     if not items:
         return []
-    return sorted(run_ids(items[0].config, sorted(configs)), key=lambda r: -suite.cost(r.config))
+    runs = dict.fromkeys([*run_ids(items[0].config, sorted(configs)), *single])
+    return sorted(runs, key=lambda r: -suite.cost(r.config))
 
 
 def _cost(item) -> float:
@@ -314,4 +317,5 @@ def run(request, get_run):
         pytest.fail(f"{request.node.nodeid} takes `run` but has no runs marker: mark it "
                     f"@pytest.mark.runs(\"standard\", ...) to run it on those configurations x the session's seeds",
                     pytrace=False)
+    request.getfixturevalue("prefetched")  # a worker that needs a run another is training trains the rest meanwhile
     return get_run(*request.param)
