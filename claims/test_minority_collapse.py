@@ -22,13 +22,13 @@ creates the effect by itself (the balanced run is the control: "balanced", "self
 import pytest
 
 from ncsim.checks import Check
-from ncsim.data import NUM_CLASSES
+from ncsim.data import NUM_CLASSES, minority_classes
 from ncsim.probes import class_test_error, classifier_cosine
 
 pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
 
 FIGURES = ("imbalance.png",)
-MINORITY = tuple(range(NUM_CLASSES // 2, NUM_CLASSES))   # the classes the spec's imbalance subsamples
+MINORITY = minority_classes(NUM_CLASSES)   # the classes the spec's imbalance subsamples
 
 
 def minority_cosine(run, centred: bool = False) -> float:

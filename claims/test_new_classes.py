@@ -18,19 +18,23 @@ other comparison: there the same classes collapse further than as new classes (C
 says how much of the collapse transfers, not whether.
 """
 
+from functools import lru_cache
+
 import pytest
 
+from ncsim import suite
 from ncsim.checks import Check
-from ncsim.data import NUM_CLASSES
 from ncsim.probes import new_class_statistics
 
 pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
 
 FIGURES = ("transfer.png",)
-NEW_CLASSES = tuple(range(5, NUM_CLASSES))   # held out by "source-5" (train_classes = 5)
-SHOTS, EPISODES = 5, 200
+_TABLE = suite.table()["figures"]["transfer"]   # shared with the transfer figure
+NEW_CLASSES = tuple(_TABLE["classes"])          # held out by "source-5" (train_classes = 5)
+SHOTS, EPISODES = int(_TABLE["shots"]), int(_TABLE["episodes"])
 
 
+@lru_cache(maxsize=16)
 def transfer_statistics(run) -> dict[str, float]:
     """The run's final network and its initialisation on the new classes: CDNV of their test features
     and the 5-shot nearest-class-centre error (ncsim.probes.new_class_statistics)."""

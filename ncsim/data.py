@@ -103,6 +103,12 @@ def _read_cache(path: Path, overrides: dict) -> dict[str, np.ndarray]:
     return arrays
 
 
+def minority_classes(num_classes: int) -> tuple[int, ...]:
+    """The classes a spec's imbalance R subsamples: the upper half, C/2..C-1 (K_B = C/2 of Fang et al.'s
+    minority classes)."""
+    return tuple(range(num_classes // 2, num_classes))
+
+
 def subset_indices(y: np.ndarray, train_size: int, imbalance: float, seed: int, num_classes: int) -> np.ndarray:
     """Indices of the training subset: per class, the first ceil share of a seeded permutation.
     train_size > 0 keeps about train_size samples, split over classes as in the full set;
@@ -110,10 +116,11 @@ def subset_indices(y: np.ndarray, train_size: int, imbalance: float, seed: int, 
     rng = np.random.default_rng(seed)
     keep = []
     scale = train_size / len(y) if train_size else 1.0
+    minority = minority_classes(num_classes)
     for c in range(num_classes):
         idx = np.flatnonzero(y == c)
         idx = idx[rng.permutation(len(idx))]
-        share = scale / (imbalance if c >= num_classes // 2 else 1.0)
+        share = scale / (imbalance if c in minority else 1.0)
         keep.append(np.sort(idx[: max(1, int(round(share * len(idx))))]))
     return np.sort(np.concatenate(keep))
 

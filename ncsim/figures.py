@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerLine2DCompound
 from matplotlib.ticker import FuncFormatter
 
-from ncsim import metrics, probes, suite
+from ncsim import data, metrics, probes, suite
 from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
@@ -198,8 +198,8 @@ def seed_list(seeds) -> str:
 def seeds_note(seeds) -> str:
     seeds = sorted(set(seeds))
     if len(seeds) > 1:
-        return f"seeds {', '.join(map(str, seeds))}: geometric mean on log axes, else mean, with min-max band"
-    return f"seed {seeds[0]}" if seeds else ""
+        return f"{seed_list(seeds)}: geometric mean on log axes, else mean, with min-max band"
+    return seed_list(seeds) if seeds else ""
 
 
 def finish(fig: Figure, title: str, note: str, absent: Sequence[str] = (), legend_axes=(),
@@ -632,7 +632,8 @@ def imbalance(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
     if not groups:
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
     C = len(next(iter(groups.values()))[0].weights()["classifier.weight"])
-    minority, majority = tuple(range(C // 2, C)), tuple(range(C // 2))
+    minority = data.minority_classes(C)
+    majority = tuple(c for c in range(C) if c not in minority)
     order = sorted(groups, key=lambda name: groups[name][0].spec.imbalance)
     R = [groups[name][0].spec.imbalance for name in order]
     fig = Figure(figsize=(WIDTH, 3.6), layout="constrained")

@@ -121,9 +121,7 @@ def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = s
             if record is None:
                 missing.append(run)
             else:
-                traj = Trajectory(record, spec)
-                traj.data_cache = store.root
-                runs[name].append(traj)
+                runs[name].append(Trajectory(record, spec, data_cache=store.root))
     return runs, missing
 
 

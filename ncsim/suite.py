@@ -206,7 +206,7 @@ def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
         with limit_threads(threads) if threads else contextlib.nullcontext():
             return train(spec, cache_dir=store.root, progress=progress)
 
-    traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh, timeout=None if wait else 0), spec)
+    traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh, timeout=None if wait else 0), spec,
+                      data_cache=store.root)
     traj.trained = bool(trained)
-    traj.data_cache = store.root
     return traj

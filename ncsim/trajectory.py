@@ -64,14 +64,15 @@ class Trajectory:
     Anything else (a column the run lacks, an epoch it did not evaluate) is a KeyError.
     """
 
-    def __init__(self, record: Record, spec: RunSpec | None = None):
+    def __init__(self, record: Record, spec: RunSpec | None = None, data_cache=None):
         """`spec`, when given, is the spec the caller asked for (its name may differ from the one the
-        record was first trained under; the key is the same)."""
+        record was first trained under; the key is the same). `data_cache`: where features() finds the
+        MNIST-1D arrays (the root of the store the record came from; None: the default store root)."""
         self.record = record
         self.meta = record.meta
         self.spec = spec if spec is not None else RunSpec.from_dict(record.meta["spec"])
         self.epochs = record.arrays["epoch"].astype(int)
-        self.data_cache = None  # where features() finds the MNIST-1D arrays (the run store's root; None: the default)
+        self.data_cache = data_cache
 
     key = property(lambda self: self.record.key)
     label = property(lambda self: self.spec.label())
@@ -139,9 +140,7 @@ class Trajectory:
         if epoch == 0:
             arrays.update({f"weights.{k}": v for k, v in self.initial_weights().items()})
         meta = {**self.meta, "truncated_at": epoch}
-        out = Trajectory(Record(self.key, meta, arrays), self.spec)
-        out.data_cache = self.data_cache
-        return out
+        return Trajectory(Record(self.key, meta, arrays), self.spec, self.data_cache)
 
     def post_tpt(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(epochs, values) of a column from the (stable) TPT epoch on; empty when TPT was never reached."""

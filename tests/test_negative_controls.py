@@ -59,12 +59,12 @@ def train_as_test(run: Trajectory) -> Trajectory:
     for k in list(arrays):
         if k.startswith("train.") or k.startswith("train_"):
             arrays["test" + k[len("train"):]] = arrays[k]
-    return Trajectory(Record(run.key, run.meta, arrays), run.spec)
+    return Trajectory(Record(run.key, run.meta, arrays), run.spec, run.data_cache)
 
 
 def reversed_metrics(run: Trajectory) -> Trajectory:
     arrays = {k: (v[::-1] if k.startswith(("train.", "test.", "test_")) else v) for k, v in run.record.arrays.items()}
-    return Trajectory(Record(run.key, run.meta, arrays), run.spec)
+    return Trajectory(Record(run.key, run.meta, arrays), run.spec, run.data_cache)
 
 
 def controls(run: Trajectory, no_bn: Trajectory) -> dict[str, Trajectory]:
