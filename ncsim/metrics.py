@@ -525,7 +525,7 @@ def direction_distance(a, b) -> float:
 
 def _squared_distances(vectors: np.ndarray) -> np.ndarray:
     """C x C matrix of ||v_c - v_c'||^2, from the differences (no cancellation), in O(C p) memory."""
-    return np.stack([np.einsum("ij,ij->i", vectors - v, vectors - v) for v in vectors])
+    return _squared_distances_to(vectors, vectors)
 
 
 def _cdnv(variances: np.ndarray, mean_gaps: np.ndarray) -> float:
@@ -575,5 +575,5 @@ def few_shot_ncc_error(support, support_labels, query, query_labels, shots: int,
 
 
 def _squared_distances_to(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """N x C matrix of ||x_i - m_c||^2, from the differences (no cancellation)."""
+    """N x C matrix of ||x_i - m_c||^2, from the differences (no cancellation), in O(N p) memory."""
     return np.stack([np.einsum("ij,ij->i", points - m, points - m) for m in centres], axis=1)
