@@ -4,7 +4,7 @@ Source: Zhu et al., "A Geometric Analysis of Neural Collapse with Unconstrained 
 (arXiv 2105.02375), Theorem 3.1: for p >= C-1 every global minimiser has h_{k,i} = sqrt(lambda_W /
 (n lambda_H)) w_k (features equal their class means, self-duality), rows w_k forming a simplex ETF, and
 b = b* 1 (b* = 0 when lambda_b > 0). The norm is the minimiser q* of the reduced 1-D objective
-(ncsim.ufm module docstring, derived there from the first-order conditions).
+(ncsim.ufm.closed_forms docstring, derived there from the first-order conditions).
 
 From random inits, each solver (GD, minibatch SGD, Adam, LBFGS; float64) is run until ||grad f|| <=
 1e-8; the point reached is then checked against all of that, and against the closed form.

@@ -9,7 +9,7 @@ critical points are strict saddles whose Hessian exhibit negative curvature dire
 
 Measured, both halves:
 1. From 10 random inits, each of GD, minibatch SGD, Adam and LBFGS reaches ||grad f|| <= 1e-8 at the same
-   objective value, which is the global minimum value g(q*) of the closed form (ncsim.ufm), to 1e-8
+   objective value, which is the global minimum value g(q*) of the closed form (ncsim.ufm.closed_forms), to 1e-8
    relative.
 2. Critical points that are not global minimisers, built exactly (ncsim.ufm.frame_critical_point: the
    best point of a family fixed by a group of symmetries of f, hence critical for f): W = H = 0 with

@@ -4,9 +4,9 @@ Source: Han, Papyan & Donoho, "Neural Collapse under MSE Loss: Proximity to and 
 Path", ICLR 2022 (collapse under MSE); the UFM statement with regularisation is that of Zhou et al.,
 "On the Optimization Landscape of Neural Collapse under MSE Loss", ICML 2022 and Tirer & Bruna,
 "Extended Unconstrained Features Model for Exploring Deep Neural Collapse", ICML 2022. Loss here:
-mean_i 1/2 ||W h_i + b - e_{y_i}||^2 (ncsim.ufm). With lambda_b = 0 the minimiser has b = 1/C, class
+mean_i 1/2 ||W h_i + b - e_{y_i}||^2 (ncsim.ufm.problem). With lambda_b = 0 the minimiser has b = 1/C, class
 means on a simplex ETF with ||w_k|| = sqrt(n lambda_H/lambda_W) ||h_{k,i}|| and centred logits
-(1 - C kappa)(I - 11^T/C), kappa = sqrt(n lambda_W lambda_H) (derived in ncsim.ufm): non-trivial only
+(1 - C kappa)(I - 11^T/C), kappa = sqrt(n lambda_W lambda_H) (derived in ncsim.ufm.closed_forms): non-trivial only
 for C kappa < 1. The lambdas are chosen at C kappa = 0.28, well inside that regime (close to the
 threshold the solution shrinks to 0 and relative accuracy at a fixed gradient tolerance degrades);
 beyond it (C kappa = 2.7) everything collapses to W = H = 0, checked below for MSE and CE.

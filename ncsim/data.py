@@ -21,14 +21,12 @@ import numpy as np
 from filelock import FileLock
 
 from ncsim import store
-from ncsim.spec import RunSpec, SpecError
+from ncsim.spec import NUM_CLASSES, RunSpec, SpecError
 
 if TYPE_CHECKING:
     import torch
 
 ARRAYS = ("x", "y", "x_test", "y_test")
-# C: MNIST-1D's digit templates 0-9 (mnist1d.data.get_templates()); load() checks the generated labels.
-NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ MAX_LBFGS_ITER = 1000
 MAX_FOCAL_GAMMA = 10.0
 LBFGS_MAX_ITER_DEFAULT = 20   # torch.optim.LBFGS's max_iter
 MAX_DATA_LENGTH = 1000        # every length of the MNIST-1D generator (template, padding, shift, signal)
+# C: MNIST-1D's digit templates 0-9 (mnist1d.data.get_templates()). A spec's width and train_classes are
+# bounded by it; ncsim.data.load checks the generated labels against it.
+NUM_CLASSES = 10
 # mnist1d.data.get_dataset_args() fields a spec may override (num_samples and train_split fix the
 # 4000/1000 split and stay as the package sets them), each with its type and valid range (inclusive;
 # padding is a pair (low, high) with 0 <= low <= high). template_len >= 2 gives the generator's
@@ -229,8 +232,6 @@ def check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 
 def _validate(s: RunSpec) -> None:
-    from ncsim.data import NUM_CLASSES
-
     check_choice("model", s.model, MODELS)
     check_choice("optimizer", s.optimizer, OPTIMIZERS)
     check_choice("schedule", s.schedule, SCHEDULES)

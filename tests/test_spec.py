@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import re
+import subprocess
+import sys
 
 try:
     import tomllib
@@ -431,10 +433,20 @@ def test_default_and_narrow_but_sufficient_widths_are_valid(width):
 def test_width_check_reads_c_from_the_data_module(monkeypatch):
     from ncsim import data
 
-    monkeypatch.setattr(data, "NUM_CLASSES", 20)
+    assert data.NUM_CLASSES is spec_mod.NUM_CLASSES     # the data module's C is the spec's one definition
+    monkeypatch.setattr(spec_mod, "NUM_CLASSES", 20)
     with pytest.raises(SpecError, match=r"^width=4 .*>= 5.*C-1 = 19"):
         RunSpec(width=4)
     assert RunSpec(width=5).width == 5
+
+
+def test_validating_a_spec_does_not_import_the_data_module():
+    """spec sits below data (data imports spec, never the other way): validating every field, the class
+    bounds included, leaves ncsim.data unimported."""
+    code = ("import sys; from ncsim.spec import RunSpec; RunSpec(width=3, train_classes=5); "
+            "print('ncsim.data' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 # --- the [data] table -----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_closed_form_gradient_matches_autograd(loss):
     """The solvers' hand-derived gradient equals autograd's, for the full objective and a minibatch."""
     pr = TINY[loss]
     W, H, b = (t.requires_grad_() for t in ufm.random_init(pr, seed=5))
-    f = ufm._Objective(pr)
+    f = ufm.problem._Objective(pr)
     for batch in (None, torch.tensor([0, 3, 5])):
         value = f.value(W, H, b, batch)
         auto = torch.autograd.grad(value, (W, H, b))
@@ -68,8 +68,8 @@ def test_minibatch_objective_is_unbiased():
     """The mean of f_B over an epoch of equal-size stratified batches is f."""
     pr = ufm.UFMProblem(3, 4, 6)
     W, H, b = ufm.random_init(pr, seed=1)
-    f = ufm._Objective(pr)
-    batches = ufm._stratified_batches(pr.labels, 3, np.random.default_rng(0))
+    f = ufm.problem._Objective(pr)
+    batches = ufm.solvers._stratified_batches(pr.labels, 3, np.random.default_rng(0))
     assert all(np.bincount(pr.labels[bt.numpy()], minlength=3).tolist() == [2, 2, 2] for bt in batches)
     mean = sum(float(f.value(W, H, b, bt)) for bt in batches) / len(batches)
     assert mean == pytest.approx(float(f.value(W, H, b)), rel=1e-14)
@@ -400,8 +400,8 @@ def test_solve_is_stored_then_loaded(tmp_path, monkeypatch):
 
     def no_solving(*args, **kw):
         raise AssertionError("solved again instead of loading")
-    monkeypatch.setattr(ufm, "solve", no_solving)
-    monkeypatch.setattr(ufm, "_SOLVED", {})
+    monkeypatch.setattr(ufm.cache, "solve", no_solving)
+    monkeypatch.setattr(ufm.cache, "_SOLVED", {})
     again = ufm.solve_cached(CE, "gd", 1, store=store)
     assert again is not first
     for field in ("W", "H", "b"):
@@ -411,7 +411,7 @@ def test_solve_is_stored_then_loaded(tmp_path, monkeypatch):
     assert (again.solver, again.seed, again.gtol) == ("gd", 1, ufm.DEFAULT_GTOL)
     with pytest.raises(AssertionError, match="solved again"):
         ufm.solve_cached(CE, "gd", 2, store=store)
-    monkeypatch.setattr(ufm, "UFM_VERSION", ufm.UFM_VERSION + 1)
+    monkeypatch.setattr(ufm.cache, "UFM_VERSION", ufm.UFM_VERSION + 1)
     assert ufm.solve_key(CE, "gd", 1, ufm.DEFAULT_GTOL, None) != key
 
 
@@ -433,8 +433,8 @@ def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
 
     def no_solving(*args, **kw):
         raise AssertionError("solved again instead of loading")
-    monkeypatch.setattr(ufm, "solve", no_solving)
-    monkeypatch.setattr(ufm, "_SOLVED", {})
+    monkeypatch.setattr(ufm.cache, "solve", no_solving)
+    monkeypatch.setattr(ufm.cache, "_SOLVED", {})
     second = ufm.imbalance_sweep_stored(store, (1.0, 3.0), seed=4, **SMALL_SWEEP)
     assert second.keys() == first.keys() and all(np.array_equal(second[k], first[k]) for k in first)
     store.save(Record("0123abcd", {"spec": {}}, {"x": np.zeros(1)}))      # a run record: passed over
@@ -442,7 +442,7 @@ def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
     assert list(stored) == [4] and all(np.array_equal(stored[4][k], first[k]) for k in first)
     with pytest.raises(AssertionError, match="solved again"):
         ufm.imbalance_sweep_stored(store, (1, 3), seed=5, **SMALL_SWEEP)    # other parameters: other key
-    monkeypatch.setattr(ufm, "UFM_VERSION", ufm.UFM_VERSION + 1)
+    monkeypatch.setattr(ufm.cache, "UFM_VERSION", ufm.UFM_VERSION + 1)
     assert ufm.stored_imbalance_sweeps(store) == {}                          # another version: stale
 
 
@@ -473,12 +473,12 @@ def test_hessian_matches_finite_differences_of_the_gradient(bias):
     pr = ufm.UFMProblem(3, 2, 2, lambda_w=0.1, lambda_h=0.05, lambda_b=0.02 if bias else 0.0, bias=bias)
     W, H, b = (t.numpy() for t in ufm.random_init(pr, seed=2))
     hess = ufm.hessian(pr, W, H, b)
-    x = ufm._parameters(pr, W, H, b).numpy()
+    x = ufm.landscape._parameters(pr, W, H, b).numpy()
     assert hess.shape == (len(x), len(x)) == (6 + 12 + 3 * bias,) * 2
     np.testing.assert_allclose(hess, hess.T, atol=1e-14)
 
     def grad(v):
-        point = (t.numpy() for t in ufm._unpack(pr, torch.as_tensor(v)))
+        point = (t.numpy() for t in ufm.landscape._unpack(pr, torch.as_tensor(v)))
         return np.concatenate([g.ravel() for g in ufm.gradient(pr, *point)])[: len(x)]
     for j in range(len(x)):
         e = np.zeros(len(x))
@@ -518,9 +518,9 @@ def test_frame_critical_point_bad_frames():
 
 def test_solve_cached_saves_an_earlier_unstored_solve(tmp_path, monkeypatch):
     """A solve made without a store and asked for again with one is saved there, not solved again."""
-    monkeypatch.setattr(ufm, "_SOLVED", {})
+    monkeypatch.setattr(ufm.cache, "_SOLVED", {})
     first = ufm.solve_cached(TINY["ce"], "gd", 3, max_iter=5)
-    monkeypatch.setattr(ufm, "solve", lambda *a, **kw: pytest.fail("solved again"))
+    monkeypatch.setattr(ufm.cache, "solve", lambda *a, **kw: pytest.fail("solved again"))
     store = RunStore(tmp_path)
     stored = ufm.solve_cached(TINY["ce"], "gd", 3, max_iter=5, store=store)
     assert ufm.solve_key(TINY["ce"], "gd", 3, ufm.DEFAULT_GTOL, 5) in store
@@ -602,7 +602,8 @@ def etf_sweep(R_values=imbalance_claim.R_VALUES) -> dict[str, np.ndarray]:
     E = ufm.simplex_etf(imbalance_claim.C, imbalance_claim.DIM, rng=0)
     rows = []
     for R in R_values:
-        pr = ufm._imbalanced_problem(imbalance_claim.C, imbalance_claim.DIM, 1, R, imbalance_claim.LAM, "ce", False)
+        pr = ufm.sweeps._imbalanced_problem(imbalance_claim.C, imbalance_claim.DIM, 1, R, imbalance_claim.LAM, "ce",
+                                            False)
         rows.append({"R": float(R), **ufm.imbalance_geometry(ufm.evaluate(pr, E, E[pr.labels].T, np.zeros(4)))})
     return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
