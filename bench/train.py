@@ -5,8 +5,8 @@ against a matmul, all measured in the same process.
 
 Prints
 - per layer type, the share of one training epoch (one thread, torch.profiler self time of each op)
-  before (models.reference_forward: torch.nn's layers one by one on (N, C, L) tensors, what the
-  trainer ran up to TRAINER_VERSION 2) and after (the model's channels-last forward); target: layers
+  before (models.reference_forward: torch.nn's layers one by one on (N, C, L) tensors, the plain
+  forward the channels-last one must beat) and after (the model's channels-last forward); target: layers
   other than convolutions and the linear layers at most 25% of an epoch;
 - per thread count (torch and BLAS: ncsim.threads.limit_threads): seconds per training epoch before
   and after and their ratio (target >= 1.3x), GFLOP/s (the FLOPs of one epoch counted by torch's

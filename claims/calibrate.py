@@ -18,6 +18,7 @@ threshold is never fitted to the seeds it is then tested on. With --write, each 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -79,24 +80,39 @@ def main(argv=None) -> int:
         print("\n".join("  " + line for line in lines))
         rows[name] = f"Calibration seeds {args.seeds} (data seed = training seed): " + "; ".join(lines) + "."
     if args.write:
-        write_calibration(CLAIMS_DIR / checks.TOLERANCES, rows)
+        unwritten = write_calibration(CLAIMS_DIR / checks.TOLERANCES, rows)
+        if unwritten:
+            print(f"\nnot written (no entry with a calibration field in {checks.TOLERANCES}): {', '.join(unwritten)}")
     return 0
 
 
-def write_calibration(path: Path, rows: dict[str, str]) -> None:
-    """Replace the measured part of each named entry's calibration field, keeping the basis of the
-    threshold written before it (the text up to "Measured on" or "Calibration seeds")."""
-    lines, entry = path.read_text().splitlines(keepends=True), None
-    for i, line in enumerate(lines):
-        if line.startswith("["):
-            entry = line.strip()[1:-1]
-        elif entry in rows and line.startswith("calibration = "):
-            basis = line[len('calibration = "'):].rstrip().rstrip('"')
-            basis = basis.split(" Measured on")[0].split(" Calibration seeds")[0]
-            lines[i] = f'calibration = "{basis} {rows[entry]}"\n'
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(lines))
-    tmp.replace(path)
+# What ends an entry's stated basis in its calibration field: the measured part begins there.
+MEASURED_MARKERS = (" Measured on", " Calibration seeds")
+
+
+def write_calibration(path: Path, rows: dict[str, str]) -> list[str]:
+    """Replace the measured part of each named entry's calibration field by `rows[name]`, keeping the
+    basis of the threshold written before it (the text up to a MEASURED_MARKERS phrase) and everything
+    else in the file as it is: comments, other fields and entries, layout (tomlkit round-trips the TOML
+    document). Written atomically (a temp file in the same folder, then os.replace). Returns the names
+    of `rows` with no entry holding a calibration field, which are left unwritten."""
+    import tomlkit
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    unwritten = []
+    for name, measured in rows.items():
+        entry = doc.get(name)
+        if not isinstance(entry, dict) or "calibration" not in entry:
+            unwritten.append(name)
+            continue
+        basis = str(entry["calibration"])
+        for marker in MEASURED_MARKERS:
+            basis = basis.split(marker)[0]
+        entry["calibration"] = f"{basis} {measured}"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+    return unwritten
 
 
 if __name__ == "__main__":

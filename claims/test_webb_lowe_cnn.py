@@ -1,7 +1,7 @@
-"""Claim 5 of the theory issue, on a trained network: the MSE-optimal linear classifier of the
-penultimate features (Webb & Lowe; Papyan, Han & Donoho, PNAS 2020, Proposition 1) is, once the
-features have collapsed (NC1, NC2), self-dual to the class means (NC3) and decides as the nearest
-class mean (NC4).
+"""The Webb & Lowe claim of the UFM (claims/test_ufm_webb_lowe.py), on a trained network: the MSE-optimal
+linear classifier of the penultimate features (Webb & Lowe; Papyan, Han & Donoho, PNAS 2020,
+Proposition 1) is, once the features have collapsed (NC1, NC2), self-dual to the class means (NC3) and
+decides as the nearest class mean (NC4).
 
 W = diag(pi) M^T Sigma_T^+, b = pi - W mu_G (ncsim.ufm.webb_lowe_classifier; pi = 1/C for balanced
 classes, the proposition's form), fitted on the final train features of the default run.

@@ -83,14 +83,17 @@ def _column(record: Record, name: str, at: int) -> float | None:
 
 
 def _tpt(record: Record):
-    """The record's stable TPT (ncsim.trajectory.tpt_epoch) from its columns, None if it has none or
-    lacks the columns."""
-    from ncsim.trajectory import tpt_epoch
+    """The record's stable TPT (ncsim.trajectory.Trajectory.tpt_epoch) from its columns, None if it has
+    none or lacks the columns or a readable spec (whose train-set size sets the TPT's tolerance)."""
+    from ncsim.trajectory import Trajectory
 
     a = record.arrays
-    if not all(k in a for k in ("epoch", "train_error", "fit_error")):
+    if not isinstance(record.meta.get("spec"), dict) or not all(k in a for k in ("epoch", "train_error", "fit_error")):
         return None
-    return tpt_epoch(a["epoch"], a["train_error"], a["fit_error"])
+    try:
+        return Trajectory(record).tpt_epoch
+    except SpecError:
+        return None
 
 
 def summary(record: Record, spec: RunSpec | None = None) -> str:

@@ -153,6 +153,12 @@ def load(spec: RunSpec, cache_dir: str | Path | None = None) -> Dataset:
                    num_classes=num_classes)
 
 
+def train_set_size(spec: RunSpec, cache_dir: str | Path | None = None) -> int:
+    """N_train: the number of train signals `load(spec, cache_dir)` gives (its classes, train_size and
+    imbalance decide it)."""
+    return len(load(spec, cache_dir).y)
+
+
 def noisy_labels(y: np.ndarray, p: float, seed: int, num_classes: int) -> np.ndarray:
     """Symmetric label noise: each label, with probability p, is replaced by a class drawn uniformly from
     all C (possibly its own: a fraction p (C-1)/C of the labels changes), as Nguyen et al. 2023's code

@@ -23,11 +23,12 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-# Bump when a change to the trainer changes what a spec produces: old records then stop matching.
-TRAINER_VERSION = 4  # 3: channels-last forward (ncsim.models), batch norm folded in evaluation; 4: LBFGS as
-                     # Zhu et al.'s code (inner iterations, batch-norm statistics), ridge and conditioning columns
+# Part of every run's key: bump it when a change to the trainer changes what a spec produces, so that the
+# store's records of the old trainer stop matching.
+TRAINER_VERSION = 4
 
-# Fields added within TRAINER_VERSION 4, hashed only when set (RunSpec.key), with their defaults.
+# Fields hashed only when they differ from their default (RunSpec.key), with the defaults: adding such a
+# field leaves the key, and the stored record, of every spec that does not use it.
 HASHED_WHEN_SET = {"eval_bn_stats": "running", "classifier": "learned", "label_smoothing": 0.0, "focal_gamma": 0.0,
                    "label_noise": 0.0, "train_classes": 0}
 
@@ -154,9 +155,9 @@ class RunSpec:
     # --- identity ----------------------------------------------------------------------------
     def key(self) -> str:
         """Content hash: sha256 of the canonical JSON of every field that shapes the trajectory
-        (all fields but `name`) and TRAINER_VERSION; 20 hex digits. A field added since version 4
-        (HASHED_WHEN_SET) enters only when it differs from its default, so that the runs that do not use
-        it keep their keys and records."""
+        (all fields but `name`) and TRAINER_VERSION; 20 hex digits. A field of HASHED_WHEN_SET enters
+        only when it differs from its default, so that adding such a field leaves the keys and records of
+        the runs that do not use it."""
         d = self.to_dict()
         d.pop("name")
         for name, default in HASHED_WHEN_SET.items():

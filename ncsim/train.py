@@ -333,7 +333,8 @@ def train(spec: RunSpec, cache_dir=None, progress: bool = False) -> Record:
 def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) -> Record:
     """The run's store.Record: every trajectory column over the evaluated epochs (NaN where nothing
     was measured: layer metrics off the layer schedule, whatever a stopped run did not reach), the
-    per-epoch fit loss and lr, the final weights, and meta."""
+    per-epoch fit loss and lr, the final weights, and meta (with "train_signals", N_train, which sets
+    the stable TPT's tolerance: ncsim.trajectory.fit_error_tolerance)."""
     widths = _tap_widths(model, ds)
     taps = [name for name, p in widths if not _too_narrow(p, ds.num_classes)] if eval_epochs(spec)[1] else []
     names = sorted(set(columns(taps)) | {k for r in h.rows for k in r})
@@ -347,7 +348,7 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
         "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
         "status_reason": h.reason, "taps": taps,
         "skipped_taps": [f"{name} (p={p} < C-1)" for name, p in widths if _too_narrow(p, ds.num_classes)],
-        "epochs_run": len(h.fit_loss),
+        "epochs_run": len(h.fit_loss), "train_signals": len(ds.y),
         "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
                     "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
         "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

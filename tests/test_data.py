@@ -343,6 +343,16 @@ def test_load_subsets_the_train_set_only(cache_dir, clean_arrays):
     assert ds.num_classes == C
 
 
+def test_train_set_size_counts_the_signals_a_spec_trains_on(cache_dir, clean_arrays):
+    """N_train of the full set, of a class subset, and of an imbalanced subset (its per-class shares)."""
+    y = clean_arrays["y"]
+    assert data.train_set_size(RunSpec(), cache_dir) == N_TRAIN
+    assert data.train_set_size(RunSpec(train_classes=5), cache_dir) == int((y < 5).sum())
+    counts = np.bincount(y, minlength=C)
+    imbalanced = sum(int(round(n / (10.0 if c in data.minority_classes(C) else 1.0))) for c, n in enumerate(counts))
+    assert data.train_set_size(RunSpec(imbalance=10.0, seed=7), cache_dir) == imbalanced
+
+
 def test_load_is_deterministic_for_a_spec(cache_dir):
     spec = RunSpec(train_size=200, seed=9)
     a, b = data.load(spec, cache_dir), data.load(spec, cache_dir)

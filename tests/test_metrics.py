@@ -413,7 +413,7 @@ def test_identical_class_means_stay_degenerate_at_any_scale(scale):
 
 
 def test_exact_least_squares_jumps_where_the_ridge_classifier_does_not():
-    """Why the exact Webb-Lowe classifier is not self-dual at small but nonzero NC1 (issue 11, item 3):
+    """Why the exact Webb-Lowe classifier is not self-dual at small but nonzero NC1 (wl_cnn_nc3_max):
     simplex-ETF means in p = 128 at NC1 ~1e-3, with within-class noise whose off-span part is correlated
     with its in-span part (as in the CNN, where a quarter of Tr(Sigma_W) lies off the span) plus a little
     isotropic noise. Sigma_T^+ inverts the small off-span eigenvalues, so the exact classifier (lam = 0)

@@ -14,8 +14,8 @@ from ncsim.spec import RunSpec
 def test_trajectory_matches_reference(tmp_path):
     want, meta = store.read_npz(reference.PATH)
     got = reference.compute(cache_dir=tmp_path).arrays
-    # A field added to RunSpec since the fixture was written reads back at its default, which keeps the
-    # trajectory of the runs written before it (e.g. lbfgs_max_iter, LBFGS only).
+    # A RunSpec field the fixture's spec does not hold reads back at its default, the value that gives the
+    # fixture's trajectory (e.g. lbfgs_max_iter, LBFGS only).
     assert RunSpec.from_dict(meta["spec"]) == reference.REFERENCE_SPEC
     assert set(want) <= set(got)
     for name, ref in want.items():

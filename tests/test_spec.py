@@ -24,9 +24,8 @@ from ncsim.spec import (DATA_ARGS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, RunSpe
 
 pytestmark = pytest.mark.usefixtures("no_home_cache")
 
-# The key of RunSpec() at TRAINER_VERSION 3 (the channels-last forward: the same math, other float32
-# rounding, so 100-epoch trajectories differ). If this changes, every stored record stops matching:
-# change it only together with a deliberate TRAINER_VERSION bump or hashing change.
+# The key of RunSpec() (its fields and TRAINER_VERSION). If this changes, every stored record stops
+# matching: change it only together with a deliberate TRAINER_VERSION bump or hashing change.
 DEFAULT_KEY = "86272f0f3cdfe2d53aba"
 
 # A valid non-default value for every field but `name` (each one alone changes the trajectory).
@@ -201,7 +200,7 @@ def test_key_changes_with_each_field(field):
 
 
 def test_a_field_added_within_version_4_leaves_the_keys_of_specs_that_do_not_set_it():
-    # HASHED_WHEN_SET: at its default the field is not hashed, so records of version 4 keep their keys.
+    # HASHED_WHEN_SET: at its default the field is not hashed, so the specs that leave it there keep their keys.
     for name, default in spec_mod.HASHED_WHEN_SET.items():
         assert getattr(RunSpec(), name) == default
     d = RunSpec().to_dict()

@@ -287,8 +287,8 @@ def test_pytest_scheduler_failure_is_named(pytester, root, monkeypatch):
 
 
 def test_a_sweep_on_the_cluster_leaves_nothing_for_pytest_claims_to_train(pytester, cluster, root):
-    """Issue 13's acceptance: 6 runs swept over a LocalCluster land in the store, and a following
-    `pytest claims` on them (in a process that may not train) only checks."""
+    """6 runs swept over a LocalCluster land in the store, and a following `pytest claims` on them (in a
+    process that may not train) only checks: the sweep is how a cluster trains for the claims."""
     from tests.test_plugin import TOLERANCES, write_claims, write_spec
 
     write_claims(pytester.path / "claims", SCHEDULER_CLAIM, TOLERANCES)
