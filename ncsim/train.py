@@ -53,11 +53,20 @@ class RunStopped(Exception):
         self.status, self.reason, self.measured = status, reason, dict(measured or {})
 
 
-def columns(taps: list[str]) -> list[str]:
-    """Every trajectory column of a run with these layer taps (the keys of its evaluation rows)."""
-    return ["epoch", *(f"{split}_{m}" for split in ("train", "test") for m in ("loss", "error")),
-            *(f"{split}.{k}" for split in ("train", "test") for k in PENULTIMATE_KEYS),
+def columns(taps: list[str], splits: tuple[str, ...] = ("train", "test")) -> list[str]:
+    """Every trajectory column of a run with these layer taps, measured on these splits (the keys of
+    its evaluation rows)."""
+    return ["epoch", *(f"{split}_{m}" for split in splits for m in ("loss", "error")),
+            *(f"{split}.{k}" for split in splits for k in PENULTIMATE_KEYS),
             *(f"layer.{tap}.{k}" for tap in taps for k in LAYER_KEYS)]
+
+
+def column_arrays(rows: list[dict], taps: list[str], splits: tuple[str, ...] = ("train", "test")) -> dict:
+    """The trajectory columns (`columns`, and any other key of a row) over the evaluated epochs, as
+    float64 arrays: NaN where nothing was measured (layer metrics off the layer schedule, whatever a
+    stopped run did not reach)."""
+    names = sorted(set(columns(taps, splits)) | {k for r in rows for k in r})
+    return {k: np.asarray([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in names}
 
 
 def loss_fn(spec: RunSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -299,6 +308,11 @@ class History:
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=lambda: {"fit": 0.0, "eval": 0.0})
 
+    def stopped(self, epoch: int, stop: RunStopped) -> None:
+        """The run stopped at `epoch`: its row holds what was measured, and the status says why."""
+        self.rows.append({"epoch": epoch, **stop.measured})
+        self.status, self.reason = stop.status, f"epoch {epoch}: {stop.reason}"
+
     @contextmanager
     def timed(self, phase: str):
         """Add the block's wall time to seconds[phase], even when it raises."""
@@ -336,8 +350,7 @@ def run_epochs(spec: RunSpec, ds, model, opt, sched, gen, after_epoch=None) -> H
                 with h.timed("eval"):
                     h.rows.append({"epoch": epoch, **evaluate(spec, model, ds, layers=epoch in layer_at)})
         except RunStopped as stop:
-            h.rows.append({"epoch": epoch, **stop.measured})
-            h.status, h.reason = stop.status, f"epoch {epoch}: {stop.reason}"
+            h.stopped(epoch, stop)
         if after_epoch is not None:
             after_epoch(epoch, h)
         if h.status != "ok":
@@ -360,8 +373,7 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
     per-epoch fit loss and lr, the final weights, and meta."""
     widths = _tap_widths(model, ds)
     taps = [name for name, p in widths if not _too_narrow(p, ds.num_classes)] if eval_epochs(spec)[1] else []
-    names = sorted(set(columns(taps)) | {k for r in h.rows for k in r})
-    arrays = {k: np.asarray([r.get(k, np.nan) for r in h.rows], dtype=np.float64) for k in names}
+    arrays = column_arrays(h.rows, taps)
     arrays["fit_loss"] = np.asarray(h.fit_loss, dtype=np.float64)
     arrays["fit_error"] = np.asarray(h.fit_error, dtype=np.float64)
     arrays["fit_lr"] = np.asarray(h.fit_lr, dtype=np.float64)
