@@ -30,14 +30,20 @@ PIXELS = 64
 
 
 class MLP(nn.Module):
-    """64 pixels -> two hidden layers of `width` (Linear, BatchNorm, ReLU) -> Linear to 10 classes.
+    """64 pixels -> `depth` hidden layers of `width` (Linear, BatchNorm, ReLU) -> Linear to 10 classes.
     `body` ends in the penultimate features h; `head` is the classifier W h + b."""
 
-    def __init__(self, width: int = 128):
+    def __init__(self, width: int = 128, depth: int = 3):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(PIXELS, width), nn.BatchNorm1d(width), nn.ReLU(),
-                                  nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU())
+        layers = []
+        for i in range(depth):
+            layers += [nn.Linear(PIXELS if i == 0 else width, width), nn.BatchNorm1d(width), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, CLASSES)
+
+    def hidden(self) -> list[str]:
+        """The module names of the hidden layers' outputs before the last (the layer taps)."""
+        return [f"body.{3 * i + 2}" for i in range(len(self.body) // 3 - 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
@@ -65,22 +71,23 @@ def in_batches(dataset: TensorDataset, size: int) -> list[tuple[torch.Tensor, to
 
 
 def record(name: str, seed: int, *, weight_decay: float, epochs: int = 60, lr: float = 0.05,
-           batch_size: int = 64, width: int = 128, cache_dir=None, device: str = "cpu",
+           batch_size: int = 64, width: int = 128, depth: int = 3, cache_dir=None, device: str = "cpu",
            overwrite: bool = False) -> ncsim.Trajectory:
     """Train the MLP for one seed with SGD (momentum 0.9, lr divided by 10 at 1/3 and 2/3 of the
     epochs) and record it as `name`-s`seed`: the user's loop, with two lines of ncsim in it."""
     train_set, test_set = digits()
     torch.manual_seed(seed)
-    model = MLP(width).to(device)
+    model = MLP(width, depth).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[epochs // 3, 2 * epochs // 3], gamma=0.1)
     order = torch.Generator().manual_seed(seed)
     batches = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=order)
     rec = ncsim.Recorder(name, seed=seed, model=model, penultimate=model.body, classifier=model.head,
                          train=in_batches(train_set, 512), test=in_batches(test_set, 512),
-                         epochs=epochs, taps=["body.2"], cache_dir=cache_dir, overwrite=overwrite,
+                         epochs=epochs, taps=model.hidden(), cache_dir=cache_dir, overwrite=overwrite,
                          optimizer="sgd", lr=lr, momentum=0.9, weight_decay=weight_decay, batch_size=batch_size,
-                         loss="ce", width=width, dataset="sklearn digits 8x8, stratified 80/20 split")
+                         loss="ce", classifier="learned", width=width, depth=depth,
+                         dataset="sklearn digits 8x8, stratified 80/20 split")
     with rec:
         for epoch in range(1, epochs + 1):
             model.train()
@@ -99,7 +106,7 @@ def record(name: str, seed: int, *, weight_decay: float, epochs: int = 60, lr: f
             sched.step()
             if not rec.after_epoch(epoch, fit_loss=total / n, fit_error=wrong / n, lr=lr_now):
                 break
-    return rec.close() if not rec.closed else ncsim.load_run(rec.spec.key(), cache_dir)
+    return rec.trajectory
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -7,7 +7,7 @@ ncsim's own runs into the run store, where the claims read it (`pytest claims --
     for epoch in range(1, E + 1):
         ...                                  # the user's own training pass
         rec.after_epoch(epoch, fit_loss=..., fit_error=...)   # the fit values are optional
-    t = rec.close()                          # writes the record; also a context manager
+    t = rec.close()                          # writes the record (also rec.trajectory); or `with rec:`
 
 What is measured is what ncsim's trainer measures (ncsim.trainer.evaluate_splits, the same function):
 at epoch 0 (when the Recorder is made) and at every epoch of `eval_schedule`, in eval mode under
@@ -98,6 +98,7 @@ class Recorder:
         self.widths: dict[str, int] = {}
         self.reported = set()
         self.closed = False
+        self.trajectory: Trajectory | None = None   # the record, once close() wrote it
         self.t_start = time.perf_counter()
         self._measure(0)
 
@@ -150,7 +151,8 @@ class Recorder:
             self.store.save(record)
         except OSError as e:
             raise self.store._save_fallback(record, e) from e
-        return Trajectory(self.store.read(record.key), data_cache=self.store.root)
+        self.trajectory = Trajectory(self.store.read(record.key), data_cache=self.store.root)
+        return self.trajectory
 
     def __enter__(self) -> "Recorder":
         return self

@@ -204,6 +204,7 @@ class Trajectory:
         """Final penultimate features h (N x p, float64), labels, and the classifier W, b of a split
         ("train" or "test"), recomputed from the final weights with one eval-mode forward pass; the data
         come from `cache_dir`, else the store the run was obtained from (data_cache), else the default."""
+        self._needs_network()
         from ncsim import data
 
         if split not in ("train", "test"):
