@@ -86,8 +86,8 @@ def record(name: str, seed: int, *, weight_decay: float, epochs: int = 60, lr: f
                          train=in_batches(train_set, 512), test=in_batches(test_set, 512),
                          epochs=epochs, taps=model.hidden(), cache_dir=cache_dir, overwrite=overwrite,
                          optimizer="sgd", lr=lr, momentum=0.9, weight_decay=weight_decay, batch_size=batch_size,
-                         loss="ce", classifier="learned", width=width, depth=depth,
-                         dataset="sklearn digits 8x8, stratified 80/20 split")
+                         loss="ce", width=width, depth=depth, dataset="sklearn digits 8x8, stratified 80/20 split",
+                         fields={"classifier": "learned"})
     with rec:
         for epoch in range(1, epochs + 1):
             model.train()

@@ -66,17 +66,18 @@ class Recorder:
     overwrite     replace a record of the same description
     **fields      the rest of the description (JSON values: lr, weight_decay, optimizer, ...), hashed
                   into the key; eval_schedule and layer_schedule ("all", "every:K", "log:K", "none";
-                  default "all" and "log:12") choose the measured epochs
+                  default "all" and "log:12") choose the measured epochs. A field named as one of the
+                  arguments above (e.g. the figures' "classifier": "learned") goes in fields={...}
     """
 
     def __init__(self, name: str, seed: int, *, model: torch.nn.Module, penultimate: torch.nn.Module,
                  classifier: torch.nn.Linear, train: Iterable, epochs: int, test: Iterable | None = None,
                  taps: Mapping[str, torch.nn.Module] | Sequence[str] | None = None,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 cache_dir=None, overwrite: bool = False, **fields):
+                 cache_dir=None, overwrite: bool = False, fields: Mapping | None = None, **more_fields):
         from ncsim.api import open_store
 
-        self.spec = RecordedSpec(name, seed, epochs, fields)
+        self.spec = RecordedSpec(name, seed, epochs, {**(fields or {}), **more_fields})
         self.eval_at, self.layer_at = trainer.eval_epochs(self.spec)
         self.store: RunStore = open_store(cache_dir)
         self.overwrite = overwrite
