@@ -4,18 +4,24 @@ plain PyTorch loop that ncsim.Recorder watches (docs/own-network.md).
 
     python examples/digits.py --seeds 0-4 --cache-dir /tmp/digits-runs
     pytest claims --runs digits-mlp --compare no-wd=digits-mlp-nowd --seeds 0,1,2,3,4 --cache-dir /tmp/digits-runs
+    python examples/digits.py --seeds 0-4 --cache-dir /tmp/digits-runs --claims /tmp/digits-reports
 
 records, for every seed, the MLP trained with weight decay as "digits-mlp" and the same network
 trained without it as "digits-mlp-nowd" (the suite's no-wd configuration for --compare). A seed
 sets the initialisation and the minibatch order; the train/test split is fixed (stratified, 80/20,
 random_state 0), the pixels standardised with the train set's mean and deviation. One run takes
-seconds on one thread.
+seconds on one thread. With --claims DIR the example then runs the claims on the runs with weight
+decay (the no-wd comparisons against those without) and on the runs without it alone, and prints the
+findings side by side as a Markdown table (docs/own-network.md shows its output).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +29,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import ncsim
+from ncsim.recorder import AlreadyRecorded
 from ncsim.threads import set_threads
 
 CLASSES = 10
 PIXELS = 64
+REPO = Path(__file__).resolve().parents[1]   # the claims are this repository's claims/
 
 
 class MLP(nn.Module):
@@ -82,12 +90,15 @@ def record(name: str, seed: int, *, weight_decay: float, epochs: int = 60, lr: f
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[epochs // 3, 2 * epochs // 3], gamma=0.1)
     order = torch.Generator().manual_seed(seed)
     batches = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=order)
-    rec = ncsim.Recorder(name, seed=seed, model=model, penultimate=model.body, classifier=model.head,
-                         train=in_batches(train_set, 512), test=in_batches(test_set, 512),
-                         epochs=epochs, taps=model.hidden(), cache_dir=cache_dir, overwrite=overwrite,
-                         optimizer="sgd", lr=lr, momentum=0.9, weight_decay=weight_decay, batch_size=batch_size,
-                         loss="ce", width=width, depth=depth, dataset="sklearn digits 8x8, stratified 80/20 split",
-                         fields={"classifier": "learned"})
+    try:
+        rec = ncsim.Recorder(name, seed=seed, model=model, penultimate=model.body, classifier=model.head,
+                             train=in_batches(train_set, 512), test=in_batches(test_set, 512),
+                             epochs=epochs, taps=model.hidden(), cache_dir=cache_dir, overwrite=overwrite,
+                             optimizer="sgd", lr=lr, momentum=0.9, weight_decay=weight_decay, batch_size=batch_size,
+                             loss="ce", width=width, depth=depth, dataset="sklearn digits 8x8, stratified 80/20 split",
+                             fields={"classifier": "learned"})
+    except AlreadyRecorded as e:      # recorded before with this very description: read it back
+        return ncsim.load_run(e.key, cache_dir)
     with rec:
         for epoch in range(1, epochs + 1):
             model.train()
@@ -118,6 +129,47 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def check_claims(name: str, seeds: list[int], cache_dir, out: Path) -> dict[str, dict]:
+    """Run `pytest claims` twice on the recorded runs: on `name` with `name`-nowd as the suite's no-wd
+    configuration (the weight-decay comparisons), and on `name`-nowd alone; returns each session's
+    verdicts.json (report folders under `out`)."""
+    docs = {}
+    for label, args in (("wd", ["--runs", name, "--compare", f"no-wd={name}-nowd"]), ("nowd", ["--runs", f"{name}-nowd"])):
+        command = [sys.executable, "-m", "pytest", str(REPO / "claims"), *args, "--seeds", ",".join(map(str, seeds)),
+                   "--report-dir", str(out / label), "-q", "-p", "no:cacheprovider"]
+        if cache_dir is not None:
+            command += ["--cache-dir", str(cache_dir)]
+        print("$", " ".join(command[2:]), flush=True)
+        subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL)
+        docs[label] = json.loads((out / label / "latest" / "verdicts.json").read_text())
+    return docs
+
+
+def decided(doc: dict) -> dict[tuple[str, str], dict]:
+    """(tolerance, configuration) -> the decided check of a session's verdicts.json."""
+    return {(c["tolerance"], c["config"]): c for claim in doc["claims"] for t in claim["tests"]
+            for c in t.get("checks", [])}
+
+
+def findings(docs: dict[str, dict]) -> str:
+    """A Markdown table of every check decided on the runs with weight decay (as "standard"), beside the
+    same check on the runs without it, and the weight-decay comparisons (configuration no-wd)."""
+    def cell(c):
+        if c is None:
+            return "not decided"
+        bound = c.get("bound")
+        value = "-" if c["measured"] is None else f"{c['measured']:.3g}"
+        return f"{value}{'' if bound is None else f' (bound {bound:.3g})'}: {c['verdict']}"
+
+    wd, nowd = decided(docs["wd"]), decided(docs["nowd"])
+    lines = ["| check | needs | with weight decay | without weight decay |", "|---|---|---|---|"]
+    for (tol, config), c in sorted(wd.items(), key=lambda kv: (kv[0][1] != "standard", kv[0])):
+        other = nowd.get((tol, config)) if config == "standard" else None
+        right = cell(other) if config == "standard" else f"(comparison, {config} against standard)"
+        lines.append(f"| `{tol}` | {c['op']} {c['threshold']:g} | {cell(c)} | {right} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0-4", help="seeds and ranges, e.g. 0-4 or 0,1,5 (default 0-4)")
@@ -128,16 +180,19 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--overwrite", action="store_true", help="replace runs recorded before")
+    p.add_argument("--claims", default=None, metavar="DIR",
+                   help="then run the claims on the recorded runs (report folders under DIR) and print the findings")
     args = p.parse_args(argv)
     set_threads(args.threads)
     for seed in parse_seeds(args.seeds):
         for name, wd in ((args.name, args.weight_decay), (f"{args.name}-nowd", 0.0)):
-            t0 = time.perf_counter()
             t = record(name, seed, weight_decay=wd, epochs=args.epochs, cache_dir=args.cache_dir,
                        device=args.device, overwrite=args.overwrite)
-            print(f"{t.label}: {t.status}, {time.perf_counter() - t0:.1f} s, train error {t.final('train_error'):.4f}, "
+            print(f"{t.label}: {t.status}, recorded in {t.meta['timings']['total_s']:.1f} s, train error {t.final('train_error'):.4f}, "
                   f"test error {t.final('test_error'):.4f}, NC1 {t.final('train.nc1'):.3g}, "
                   f"NC3 {t.final('train.nc3'):.3g}, stable TPT epoch {t.tpt_epoch}")
+    if args.claims:
+        print(findings(check_claims(args.name, parse_seeds(args.seeds), args.cache_dir, Path(args.claims))))
 
 
 if __name__ == "__main__":

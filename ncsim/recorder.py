@@ -50,6 +50,14 @@ from ncsim.trajectory import Trajectory
 STOPPED = "stopped"
 
 
+class AlreadyRecorded(FileExistsError):
+    """The store holds a run of the same description (its `key`) and overwrite was not asked for."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 class Recorder:
     """Measures a user's training loop and records it as the run `name`-s`seed` (module docstring).
 
@@ -82,8 +90,9 @@ class Recorder:
         self.store: RunStore = open_store(cache_dir)
         self.overwrite = overwrite
         if not overwrite and self.spec.key() in self.store:
-            raise FileExistsError(f"{self.spec.label()} is already recorded with this description (key "
-                                  f"{self.spec.key()} in {self.store.root}); pass overwrite=True to replace it")
+            raise AlreadyRecorded(self.spec.key(), f"{self.spec.label()} is already recorded with this description "
+                                                   f"(key {self.spec.key()} in {self.store.root}); pass overwrite=True "
+                                                   f"to replace it")
         if not isinstance(classifier, torch.nn.Linear):
             raise TypeError(f"classifier must be the final torch.nn.Linear (logits = W h + b), "
                             f"got {type(classifier).__name__}")
