@@ -134,7 +134,8 @@ def check_claims(name: str, seeds: list[int], cache_dir, out: Path) -> dict[str,
     configuration (the weight-decay comparisons), and on `name`-nowd alone; returns each session's
     verdicts.json (report folders under `out`)."""
     docs = {}
-    for label, args in (("wd", ["--runs", name, "--compare", f"no-wd={name}-nowd"]), ("nowd", ["--runs", f"{name}-nowd"])):
+    sessions = {"wd": ["--runs", name, "--compare", f"no-wd={name}-nowd"], "nowd": ["--runs", f"{name}-nowd"]}
+    for label, args in sessions.items():
         command = [sys.executable, "-m", "pytest", str(REPO / "claims"), *args, "--seeds", ",".join(map(str, seeds)),
                    "--report-dir", str(out / label), "-q", "-p", "no:cacheprovider"]
         if cache_dir is not None:
@@ -174,7 +175,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0-4", help="seeds and ranges, e.g. 0-4 or 0,1,5 (default 0-4)")
     p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--weight-decay", type=float, default=5e-3, help="of the digits-mlp runs (default 5e-3, the suite's)")
+    p.add_argument("--weight-decay", type=float, default=5e-3,
+                   help="of the digits-mlp runs (default 5e-3, the suite's)")
     p.add_argument("--name", default="digits-mlp", help="configuration name; without weight decay NAME-nowd")
     p.add_argument("--cache-dir", default=None, help="the run store (default: $NCSIM_CACHE or ~/.cache/ncsim)")
     p.add_argument("--device", default="cpu")
@@ -188,7 +190,8 @@ def main(argv=None) -> None:
         for name, wd in ((args.name, args.weight_decay), (f"{args.name}-nowd", 0.0)):
             t = record(name, seed, weight_decay=wd, epochs=args.epochs, cache_dir=args.cache_dir,
                        device=args.device, overwrite=args.overwrite)
-            print(f"{t.label}: {t.status}, recorded in {t.meta['timings']['total_s']:.1f} s, train error {t.final('train_error'):.4f}, "
+            print(f"{t.label}: {t.status}, recorded in {t.meta['timings']['total_s']:.1f} s, "
+                  f"train error {t.final('train_error'):.4f}, "
                   f"test error {t.final('test_error'):.4f}, NC1 {t.final('train.nc1'):.3g}, "
                   f"NC3 {t.final('train.nc3'):.3g}, stable TPT epoch {t.tpt_epoch}")
     if args.claims:

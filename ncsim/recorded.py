@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-KIND = "recorded"            # meta["kind"] of a recorded run's record
+SOURCE = "recorded"          # meta["source"] of a recorded run's record (a training run: no meta["kind"])
 RECORDER_VERSION = 1          # enters every key: a change to what the recorder measures changes the keys
 _NAME_RE = re.compile(r"[0-9A-Za-z_]+(-[0-9A-Za-z_]+)*")
 _SCHEDULE_FIELDS = {"eval_schedule": "all", "layer_schedule": "log:12"}
@@ -46,11 +46,13 @@ class RecordedSpec:
                 raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
         clash = {"name", "seed", "epochs", "data"} & set(self.fields)
         if clash:
-            raise ValueError(f"fields {sorted(clash)} are not user fields (name, seed and epochs are arguments; data is reserved)")
+            raise ValueError(f"fields {sorted(clash)} are not user fields (name, seed and epochs are arguments; "
+                             f"data is reserved)")
         try:
             json.dumps(self.fields, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"the fields of {self.name!r} must be JSON values (numbers, strings, lists): {e}") from None
+            raise ValueError(f"the fields of {self.name!r} must be JSON values (numbers, strings, lists): "
+                             f"{e}") from None
         object.__setattr__(self, "fields", {**_SCHEDULE_FIELDS, **self.fields})
 
     def __getattr__(self, name: str):
@@ -88,7 +90,7 @@ class RecordedSpec:
 
 
 def is_recorded(meta: dict) -> bool:
-    return meta.get("kind") == KIND
+    return meta.get("source") == SOURCE
 
 
 def recorded_seeds(store, name: str) -> dict[int, list[str]]:

@@ -9,12 +9,12 @@ ncsim's own runs into the run store, where the claims read it (`pytest claims --
         rec.after_epoch(epoch, fit_loss=..., fit_error=...)   # the fit values are optional
     t = rec.close()                          # writes the record (also rec.trajectory); or `with rec:`
 
-What is measured is what ncsim's trainer measures (ncsim.trainer.evaluate_splits, the same function):
+What is measured is what ncsim's trainer measures (ncsim.train.evaluate_splits, the same function):
 at epoch 0 (when the Recorder is made) and at every epoch of `eval_schedule`, in eval mode under
 no_grad, over the train loader and separately the test loader: loss, error, and the collapse
 metrics of the penultimate features h (the output of `penultimate`, flattened) with the classifier's
 W and b and the ridge classifier of lambda = weight_decay / 2 (the field weight_decay, 0 when not
-given; ncsim.trainer.ridge_lambda); at the epochs of `layer_schedule`, the feature-only metrics at each
+given; ncsim.train.ridge_lambda); at the epochs of `layer_schedule`, the feature-only metrics at each
 module of `taps` (train set). The features stream through ncsim.metrics.collapse_metrics_streaming:
 each metric pass runs the model over the loader again (one pass for the losses, two or three for
 the penultimate metrics, two per tap), and no N x p matrix is held. An evaluation neither changes the
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import train as trainer
-from ncsim.recorded import KIND, RecordedSpec
+from ncsim.recorded import SOURCE, RecordedSpec
 from ncsim.store import Record, RunStore
 from ncsim.trajectory import Trajectory
 
@@ -179,7 +179,7 @@ class Recorder:
     # ---- measuring ---------------------------------------------------------------------------------
 
     def _measure(self, epoch: int) -> None:
-        """One evaluation row at `epoch` (ncsim.trainer.evaluate_splits), or the run's stop."""
+        """One evaluation row at `epoch` (ncsim.train.evaluate_splits), or the run's stop."""
         layers = epoch in self.layer_at and bool(self.taps)
         splits = {split: self._chunks(loader, layers and split == "train") for split, loader in self.loaders.items()}
         h = self.history
@@ -248,7 +248,7 @@ class Recorder:
             arrays[column] = np.asarray(getattr(h, column), dtype=np.float64)
         total = time.perf_counter() - self.t_start
         meta = {
-            "kind": KIND, "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
+            "source": SOURCE, "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
             "status_reason": h.reason, "taps": taps,
             "skipped_taps": [f"{t} (p={self.widths[t]} < C-1)" for t in narrow],
             "epochs_run": self.epoch, "splits": list(self.loaders),
@@ -271,7 +271,8 @@ def _resolve_taps(model: torch.nn.Module, taps) -> dict[str, torch.nn.Module]:
         named = dict(model.named_modules())
         unknown = [t for t in taps if t not in named]
         if unknown:
-            raise ValueError(f"taps {unknown} name no module of the model; its modules: {sorted(n for n in named if n)}")
+            raise ValueError(f"taps {unknown} name no module of the model; its modules: "
+                             f"{sorted(n for n in named if n)}")
         out = {t: named[t] for t in taps}
     bad = [n for n, m in out.items() if not isinstance(m, torch.nn.Module) or n == "penultimate" or not n]
     if bad:

@@ -50,9 +50,11 @@ def test_a_threshold_on_the_command_line_decides_any_statistic(tmp_path, capsys)
 @pytest.mark.parametrize("text, problem", [
     ("check,configuration,seed\n", r"row 1 \(header\): missing column\(s\) value"),
     ("configuration,seed,value\n", r"missing column\(s\) check \(or statistic\)"),
-    ("check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,x,0.1\n", r"row 3: seed 'x' is not an integer"),
+    ("check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,x,0.1\n",
+     r"row 3: seed 'x' is not an integer"),
     ("check,configuration,seed,value\nnc1_end_max,std,0,small\n", r"row 2: value 'small' is not a number"),
-    ("check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,0,0.2\n", r"row 3: .* given twice \(first in row 2\)"),
+    ("check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,0,0.2\n",
+     r"row 3: .* given twice \(first in row 2\)"),
     ("check,configuration,seed,value\nnc1_end_max,,0,0.1\n", r"row 2: empty configuration"),
     ("check,configuration,seed,value\nnc1_end_max,std,0\n", r"row 2: 3 cells, the header has 4"),
     ("check,configuration,seed,value\n", r"no values"),

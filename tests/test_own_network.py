@@ -38,8 +38,9 @@ def recorded(tmp_path_factory) -> Path:
 
 def claims(store: Path, report: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "pytest", *args, "--cache-dir", str(store), "--report-dir", str(report),
-                           "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=-ra", "-q"],
+    return subprocess.run([sys.executable, "-m", "pytest", *args, "--cache-dir", str(store),
+                           "--report-dir", str(report), "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=-ra",
+                           "-q"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -35,7 +35,7 @@ def test_the_recorders_columns_equal_the_trainers_on_the_same_network_and_data(c
         assert rec.after_epoch(epoch, fit_loss=fit.loss, fit_error=fit.error, lr=lr)
     recorded = rec.close()
 
-    assert recorded.status == "ok" and recorded.meta["kind"] == "recorded" and recorded.label == "mirror-s0"
+    assert recorded.status == "ok" and recorded.meta["source"] == "recorded" and recorded.label == "mirror-s0"
     assert recorded.taps() == [f"{b}.flat" for b in blocks]
     theirs = {k for k in stored.record.arrays if not k.startswith("weights.") and ".pool." not in k}
     assert theirs <= set(recorded.record.arrays)
@@ -89,9 +89,11 @@ def test_a_run_records_every_column_and_is_found_by_name_and_seed(tmp_path):
     assert np.isfinite(t["layer.body.1.nc1"]).all() and np.isfinite(t["test.nc1"]).all()
     assert t.final("train.nc1") < t["train.nc1"][0]          # the toy classes separate
     store = api.open_store(tmp_path)
-    assert find(store, "toy", 0) == t.key == RecordedSpec("toy", 0, 3, {"weight_decay": 0.0, "layer_schedule": "all"}).key()
+    description = RecordedSpec("toy", 0, 3, {"weight_decay": 0.0, "layer_schedule": "all"})
+    assert find(store, "toy", 0) == t.key == description.key()
     loaded = api.load_run("toy-s0", cache_dir=tmp_path)
-    assert isinstance(loaded.spec, RecordedSpec) and loaded.spec.weight_decay == 0.0 and loaded.fit_error.tolist() == [0, 0, 0]
+    assert isinstance(loaded.spec, RecordedSpec) and loaded.spec.weight_decay == 0.0
+    assert loaded.fit_error.tolist() == [0, 0, 0]
     with pytest.raises(RecordedRunMissing, match=r"'toy' has no run of seed 7 .* has seeds 0"):
         find(store, "toy", 7)
 
