@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ncsim.cli import main
 from ncsim.pytest_plugin.recorded import parse_compare, recorded_configurations
 from ncsim.recorded import RecordedRunMissing
 from ncsim.store import RunStore
@@ -67,9 +68,7 @@ def test_the_claims_run_on_recorded_runs_and_decide_reproduces_them(recorded, tm
         for r in records:
             w.writerows([r["tolerance"], r["config"], seed, "nan" if v is None else repr(v)]
                         for seed, v in zip(r["seeds"], r["values"]))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "ncsim", "decide", str(values), "--claims", "claims"], cwd=ROOT, env=env,
-                   capture_output=True, text=True, timeout=120)
+    main(["decide", str(values), "--claims", str(ROOT / "claims")])
     decided = json.loads((tmp_path / "values.decisions.json").read_text())
     assert len(decided) == len(records) >= 6
     for d in decided:

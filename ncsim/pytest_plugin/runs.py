@@ -18,7 +18,8 @@ the claims on your own run: FILE's spec is the standard configuration and every 
 is derived from it, ncsim.suite.user_configurations; a configuration whose changes do not apply to it
 is skipped with the reason), --scheduler ADDRESS (train the runs the session needs on a Dask
 scheduler first, ncsim.sweep: "local" for a LocalCluster here, or "tcp://host:8786"; the store must be
-on a filesystem the workers share).
+on a filesystem the workers share), --runs NAME and --compare CONFIG=NAME (the claims on runs recorded
+from a user's own training loop, read from the store and never trained: ncsim.pytest_plugin.recorded).
 
 A claim file written wrong is a one-line error naming the problem, reported as the collection error
 of its file before anything runs (ClaimFileError): a test that takes `runs` without a `check` and a
