@@ -203,3 +203,30 @@ def test_a_recorded_trajectory_skips_what_it_lacks_rather_than_rebuilding_a_netw
         t.depth_layers()
     with pytest.raises(KeyError, match="keeps no network"):
         t.truncated(0)
+
+
+def test_features_stream_batch_by_batch_and_are_never_held_for_the_whole_split(tmp_path):
+    import weakref
+
+    alive, most = weakref.WeakSet(), [0]
+
+    class Counted(nn.Module):      # the penultimate layer, counting its outputs still referenced anywhere
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 8)
+
+        def forward(self, x):
+            out = self.linear(x).relu()
+            alive.add(out)
+            most[0] = max(most[0], len(alive))
+            return out
+
+    torch.manual_seed(0)
+    body, head = Counted(), nn.Linear(8, 3)
+    model = nn.Sequential(body, head)
+    batches = toy_data(300)                                    # 15 batches of 20
+    rec = Recorder("stream", seed=0, model=model, penultimate=body, classifier=head, train=batches, epochs=1,
+                   cache_dir=tmp_path, weight_decay=1e-3)
+    rec.after_epoch(1)
+    assert np.isfinite(rec.close().final("train.ridge_distance"))
+    assert most[0] <= 3 < len(batches)                        # a few batches at a time, whatever N
