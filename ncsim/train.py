@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Iterator
