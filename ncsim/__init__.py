@@ -9,6 +9,7 @@ The Python entry points (ncsim.api), importable from here:
     ncsim.obtain_run(config_or_spec, seed=None, cache_dir=None)     from the store, or trained once
     ncsim.collapse_metrics(features, labels, W=None, b=None)        NC1-NC4 of any features
     ncsim.RunSpec, ncsim.Trajectory                                  a run's description and its view
+    ncsim.Recorder(name, seed=..., model=..., ...)                    record your own training loop
 
 and ncsim.export (tidy rows, pandas, CSV) and ncsim.sweep (many runs, locally or on Dask). They are
 imported on first use, so that `import ncsim` stays as light as the version number.
@@ -17,7 +18,7 @@ imported on first use, so that `import ncsim` stays as light as the version numb
 __version__ = "0.1.0"
 
 _LAZY = {"load_run": "ncsim.api", "obtain_run": "ncsim.api", "collapse_metrics": "ncsim.metrics",
-         "RunSpec": "ncsim.spec", "Trajectory": "ncsim.trajectory"}
+         "RunSpec": "ncsim.spec", "Trajectory": "ncsim.trajectory", "Recorder": "ncsim.recorder"}
 
 __all__ = ["__version__", *_LAZY]
 

@@ -7,6 +7,7 @@ many seeds at once, and render the report from the store.
     ncsim show KEY_OR_LABEL    # one run's summary (--json, --csv: its trajectory, a row per epoch)
     ncsim sweep standard --seeds 0-49 --scheduler tcp://head:8786   # many runs (ncsim.sweep)
     ncsim report               # figures and verdict table from stored runs, no training
+    ncsim decide values.csv    # verdicts from per-seed values you already have (ncsim.decide)
 
 Exit codes: 0 done; 2 a bad command, spec or environment (unwritable store, a store path that is a
 file, CUDA asked for without CUDA, full disk), with one line `ncsim: error: ...` naming the problem;
@@ -33,6 +34,7 @@ import numpy as np
 from ncsim import __version__
 from ncsim.api import RunLookupError, check_device, matching_runs, open_store
 from ncsim.checks import jsonable
+from ncsim.decide import DecideError
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import CorruptFileError, Record, RunStore
 from ncsim.sweep import SweepError, parse_seed_list
@@ -312,6 +314,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_decide(args) -> int:
+    """Decide each (check, configuration) of a CSV of per-seed values (ncsim.decide); exit 1 when one
+    does not hold."""
+    from ncsim import decide
+
+    given = None
+    if args.threshold is not None:
+        given = {"threshold": args.threshold, "op": args.op or "<=", "rule": args.rule or "mean",
+                 "scale": args.scale or "log"}
+    elif args.op or args.rule or args.scale:
+        raise decide.DecideError("--op, --rule and --scale go with --threshold")
+    claims_dir = args.claims if args.claims is not None else ("claims" if Path("claims/tolerances.toml").is_file()
+                                                              else None)
+    records = decide.decide_file(args.file, claims_dir, given)
+    print(decide.table(records))
+    out = decide.write(records, args.out or Path(args.file).with_suffix(".decisions.json"))
+    print(f"decisions written to {out}")
+    return 0 if all(r["holds"] for r in records) else EXIT_FAILED
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ncsim", description="Neural Collapse, tested.")
     p.add_argument("--version", action="version", version=f"ncsim {__version__}")
@@ -352,19 +374,29 @@ def parser() -> argparse.ArgumentParser:
                         "as for pytest)")
     r.add_argument("--spec", default=None, metavar="FILE.toml",
                    help="draw the runs of your own spec and the configurations derived from it (as pytest --spec)")
+    d = sub.add_parser("decide", help="verdicts from per-seed values you already have (a CSV), by the claims' rules")
+    d.add_argument("file", metavar="FILE.csv", help="columns check (or statistic), configuration, seed, value")
+    d.add_argument("--claims", default=None, metavar="DIR",
+                   help="the claims directory whose tolerances.toml holds the checks (default: ./claims if present)")
+    d.add_argument("--threshold", type=float, default=None, help="the threshold of every check (instead of --claims)")
+    d.add_argument("--op", default=None, help="with --threshold: <=, <, >=, > or within (default <=)")
+    d.add_argument("--rule", default=None, help="with --threshold: every, mean or equivalence (default mean)")
+    d.add_argument("--scale", default=None, help="with --threshold: log or linear (default log)")
+    d.add_argument("--out", default=None, metavar="PATH",
+                   help="where the decisions go, .json or .csv (default: FILE.decisions.json)")
     for sp in (t, s, w, r):
         sp.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
-COMMANDS = {"train": cmd_train, "show": cmd_show, "sweep": cmd_sweep, "report": cmd_report}
+COMMANDS = {"train": cmd_train, "show": cmd_show, "sweep": cmd_sweep, "report": cmd_report, "decide": cmd_decide}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (SpecError, OSError, SweepError, RunLookupError) as e:
+    except (SpecError, OSError, SweepError, RunLookupError, DecideError) as e:
         print(f"ncsim: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

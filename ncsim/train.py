@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -52,11 +52,20 @@ class RunStopped(Exception):
         self.status, self.reason, self.measured = status, reason, dict(measured or {})
 
 
-def columns(taps: list[str]) -> list[str]:
-    """Every trajectory column of a run with these layer taps (the keys of its evaluation rows)."""
-    return ["epoch", *(f"{split}_{m}" for split in ("train", "test") for m in ("loss", "error")),
-            *(f"{split}.{k}" for split in ("train", "test") for k in PENULTIMATE_KEYS),
+def columns(taps: list[str], splits: tuple[str, ...] = ("train", "test")) -> list[str]:
+    """Every trajectory column of a run with these layer taps, measured on these splits (the keys of
+    its evaluation rows)."""
+    return ["epoch", *(f"{split}_{m}" for split in splits for m in ("loss", "error")),
+            *(f"{split}.{k}" for split in splits for k in PENULTIMATE_KEYS),
             *(f"layer.{tap}.{k}" for tap in taps for k in LAYER_KEYS)]
+
+
+def column_arrays(rows: list[dict], taps: list[str], splits: tuple[str, ...] = ("train", "test")) -> dict:
+    """The trajectory columns (`columns`, and any other key of a row) over the evaluated epochs, as
+    float64 arrays: NaN where nothing was measured (layer metrics off the layer schedule, whatever a
+    stopped run did not reach)."""
+    names = sorted(set(columns(taps, splits)) | {k for r in rows for k in r})
+    return {k: np.asarray([r.get(k, np.nan) for r in rows], dtype=np.float64) for k in names}
 
 
 def loss_fn(spec: RunSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -164,18 +173,15 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator)
 
 
 @torch.no_grad()
-def forward_all(model, x: torch.Tensor, taps: bool):
-    """Eval-mode forward over a whole split in chunks of EVAL_CHUNK signals: the logits, and the 2-D
-    features of the penultimate layer and, with `taps`, of every tap, each as its list of chunks."""
+def forward_all(model, x: torch.Tensor, taps: bool) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Eval-mode forward over a whole split in chunks of EVAL_CHUNK signals: per chunk, the logits and
+    the 2-D features of the penultimate layer and, with `taps`, of every tap."""
     model.eval()
-    logits, feats = [], defaultdict(list)
+    out = []
     for i in range(0, len(x), EVAL_CHUNK):
         z, outs = model(x[i:i + EVAL_CHUNK], taps=True)
-        logits.append(z)
-        chosen = models.tap_features(outs) if taps else {"penultimate": outs["penultimate"]}
-        for k, v in chosen.items():
-            feats[k].append(v)
-    return torch.cat(logits), dict(feats)
+        out.append((z, models.tap_features(outs) if taps else {"penultimate": outs["penultimate"]}))
+    return out
 
 
 @torch.no_grad()
@@ -203,42 +209,66 @@ def recompute_bn_statistics(model, x: torch.Tensor) -> None:
 
 
 def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, float]:
-    """One evaluation row: loss, error and penultimate collapse metrics on train and test; with
-    `layers`, the feature-only metrics at every tap wide enough for them (train set). With
-    spec.eval_bn_stats "recomputed", the batch-norm statistics are first recomputed at the current
-    weights (recompute_bn_statistics). The metrics
-    stream over the forward pass's chunks (ncsim.metrics.collapse_metrics_streaming), in float64.
-    Raises RunStopped: "diverged" for non-finite logits, loss or features, "degenerate" where the
-    metrics are undefined."""
+    """One evaluation row (evaluate_splits) of the run's network on its train and test sets, the layer
+    taps on the train set with `layers`. With spec.eval_bn_stats "recomputed", the batch-norm
+    statistics are first recomputed at the current weights (recompute_bn_statistics)."""
     if spec.eval_bn_stats == "recomputed":
         recompute_bn_statistics(model, ds.x)
-    W = model.classifier.weight.detach()
-    b = model.classifier.bias.detach()
+
+    def split(x, y, taps):
+        chunks = [(z, f, part) for (z, f), part in zip(forward_all(model, x, taps), y.split(EVAL_CHUNK))]
+        return lambda: iter(chunks)
+
+    return evaluate_splits({"train": split(ds.x, ds.y, layers), "test": split(ds.x_test, ds.y_test, False)},
+                           model.classifier, ds.num_classes, lambda z, y: loss_fn(spec, z, y), ridge_lambda(spec))
+
+
+Chunks = Callable[[], Iterable[tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]]]
+
+
+def evaluate_splits(splits: dict[str, Chunks], classifier: torch.nn.Linear, num_classes: int,
+                    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ridge: float) -> dict[str, float]:
+    """One evaluation row, the measurement ncsim's trainer and ncsim.recorder share. For each split,
+    `splits[split]()` yields one (logits, features, labels) triple per chunk of the split, each time
+    the same samples in the same order, `features` mapping "penultimate" (and any layer tap) to the
+    chunk's 2-D features. Per split: "<split>_loss" (`loss` of all the logits), "<split>_error", and
+    the collapse metrics "<split>.<key>" of the penultimate features with the classifier's W and b and
+    the ridge classifier of parameter `ridge`; the feature-only metrics "layer.<tap>.<key>" of every
+    other tap at least C-1 wide. The metrics stream over the chunks
+    (ncsim.metrics.collapse_metrics_streaming, float64), each pass asking `splits[split]()` again: no
+    N x p matrix is built. Raises RunStopped: "diverged" for non-finite logits, loss or features,
+    "degenerate" where the metrics are undefined, with what was measured before."""
+    W = classifier.weight.detach()
+    b = classifier.bias.detach() if classifier.bias is not None else None
     row = {}
-    for split, x, y in (("train", ds.x, ds.y), ("test", ds.x_test, ds.y_test)):
-        logits, feats = forward_all(model, x, taps=layers and split == "train")
-        row[f"{split}_loss"] = float(loss_fn(spec, logits, y))
+    for split, chunks in splits.items():
+        logits, labels, widths = [], [], {}
+        for z, features, t in chunks():  # the features of a chunk are dropped as soon as it is read
+            logits.append(z)
+            labels.append(t)
+            widths = widths or {name: f.flatten(1).shape[1] for name, f in features.items()}
+        logits, y = torch.cat(logits), torch.cat(labels)
+        row[f"{split}_loss"] = float(loss(logits, y))
         row[f"{split}_error"] = float((logits.argmax(1) != y).double().mean())
         if not torch.isfinite(logits).all():
             raise RunStopped("diverged", f"non-finite logits on the {split} set", row)
-        labels = [part.cpu().numpy() for part in y.split(EVAL_CHUNK)]
         where = "penultimate features"
         try:
-            m = collapse_metrics_streaming(_float64(feats.pop("penultimate"), labels), W, b, ds.num_classes,
-                                           ridge=ridge_lambda(spec), resolution=FLOAT32_RESOLUTION)
+            m = collapse_metrics_streaming(_float64(chunks, "penultimate"), W, b, num_classes,
+                                           ridge=ridge, resolution=FLOAT32_RESOLUTION)
             row.update({f"{split}.{k}": v for k, v in m.items()})
-            for tap, chunks in feats.items():
-                if _too_narrow(chunks[0].shape[1], ds.num_classes):
+            for tap, width in widths.items():
+                if tap == "penultimate" or _too_narrow(width, num_classes):
                     continue
                 where = f"features at {tap}"
-                m = collapse_metrics_streaming(_float64(chunks, labels), num_classes=ds.num_classes,
+                m = collapse_metrics_streaming(_float64(chunks, tap), num_classes=num_classes,
                                                resolution=FLOAT32_RESOLUTION)
                 row.update({f"layer.{tap}.{k}": v for k, v in m.items()})
         except NonFiniteError as e:
             raise RunStopped("diverged", f"non-finite {where} on the {split} set ({e})", row) from e
         except DegenerateFeaturesError as e:
             raise RunStopped("degenerate", f"{split} set: {e}", row) from e
-    nonfinite = [k for k in ("train_loss", "test_loss") if not math.isfinite(row[k])]
+    nonfinite = [k for k in row if k.endswith("_loss") and not math.isfinite(row[k])]
     if nonfinite:
         raise RunStopped("diverged", f"non-finite {' and '.join(nonfinite)}", row)
     return row
@@ -252,9 +282,11 @@ def ridge_lambda(spec: RunSpec) -> float:
     return spec.weight_decay / 2
 
 
-def _float64(chunks: list[torch.Tensor], labels: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(features, labels) batches for the metrics, converted to float64 once for both of their passes."""
-    return [(f.cpu().numpy().astype(np.float64), part) for f, part in zip(chunks, labels)]
+def _float64(chunks: Chunks, name: str) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """The (features, labels) batches of one feature name for the streaming metrics, each pass
+    converting a chunk's features (flattened to 2-D) to float64 as it comes."""
+    return lambda: ((f[name].flatten(1).cpu().numpy().astype(np.float64), y.cpu().numpy())
+                    for _, f, y in chunks())
 
 
 def _too_narrow(width: int, num_classes: int) -> bool:
@@ -274,6 +306,11 @@ class History:
     status: str = "ok"
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=lambda: {"fit": 0.0, "eval": 0.0})
+
+    def stopped(self, epoch: int, stop: RunStopped) -> None:
+        """The run stopped at `epoch`: its row holds what was measured, and the status says why."""
+        self.rows.append({"epoch": epoch, **stop.measured})
+        self.status, self.reason = stop.status, f"epoch {epoch}: {stop.reason}"
 
     @contextmanager
     def timed(self, phase: str):
@@ -312,8 +349,7 @@ def run_epochs(spec: RunSpec, ds, model, opt, sched, gen, after_epoch=None) -> H
                 with h.timed("eval"):
                     h.rows.append({"epoch": epoch, **evaluate(spec, model, ds, layers=epoch in layer_at)})
         except RunStopped as stop:
-            h.rows.append({"epoch": epoch, **stop.measured})
-            h.status, h.reason = stop.status, f"epoch {epoch}: {stop.reason}"
+            h.stopped(epoch, stop)
         if after_epoch is not None:
             after_epoch(epoch, h)
         if h.status != "ok":
@@ -337,8 +373,7 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
     the stable TPT's tolerance: ncsim.trajectory.fit_error_tolerance)."""
     widths = _tap_widths(model, ds)
     taps = [name for name, p in widths if not _too_narrow(p, ds.num_classes)] if eval_epochs(spec)[1] else []
-    names = sorted(set(columns(taps)) | {k for r in h.rows for k in r})
-    arrays = {k: np.asarray([r.get(k, np.nan) for r in h.rows], dtype=np.float64) for k in names}
+    arrays = column_arrays(h.rows, taps)
     arrays["fit_loss"] = np.asarray(h.fit_loss, dtype=np.float64)
     arrays["fit_error"] = np.asarray(h.fit_error, dtype=np.float64)
     arrays["fit_lr"] = np.asarray(h.fit_lr, dtype=np.float64)
@@ -367,8 +402,8 @@ def versions() -> dict[str, str]:
 def _tap_widths(model, ds: data.Dataset) -> list[tuple[str, int]]:
     """Each layer tap's feature count (the penultimate layer is not a tap), from a forward pass on
     two signals."""
-    _, feats = forward_all(model, ds.x[:2], taps=True)
-    return [(name, chunks[0].shape[1]) for name, chunks in feats.items() if name != "penultimate"]
+    [(_, feats)] = forward_all(model, ds.x[:2], taps=True)
+    return [(name, f.shape[1]) for name, f in feats.items() if name != "penultimate"]
 
 
 @contextmanager

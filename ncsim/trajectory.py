@@ -15,6 +15,7 @@ import functools
 import numpy as np
 
 from ncsim import data
+from ncsim.recorded import RecordedSpec, is_recorded
 from ncsim.spec import RunSpec
 from ncsim.store import Record
 
@@ -52,6 +53,11 @@ def tpt_epoch(epochs, train_error, fit_error, tolerance: float) -> int | None:
     return None
 
 
+def spec_of(meta: dict) -> RunSpec | RecordedSpec:
+    """The spec a record was made from: a RunSpec, or the user's description of a recorded run."""
+    return (RecordedSpec if is_recorded(meta) else RunSpec).from_dict(meta["spec"])
+
+
 class Trajectory:
     """A stored run, read-only. What a claim may ask of a run:
 
@@ -76,7 +82,7 @@ class Trajectory:
         MNIST-1D arrays (the root of the store the record came from; None: the default store root)."""
         self.record = record
         self.meta = record.meta
-        self.spec = spec if spec is not None else RunSpec.from_dict(record.meta["spec"])
+        self.spec = spec if spec is not None else spec_of(record.meta)
         self.epochs = record.arrays["epoch"].astype(int)
         self.data_cache = data_cache
 
@@ -88,7 +94,7 @@ class Trajectory:
                          doc="The run's stable TPT (module function tpt_epoch, from the columns), or None.")
     first_zero_error_epoch = property(lambda self: first_zero_error_epoch(self.epochs, self["train_error"]),
                                       doc="The first evaluated epoch with train error 0, or None.")
-    fit_error = property(lambda self: self.record.arrays["fit_error"],
+    fit_error = property(lambda self: self._column("fit_error", "per-pass fit error (rec.after_epoch(fit_error=...))"),
                          doc="Per training pass 1..E: the fraction of train signals its minibatches misclassified.")
 
     @functools.cached_property
@@ -99,6 +105,18 @@ class Trajectory:
         if isinstance(stated, int) and not isinstance(stated, bool) and stated >= 1:
             return stated
         return data.train_set_size(self.spec, self.data_cache)
+
+    def _column(self, name: str, what: str):
+        """A per-run array a recorded run may lack (KeyError naming `what`)."""
+        if name not in self.record.arrays:
+            raise KeyError(f"run {self.label} has no {what}")
+        return self.record.arrays[name]
+
+    def _needs_network(self) -> None:
+        """KeyError for a run recorded from a user's loop, which keeps no network to rebuild."""
+        if is_recorded(self.meta):
+            raise KeyError(f"run {self.label} was recorded from its own training loop and keeps no network "
+                           f"(no features, embeddings or initial weights)")
 
     def columns(self) -> list[str]:
         """The names t[name] accepts."""
@@ -133,6 +151,10 @@ class Trajectory:
         full output (its "<block>.flat" tap), then "penultimate". Left out: the channel-pooled view of a
         block ("<block>.pool", a second measurement of the same layer) and the 2-D taps before the
         penultimate layer, which in both networks are parameter-free average poolings (ncsim.models)."""
+        if is_recorded(self.meta):  # the taps the user named, in the depth order given
+            if not self.taps():
+                raise KeyError(f"run {self.label} recorded no layer taps (Recorder(taps=...))")
+            return self.taps() + ["penultimate"]
         return [t for t in self.taps() if t.endswith(".flat")] + ["penultimate"]
 
     def layer(self, tap: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +194,7 @@ class Trajectory:
     def initial_weights(self) -> dict[str, np.ndarray]:
         """The state dict at initialisation (epoch 0), rebuilt from the spec's seed; the caller's torch
         generator state is left as it was."""
+        self._needs_network()
         import torch
 
         from ncsim import models
@@ -183,6 +206,7 @@ class Trajectory:
     def model(self):
         """The trained network, rebuilt from the record's final weights (eval mode, CPU), with as many
         classes C as its classifier has rows."""
+        self._needs_network()
         import torch
 
         from ncsim import models
@@ -196,6 +220,7 @@ class Trajectory:
         """Final penultimate features h (N x p, float64), labels, and the classifier W, b of a split
         ("train" or "test"), recomputed from the final weights with one eval-mode forward pass; the data
         come from `cache_dir`, else the store the run was obtained from (data_cache), else the default."""
+        self._needs_network()
         from ncsim import data
 
         if split not in ("train", "test"):

@@ -7,9 +7,11 @@ anywhere else. In three parts:
                 and the usage errors of a claim file written wrong
     checks.py   the `claim_check` fixture and the expected failures of a claims directory's
                 expected_failures.toml
+    recorded.py --runs and --compare: the claims on runs recorded from a user's own training loop
     report.py   the report folder written at the end of a claims session (--no-report, --report-dir)
 
 Do not also name it in a conftest's `pytest_plugins`: pytest would register it twice and stop.
 """
 
-pytest_plugins = ["ncsim.pytest_plugin.runs", "ncsim.pytest_plugin.checks", "ncsim.pytest_plugin.report"]
+pytest_plugins = ["ncsim.pytest_plugin.runs", "ncsim.pytest_plugin.checks", "ncsim.pytest_plugin.report",
+                  "ncsim.pytest_plugin.recorded"]

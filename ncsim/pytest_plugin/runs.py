@@ -18,7 +18,8 @@ the claims on your own run: FILE's spec is the standard configuration and every 
 is derived from it, ncsim.suite.user_configurations; a configuration whose changes do not apply to it
 is skipped with the reason), --scheduler ADDRESS (train the runs the session needs on a Dask
 scheduler first, ncsim.sweep: "local" for a LocalCluster here, or "tcp://host:8786"; the store must be
-on a filesystem the workers share).
+on a filesystem the workers share), --runs NAME and --compare CONFIG=NAME (the claims on runs recorded
+from a user's own training loop, read from the store and never trained: ncsim.pytest_plugin.recorded).
 
 A claim file written wrong is a one-line error naming the problem, reported as the collection error
 of its file before anything runs (ClaimFileError): a test that takes `runs` without a `check` and a
@@ -38,8 +39,10 @@ import filelock
 import pytest
 
 from ncsim import suite, threads
+from ncsim.pytest_plugin.recorded import RecordedConfigurations, session_configurations
 from ncsim.spec import SpecError
 from ncsim.store import RunStore
+from ncsim.trajectory import Trajectory
 
 
 EXTENDED = "extended"   # the marker of the extended tier of claims (README, "The claims")
@@ -85,12 +88,14 @@ def spec_path(config) -> Path | None:
 
 
 def configurations(config) -> suite.Configurations:
-    """The session's configurations: the suite's, or those derived from the --spec file (read once)."""
+    """The session's configurations: the suite's, those derived from the --spec file, or the recorded
+    runs of --runs (read once)."""
     if not hasattr(config, "_ncsim_configurations"):
         path = spec_path(config)
+        recorded = session_configurations(config, seeds(config), store_root(config))
         try:
-            config._ncsim_configurations = (suite.suite_configurations() if path is None
-                                            else suite.user_configurations(path))
+            config._ncsim_configurations = (recorded if recorded is not None else suite.suite_configurations()
+                                            if path is None else suite.user_configurations(path))
         except SpecError as e:
             raise pytest.UsageError(f"--spec: {e}") from None
     return config._ncsim_configurations
@@ -248,6 +253,9 @@ def get_run(pytestconfig, run_store):
 
     @lru_cache(maxsize=None)
     def _get(config: str, seed: int, data_seed: int | None = None):
+        if isinstance(configs, RecordedConfigurations):  # read, never trained
+            spec = configs.spec(suite.RunId(config, seed, data_seed))
+            return Trajectory(run_store.read(spec.key()), spec, data_cache=run_store.root)
         return suite.obtain(configs.spec(suite.RunId(config, seed, data_seed)), run_store,
                             threads=worker_threads(pytestconfig))
     return _get
@@ -298,6 +306,8 @@ def prefetched(pytestconfig, run_store) -> None:
     """Every run the session's claim tests read is in the store: trained on --scheduler when given,
     else here, in parallel across the xdist workers."""
     needed, configs = getattr(pytestconfig, "_ncsim_needed_runs", []), configurations(pytestconfig)
+    if isinstance(configs, RecordedConfigurations):
+        return
     scheduler = pytestconfig.getoption("--scheduler")
     if scheduler and needed:
         sweep_on_scheduler(needed, run_store, configs, scheduler)

@@ -1,0 +1,158 @@
+"""Verdicts from values a lab already has: `ncsim decide FILE.csv`.
+
+The CSV holds one value per row with a header naming the columns
+
+    check (or statistic), configuration, seed, value
+
+`check` names a tolerance of a claims directory's tolerances.toml (its threshold, op, rule and scale),
+or any name when the threshold and rule are given on the command line (`tolerance_from_options`).
+The values of each (check, configuration) are decided over their seeds by ncsim.checks.decide, the
+function the claims use, so a claim's per-seed values give the claim's own decision: its verdict,
+aggregate, one-sided bound (or the equivalence interval) and p-value. A value may be "nan" or "inf"
+(a run that did not finish; it fails the rule as it does in a claim).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from ncsim import checks
+from ncsim.store import atomic_file
+
+CHECK_COLUMNS = ("check", "statistic")
+REQUIRED = ("configuration", "seed", "value")
+OUTPUT_FIELDS = ("tolerance", "config", "n", "seeds", "values", "op", "threshold", "rule", "scale", "measured",
+                 "bound", "interval", "p_value", "verdict", "holds")
+
+
+class DecideError(ValueError):
+    """Bad input to `ncsim decide`: the message names the file, the row and the problem."""
+
+
+def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """(check, configuration) -> [(seed, value), ...] in file order; DecideError naming the row (1 =
+    the header) and the problem for a missing column, an empty cell, a seed that is not an integer
+    >= 0, a value that is not a number, or a (check, configuration, seed) given twice."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DecideError(f"{path}: cannot read: {e}") from None
+    rows = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(rows, [])]
+    name = next((c for c in CHECK_COLUMNS if c in header), None)
+    missing = [c for c in REQUIRED if c not in header] + ([] if name else ["check (or statistic)"])
+    if missing:
+        raise DecideError(f"{path}: row 1 (header): missing column(s) {', '.join(missing)}; "
+                          f"the columns are check, configuration, seed, value")
+    at = {c: header.index(c) for c in (name, *REQUIRED)}
+    out: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    first_row: dict[tuple[str, str, int], int] = {}
+    for number, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise DecideError(f"{path}: row {number}: {len(row)} cells, the header has {len(header)}")
+        cells = {c: row[i].strip() for c, i in at.items()}
+        empty = [c for c, v in cells.items() if not v]
+        if empty:
+            raise DecideError(f"{path}: row {number}: empty {', '.join(empty)}")
+        try:
+            seed = int(cells["seed"])
+            if seed < 0:
+                raise ValueError
+        except ValueError:
+            raise DecideError(f"{path}: row {number}: seed {cells['seed']!r} is not an integer >= 0") from None
+        try:
+            value = float(cells["value"])
+        except ValueError:
+            raise DecideError(f"{path}: row {number}: value {cells['value']!r} is not a number") from None
+        key = (cells[name], cells["configuration"], seed)
+        if key in first_row:
+            raise DecideError(f"{path}: row {number}: {key[0]} on {key[1]} seed {seed} is given twice "
+                              f"(first in row {first_row[key]})")
+        first_row[key] = number
+        out.setdefault(key[:2], []).append((seed, value))
+    if not out:
+        raise DecideError(f"{path}: no values (only a header, or an empty file)")
+    return out
+
+
+def tolerance_from_options(name: str, threshold: float, op: str, rule: str, scale: str) -> checks.Tolerance:
+    """A tolerance given on the command line, validated as tolerances.toml's entries are."""
+    for what, value, valid in (("op", op, tuple(checks._OPS)), ("rule", rule, checks.RULES),
+                               ("scale", scale, checks.SCALES)):
+        if value not in valid:
+            raise DecideError(f"--{what} {value!r}; valid: {', '.join(valid)}")
+    if (rule == "equivalence") != (op == "within"):
+        raise DecideError('--op within goes with --rule equivalence and only with it')
+    if not math.isfinite(threshold):
+        raise DecideError(f"--threshold {threshold!r} must be a finite number")
+    return checks.Tolerance(name=name, value=float(threshold), op=op, statistic=name, source="the command line",
+                            calibration="given on the command line", rule=rule, scale=scale)
+
+
+def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: dict | None = None) -> list[dict]:
+    """The decided record (ncsim.checks.decide) of every (check, configuration) of the CSV, with the
+    tolerance of `given` (threshold, op, rule, scale: for every check) or else of `claims_dir`'s
+    tolerances.toml; DecideError for a check that neither names."""
+    groups = read_values(path)
+    table = {} if given is not None else _tolerances(claims_dir)
+    records = []
+    for (name, config), pairs in groups.items():
+        if given is not None:
+            tol = tolerance_from_options(name, **given)
+        elif name in table:
+            tol = table[name]
+        else:
+            raise DecideError(f"{path}: check {name!r} is not in {Path(claims_dir) / checks.TOLERANCES} "
+                              f"(give --threshold, --op and --rule, or name one of its {len(table)} checks)")
+        seeds, values = [s for s, _ in pairs], [v for _, v in pairs]
+        records.append(checks.decide(tol, values, claim="decide", config=config, seeds=seeds,
+                                     runs=[f"{config}-s{s}" for s in seeds]))
+    return records
+
+
+def _tolerances(claims_dir) -> dict[str, checks.Tolerance]:
+    if claims_dir is None:
+        raise DecideError("no tolerances: give --claims DIR (a folder with tolerances.toml) or --threshold and --op")
+    try:
+        return checks.load_tolerances(str(claims_dir))
+    except ValueError as e:
+        raise DecideError(str(e)) from None
+
+
+def table(records: list[dict]) -> str:
+    """The decisions as a fixed-width text table, one line per (check, configuration)."""
+    def num(v):
+        return "-" if v is None else f"{v:.4g}"
+
+    lines = [f"{'check':34} {'configuration':16} {'n':>2} {'aggregate':>10} {'bound':>19} {'p':>9} "
+             f"{'needs':>12}  verdict"]
+    for r in records:
+        bound = f"{num(r['interval'][0])}-{num(r['interval'][1])}" if r.get("interval") else num(r.get("bound"))
+        lines.append(f"{r['tolerance']:34} {r['config']:16} {r['n']:>2} {num(r['measured']):>10} {bound:>19} "
+                     f"{num(r['p_value']):>9} {r['op'] + ' ' + format(r['threshold'], 'g'):>12}  {r['verdict']}")
+    return "\n".join(lines)
+
+
+def write(records: list[dict], out: str | Path) -> Path:
+    """The decisions as JSON (a list of records, the fields of OUTPUT_FIELDS and the source) or, for
+    a .csv path, as CSV; written atomically."""
+    out = Path(out)
+    rows = [{k: r.get(k) for k in (*OUTPUT_FIELDS, "statistic", "source")} for r in records]
+    if out.suffix.lower() == ".csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
+        data = buffer.getvalue().encode()
+    else:
+        data = (json.dumps(checks.jsonable(rows), indent=1, allow_nan=False) + "\n").encode()
+    with atomic_file(out) as f:
+        f.write(data)
+    return out
