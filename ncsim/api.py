@@ -20,7 +20,7 @@ from pathlib import Path
 from ncsim import suite
 from ncsim.metrics import collapse_metrics
 from ncsim.spec import RunSpec, SpecError, load_specs
-from ncsim.store import CorruptFileError, RunStore, default_cache_dir
+from ncsim.store import CorruptFileError, RunStore, store_root
 from ncsim.trajectory import Trajectory
 
 
@@ -33,14 +33,20 @@ class DeviceUnavailable(SpecError):
     """A run that must be trained asks for a device this machine's torch cannot use."""
 
 
-def open_store(cache_dir: str | Path | None = None) -> RunStore:
-    """The run store at `cache_dir` (None: the default), with a clear error when the path exists but
-    or a parent of it is not a directory (NotADirectoryError naming it, not the store's mkdir error)."""
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+def check_store_path(cache_dir: str | Path | None = None) -> Path:
+    """The store root `cache_dir` names (None or empty: the default, ncsim.store.store_root);
+    NotADirectoryError naming the part of it that exists and is not a directory."""
+    root = store_root(cache_dir)
     for p in (root, *root.parents):
         if p.exists() and not p.is_dir():
             raise NotADirectoryError(f"run store {str(root)!r}: {str(p)!r} is not a directory")
-    return RunStore(root)
+    return root
+
+
+def open_store(cache_dir: str | Path | None = None) -> RunStore:
+    """The run store at `cache_dir` (None or empty: the default), with a clear error when the path or
+    a parent of it is not a directory (check_store_path, not the store's mkdir error)."""
+    return RunStore(check_store_path(cache_dir))
 
 
 def stored_labels(store: RunStore) -> dict[str, str | None]:

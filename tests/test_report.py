@@ -14,11 +14,12 @@ import pytest
 
 from ncsim import report, suite
 from ncsim.cli import main
+from ncsim.pytest_plugin.report import REPORT_FAILED
 from ncsim.report import RecordedTest
 from ncsim.store import Record, RunStore
 from ncsim.suite import RunId
 from tests.test_figures import (  # noqa: F401 - `tiny` and `probe_cache` are fixtures (the runs are trained once)
-    NC1_FALL, RATIO, SWEEPS, TPT_FRACTION, TREND, WL_NC3, WL_NC4, check, probe_cache, tiny, tol, ufm_check)
+    NC1_FALL, RATIO, SWEEPS, TINY, TPT_FRACTION, TREND, WL_NC3, WL_NC4, check, probe_cache, tiny, tol, ufm_check)
 
 pytest_plugins = ["pytester"]
 
@@ -66,7 +67,8 @@ OUTCOMES = [
 # --- the verdict table ------------------------------------------------------------------------------
 
 def test_counts_by_outcome():
-    assert report.counts(OUTCOMES) == {"passed": 4, "failed": 4, "xfail": 2, "xpass": 1, "skipped": 1, "error": 1}
+    assert report.counts(OUTCOMES) == {"passed": 4, "xpassed": 0, "failed": 4, "xfail": 2, "xpass": 1, "skipped": 1,
+                                       "error": 1}
 
 
 def test_each_test_says_what_it_decided_of_its_check():
@@ -228,7 +230,8 @@ def test_write_a_report_folder_from_tiny_runs(tiny, probe_cache, tmp_path):
     assert doc["figures"]["geometry.png"] == {"title": "Geometry at the end of training", "error": None}
     assert {name: info["error"] for name, info in doc["figures"].items() if info["error"]} == {}
     assert doc["not_drawn"] == ["adam-s1 (not in the run store)"]
-    assert doc["runs"]["standard"] == ["standard-s0", "standard-s1"]
+    assert doc["runs"]["standard"] == [r.label for r in tiny.runs["standard"]] == [
+        suite.named_apart(suite.config("standard", seed).replace(**TINY)).label() for seed in (0, 1)]
     assert list(doc["figures"]) == list(report.FIGURES)  # the verdict figure first
     written = {t["nodeid"]: t["checks"] for claim in doc["claims"] for t in claim["tests"]}
     for t in outcomes:  # every field of every record, non-finite numbers as strings (JSON has none)
@@ -380,7 +383,7 @@ def test_plugin_writes_the_report_after_claims(tmp_path):
     (folder,) = (project / "out" / "runs").iterdir()
     assert (project / "out" / "latest").resolve() == folder.resolve()
     doc = json.loads((folder / "verdicts.json").read_text())
-    assert doc["summary"] == {"passed": 1, "failed": 1, "xfail": 1, "xpass": 1, "skipped": 1, "error": 1}
+    assert doc["summary"] == {"passed": 1, "xpassed": 0, "failed": 1, "xfail": 1, "xpass": 1, "skipped": 1, "error": 1}
     assert doc["session"]["exitstatus"] == 1 and doc["seeds"] == [0]
     (claim,) = doc["claims"]
     tests = {t["nodeid"].split("::")[1]: t for t in claim["tests"]}
@@ -408,16 +411,22 @@ def test_plugin_writes_nothing_without_claims_or_with_no_report(pytester, monkey
     assert not (pytester.path / "out").exists()
 
 
-def test_a_report_that_cannot_be_written_is_printed_not_fatal(pytester, monkeypatch):
+@pytest.mark.parametrize("error, lines", [
+    (RuntimeError("disk full"), ["*could not write the report: Traceback*", "RuntimeError: disk full"]),  # a bug
+    (OSError(28, "No space left on device"),  # the environment: one line
+     ["could not write the report: OSError: [[]Errno 28[]] No space left on device"])])
+def test_a_report_that_cannot_be_written_is_printed_and_fails_the_session(pytester, monkeypatch, error, lines):
     def broken(*args, **kwargs):
-        raise RuntimeError("disk full")
+        raise error
 
     monkeypatch.setenv("NCSIM_CACHE", str(pytester.path / "store"))
     monkeypatch.setattr(report, "from_session", broken)
     write_project(pytester.path)
     result = pytester.runpytest_inprocess("claims", "-k", "holds", "--seeds", "0", "--report-dir", "out")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["*could not write the report:*", "RuntimeError: disk full"])
+    result.assert_outcomes(passed=1, deselected=5)
+    assert result.ret == REPORT_FAILED != 0
+    result.stdout.fnmatch_lines(lines)
+    assert ("Traceback" in result.stdout.str()) == isinstance(error, RuntimeError)
 
 
 def test_a_session_reads_only_the_configurations_its_checks_name():

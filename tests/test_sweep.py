@@ -61,14 +61,16 @@ def crash(spec_dict, store_root, threads):
 # --- which runs --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("raw, seeds", [("0-4", [0, 1, 2, 3, 4]), ("0,1,5", [0, 1, 5]), ("3", [3]),
-                                        ("0-2,10,1", [0, 1, 2, 10]), (" 7 - 8 , 9", [7, 8, 9]), ("2,", [2])])
+                                        ("0-2,10,5", [0, 1, 2, 10, 5]), (" 7 - 8 , 9", [7, 8, 9]), ("2,", [2])])
 def test_parse_seed_list(raw, seeds):
     assert parse_seed_list(raw) == seeds
 
 
 @pytest.mark.parametrize("raw, message", [("a,b", "got 'a,b'"), ("-1", "got '-1'"), ("5-1", "'5-1' runs backwards"),
                                           ("", "no seeds in ''"), ("1.5", "got '1.5'"),
-                                          ("0-10000", "gives more than 10000 seeds")])
+                                          ("0-10000", "gives more than 10000 seeds"),
+                                          ("0,0,0", r"seed\(s\) 0 given more than once in '0,0,0'"),
+                                          ("0-4,2,9,9", r"seed\(s\) 2, 9 given more than once")])
 def test_parse_seed_list_rejects(raw, message):
     with pytest.raises(ValueError, match=message):
         parse_seed_list(raw)
