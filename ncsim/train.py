@@ -350,7 +350,8 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
         "epochs_run": len(h.fit_loss),
         "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
                     "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
-        "versions": versions(), "trainer_version": TRAINER_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": versions(), "trainer_version": TRAINER_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return Record(key=spec.key(), meta=meta, arrays=arrays)
 

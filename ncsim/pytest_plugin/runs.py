@@ -11,9 +11,8 @@ left. A test marked `@pytest.mark.runs("standard", ...)` that takes `run` is par
 configurations and the seeds, one run per case; a comparison gets a second run through
 `get_run(config, seed, data_seed=None)`.
 
-Options: --seeds 0-2 or 0,1,2 (ncsim.suite.parse_seed_list; default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
-follows the training seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim; empty counts as
-unset), --fresh-runs
+Options: --seeds 0-2,5 (default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
+follows the training seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim), --fresh-runs
 (ignore the store: train every run into a new store for this session only), --spec FILE.toml (check
 the claims on your own run: FILE's spec is the standard configuration and every other configuration
 is derived from it, ncsim.suite.user_configurations; a configuration whose changes do not apply to it
@@ -262,8 +261,9 @@ def get_run(pytestconfig, run_store):
 def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations | None = None,
              threads: int | None = None) -> None:
     """Make sure every run is stored, training each missing one in this process (on `threads` threads;
-    None: ncsim.threads.TRAIN_THREADS, as every run of the suite trains) unless another process is training it; runs held by another process are waited for last. The runs
-    are those of `configs` (default: the suite's own)."""
+    None: ncsim.threads.TRAIN_THREADS, as every run of the suite trains) unless another process is
+    training it; runs held by another process are waited for last. The runs are those of `configs`
+    (default: the suite's own)."""
     configs = configs if configs is not None else suite.suite_configurations()
     pending = list(runs)
     while pending:
