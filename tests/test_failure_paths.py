@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from ncsim import export, report, suite
+from ncsim import export, figures, report, suite
 from ncsim import store as store_mod
 from ncsim.api import load_run
 from ncsim.cli import main
@@ -28,6 +29,7 @@ from ncsim.trajectory import Trajectory
 from tests.conftest import TINY
 from tests.test_cli import assert_one_line_error
 from tests.test_plugin import write_claims
+from tests.test_figures import check, tiny, tol  # noqa: F401 - `tiny` is a fixture (the runs are trained once)
 from tests.test_report import ROOT
 
 pytest_plugins = ["pytester"]
@@ -342,3 +344,41 @@ def test_repeated_seeds_are_a_usage_error(pytester, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", "--seeds", "0,0,0", "--cache-dir", str(tmp_path / "s"), "--out", str(tmp_path)]) == 2
     assert_one_line_error(capsys.readouterr().err, "--seeds: seed(s) 0 given more than once")
+
+
+# --- figures a reader can read ---------------------------------------------------------------------------------
+
+def drawn(fig):
+    """The figure laid out and drawn (Agg), and its renderer."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+@pytest.mark.parametrize("name", ["losses", "ablation", "label-noise"])
+def test_contrast_panel_titles_fit_their_panels(name, tiny):
+    fig = figures.contrasts(name, tiny.runs)
+    renderer = drawn(fig)
+    assert [sub.get_suptitle() for sub in fig.subfigs] == list(figures.contrast_table(name)["contrasts"].values())
+    for sub in fig.subfigs:
+        boxes = [ax.title.get_window_extent(renderer) for ax in sub.axes]
+        assert all(0 <= box.x0 and box.x1 <= fig.bbox.x1 for box in boxes), name
+        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), name  # no title runs into the next
+        for ax, box in zip(sub.axes, boxes):
+            assert box.width <= ax.get_window_extent(renderer).width, ax.get_title()
+
+
+def test_verdict_labels_are_legible_at_page_width():
+    records = [check(tol(f"statistic_{i}_with_a_long_name_max", 0.05), (0.01 * (i % 7 + 1),) * 3,
+                     config=("standard", "label-smoothing")[i % 2], claim=f"test_claim_{i // 6}") for i in range(40)]
+    fig = figures.verdicts(records)
+    assert fig.get_size_inches()[0] * figures.DPI <= 810
+    renderer = drawn(fig)
+    for ax in fig.axes:
+        if not ax.get_yticklabels() or ax.get_label() == "<colorbar>":
+            continue
+        labels = ax.get_yticklabels() + [t for child in ax.child_axes for t in child.get_yticklabels()]
+        assert min(label.get_fontsize() for label in labels) * figures.DPI / 72 >= 11  # px
+        boxes = sorted((label.get_window_extent(renderer) for label in ax.get_yticklabels()), key=lambda b: -b.y1)
+        assert all(a.y0 >= b.y1 for a, b in zip(boxes, boxes[1:]))  # rows do not overlap
+        assert all(box.x0 >= 0 for box in boxes)
