@@ -49,16 +49,27 @@ def open_store(cache_dir: str | Path | None = None) -> RunStore:
     return RunStore(check_store_path(cache_dir))
 
 
+def record_label(meta: dict) -> str | None:
+    """The label a stored run answers to: that of its spec named apart from the suite's configurations
+    (suite.named_apart), so that a record trained under a configuration's name with other settings never
+    answers to the configuration's label, whatever label it was stored with; the stored label when the
+    spec cannot be read; None when the record holds neither (e.g. a UFM sweep)."""
+    try:
+        return suite.named_apart(RunSpec.from_dict(meta["spec"])).label()
+    except (KeyError, TypeError, SpecError):
+        label = meta.get("label")
+        return label if isinstance(label, str) else None
+
+
 def stored_labels(store: RunStore) -> dict[str, str | None]:
-    """Key -> label of every record in the store (None for a record that is unreadable or holds no
-    label, e.g. a UFM sweep)."""
+    """Key -> label (record_label) of every record in the store (None for a record that is unreadable
+    or holds no label, e.g. a UFM sweep)."""
     out: dict[str, str | None] = {}
     for key in store.keys():
         try:
-            label = store.read(key).meta.get("label")
+            out[key] = record_label(store.read(key).meta)
         except (CorruptFileError, OSError):
-            label = None
-        out[key] = label if isinstance(label, str) else None
+            out[key] = None
     return out
 
 

@@ -35,7 +35,7 @@ except ModuleNotFoundError:  # Python < 3.11
 import numpy as np
 
 from ncsim import __version__
-from ncsim.api import RunLookupError, check_device, matching_runs, open_store
+from ncsim.api import RunLookupError, check_device, matching_runs, open_store, record_label
 from ncsim.checks import jsonable
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import CorruptFileError, Record, RunStore
@@ -112,7 +112,7 @@ def summary(record: Record, spec: RunSpec | None = None) -> str:
     t = m.get("timings") if isinstance(m.get("timings"), dict) else {}
     tpt = _tpt(record)
     lines = [
-        f"run {printable(spec.label() if spec is not None else m.get('label', '?'))}  key {record.key}  "
+        f"run {printable(spec.label() if spec is not None else record_label(m) or '?')}  key {record.key}  "
         f"status {printable(m.get('status', '?'))}",
         f"  {s.get('model', '?')} (width {s.get('width', '?')}, k {s.get('kernel_size', '?')}, bn {s.get('batch_norm', '?')})  "
         f"{s.get('optimizer', '?')} lr {_value(s.get('lr'), 'g')} wd {_value(s.get('weight_decay'), 'g')} "
@@ -193,7 +193,7 @@ def _listing(key: str, r: Record | Exception) -> dict:
     if "kind" in m:  # not a training run: e.g. a UFM sweep that claims/test_ufm_imbalance.py stored
         return {**dict.fromkeys(LIST_FIELDS), "key": key, "kind": str(m["kind"])}
     epochs = m.get("epochs_run")
-    return {"key": key, "kind": "run", "label": m.get("label"), "status": m.get("status"),
+    return {"key": key, "kind": "run", "label": record_label(m), "status": m.get("status"),
             "epochs": epochs if isinstance(epochs, int) else None, "tpt_epoch": _tpt(r),
             **{name: _column(r, name, -1) for name in FINAL_COLUMNS}, "reason": m.get("status_reason")}
 

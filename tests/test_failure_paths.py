@@ -139,7 +139,7 @@ def test_ncsim_report_never_shows_another_sessions_verdicts(tmp_path):
 
 # --- labels -----------------------------------------------------------------------------------------------
 
-def test_a_run_that_differs_from_a_suite_configuration_never_takes_its_label(cache_dir, tmp_path):
+def test_a_run_that_differs_from_a_suite_configuration_never_takes_its_label(cache_dir, tmp_path, capsys):
     standard = suite.config("standard", 0)
     changes = ({"epochs": 2}, {"epochs": 1}, {"lr": 1e-300})
     for overrides in changes:
@@ -154,10 +154,20 @@ def test_a_run_that_differs_from_a_suite_configuration_never_takes_its_label(cac
     path = tmp_path / "run.toml"
     path.write_text(to_toml(by_hand))
     assert main(["train", str(path), "--cache-dir", str(cache_dir), "--quiet"]) == 0
-    (key,) = RunStore(cache_dir).keys()
-    assert RunStore(cache_dir).read(key).meta["label"] == suite.named_apart(by_hand).label()
+    store = RunStore(cache_dir)
+    (key,) = store.keys()
+    record = store.read(key)
+    assert record.meta["label"] == suite.named_apart(by_hand).label()
     with pytest.raises(LookupError, match="no stored run matches 'standard-s0'"):
         load_run("standard-s0", cache_dir)
+    # a record stored with the bare label (as runs were labelled before) answers to its own label only
+    store.save(Record(key, {**record.meta, "label": "standard-s0"}, record.arrays))
+    with pytest.raises(LookupError, match="no stored run matches 'standard-s0'"):
+        load_run("standard-s0", cache_dir)
+    assert load_run(suite.named_apart(by_hand).label(), cache_dir).key == key
+    capsys.readouterr()
+    assert main(["show", "--cache-dir", str(cache_dir)]) == 0
+    assert "standard-s0 " not in capsys.readouterr().out
 
 
 # --- the thread count -------------------------------------------------------------------------------------
@@ -303,8 +313,9 @@ def test_show_to_a_closed_pipe_exits_quietly(tmp_path):
 
 def test_show_escapes_control_characters_of_a_record(cache_dir, tiny_record, capsys):
     evil = "evil\nrun\x1b[2J"
-    RunStore(cache_dir).save(Record("evilkey", {**tiny_record.meta, "label": evil, "status_reason": "a\rb"},
-                                    tiny_record.arrays))
+    meta = {**tiny_record.meta, "spec": {**tiny_record.meta["spec"], "name": evil}, "label": f"{evil}-s0",
+            "status_reason": "a\rb"}
+    RunStore(cache_dir).save(Record("evilkey", meta, tiny_record.arrays))
     for args in (["show"], ["show", "evilkey"]):
         assert main([*args, "--cache-dir", str(cache_dir)]) == 0
         out = capsys.readouterr().out
