@@ -168,7 +168,7 @@ def obtain_run(config_or_spec: RunSpec | dict | str | Path, seed: int | None = N
                cache_dir: str | Path | None = None, *, data_seed: int | None = None, refresh: bool = False,
                progress: bool = False) -> Trajectory:
     """The run a description names (resolve_spec), from the store when recorded, else trained once
-    and stored (ncsim.suite.obtain); `refresh` retrains it. The trajectory's `trained` says whether
+    on one thread and stored (ncsim.suite.obtain); `refresh` retrains it. The trajectory's `trained` says whether
     this call trained it. SpecError for a bad description, DeviceUnavailable for a CUDA run that
     cannot be trained here."""
     spec = resolve_spec(config_or_spec, seed, data_seed)

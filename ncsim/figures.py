@@ -552,8 +552,8 @@ def contrasts(figure: str, runs: Mapping[str, Sequence[Trajectory]], missing: Se
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
     rows = table["contrasts"]
     fig = Figure(figsize=(WIDTH, 2.9 * len(rows)), layout="constrained")
-    # A row's contrast heads the row once (its subfigure's title): repeated in each of four narrow panel
-    # titles it was wider than a panel and clipped.
+    # A row's contrast heads the row once (its subfigure's title): in each of four narrow panel titles it
+    # would be wider than the panel.
     subfigures = np.atleast_1d(fig.subfigures(len(rows), 1))
     axes = np.array([sub.subplots(1, len(table["panels"])) for sub in subfigures])
     for ax in axes.ravel()[1:]:
