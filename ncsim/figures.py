@@ -813,6 +813,17 @@ def _limits(points: np.ndarray, panel: str) -> tuple[float, float, float | None]
     return finite.min() / pad, finite.max() * pad, None
 
 
+def _symlog_ticks(lo: float, hi: float, linthresh: float, per_side: int = 2) -> list[float]:
+    """0 and up to `per_side` powers of ten on each side of a symlog axis over [lo, hi] (the largest
+    kept; none within a decade of the linear range around 0): a label at every decade would run into
+    the next at the report's width."""
+    top = np.floor(np.log10(max(-lo, hi)))
+    decades = np.arange(np.ceil(np.log10(linthresh)) + 1, top + 1)
+    step = max(1, int(np.ceil(len(decades) / per_side)))
+    powers = 10.0 ** decades[::-1][::step]
+    return sorted({0.0, *powers[powers <= hi], *(-powers[-powers >= lo])})
+
+
 def _place(x: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions on a panel and the marker of each: "o" inside, "<" / ">" clipped at the left / right
     edge (0 and inf included), "x" for NaN (drawn at the right, the failing side)."""
@@ -917,6 +928,7 @@ def verdicts(records: Sequence[Mapping]) -> Figure:
             log_scale(ax, "x")
         else:
             ax.set_xscale("symlog", linthresh=linthresh, linscale=0.6)
+            ax.set_xticks(_symlog_ticks(lo, hi, linthresh))
             ax.xaxis.set_major_formatter(plain())
         ax.tick_params(axis="x", top=True, labeltop=True)  # a tall panel is read from the top too
         ax.axvline(ref, color="k", lw=1.2, zorder=1)
