@@ -382,7 +382,8 @@ def test_contrast_panel_titles_fit_their_panels(name, tiny):
 def test_verdict_labels_are_legible_at_page_width():
     records = [check(tol(f"statistic_{i}_with_a_long_name_max", 0.05), (0.01 * (i % 7 + 1),) * 3,
                      config=("standard", "label-smoothing")[i % 2], claim=f"test_claim_{i // 6}") for i in range(40)]
-    records += [check(tol("trend_max", -0.8, scale="linear"), values) for values in ((-0.99, -0.5, 0.3), (-0.8001,) * 3)]
+    trend = tol("trend_max", -0.8, scale="linear")  # a symlog panel over several decades
+    records += [check(trend, values) for values in ((-0.99, -0.5, 0.3), (-0.8001,) * 3)]
     fig = figures.verdicts(records)
     assert fig.get_size_inches()[0] * figures.DPI <= 810
     renderer = drawn(fig)
@@ -395,6 +396,7 @@ def test_verdict_labels_are_legible_at_page_width():
         assert all(a.y0 >= b.y1 for a, b in zip(boxes, boxes[1:]))  # rows do not overlap
         assert all(box.x0 >= 0 for box in boxes)
         for side in ("label1", "label2"):  # the axis labels below and above the panel
-            ticks = sorted((getattr(tick, side).get_window_extent(renderer) for tick in ax.xaxis.get_major_ticks()
-                            if getattr(tick, side).get_visible() and getattr(tick, side).get_text()), key=lambda b: b.x0)
+            texts = [getattr(tick, side) for tick in ax.xaxis.get_major_ticks()]
+            ticks = sorted((t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()),
+                           key=lambda b: b.x0)
             assert all(a.x1 <= b.x0 for a, b in zip(ticks, ticks[1:])), [t.get_text() for t in ax.get_xticklabels()]
