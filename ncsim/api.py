@@ -20,7 +20,7 @@ from pathlib import Path
 from ncsim import suite
 from ncsim.metrics import collapse_metrics
 from ncsim.spec import RunSpec, SpecError, load_specs
-from ncsim.store import CorruptFileError, RunStore, default_cache_dir
+from ncsim.store import CorruptFileError, RunStore, store_root
 from ncsim.trajectory import Trajectory
 
 
@@ -33,26 +33,43 @@ class DeviceUnavailable(SpecError):
     """A run that must be trained asks for a device this machine's torch cannot use."""
 
 
-def open_store(cache_dir: str | Path | None = None) -> RunStore:
-    """The run store at `cache_dir` (None: the default), with a clear error when the path exists but
-    or a parent of it is not a directory (NotADirectoryError naming it, not the store's mkdir error)."""
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+def check_store_path(cache_dir: str | Path | None = None) -> Path:
+    """The store root `cache_dir` names (None or empty: the default, ncsim.store.store_root);
+    NotADirectoryError naming the part of it that exists and is not a directory."""
+    root = store_root(cache_dir)
     for p in (root, *root.parents):
         if p.exists() and not p.is_dir():
             raise NotADirectoryError(f"run store {str(root)!r}: {str(p)!r} is not a directory")
-    return RunStore(root)
+    return root
+
+
+def open_store(cache_dir: str | Path | None = None) -> RunStore:
+    """The run store at `cache_dir` (None or empty: the default), with a clear error when the path or
+    a parent of it is not a directory (check_store_path, not the store's mkdir error)."""
+    return RunStore(check_store_path(cache_dir))
+
+
+def record_label(meta: dict) -> str | None:
+    """The label a stored run answers to: that of its spec named apart from the suite's configurations
+    (suite.named_apart), so that a record trained under a configuration's name with other settings never
+    answers to the configuration's label, whatever label it was stored with; the stored label when the
+    spec cannot be read; None when the record holds neither (e.g. a UFM sweep)."""
+    try:
+        return suite.named_apart(RunSpec.from_dict(meta["spec"])).label()
+    except (KeyError, TypeError, SpecError):
+        label = meta.get("label")
+        return label if isinstance(label, str) else None
 
 
 def stored_labels(store: RunStore) -> dict[str, str | None]:
-    """Key -> label of every record in the store (None for a record that is unreadable or holds no
-    label, e.g. a UFM sweep)."""
+    """Key -> label (record_label) of every record in the store (None for a record that is unreadable
+    or holds no label, e.g. a UFM sweep)."""
     out: dict[str, str | None] = {}
     for key in store.keys():
         try:
-            label = store.read(key).meta.get("label")
+            out[key] = record_label(store.read(key).meta)
         except (CorruptFileError, OSError):
-            label = None
-        out[key] = label if isinstance(label, str) else None
+            out[key] = None
     return out
 
 
@@ -151,7 +168,7 @@ def obtain_run(config_or_spec: RunSpec | dict | str | Path, seed: int | None = N
                cache_dir: str | Path | None = None, *, data_seed: int | None = None, refresh: bool = False,
                progress: bool = False) -> Trajectory:
     """The run a description names (resolve_spec), from the store when recorded, else trained once
-    and stored (ncsim.suite.obtain); `refresh` retrains it. The trajectory's `trained` says whether
+    on one thread and stored (ncsim.suite.obtain); `refresh` retrains it. The trajectory's `trained` says whether
     this call trained it. SpecError for a bad description, DeviceUnavailable for a CUDA run that
     cannot be trained here."""
     spec = resolve_spec(config_or_spec, seed, data_seed)

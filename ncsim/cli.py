@@ -12,16 +12,20 @@ many seeds at once, and render the report from the store.
 Exit codes: 0 done; 2 a bad command, spec or environment (unwritable store, a store path that is a
 file, CUDA asked for without CUDA, full disk), with one line `ncsim: error: ...` naming the problem;
 3 a run that stopped (diverged or degenerate), with its reason; 1 a sweep in which a run failed;
-130 interrupted (Ctrl-C). A damaged record is flagged in `ncsim show`, never fatal.
+130 interrupted (Ctrl-C); 141 (as a shell reports a command killed by SIGPIPE) when the reader of
+its output went away (`ncsim show --csv | head -1`), quietly. A damaged record is flagged in `ncsim
+show`, never fatal. Warnings (a record served as trained on another thread count, a corrupt record
+moved aside) are one line each, `ncsim: warning: ...`. Text from a record (a run's name, a reason) is
+printed with control characters escaped, so a record cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 try:
@@ -32,15 +36,16 @@ except ModuleNotFoundError:  # Python < 3.11
 import numpy as np
 
 from ncsim import __version__
-from ncsim.api import RunLookupError, check_device, matching_runs, open_store
+from ncsim.api import RunLookupError, check_device, matching_runs, open_store, record_label
 from ncsim.checks import jsonable
 from ncsim.decide import DecideError
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import CorruptFileError, Record, RunStore
-from ncsim.sweep import SweepError, parse_seed_list
+from ncsim.suite import parse_seed_list
+from ncsim.sweep import SweepError
 
 # Exit codes (see the module docstring; argparse's own usage errors exit 2 too).
-EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 3, 130, 141
 # What `ncsim show --json/--csv` gives for each stored record: identity, how far it ran, and the
 # final value of these columns (NC2 as the ETF distance of the means).
 FINAL_COLUMNS = ("train_error", "test_error", "train.nc1", "train.nc2_etf_distance", "train.nc3", "train.nc4")
@@ -67,6 +72,12 @@ def parse_overrides(items: list[str]) -> dict:
         else:
             out[key] = value
     return out
+
+
+def printable(text) -> str:
+    """`text` as str with every non-printable character (newline, escape, ...) written as its Python
+    escape, so that a name or reason read from a record prints as one inert line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def _value(x, spec: str) -> str:
@@ -106,14 +117,15 @@ def summary(record: Record, spec: RunSpec | None = None) -> str:
     t = m.get("timings") if isinstance(m.get("timings"), dict) else {}
     tpt = _tpt(record)
     lines = [
-        f"run {spec.label() if spec is not None else m.get('label', '?')}  key {record.key}  status {m.get('status', '?')}",
+        f"run {printable(spec.label() if spec is not None else record_label(m) or '?')}  key {record.key}  "
+        f"status {printable(m.get('status', '?'))}",
         f"  {s.get('model', '?')} (width {s.get('width', '?')}, k {s.get('kernel_size', '?')}, bn {s.get('batch_norm', '?')})  "
         f"{s.get('optimizer', '?')} lr {_value(s.get('lr'), 'g')} wd {_value(s.get('weight_decay'), 'g')} "
         f"{s.get('schedule', '?')}  {s.get('loss', '?')}  batch {s.get('batch_size', '?')}  "
         f"epochs {m.get('epochs_run', '?')}/{s.get('epochs', '?')}",
     ]
     if m.get("status_reason"):
-        lines.append(f"  reason: {m['status_reason']}")
+        lines.append(f"  reason: {printable(m['status_reason'])}")
     lines += [
         f"  TPT epoch: {tpt if tpt is not None else 'never'}   "
         f"final train error {_value(_column(record, 'train_error', -1), '.4f')}  "
@@ -133,34 +145,32 @@ def summary(record: Record, spec: RunSpec | None = None) -> str:
 
 
 def check_threads(threads: int | None) -> None:
-    """SpecError unless `threads` is None (torch's choice) or in [1, os.cpu_count()]."""
+    """SpecError unless `threads` is None (the default: ncsim.threads.TRAIN_THREADS) or in [1, os.cpu_count()]."""
     limit = os.cpu_count() or 1
     if threads is not None and not 1 <= threads <= limit:
         raise SpecError(f"--threads {threads} must be in [1, {limit}] (this machine's CPU count)")
 
 
 def cmd_train(args) -> int:
-    from ncsim.suite import obtain
-    from ncsim.threads import limit_threads
+    from ncsim.suite import named_apart, obtain
 
     if bool(args.preset) == bool(args.file):
         raise SpecError("give exactly one of --preset NAME or FILE.toml; presets: " + ", ".join(presets()))
     source = args.preset or args.file
     if args.file and not Path(args.file).is_file():
         raise SpecError(f"no such spec file {args.file!r}")
-    specs = load_specs(source, parse_overrides(args.set))
+    specs = [named_apart(spec) for spec in load_specs(source, parse_overrides(args.set))]
     check_threads(args.threads)
     store = open_store(args.cache_dir)
     for spec in specs:
         check_device(spec, store, args.refresh)
     stopped = []
-    with limit_threads(args.threads) if args.threads else contextlib.nullcontext():
-        for spec in specs:
-            traj = obtain(spec, store, refresh=args.refresh, progress=not args.quiet)
-            print(("" if traj.trained else "[from store] ") + summary(traj.record, traj.spec))
-            if traj.status != "ok":
-                reason = traj.meta.get("status_reason") or "no reason recorded"
-                stopped.append(f"ncsim: run {traj.label} {traj.status}: {reason}")
+    for spec in specs:
+        traj = obtain(spec, store, refresh=args.refresh, progress=not args.quiet, threads=args.threads)
+        print(("" if traj.trained else "[from store] ") + summary(traj.record, traj.spec))
+        if traj.status != "ok":
+            reason = traj.meta.get("status_reason") or "no reason recorded"
+            stopped.append(f"ncsim: run {traj.label} {traj.status}: {reason}")
     for line in stopped:
         print(line, file=sys.stderr)
     return EXIT_STOPPED if stopped else 0
@@ -188,7 +198,7 @@ def _listing(key: str, r: Record | Exception) -> dict:
     if "kind" in m:  # not a training run: e.g. a UFM sweep that claims/test_ufm_imbalance.py stored
         return {**dict.fromkeys(LIST_FIELDS), "key": key, "kind": str(m["kind"])}
     epochs = m.get("epochs_run")
-    return {"key": key, "kind": "run", "label": m.get("label"), "status": m.get("status"),
+    return {"key": key, "kind": "run", "label": record_label(m), "status": m.get("status"),
             "epochs": epochs if isinstance(epochs, int) else None, "tpt_epoch": _tpt(r),
             **{name: _column(r, name, -1) for name in FINAL_COLUMNS}, "reason": m.get("status_reason")}
 
@@ -202,9 +212,9 @@ def _row(key: str, r: Record | Exception) -> str:
     if isinstance(r, Exception):
         return f"{key:<20}  unreadable: {r}"
     if "kind" in r.meta:
-        return f"{key:<20}  {r.meta['kind']}"
+        return f"{key:<20}  {printable(r.meta['kind'])}"
     e = _listing(key, r)
-    return ROW_FORMAT.format(key, *(str("?" if e[k] is None else e[k]) for k in ("label", "status")),
+    return ROW_FORMAT.format(key, *(printable("?" if e[k] is None else e[k]) for k in ("label", "status")),
                              *("-" if e[k] is None else e[k] for k in ("epochs", "tpt_epoch")),
                              _value(e["train.nc1"], ".3g"), _value(e["test_error"], ".4f"))
 
@@ -270,7 +280,7 @@ def _sweep_line(r: dict) -> str:
 
 
 def cmd_sweep(args) -> int:
-    from ncsim.sweep import sweep, sweep_specs
+    from ncsim.sweep import group_readable, sweep, sweep_specs
 
     seeds = _seeds(args.seeds) if args.seeds is not None else None
     if args.threads < 1 or args.scheduler in (None, "local"):
@@ -278,7 +288,8 @@ def cmd_sweep(args) -> int:
     if Path(args.source).suffix and not Path(args.source).is_file():
         raise SpecError(f"no such spec file {args.source!r}")
     specs = sweep_specs(args.source, seeds, args.vary_data_seed, parse_overrides(args.set))
-    store = open_store(args.cache_dir)
+    with group_readable():  # the store's folder as the sweep's files: readable by the group
+        store = open_store(args.cache_dir)
     if args.scheduler is None:
         for spec in specs:
             check_device(spec, store)
@@ -296,7 +307,7 @@ def cmd_sweep(args) -> int:
 
 
 def _seeds(raw: str) -> list[int]:
-    """--seeds as ncsim.sweep.parse_seed_list reads it ("0-49", "0,1,5"); SpecError otherwise."""
+    """--seeds as ncsim.suite.parse_seed_list reads it ("0-49", "0,1,5"); SpecError otherwise."""
     try:
         return parse_seed_list(raw)
     except ValueError as e:
@@ -345,7 +356,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     t.add_argument("--refresh", action="store_true", help="retrain even if the store has the run")
     t.add_argument("--threads", type=int, default=None,
-                   help=f"torch and BLAS threads, 1 to {os.cpu_count() or 1} (default: torch's choice)")
+                   help=f"torch and BLAS threads to train on, 1 to {os.cpu_count() or 1} (default 1: a run's values "
+                        f"depend on the thread count, docs/run-store.md)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser("show", help="list stored runs, or summarise one (key prefix or label)")
     s.add_argument("run", nargs="?")
@@ -384,18 +396,33 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--scale", default=None, help="with --threshold: log or linear (default log)")
     d.add_argument("--out", default=None, metavar="PATH",
                    help="where the decisions go, .json or .csv (default: FILE.decisions.json)")
-    for sp in (t, s, w, r):
-        sp.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for sp in (t, s, w, r):  # before or after the command; SUPPRESS: not given here keeps the main option's
+        sp.add_argument("--cache-dir", default=argparse.SUPPRESS,
+                        help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim; empty counts as unset)")
     return p
 
 
 COMMANDS = {"train": cmd_train, "show": cmd_show, "sweep": cmd_sweep, "report": cmd_report, "decide": cmd_decide}
 
 
+def _warn(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning for the command: one line on stderr."""
+    print(f"ncsim: warning: {_one_line(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warn
+            rc = COMMANDS[args.command](args)
+            sys.stdout.flush()  # here, so that a reader gone away is seen here and not at exit
+        return rc
+    except BrokenPipeError:
+        # Whatever is still buffered has no reader: point stdout at /dev/null so that the flush at
+        # exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (SpecError, OSError, SweepError, RunLookupError, DecideError) as e:
         print(f"ncsim: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE

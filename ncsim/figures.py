@@ -525,7 +525,6 @@ CONTRAST_PANELS = {  # key of a [figures.X] table's `panels` -> title, series, y
 }
 CONTRAST_DEFAULTS = {"panels": ["nc1", "nc3", "ridge", "test_error"], "fields": ["weight_decay", "loss", "classifier"],
                      "subject": "train set"}
-CONTRAST_TITLE_WIDTH = 32        # characters of a contrast's name on one line of a panel title (4 panels a row)
 
 
 def contrast_table(figure: str) -> dict:
@@ -553,14 +552,18 @@ def contrasts(figure: str, runs: Mapping[str, Sequence[Trajectory]], missing: Se
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, names))
     rows = table["contrasts"]
     fig = Figure(figsize=(WIDTH, 2.9 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), len(table["panels"]), sharex=True, squeeze=False)
-    for row, (variant, what) in zip(axes, rows.items()):
+    # A row's contrast heads the row once (its subfigure's title): in each of four narrow panel titles it
+    # would be wider than the panel.
+    subfigures = np.atleast_1d(fig.subfigures(len(rows), 1))
+    axes = np.array([sub.subplots(1, len(table["panels"])) for sub in subfigures])
+    for ax in axes.ravel()[1:]:
+        ax.sharex(axes[0, 0])
+    for sub, row, (variant, what) in zip(subfigures, axes, rows.items()):
         pair = {name: groups[name] for name in (names[0], variant) if name in groups}
-        what = _wrap(what, CONTRAST_TITLE_WIDTH)
-        panels = [(f"{CONTRAST_PANELS[key][0]}\n{what}", *CONTRAST_PANELS[key][1:]) for key in table["panels"]]
-        _comparison(row, pair, panels, table["fields"])
-        for ax in row:
-            ax.title.set_fontsize("small")
+        _comparison(row, pair, [CONTRAST_PANELS[key] for key in table["panels"]], table["fields"])
+        sub.suptitle(what, fontsize="medium", fontweight="bold")
+    for ax in axes[:-1].ravel():
+        ax.tick_params(labelbottom=False)
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
     return finish(fig, f"{title} ({table['subject']})", seeds_note(r.spec.seed for g in groups.values() for r in g),
@@ -761,7 +764,8 @@ VERDICT_PANELS = {  # panel -> title, x label, where the rule's reference lies
                    "value − threshold (≤, <) or threshold − value (≥, >)", 0.0),
 }
 RULE_LABELS = {"every": "every seed", "mean": "95% bound, {mean}", "equivalence": "TOST, 90% interval"}
-ROW_HEIGHT = 0.3                 # inches per check
+ROW_HEIGHT = 0.4                 # inches per check: two lines of its 8-point labels
+VERDICT_LABEL_SIZE = 8           # points: 12 px at DPI, legible where the figure is shown 800 px wide
 
 
 def as_float(value) -> float:
@@ -807,6 +811,17 @@ def _limits(points: np.ndarray, panel: str) -> tuple[float, float, float | None]
     finite = np.append(points[np.isfinite(points) & (points > 0)], ref)
     pad = max((finite.max() / finite.min()) ** 0.06, 1.4)
     return finite.min() / pad, finite.max() * pad, None
+
+
+def _symlog_ticks(lo: float, hi: float, linthresh: float, per_side: int = 2) -> list[float]:
+    """0 and up to `per_side` powers of ten on each side of a symlog axis over [lo, hi] (the largest
+    kept; none within a decade of the linear range around 0): a label at every decade would run into
+    the next at the report's width."""
+    top = np.floor(np.log10(max(-lo, hi)))
+    decades = np.arange(np.ceil(np.log10(linthresh)) + 1, top + 1)
+    step = max(1, int(np.ceil(len(decades) / per_side)))
+    powers = 10.0 ** decades[::-1][::step]
+    return sorted({0.0, *powers[powers <= hi], *(-powers[-powers >= lo])})
 
 
 def _place(x: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -913,6 +928,7 @@ def verdicts(records: Sequence[Mapping]) -> Figure:
             log_scale(ax, "x")
         else:
             ax.set_xscale("symlog", linthresh=linthresh, linscale=0.6)
+            ax.set_xticks(_symlog_ticks(lo, hi, linthresh))
             ax.xaxis.set_major_formatter(plain())
         ax.tick_params(axis="x", top=True, labeltop=True)  # a tall panel is read from the top too
         ax.axvline(ref, color="k", lw=1.2, zorder=1)
@@ -923,10 +939,10 @@ def verdicts(records: Sequence[Mapping]) -> Figure:
         edges = ax.xaxis.get_transform().transform([lo, hi])  # a little room for the marks at the edges
         ax.set_xlim(ax.xaxis.get_transform().inverted().transform(edges + np.array([-1, 1]) * 0.02 * np.ptp(edges)))
         ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.set_yticks(range(len(rows)), [_row_label(r) for r in rows], fontsize=6.5)
+        ax.set_yticks(range(len(rows)), [_row_label(r) for r in rows], fontsize=VERDICT_LABEL_SIZE)
         ax.grid(False, axis="y")
         right = ax.secondary_yaxis("right")
-        right.set_yticks(range(len(rows)), [_verdict_label(r) for r in rows], fontsize=6.5)
+        right.set_yticks(range(len(rows)), [_verdict_label(r) for r in rows], fontsize=VERDICT_LABEL_SIZE)
         for label, record in zip(right.get_yticklabels(), rows):
             label.set_color(VERDICT_COLOURS.get(record.get("verdict"), "0.4"))
         ax.set_title(_wrap(name, 65), loc="left")

@@ -41,11 +41,14 @@ from pathlib import Path
 
 from ncsim import figures, suite
 from ncsim.checks import describe_rule, jsonable
+from ncsim.spec import RunSpec
 from ncsim.store import RunStore
 from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
-OUTCOMES = ("passed", "failed", "xfail", "xpass", "skipped", "error")
+# pytest's outcomes of a test: "xpassed" is a non-strict xfail that passed (a borderline check that
+# reproduced: its check counts as reproducing), "xpass" a strict one that passed (which fails the suite).
+OUTCOMES = ("passed", "xpassed", "failed", "xfail", "xpass", "skipped", "error")
 FIGURES = {  # file -> title, in the order the report shows them
     "verdicts.png": "Verdicts over seeds",
     "training.png": "Training dynamics",
@@ -60,7 +63,7 @@ FIGURES = {  # file -> title, in the order the report shows them
     "transfer.png": "Collapse on new classes",
     "ufm_imbalance.png": "UFM geometry under class imbalance",
 }
-NO_SESSION = "no claims session recorded"
+NO_SESSION = "no claims session recorded on these seeds and configurations"
 KINDS = {  # kind of claim file (`kind`) -> what the headline calls it
     "cnn": "Empirical claims on trained CNNs (MNIST-1D), decided over seeds",
     "extended": "Extended tier (--extended): claims of 2021-2023 on trained CNNs, decided over seeds",
@@ -262,7 +265,7 @@ def check_status(test: RecordedTest) -> str:
     if test.outcome == "xfail" and failing and all(v == "inconclusive" for v in failing):
         return "xfail-inconclusive"
     if test.outcome != "failed":
-        return {"passed": "reproduces"}.get(test.outcome, test.outcome)
+        return {"passed": "reproduces", "xpassed": "reproduces"}.get(test.outcome, test.outcome)
     if not failing:
         return "error"
     return "inconclusive" if all(v == "inconclusive" for v in failing) else "does not reproduce"
@@ -392,16 +395,33 @@ def point_latest(out: str | Path, folder: Path) -> Path:
     return latest
 
 
-def latest_verdicts(out: str | Path) -> tuple[dict, Path] | None:
-    """The newest recorded claims session's verdicts.json under <out>/runs (by the session's end time),
-    and its path; None when no report there holds one."""
+def same_session(doc: Mapping, seeds: Sequence[int], vary_data_seed: bool = False,
+                 configs: suite.Configurations | None = None) -> bool:
+    """Whether a verdicts.json document records a claims session on exactly these seeds, with the same
+    data seeds (--vary-data-seed) and the same configurations: the suite's (`configs` None or without
+    a source), or those of a --spec session whose run has the key of `configs`' standard run."""
+    session = doc.get("session") or {}
+    vary = session.get("vary_data_seed", "--vary-data-seed" in str(session.get("command", "")))
+    want = None if configs is None or configs.source is None else configs.specs[suite.STANDARD].key()
+    try:
+        run = session.get("spec", {}).get("run")
+        have = None if run is None else RunSpec.from_dict(run).key()
+    except (AttributeError, TypeError, ValueError):  # a spec this version cannot read is not this one
+        return False
+    return list(doc.get("seeds") or ()) == list(seeds) and bool(vary) == bool(vary_data_seed) and have == want
+
+
+def latest_verdicts(out: str | Path, matches: Callable[[Mapping], bool] = lambda doc: True
+                    ) -> tuple[dict, Path] | None:
+    """The newest recorded claims session's verdicts.json under <out>/runs (by the session's end time)
+    among those `matches` accepts, and its path; None when no report there holds one."""
     found = []
     for path in Path(out).glob("runs/*/verdicts.json"):
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(doc, dict) and doc.get("session"):
+        if isinstance(doc, dict) and doc.get("session") and matches(doc):
             found.append((str(doc["session"].get("finished", "")), path.parent.name, doc, path))
     if not found:
         return None
@@ -469,7 +489,7 @@ def markdown(doc: Mapping) -> str:
             lines += [f"**{KINDS[k]}: {_many(files, 'claim file', 'claim files')} ({_tally(tally['claims'])}); "
                       f"{_many(checks, 'check', 'checks')} ({_tally(tally['checks'], CHECK_STATUSES)}).**", ""]
         total = sum(doc["summary"].values())
-        lines += [f"{total} tests: " + ", ".join(f"{n} {o}" for o, n in doc["summary"].items()) + ".", ""]
+        lines += [f"{total} tests: " + ", ".join(f"{n} {o}" for o, n in doc["summary"].items() if n) + ".", ""]
         origin = f"Verdicts from `{session['command']}`" if session.get("command") else "Verdicts from a claims session"
         origin += f", finished {session['finished']}" if session.get("finished") else ""
         origin += f" (exit status {session['exitstatus']})" if session.get("exitstatus") is not None else ""
@@ -623,11 +643,12 @@ def from_session(store: RunStore, out: str | Path, seeds: Sequence[int], outcome
 def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequence[int] | None = None,
                vary_data_seed: bool = False, configs: suite.Configurations | None = None) -> Path:
     """`ncsim report`: redraw the figures from the stored runs (nothing trains; those of `configs`, e.g.
-    a user's spec, default the suite's) with the verdicts of the newest claims session under <out>, if
-    any, and of the configurations that session read (all without one). Prints each run that is missing
+    a user's spec, default the suite's) with the verdicts of the newest claims session under <out> on
+    the same seeds, data seeds and configurations (same_session), if any, and of the configurations that
+    session read (all without one): never another session's verdicts. Prints each run that is missing
     or did not finish."""
     seeds = suite.parse_seeds(seeds) if seeds is None or isinstance(seeds, str) else list(seeds)
-    previous = latest_verdicts(out)
+    previous = latest_verdicts(out, lambda doc: same_session(doc, seeds, vary_data_seed, configs))
     outcomes = session = None
     if previous is not None:
         doc, path = previous

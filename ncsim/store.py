@@ -12,6 +12,7 @@ that a killed writer left behind are removed when they are over an hour old and 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -37,6 +38,12 @@ _META = "__meta__"
 _DIGEST = "__sha256__"
 _KEY_RE = re.compile(r"[0-9A-Za-z_-]+")
 _TEMP_RE = re.compile(r"\.(?P<target>.+)\.npz\.[0-9A-Za-z_]+\.tmp")
+
+
+def store_root(root: str | Path | None) -> Path:
+    """The store root a caller names: `root`, or default_cache_dir() when it is None or empty (an
+    empty --cache-dir counts as unset, as an empty $NCSIM_CACHE does: never the working directory)."""
+    return Path(root).expanduser() if root is not None and str(root) != "" else default_cache_dir()
 
 
 def default_cache_dir() -> Path:
@@ -156,6 +163,8 @@ def atomic_file(path: str | Path):
     mode 0644 less the umask, fsynced and renamed over `path` when the block ends; readers see the old
     file or the whole new one, and a block that raises leaves neither half a file nor the temp file."""
     path = Path(path)
+    if path.is_dir():  # checked first: the temp file would go into its parent, which may be anywhere
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -258,7 +267,7 @@ class RunStore:
     def __init__(self, root: str | Path | None = None):
         """Open (creating it if needed) the store at `root`, or at `default_cache_dir()` when None, and
         remove orphaned temp files (`remove_orphaned_temps`)."""
-        self.root = Path(root) if root is not None else default_cache_dir()
+        self.root = store_root(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._locks: dict[str, FileLock] = {}
         remove_orphaned_temps(self.root)

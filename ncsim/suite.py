@@ -14,8 +14,10 @@ configurations are a `Configurations`, whose `spec(run)` gives the spec of a Run
 
 from __future__ import annotations
 
-import contextlib
+import re
+import warnings
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -129,16 +131,25 @@ def derive(base: RunSpec, name: str) -> RunSpec:
     return base.replace(**changes, name=f"{base.name}+{name}").with_data(**data)
 
 
+def named_apart(spec: RunSpec) -> RunSpec:
+    """`spec` under a name that never passes it off as one of the suite's configurations: unchanged
+    unless it bears a configuration's name ("standard", "adam", ...) and differs from that configuration
+    beyond its seeds, then named "<name>-<6 hex digits of its seedless key>" (ncsim.spec.distinct_name).
+    So `--set epochs=2` on the standard preset, a spec file named "standard" or a RunSpec built by
+    hand is never labelled "standard-s0"."""
+    runs = preset_runs()
+    return distinct_name(spec, runs[spec.name]) if spec.name in runs else spec
+
+
 def load_user_spec(source: str | Path) -> RunSpec:
     """The one run a user's spec file describes (ncsim.spec.load_specs; its seed is replaced by each
-    session seed), named apart from the suite's configuration whose name it bears unless it is that
-    configuration (ncsim.spec.distinct_name); SpecError naming the problem."""
+    session seed), named apart from the suite's configurations (named_apart); SpecError naming the
+    problem."""
     specs = load_specs(source)
     if len(specs) != 1:
         raise SpecError(f"{Path(source).name}: describes {len(specs)} runs; a spec to check the claims on is "
                         f"one run (no [[runs]] tables, no `seeds`: the session's seeds replace its seed)")
-    spec, runs = specs[0], preset_runs()
-    return distinct_name(spec, runs[spec.name]) if spec.name in runs else spec
+    return named_apart(specs[0])
 
 
 def user_configurations(source: str | Path) -> Configurations:
@@ -172,19 +183,58 @@ def figure_configs(figure: str) -> tuple[str, ...]:
     return tuple(table()["figures"][figure]["configs"])
 
 
-def parse_seeds(raw: str | None) -> list[int]:
-    """"1,2,3" -> [1, 2, 3]; None -> DEFAULT_SEEDS; ValueError naming the bad input otherwise."""
-    if raw is None:
-        return list(DEFAULT_SEEDS)
-    try:
-        seeds = [int(s) for s in str(raw).split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"seeds must be comma-separated integers, got {raw!r}") from None
+MAX_RUNS = 10_000  # beyond this a seed range is a typo (0-4999999), not a sweep
+_SEEDS_PART = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
+
+
+def parse_seed_list(raw: str) -> list[int]:
+    """Seeds from integers and inclusive ranges, comma-separated: "0-49" -> 0..49, "0,1,5" ->
+    [0, 1, 5], "0-4,10" -> [0, ..., 4, 10], in the order given: the one syntax of every --seeds
+    (pytest's and ncsim's). ValueError naming the input when a part is not a seed >= 0 or a range a-b
+    with a <= b, when a seed is given twice (a repeated seed would count one run twice in a decision
+    over seeds), or when there are over MAX_RUNS."""
+    seeds: list[int] = []
+    for part in str(raw).split(","):
+        if not part.strip():
+            continue
+        match = _SEEDS_PART.fullmatch(part.strip())
+        if match is None:
+            raise ValueError(f"seeds take integers >= 0 and ranges a-b, comma-separated (e.g. 0-49 or 0,1,5), "
+                             f"got {raw!r}")
+        low, high = int(match[1]), int(match[2] or match[1])
+        if high < low:
+            raise ValueError(f"seed range {part.strip()!r} runs backwards")
+        if len(seeds) + high - low + 1 > MAX_RUNS:
+            raise ValueError(f"{raw!r} gives more than {MAX_RUNS} seeds")
+        seeds.extend(range(low, high + 1))
     if not seeds:
-        raise ValueError("seeds list is empty")
-    if any(s < 0 for s in seeds):
-        raise ValueError(f"seeds must be >= 0, got {raw!r}")
+        raise ValueError(f"no seeds in {raw!r}")
+    repeated = sorted(seed for seed, n in Counter(seeds).items() if n > 1)
+    if repeated:
+        raise ValueError(f"seed(s) {', '.join(map(str, repeated))} given more than once in {raw!r}")
     return seeds
+
+
+def parse_seeds(raw: str | None) -> list[int]:
+    """--seeds (parse_seed_list's syntax: "1,2,3", "0-4", "0-2,7"); None -> DEFAULT_SEEDS."""
+    return list(DEFAULT_SEEDS) if raw is None else parse_seed_list(raw)
+
+
+class ThreadCountWarning(UserWarning):
+    """A stored run served to a caller that asked for another thread count than it was trained on."""
+
+
+def threads_note(traj: Trajectory, threads: int) -> str | None:
+    """What a caller asking for `threads` training threads should know of a stored run trained on
+    another count (its meta's timings.threads), or None: a run's arrays depend on the thread count
+    (the order of torch's reductions), so the record is not what a training on `threads` would give."""
+    timings = traj.meta.get("timings")
+    recorded = timings.get("threads") if isinstance(timings, dict) else None
+    if not isinstance(recorded, int) or recorded == threads:
+        return None
+    return (f"run {traj.label} ({traj.key}) was served from the store as trained on "
+            f"{recorded} threads, not {threads}: its values differ from a training on {threads} in the last digits "
+            f"(retrain it with --refresh to store the {threads}-thread run)")
 
 
 def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
@@ -192,10 +242,15 @@ def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
     """The run's trajectory: the stored record, or a new one trained and stored. Across processes
     sharing a store exactly one trains a given spec (the store's lock); `refresh` retrains and
     overwrites; with `wait` False, a run another process is training raises filelock.Timeout at once
-    instead of waiting for it; `threads`, when given, is the number of torch and BLAS threads training
-    uses (whatever the process's setting is at the time). The trajectory's `trained` is True only when
-    this call trained it (decided inside the lock)."""
+    instead of waiting for it. A run trains on `threads` torch and BLAS threads (None:
+    ncsim.threads.TRAIN_THREADS, one), whatever the process's setting; a stored run trained on another
+    count is served with a ThreadCountWarning (threads_note). The spec is named apart from the suite's
+    configurations when it differs from the one whose name it bears (named_apart). The trajectory's
+    `trained` is True only when this call trained it (decided inside the lock)."""
+    from ncsim.threads import TRAIN_THREADS
+
     store = store if store is not None else RunStore()
+    spec, threads = named_apart(spec), threads or TRAIN_THREADS
     trained = []
 
     def create():
@@ -203,10 +258,13 @@ def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
         from ncsim.train import train  # torch is imported only by a process that trains
 
         trained.append(True)
-        with limit_threads(threads) if threads else contextlib.nullcontext():
+        with limit_threads(threads):
             return train(spec, cache_dir=store.root, progress=progress)
 
     traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh, timeout=None if wait else 0), spec,
                       data_cache=store.root)
     traj.trained = bool(trained)
+    note = None if traj.trained else threads_note(traj, threads)
+    if note is not None:
+        warnings.warn(note, ThreadCountWarning, stacklevel=2)
     return traj

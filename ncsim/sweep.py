@@ -19,7 +19,6 @@ error, never at the cost of the others. Dask is needed only with a scheduler: `p
 from __future__ import annotations
 
 import os
-import re
 import socket
 import time
 import uuid
@@ -28,11 +27,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ncsim import suite
+from ncsim.suite import parse_seed_list  # noqa: F401 - `ncsim sweep --seeds` reads the one seed syntax
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import umask
 
-MAX_RUNS = 10_000  # beyond this a seed range is a typo (0-4999999), not a sweep
-_SEEDS_PART = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
 
 
 class SweepError(ValueError):
@@ -40,29 +38,6 @@ class SweepError(ValueError):
 
 
 # --- which runs ------------------------------------------------------------------------------------
-
-def parse_seed_list(raw: str) -> list[int]:
-    """Seeds from integers and inclusive ranges, comma-separated: "0-49" -> 0..49, "0,1,5" ->
-    [0, 1, 5], "0-4,10" -> [0, ..., 4, 10]; repeats dropped, order kept. ValueError naming the input
-    when a part is not a seed >= 0 or a range a-b with a <= b, or when there are over MAX_RUNS."""
-    seeds: list[int] = []
-    for part in str(raw).split(","):
-        if not part.strip():
-            continue
-        match = _SEEDS_PART.fullmatch(part.strip())
-        if match is None:
-            raise ValueError(f"seeds take integers >= 0 and ranges a-b, comma-separated (e.g. 0-49 or 0,1,5), "
-                             f"got {raw!r}")
-        low, high = int(match[1]), int(match[2] or match[1])
-        if high < low:
-            raise ValueError(f"seed range {part.strip()!r} runs backwards")
-        if len(seeds) + high - low + 1 > MAX_RUNS:
-            raise ValueError(f"{raw!r} gives more than {MAX_RUNS} seeds")
-        seeds.extend(range(low, high + 1))
-    if not seeds:
-        raise ValueError(f"no seeds in {raw!r}")
-    return list(dict.fromkeys(seeds))
-
 
 def unique(specs, key=RunSpec.key) -> list[RunSpec]:
     """`specs` without repeats (by `key`: the run key, or e.g. the name), the first of each kept."""
@@ -85,7 +60,9 @@ def sweep_specs(source: str | Path, seeds: Sequence[int] | None = None, vary_dat
     claims train it (ncsim.suite.config) at each seed (default: the suite's default seeds); for a
     preset name or TOML file, each of its runs at each seed (default: the seeds it names). With
     `vary_data_seed` the MNIST-1D generator seed is the training seed (as pytest --vary-data-seed);
-    `overrides` change spec keys of every run. SpecError for a bad source or override."""
+    `overrides` change spec keys of every run; a run they make differ from the suite configuration
+    whose name it bears is named apart from it (ncsim.suite.named_apart). SpecError for a bad source
+    or override."""
     if isinstance(source, str) and source in suite.preset_runs():
         base = [suite.config(source, 0)]
         seeds = suite.DEFAULT_SEEDS if seeds is None else seeds
@@ -100,7 +77,7 @@ def sweep_specs(source: str | Path, seeds: Sequence[int] | None = None, vary_dat
         base = [spec.replace(seed=seed) for spec in unique(base, key=lambda s: s.name) for seed in seeds]
     if vary_data_seed:
         base = [spec.with_data(seed=spec.seed) for spec in base]
-    return unique(base)
+    return unique(suite.named_apart(spec) for spec in base)
 
 
 # --- one run, on whichever machine ----------------------------------------------------------------
@@ -144,7 +121,7 @@ def train_into_store(spec_dict: dict, store_root: str, threads: int = 1) -> dict
         with group_readable(), limit_threads(threads):
             store = open_store(store_root)
             check_device(spec, store)
-            traj = obtain(spec, store)
+            traj = obtain(spec, store, threads=threads)
         return summary(spec, trained=traj.trained, status=traj.status, reason=traj.meta.get("status_reason"),
                        seconds=time.perf_counter() - t0)
     except Exception as e:  # noqa: BLE001 - reported in the summary, the sweep goes on

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ncsim import __version__, data, models
 from ncsim.metrics import (CLASSIFIER_KEYS, FEATURE_KEYS, FLOAT32_RESOLUTION, RIDGE_KEYS, DegenerateFeaturesError,
                            NonFiniteError, collapse_metrics_streaming)
-from ncsim.spec import RunSpec, schedule_epochs
+from ncsim.spec import TRAINER_VERSION, RunSpec, schedule_epochs
 from ncsim.store import Record
 
 EVAL_CHUNK = 1000
@@ -386,7 +386,8 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
         "epochs_run": len(h.fit_loss), "train_signals": len(ds.y),
         "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
                     "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
-        "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": versions(), "trainer_version": TRAINER_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return Record(key=spec.key(), meta=meta, arrays=arrays)
 

@@ -14,9 +14,9 @@ import functools
 
 import numpy as np
 
-from ncsim import data
+from ncsim import __version__, data
 from ncsim.recorded import RecordedSpec, is_recorded
-from ncsim.spec import RunSpec
+from ncsim.spec import TRAINER_VERSION, RunSpec, SpecError
 from ncsim.store import Record
 
 _PER_RUN = ("fit_loss", "fit_error", "fit_lr")   # one value per training epoch 1..E, not per evaluation
@@ -53,9 +53,19 @@ def tpt_epoch(epochs, train_error, fit_error, tolerance: float) -> int | None:
     return None
 
 
-def spec_of(meta: dict) -> RunSpec | RecordedSpec:
-    """The spec a record was made from: a RunSpec, or the user's description of a recorded run."""
-    return (RecordedSpec if is_recorded(meta) else RunSpec).from_dict(meta["spec"])
+def spec_of(record: Record) -> RunSpec | RecordedSpec:
+    """The spec a record was made from (a RunSpec, or the user's description of a recorded run);
+    SpecError naming the ncsim and trainer versions that wrote the record when this version cannot read
+    its spec (a field added or removed since)."""
+    try:
+        return (RecordedSpec if is_recorded(record.meta) else RunSpec).from_dict(record.meta["spec"])
+    except SpecError as e:
+        versions = record.meta.get("versions") if isinstance(record.meta.get("versions"), dict) else {}
+        wrote = (f"ncsim {versions.get('ncsim', '(unrecorded version)')}, trainer version "
+                 f"{record.meta.get('trainer_version', '(unrecorded)')}")
+        raise SpecError(f"record {record.key} was written by {wrote}; this is ncsim {__version__}, trainer version "
+                        f"{TRAINER_VERSION}, which cannot read its spec ({e}): read it with the version that wrote "
+                        f"it, or retrain the run") from None
 
 
 class Trajectory:
@@ -82,7 +92,7 @@ class Trajectory:
         MNIST-1D arrays (the root of the store the record came from; None: the default store root)."""
         self.record = record
         self.meta = record.meta
-        self.spec = spec if spec is not None else spec_of(record.meta)
+        self.spec = spec if spec is not None else spec_of(record)
         self.epochs = record.arrays["epoch"].astype(int)
         self.data_cache = data_cache
 
@@ -172,6 +182,9 @@ class Trajectory:
         initialisation). The trajectory columns are cut; the network (weights(), model(), features(),
         embed()) is the initial one for epoch 0 (rebuilt from the seed, ncsim.models.initial_network) and
         the final one otherwise (a record keeps no weights between)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"truncated({epoch!r}): the epoch to cut after must be an integer >= 0 "
+                             f"(0: initialisation)")
         keep = self.epochs <= epoch
         cols = set(self.columns())
         arrays = {k: (v[keep] if k in cols else v[:epoch] if k in _PER_RUN else v) for k, v in self.record.arrays.items()}

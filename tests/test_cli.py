@@ -16,7 +16,7 @@ import pytest
 
 from ncsim import train as train_mod
 from ncsim.train import train as real_train  # bound before `no_training` replaces the module attribute
-from ncsim import __version__
+from ncsim import __version__, suite
 from ncsim.cli import LIST_FIELDS, main, parse_overrides
 from ncsim.spec import SpecError, load_specs, presets
 from ncsim.trajectory import Trajectory
@@ -37,6 +37,15 @@ def train_args(root, *args) -> list[str]:
 def standard_key() -> str:
     (spec,) = load_specs("standard", {"epochs": 1, "train_size": 300, "width": 12})
     return spec.key()
+
+
+def tiny_label(**changes) -> str:
+    """The label of the tiny standard run (with `changes`): named apart from the suite's standard-s0."""
+    (spec,) = load_specs("standard", {"epochs": 1, "train_size": 300, "width": 12, **changes})
+    return suite.named_apart(spec).label()
+
+
+LABEL = tiny_label()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +84,7 @@ def test_train_preset_exits_zero_and_stores_the_run(trained):
 
 def test_train_prints_a_summary_with_tpt_and_nc1(trained):
     root, _, out = trained
-    assert out.startswith(f"run standard-s0  key {standard_key()}  status ok")
+    assert out.startswith(f"run {LABEL}  key {standard_key()}  status ok")
     tpt = Trajectory(RunStore(root).load(standard_key())).tpt_epoch
     assert f"TPT epoch: {'never' if tpt is None else tpt}   final train error" in out
     assert "final train error" in out and "epochs 1/1" in out
@@ -88,7 +97,7 @@ def test_train_again_is_served_from_the_store(trained, capsys, no_training):
     root, _, first = trained
     assert main(train_args(root, *TINY_STANDARD)) == 0
     out = capsys.readouterr().out
-    assert out.startswith("[from store] run standard-s0")
+    assert out.startswith(f"[from store] run {LABEL}")
     # The same summary apart from the marker (timings included: they are the stored ones).
     assert out[len("[from store] "):] == first
 
@@ -115,7 +124,7 @@ def test_train_honours_ncsim_cache_without_cache_dir(trained, monkeypatch, capsy
     root, _, _ = trained
     monkeypatch.setenv("NCSIM_CACHE", str(root))
     assert main(["train", *TINY_STANDARD, "--quiet"]) == 0
-    assert capsys.readouterr().out.startswith("[from store] run standard-s0")
+    assert capsys.readouterr().out.startswith(f"[from store] run {LABEL}")
 
 
 # --- show -------------------------------------------------------------------------------------------
@@ -128,7 +137,7 @@ def test_show_lists_the_stored_run_under_a_header(trained, capsys):
     assert lines[0].split() == ["key", "label", "status", "epochs", "TPT", "train", "NC1", "test", "error"]
     fields = lines[1].split()
     t = Trajectory(RunStore(root).read(standard_key()))
-    assert fields == [standard_key(), "standard-s0", "ok", "1", str(t.tpt_epoch or "-"),
+    assert fields == [standard_key(), LABEL, "ok", "1", str(t.tpt_epoch or "-"),
                       format(t.final("train.nc1"), ".3g"), format(t.final("test_error"), ".4f")]
 
 
@@ -140,7 +149,7 @@ def test_show_a_key_prefix_prints_the_summary(trained, capsys):
 
 def test_show_a_label_prints_the_summary(trained, capsys):
     root, _, first = trained
-    assert main(["show", "standard-s0", "--cache-dir", str(root)]) == 0
+    assert main(["show", LABEL, "--cache-dir", str(root)]) == 0
     assert capsys.readouterr().out == first
 
 
@@ -194,7 +203,7 @@ def test_show_json_lists_the_run_with_its_final_values(trained, capsys):
     t = Trajectory(RunStore(root).read(standard_key()))
     assert list(entry) == list(LIST_FIELDS)
     assert {k: entry[k] for k in ("key", "kind", "label", "status", "epochs", "tpt_epoch", "reason")} == \
-           {"key": standard_key(), "kind": "run", "label": "standard-s0", "status": "ok", "epochs": 1,
+           {"key": standard_key(), "kind": "run", "label": LABEL, "status": "ok", "epochs": 1,
             "tpt_epoch": t.tpt_epoch, "reason": None}
     for name in ("train_error", "test_error", "train.nc1", "train.nc2_etf_distance", "train.nc3", "train.nc4"):
         assert same_number(entry[name], t.final(name)), name
@@ -229,16 +238,16 @@ def test_show_json_of_an_empty_store_is_an_empty_list(tmp_path, capsys):
     assert json_out(capsys) == []
 
 
-@pytest.mark.parametrize("query", ["standard-s0", "key-prefix"])
+@pytest.mark.parametrize("query", ["label", "key-prefix"])
 def test_show_one_run_as_json_gives_its_trajectory(trained, capsys, query):
     root, _, _ = trained
-    query = standard_key()[:5] if query == "key-prefix" else query
+    query = standard_key()[:5] if query == "key-prefix" else LABEL
     assert main(["show", query, "--json", "--cache-dir", str(root)]) == 0
     rows = json_out(capsys)
     t = Trajectory(RunStore(root).read(standard_key()))
     assert [r["epoch"] for r in rows] == t.epochs.tolist() == [0, 1]
     for i, row in enumerate(rows):
-        assert (row["label"], row["key"]) == ("standard-s0", standard_key())
+        assert (row["label"], row["key"]) == (LABEL, standard_key())
         assert set(row) == {"label", "key", "epoch", *t.columns()}
         for name in t.columns():
             assert same_number(row[name], float(t[name][i])), name
@@ -246,7 +255,7 @@ def test_show_one_run_as_json_gives_its_trajectory(trained, capsys, query):
 
 def test_show_one_run_as_csv_gives_its_trajectory(trained, capsys):
     root, _, _ = trained
-    assert main(["show", "standard-s0", "--csv", "--cache-dir", str(root)]) == 0
+    assert main(["show", LABEL, "--csv", "--cache-dir", str(root)]) == 0
     rows = csv_out(capsys)
     t = Trajectory(RunStore(root).read(standard_key()))
     assert list(rows[0])[:3] == ["label", "key", "epoch"] and len(rows) == len(t.epochs)
@@ -266,8 +275,9 @@ def test_show_one_record_without_a_trajectory_as_json_exits_2(damaged_store, cap
 
 def test_show_an_unknown_run_names_close_matches(trained, capsys):
     root, _, _ = trained
-    assert main(["show", "standard-s9", "--cache-dir", str(root)]) == 2
-    assert_one_line_error(capsys.readouterr().err, "no stored run matches 'standard-s9'", "close matches: standard-s0")
+    assert main(["show", LABEL.replace("-s0", "-s9"), "--cache-dir", str(root)]) == 2
+    assert_one_line_error(capsys.readouterr().err, f"no stored run matches '{LABEL.replace('-s0', '-s9')}'",
+                          f"close matches: {LABEL}")
 
 
 # --- errors: exit code 2, a message naming the problem, nothing trained ------------------------------
@@ -378,8 +388,8 @@ def test_cuda_without_cuda_exits_2_before_training(cache_dir, capsys, no_trainin
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(train_args(cache_dir, *TINY_STANDARD, "--set", "device=cuda")) == 2
-    assert_one_line_error(capsys.readouterr().err, "run standard-s0 asks for device 'cuda'", "no CUDA device",
-                          'set device = "cpu"')
+    assert_one_line_error(capsys.readouterr().err, f"run {tiny_label(device='cuda')} asks for device 'cuda'",
+                          "no CUDA device", 'set device = "cpu"')
     assert RunStore(cache_dir).keys() == []
 
 
@@ -391,7 +401,7 @@ def test_a_stored_cuda_run_is_served_without_cuda(trained, cache_dir, capsys, no
     record = stored_record(trained[0])
     RunStore(cache_dir).save(Record(spec.key(), {**record.meta, "spec": spec.to_dict()}, record.arrays))
     assert main(train_args(cache_dir, *TINY_STANDARD, "--set", "device=cuda")) == 0
-    assert capsys.readouterr().out.startswith("[from store] run standard-s0")
+    assert capsys.readouterr().out.startswith(f"[from store] run {tiny_label(device='cuda')}")
 
 
 @pytest.fixture
@@ -490,8 +500,8 @@ def test_show_lists_every_record_of_a_damaged_store(damaged_store, capsys):
     rows = {line.split()[0]: line for line in lines[1:]}
     assert lines[0].startswith("key ") and len(lines) == 1 + len(keys)
     assert set(rows) == set(keys.values()) and captured.err == ""
-    assert rows[keys["good"]].split()[:3] == [keys["good"], "standard-s0", "ok"]
-    assert rows["nometrics"].split()[1:3] == ["standard-s0", "diverged"] and rows["nometrics"].split()[-2:] == ["-", "-"]
+    assert rows[keys["good"]].split()[:3] == [keys["good"], LABEL, "ok"]
+    assert rows["nometrics"].split()[1:3] == [LABEL, "diverged"] and rows["nometrics"].split()[-2:] == ["-", "-"]
     assert rows["bare"].split()[1:3] == ["?", "?"]
     assert "unreadable" in rows["isdir"] and "not a regular file" in rows["isdir"]
     assert "unreadable" in rows["corrupt"] and "corrupt.npz: " in rows["corrupt"]
@@ -517,8 +527,8 @@ def test_train_serves_a_record_without_metric_columns_and_exits_3(trained, cache
     RunStore(cache_dir).save(without_metrics(stored_record(trained[0])))
     assert main(train_args(cache_dir, *TINY_STANDARD)) == 3
     captured = capsys.readouterr()
-    assert captured.out.startswith("[from store] run standard-s0") and "status diverged" in captured.out
-    assert captured.err == "ncsim: run standard-s0 diverged: epoch 1: training loss nan\n"
+    assert captured.out.startswith(f"[from store] run {LABEL}") and "status diverged" in captured.out
+    assert captured.err == f"ncsim: run {LABEL} diverged: epoch 1: training loss nan\n"
 
 
 def test_a_run_that_stops_in_training_exits_3_with_its_reason(trained, cache_dir, capsys, monkeypatch):
@@ -527,8 +537,8 @@ def test_a_run_that_stops_in_training_exits_3_with_its_reason(trained, cache_dir
     monkeypatch.setattr(train_mod, "train", lambda spec, cache_dir=None, progress=False: record)
     assert main(train_args(cache_dir, *TINY_STANDARD)) == 3
     captured = capsys.readouterr()
-    assert captured.out.startswith("run standard-s0") and "status degenerate" in captured.out
-    assert captured.err == "ncsim: run standard-s0 degenerate: epoch 2: train set: identical class means\n"
+    assert captured.out.startswith(f"run {LABEL}") and "status degenerate" in captured.out
+    assert captured.err == f"ncsim: run {LABEL} degenerate: epoch 2: train set: identical class means\n"
     assert RunStore(cache_dir).keys() == [record.key]  # stored: the record says how the run ended
 
 
@@ -548,7 +558,7 @@ def test_from_store_marker_is_decided_under_the_lock(trained, cache_dir, capsys,
 
         write_npz(store.path(record.key), record.arrays, {"key": record.key, "meta": record.meta})
     worker.join(30)
-    assert capsys.readouterr().out.startswith("[from store] run standard-s0")
+    assert capsys.readouterr().out.startswith(f"[from store] run {LABEL}")
 
 
 def test_refresh_is_not_marked_from_store(trained, cache_dir, capsys, monkeypatch):
@@ -556,7 +566,7 @@ def test_refresh_is_not_marked_from_store(trained, cache_dir, capsys, monkeypatc
     RunStore(cache_dir).save(record)
     monkeypatch.setattr(train_mod, "train", lambda spec, cache_dir=None, progress=False: record)
     assert main(train_args(cache_dir, *TINY_STANDARD, "--refresh")) == 0
-    assert capsys.readouterr().out.startswith("run standard-s0")
+    assert capsys.readouterr().out.startswith(f"run {LABEL}")
 
 
 def test_failed_final_write_exits_2_naming_the_fallback(trained, cache_dir, tmp_path, capsys, monkeypatch):
@@ -587,7 +597,7 @@ def test_read_only_store_serves_train_and_show(trained, capsys, no_training, mon
     root = trained[0]
     assert main(train_args(root, *TINY_STANDARD)) == 0
     assert main(["show", "--cache-dir", str(root)]) == 0
-    assert capsys.readouterr().out.startswith("[from store] run standard-s0")
+    assert capsys.readouterr().out.startswith(f"[from store] run {LABEL}")
 
 
 # --- parse_overrides --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from ncsim import report, suite
 from ncsim.cli import main
+from ncsim.pytest_plugin.report import REPORT_FAILED
 from ncsim.report import RecordedTest
 from ncsim.store import Record, RunStore
 from ncsim.suite import RunId
@@ -66,7 +67,8 @@ OUTCOMES = [
 # --- the verdict table ------------------------------------------------------------------------------
 
 def test_counts_by_outcome():
-    assert report.counts(OUTCOMES) == {"passed": 4, "failed": 4, "xfail": 2, "xpass": 1, "skipped": 1, "error": 1}
+    assert report.counts(OUTCOMES) == {"passed": 4, "xpassed": 0, "failed": 4, "xfail": 2, "xpass": 1, "skipped": 1,
+                                       "error": 1}
 
 
 def test_each_test_says_what_it_decided_of_its_check():
@@ -380,7 +382,7 @@ def test_plugin_writes_the_report_after_claims(tmp_path):
     (folder,) = (project / "out" / "runs").iterdir()
     assert (project / "out" / "latest").resolve() == folder.resolve()
     doc = json.loads((folder / "verdicts.json").read_text())
-    assert doc["summary"] == {"passed": 1, "failed": 1, "xfail": 1, "xpass": 1, "skipped": 1, "error": 1}
+    assert doc["summary"] == {"passed": 1, "xpassed": 0, "failed": 1, "xfail": 1, "xpass": 1, "skipped": 1, "error": 1}
     assert doc["session"]["exitstatus"] == 1 and doc["seeds"] == [0]
     (claim,) = doc["claims"]
     tests = {t["nodeid"].split("::")[1]: t for t in claim["tests"]}
@@ -408,16 +410,22 @@ def test_plugin_writes_nothing_without_claims_or_with_no_report(pytester, monkey
     assert not (pytester.path / "out").exists()
 
 
-def test_a_report_that_cannot_be_written_is_printed_not_fatal(pytester, monkeypatch):
+@pytest.mark.parametrize("error, lines", [
+    (RuntimeError("disk full"), ["*could not write the report: Traceback*", "RuntimeError: disk full"]),  # a bug
+    (OSError(28, "No space left on device"),  # the environment: one line
+     ["could not write the report: OSError: [[]Errno 28[]] No space left on device"])])
+def test_a_report_that_cannot_be_written_is_printed_and_fails_the_session(pytester, monkeypatch, error, lines):
     def broken(*args, **kwargs):
-        raise RuntimeError("disk full")
+        raise error
 
     monkeypatch.setenv("NCSIM_CACHE", str(pytester.path / "store"))
     monkeypatch.setattr(report, "from_session", broken)
     write_project(pytester.path)
     result = pytester.runpytest_inprocess("claims", "-k", "holds", "--seeds", "0", "--report-dir", "out")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["*could not write the report:*", "RuntimeError: disk full"])
+    result.assert_outcomes(passed=1, deselected=5)
+    assert result.ret == REPORT_FAILED != 0
+    result.stdout.fnmatch_lines(lines)
+    assert ("Traceback" in result.stdout.str()) == isinstance(error, RuntimeError)
 
 
 def test_a_session_reads_only_the_configurations_its_checks_name():

@@ -167,7 +167,8 @@ def test_a_run_equal_to_its_base_preset_or_named_keeps_its_name(tmp_path):
     assert same.label() == "standard-s4" and same == suite.config("standard", 4)
     (named,) = load_specs(write(tmp_path / "named.toml", 'base = "standard"\nname = "mine"\nepochs = 3\n'))
     assert named.label() == "mine-s0"
-    # the presets' own runs and a preset with --set overrides keep theirs, as `ncsim train --preset` shows them
+    # the presets' own runs keep theirs; with --set overrides a run is named apart where it is obtained
+    # (ncsim.suite.named_apart), not here
     assert [s.name for s in load_specs("optimizers")] == ["sgd", "adam", "adamw", "lbfgs"]
     assert load_specs("standard", {"epochs": 2})[0].label() == "standard-s0"
 

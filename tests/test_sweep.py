@@ -13,7 +13,7 @@ import pytest
 
 from ncsim import suite, sweep as sweep_mod
 from ncsim.cli import main
-from ncsim.spec import RunSpec, load_specs
+from ncsim.spec import RunSpec, load_specs, seedless_key
 from ncsim.store import RunStore
 from ncsim.sweep import parse_seed_list, sweep, sweep_specs
 
@@ -29,6 +29,11 @@ NO_DATA = {"train_size": 5000}
 
 def tiny_specs(seeds) -> list[RunSpec]:
     return sweep_specs("standard", seeds, overrides=TINY)
+
+
+def tiny_labels(seeds, **changes) -> list[str]:
+    """The labels of the tiny standard runs (with `changes`): named apart from the suite's standard-s<seed>."""
+    return [spec.label() for spec in sweep_specs("standard", seeds, overrides={**TINY, **changes})]
 
 
 def failing(spec: RunSpec) -> RunSpec:
@@ -61,14 +66,16 @@ def crash(spec_dict, store_root, threads):
 # --- which runs --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("raw, seeds", [("0-4", [0, 1, 2, 3, 4]), ("0,1,5", [0, 1, 5]), ("3", [3]),
-                                        ("0-2,10,1", [0, 1, 2, 10]), (" 7 - 8 , 9", [7, 8, 9]), ("2,", [2])])
+                                        ("0-2,10,5", [0, 1, 2, 10, 5]), (" 7 - 8 , 9", [7, 8, 9]), ("2,", [2])])
 def test_parse_seed_list(raw, seeds):
     assert parse_seed_list(raw) == seeds
 
 
 @pytest.mark.parametrize("raw, message", [("a,b", "got 'a,b'"), ("-1", "got '-1'"), ("5-1", "'5-1' runs backwards"),
                                           ("", "no seeds in ''"), ("1.5", "got '1.5'"),
-                                          ("0-10000", "gives more than 10000 seeds")])
+                                          ("0-10000", "gives more than 10000 seeds"),
+                                          ("0,0,0", r"seed\(s\) 0 given more than once in '0,0,0'"),
+                                          ("0-4,2,9,9", r"seed\(s\) 2, 9 given more than once")])
 def test_parse_seed_list_rejects(raw, message):
     with pytest.raises(ValueError, match=message):
         parse_seed_list(raw)
@@ -83,7 +90,10 @@ def test_sweep_specs_of_a_configuration_are_the_claims_specs():
 def test_sweep_specs_of_a_preset_take_each_run_at_each_seed():
     names = [s.name for s in load_specs("optimizers")]
     specs = sweep_specs("optimizers", [0, 1], overrides={"epochs": 3, "data": {"shear_scale": 0.5}})
-    assert [(s.name, s.seed) for s in specs] == [(n, seed) for n in names for seed in (0, 1)]
+    # each named apart from the suite's configuration of its name (ncsim.suite.named_apart)
+    assert [(s.name.removesuffix(f"-{seedless_key(s)[:6]}"), s.seed) for s in specs] == \
+           [(n, seed) for n in names for seed in (0, 1)]
+    assert not {s.name for s in specs} & set(names)
     assert all(s.epochs == 3 and dict(s.data)["shear_scale"] == 0.5 for s in specs)
 
 
@@ -99,11 +109,12 @@ def test_sweep_specs_of_a_file_keep_its_seeds_unless_given(tmp_path):
 
 def test_local_sweep_trains_each_run_once_and_reports_a_failure(root):
     specs = tiny_specs([0, 1])
+    L0, L1 = tiny_labels([0, 1])
     seen = []
     results = sweep([specs[0], failing(specs[1]), specs[1]], root, on_result=seen.append)
     assert seen == results
     assert [(r["label"], r["trained"], r["status"]) for r in results] == \
-           [("standard-s0", True, "ok"), ("standard-s1", False, "failed"), ("standard-s1", True, "ok")]
+           [(L0, True, "ok"), (L1, False, "failed"), (L1, True, "ok")]
     assert "SpecError: train_size=5000 exceeds the 4000 training signals" in results[1]["error"]
     assert RunStore(root).keys() == sorted(s.key() for s in specs)
     again = sweep(specs, root)
@@ -146,7 +157,7 @@ def test_a_failure_in_the_task_is_a_failed_summary_not_an_exception(root, monkey
     monkeypatch.setattr(threads, "limit_threads", broken)
     (result,) = sweep(tiny_specs([0]), root)
     assert result["status"] == "failed" and result["error"] == "RuntimeError: no threads today"
-    assert result["label"] == "standard-s0" and result["key"] == tiny_specs([0])[0].key()
+    assert result["label"] == tiny_labels([0])[0] and result["key"] == tiny_specs([0])[0].key()
 
 
 # --- on a Dask LocalCluster -------------------------------------------------------------------------
@@ -175,7 +186,7 @@ def test_a_client_is_left_open_and_a_lost_task_is_reported(cluster, root, monkey
     with distributed.Client(cluster) as client:
         (result,) = sweep(tiny_specs([0]), root, scheduler=client)
         assert result["status"] == "failed" and result["error"] == "RuntimeError: worker lost"
-        assert result["label"] == "standard-s0" and result["host"] is None
+        assert result["label"] == tiny_labels([0])[0] and result["host"] is None
         assert client.status == "running"
     assert RunStore(root).keys() == []
 
@@ -187,7 +198,8 @@ def test_cli_sweep_on_a_scheduler_address(cluster, root, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"sweep: 2 runs into {root} on {cluster.scheduler_address}"
     k0, k1 = (spec.key() for spec in tiny_specs([0, 1]))
-    assert sorted(line.split()[:3] for line in lines[1:3]) == [["standard-s0", k0, "ok"], ["standard-s1", k1, "ok"]]
+    l0, l1 = tiny_labels([0, 1])
+    assert sorted(line.split()[:3] for line in lines[1:3]) == [[l0, k0, "ok"], [l1, k1, "ok"]]
     assert all("trained in" in line for line in lines[1:3])
     assert lines[3] == "sweep: 2 runs: 2 trained, 0 found in the store, 0 stopped (diverged or degenerate), 0 failed"
 
@@ -209,7 +221,7 @@ def test_cli_sweep_with_a_failed_run_exits_1(root, capsys):
     assert main(argv) == 1
     out = capsys.readouterr().out.splitlines()
     assert all("FAILED   SpecError: train_size=5000 exceeds" in line for line in out[1:3])
-    assert out[-1].endswith("2 failed (standard-s0, standard-s1)")
+    assert out[-1].endswith("2 failed ({}, {})".format(*tiny_labels([0, 1], train_size=5000)))
     assert RunStore(root).keys() == []
 
 

@@ -11,7 +11,7 @@ left. A test marked `@pytest.mark.runs("standard", ...)` that takes `run` is par
 configurations and the seeds, one run per case; a comparison gets a second run through
 `get_run(config, seed, data_seed=None)`.
 
-Options: --seeds 0,1,2 (default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
+Options: --seeds 0-2,5 (default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
 follows the training seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim), --fresh-runs
 (ignore the store: train every run into a new store for this session only), --spec FILE.toml (check
 the claims on your own run: FILE's spec is the standard configuration and every other configuration
@@ -40,6 +40,7 @@ import pytest
 
 from ncsim import suite, threads
 from ncsim.pytest_plugin.recorded import RecordedConfigurations, session_configurations
+from ncsim.api import check_store_path
 from ncsim.spec import SpecError
 from ncsim.store import RunStore
 from ncsim.trajectory import Trajectory
@@ -51,8 +52,8 @@ EXTENDED = "extended"   # the marker of the extended tier of claims (README, "Th
 def pytest_addoption(parser):
     g = parser.getgroup("ncsim")
     g.addoption("--seeds", default=None,
-                help=f"comma-separated training seeds for the claims (default: ncsim/suite.toml's "
-                     f"{','.join(map(str, suite.DEFAULT_SEEDS))})")
+                help=f"training seeds for the claims, as `ncsim --seeds`: integers and ranges, e.g. 0-4 or 0,1,5 "
+                     f"(default: ncsim/suite.toml's {','.join(map(str, suite.DEFAULT_SEEDS))})")
     g.addoption("--vary-data-seed", action="store_true",
                 help="vary the MNIST-1D generator seed with the training seed (data seed = training seed)")
     g.addoption("--cache-dir", default=None, help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim)")
@@ -104,8 +105,12 @@ def configurations(config) -> suite.Configurations:
 def pytest_configure(config):
     config.addinivalue_line("markers", "runs(*configs): parametrize the `run` fixture over configs x seeds")
     config.addinivalue_line("markers", f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}")
-    seeds(config)  # a bad --seeds or --spec is a usage error before collection, not one error per test
+    seeds(config)  # a bad --seeds, --spec or --cache-dir is a usage error before collection, not one per test
     configurations(config)
+    try:
+        check_store_path(config.getoption("--cache-dir"))
+    except NotADirectoryError as e:
+        raise pytest.UsageError(f"--cache-dir: {e}") from None
     if not hasattr(config, "workerinput") and config.getoption("--fresh-runs"):
         config._ncsim_fresh_store = tempfile.mkdtemp(prefix="ncsim-fresh-")
 
@@ -240,7 +245,8 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(scope="session")
 def run_store(pytestconfig) -> RunStore:
-    """The store, with this process's share of the cores for torch and BLAS."""
+    """The store, with this process's share of the cores for torch and BLAS where the claims measure
+    (runs train on ncsim.threads.TRAIN_THREADS, whatever the share: ncsim.suite.obtain)."""
     threads.set_threads(worker_threads(pytestconfig))
     return RunStore(store_root(pytestconfig))
 
@@ -256,16 +262,16 @@ def get_run(pytestconfig, run_store):
         if isinstance(configs, RecordedConfigurations):  # read, never trained
             spec = configs.spec(suite.RunId(config, seed, data_seed))
             return Trajectory(run_store.read(spec.key()), spec, data_cache=run_store.root)
-        return suite.obtain(configs.spec(suite.RunId(config, seed, data_seed)), run_store,
-                            threads=worker_threads(pytestconfig))
+        return suite.obtain(configs.spec(suite.RunId(config, seed, data_seed)), run_store)
     return _get
 
 
 def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations | None = None,
              threads: int | None = None) -> None:
-    """Make sure every run is stored, training each missing one in this process (on `threads` threads)
-    unless another process is training it; runs held by another process are waited for last. The runs
-    are those of `configs` (default: the suite's own)."""
+    """Make sure every run is stored, training each missing one in this process (on `threads` threads;
+    None: ncsim.threads.TRAIN_THREADS, as every run of the suite trains) unless another process is
+    training it; runs held by another process are waited for last. The runs are those of `configs`
+    (default: the suite's own)."""
     configs = configs if configs is not None else suite.suite_configurations()
     pending = list(runs)
     while pending:
@@ -311,7 +317,7 @@ def prefetched(pytestconfig, run_store) -> None:
     scheduler = pytestconfig.getoption("--scheduler")
     if scheduler and needed:
         sweep_on_scheduler(needed, run_store, configs, scheduler)
-    prefetch(needed, run_store, configs, threads=worker_threads(pytestconfig))
+    prefetch(needed, run_store, configs)
 
 
 @pytest.fixture
