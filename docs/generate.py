@@ -45,6 +45,7 @@ CLAIMS_DIR = ROOT / "claims"
 BENCH_RESULTS = ROOT / "bench" / "results"
 VERDICTS = ROOT / "reports" / "readme" / "verdicts.json"
 COMMAND = "python docs/generate.py"
+FIGURE_LINK = "../reports/readme/"  # a figure's link from a page in docs/ (docs/hooks.py serves it in the site)
 
 
 def generated_line(source: str) -> str:
@@ -126,7 +127,7 @@ def results_page(doc: dict | None, source: str) -> str:
         lines += ["## Figures", ""]
         for name in shown:
             title = doc["figures"][name]["title"]
-            lines += [f"### {title}", "", f"![{title}](figures/{name})", ""]
+            lines += [f"### {title}", "", f"![{title}]({FIGURE_LINK}{name})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
