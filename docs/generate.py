@@ -76,11 +76,11 @@ def value_range(record: dict) -> str:
 def results_page(doc: dict | None, source: str) -> str:
     """docs/results.md from a verdicts.json document (None: none committed yet, and how to make one)."""
     lines = [generated_line(source) + "# Results", ""]
+    refresh = ["```bash", "pytest claims -n auto --extended", "cp reports/latest/* reports/readme/", COMMAND, "```", ""]
     if doc is None:
         return "\n".join(lines + [
             f"No verdicts are committed yet (`{source}` is missing). Make them with a claims session and copy "
-            "its report folder, then regenerate this page:", "", "```bash",
-            "pytest claims -n auto --extended", "cp reports/latest/* reports/readme/", COMMAND, "```", ""])
+            "its report folder, then regenerate this page:", ""] + refresh)
     session = doc.get("session")
     if not session:
         return "\n".join(lines + [f"`{source}` records no claims session: {report.NO_SESSION}.", ""])
@@ -90,7 +90,7 @@ def results_page(doc: dict | None, source: str) -> str:
               + (f" (exit status {session['exitstatus']})" if session.get("exitstatus") is not None else "")
               + ". The report of that session, with every seed's value of every check, is "
               f"`{Path(source).parent.as_posix()}/report.md` in the repository; how to read it: "
-              "[Reading a report](reading-a-report.md).", ""]
+              "[Reading a report](reading-a-report.md). To refresh this page with a new session:", ""] + refresh
     for kind, tally in (doc.get("headline") or {}).items():
         files, checks_n = sum(tally["claims"].values()), sum(tally["checks"].values())
         lines += [f"**{report.KINDS[kind]}**: {report._many(files, 'claim file', 'claim files')} "
