@@ -17,10 +17,9 @@ import argparse
 import os
 
 import numpy as np
+from timing import best_of  # bench/timing.py, beside this script
 
 from ncsim.metrics import collapse_metrics, collapse_metrics_streaming
-
-from timing import best_of  # bench/timing.py, beside this script
 
 N, C, DIMS = 4000, 10, (128, 1024, 5120)
 TARGET_SECONDS, TARGET_SPEEDUP, TARGET_P = 0.5, 50.0, 5120

@@ -23,11 +23,10 @@ import os
 import time
 
 import torch
+from timing import best_of  # bench/timing.py, beside this script
 
 from ncsim import data, models, suite, train
 from ncsim.threads import limit_threads
-
-from timing import best_of  # bench/timing.py, beside this script
 
 
 def matmul_gflops(n: int = 2048, reps: int = 10) -> float:

@@ -27,8 +27,8 @@ Measured, both halves:
    sigma_1(G) = sqrt(lambda_W lambda_H) (reported beside each check).
 """
 
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 import pytest
@@ -84,7 +84,7 @@ FRAMES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def critical_point(name: str) -> ufm.UFMResult:
     return ufm.frame_critical_point(PROBLEM, FRAMES[name])
 

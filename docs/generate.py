@@ -37,7 +37,6 @@ if str(ROOT) not in sys.path:  # the claims package and this checkout's ncsim, w
     sys.path.insert(0, str(ROOT))
 
 from ncsim import checks, report, suite  # noqa: E402
-from ncsim.spec import RunSpec  # noqa: E402
 
 DOCS = ROOT / "docs"
 TEMPLATES = DOCS / "templates"

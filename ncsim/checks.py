@@ -33,11 +33,10 @@ from __future__ import annotations
 import json
 import math
 import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -91,7 +90,7 @@ def _read_toml(path: Path) -> dict:
         raise ValueError(f"{path}: cannot read: {e}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_tolerances(claims_dir: str | Path) -> dict[str, Tolerance]:
     """`<claims_dir>/tolerances.toml`, validated: a missing field or an unknown op is a ValueError
     naming the entry."""
@@ -152,7 +151,7 @@ class ExpectedFailure:
         return (tolerance, config) == (self.tolerance, self.config)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_expected_failures(claims_dir: str | Path) -> tuple[ExpectedFailure, ...]:
     """`<claims_dir>/expected_failures.toml`: tables `[<tolerance>.<config>]`, each with a `reason` and
     optionally the expected `verdict` (EXPECTED_VERDICTS); an entry naming an unknown tolerance is a

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import functools
 import textwrap
-from contextlib import contextmanager
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from functools import reduce
 from pathlib import Path
 

@@ -71,11 +71,11 @@ class RecordedSpec:
         return {"name": self.name, "seed": self.seed, "epochs": self.epochs, **self.fields}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RecordedSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RecordedSpec:
         d = dict(d)
         return cls(d.pop("name"), d.pop("seed"), d.pop("epochs"), d)
 
-    def replace(self, **changes) -> "RecordedSpec":
+    def replace(self, **changes) -> RecordedSpec:
         return RecordedSpec.from_dict({**self.to_dict(), **changes})
 
     def label(self) -> str:

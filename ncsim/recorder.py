@@ -157,7 +157,7 @@ class Recorder:
         record = self._record()
         if not self.overwrite and record.key in self.store:
             raise self.store._save_fallback(record, FileExistsError(
-                f"recorded meanwhile by another process; pass overwrite=True to replace it"))
+                "recorded meanwhile by another process; pass overwrite=True to replace it"))
         try:
             self.store.save(record)
         except OSError as e:
@@ -165,7 +165,7 @@ class Recorder:
         self.trajectory = Trajectory(self.store.read(record.key), data_cache=self.store.root)
         return self.trajectory
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, kind, error, tb) -> bool:

@@ -136,7 +136,7 @@ class RunSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -147,10 +147,10 @@ class RunSpec:
                 d[f.name] = _coerce(f.name, f.type, d[f.name])
         return cls(**d)
 
-    def replace(self, **changes) -> "RunSpec":
+    def replace(self, **changes) -> RunSpec:
         return RunSpec.from_dict({**self.to_dict(), **changes})
 
-    def with_data(self, **changes) -> "RunSpec":
+    def with_data(self, **changes) -> RunSpec:
         """The spec with its `data` table updated by `changes` (MNIST-1D generator arguments; a None value
         removes the entry, back to the generator's default), the rest of the table kept."""
         merged = {**dict(self.data), **changes}

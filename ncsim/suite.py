@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import re
 import warnings
-
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,7 +35,7 @@ from ncsim.trajectory import Trajectory
 TABLE_PATH = Path(__file__).resolve().parent / "suite.toml"
 
 
-@lru_cache(maxsize=None)
+@cache
 def table() -> dict:
     """ncsim/suite.toml as a dict."""
     with open(TABLE_PATH, "rb") as f:
@@ -64,7 +63,7 @@ class RunId(NamedTuple):
         return f"{self.config}-s{self.seed}" + ("" if self.data_seed is None else f"-d{self.data_seed}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def preset_runs() -> dict[str, RunSpec]:
     """Name -> spec (seed as in the preset) for every run of the suite's presets."""
     out: dict[str, RunSpec] = {}
@@ -99,7 +98,7 @@ class Configurations:
         return spec
 
 
-@lru_cache(maxsize=None)
+@cache
 def suite_configurations() -> Configurations:
     """The suite's own configurations: every run of its presets."""
     return Configurations(preset_runs())

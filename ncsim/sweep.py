@@ -27,10 +27,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from ncsim import suite
-from ncsim.suite import parse_seed_list  # noqa: F401 - `ncsim sweep --seeds` reads the one seed syntax
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import umask
-
+from ncsim.suite import parse_seed_list  # noqa: F401 - `ncsim sweep --seeds` reads the one seed syntax
 
 
 class SweepError(ValueError):

@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -32,8 +32,15 @@ import torch
 import torch.nn.functional as F
 
 from ncsim import __version__, data, models
-from ncsim.metrics import (CLASSIFIER_KEYS, FEATURE_KEYS, FLOAT32_RESOLUTION, RIDGE_KEYS, DegenerateFeaturesError,
-                           NonFiniteError, collapse_metrics_streaming)
+from ncsim.metrics import (
+    CLASSIFIER_KEYS,
+    FEATURE_KEYS,
+    FLOAT32_RESOLUTION,
+    RIDGE_KEYS,
+    DegenerateFeaturesError,
+    NonFiniteError,
+    collapse_metrics_streaming,
+)
 from ncsim.spec import TRAINER_VERSION, RunSpec, schedule_epochs
 from ncsim.store import Record
 
@@ -393,8 +400,9 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
 
 
 def versions() -> dict[str, str]:
-    import mnist1d  # noqa: F401
     from importlib.metadata import version
+
+    import mnist1d  # noqa: F401
 
     return {"ncsim": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "mnist1d": version("mnist1d"), "python": platform.python_version()}

@@ -177,7 +177,7 @@ class Trajectory:
         """The final state dict as numpy arrays (parameters and batch-norm buffers)."""
         return {k[len("weights."):]: v for k, v in self.record.arrays.items() if k.startswith("weights.")}
 
-    def truncated(self, epoch: int) -> "Trajectory":
+    def truncated(self, epoch: int) -> Trajectory:
         """The same run's trajectory cut after `epoch` (a negative control: e.g. truncated at
         initialisation). The trajectory columns are cut; the network (weights(), model(), features(),
         embed()) is the initial one for epoch 0 (rebuilt from the seed, ncsim.models.initial_network) and

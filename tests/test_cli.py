@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from ncsim import train as train_mod
-from ncsim.train import train as real_train  # bound before `no_training` replaces the module attribute
 from ncsim import __version__, suite
+from ncsim import train as train_mod
 from ncsim.cli import LIST_FIELDS, main, parse_overrides
 from ncsim.spec import SpecError, load_specs, presets
-from ncsim.trajectory import Trajectory
 from ncsim.store import Record, RunStore
+from ncsim.train import train as real_train  # bound before `no_training` replaces the module attribute
+from ncsim.trajectory import Trajectory
 
 pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 

@@ -28,8 +28,8 @@ from ncsim.sweep import sweep_specs
 from ncsim.trajectory import Trajectory
 from tests.conftest import TINY
 from tests.test_cli import assert_one_line_error
-from tests.test_plugin import write_claims
 from tests.test_figures import check, tiny, tol  # noqa: F401 - `tiny` is a fixture (the runs are trained once)
+from tests.test_plugin import write_claims
 from tests.test_report import ROOT
 
 pytest_plugins = ["pytester"]

@@ -19,10 +19,10 @@ from matplotlib.image import imread
 import claims.test_minority_collapse as minority_claim
 import claims.test_new_classes as new_classes_claim
 from ncsim import checks, data, figures, probes, suite
-from ncsim.suite import RunId, obtain
 from ncsim.store import Record, RunStore
-from ncsim.trajectory import Trajectory
+from ncsim.suite import RunId, obtain
 from ncsim.threads import limit_threads
+from ncsim.trajectory import Trajectory
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
 TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "adamw": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,),

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from ncsim import api, train as train_mod
+from ncsim import api
+from ncsim import train as train_mod
 from ncsim.recorded import RecordedRunMissing, RecordedSpec, find
 from ncsim.recorder import Recorder
 from ncsim.spec import RunSpec

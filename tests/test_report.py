@@ -19,7 +19,19 @@ from ncsim.report import RecordedTest
 from ncsim.store import Record, RunStore
 from ncsim.suite import RunId
 from tests.test_figures import (  # noqa: F401 - `tiny` and `probe_cache` are fixtures (the runs are trained once)
-    NC1_FALL, RATIO, SWEEPS, TPT_FRACTION, TREND, WL_NC3, WL_NC4, check, probe_cache, tiny, tol, ufm_check)
+    NC1_FALL,
+    RATIO,
+    SWEEPS,
+    TPT_FRACTION,
+    TREND,
+    WL_NC3,
+    WL_NC4,
+    check,
+    probe_cache,
+    tiny,
+    tol,
+    ufm_check,
+)
 
 pytest_plugins = ["pytester"]
 

@@ -15,12 +15,24 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ncsim import spec as spec_mod
 from ncsim import suite
-from ncsim.spec import (DATA_ARGS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES, RunSpec, SpecError, load_specs,
-                        presets, schedule_epochs, to_toml)
+from ncsim.spec import (
+    DATA_ARGS,
+    LOSSES,
+    MODELS,
+    OPTIMIZERS,
+    SCHEDULES,
+    RunSpec,
+    SpecError,
+    load_specs,
+    presets,
+    schedule_epochs,
+    to_toml,
+)
 
 pytestmark = pytest.mark.usefixtures("no_home_cache")
 

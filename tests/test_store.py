@@ -15,10 +15,20 @@ from pathlib import Path
 import filelock
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ncsim.store import (CACHE_ENV, CorruptFileError, CorruptRecordWarning, Record, RunStore,
-                         default_cache_dir, read_npz, utc_stamp, write_npz)
+from ncsim.store import (
+    CACHE_ENV,
+    CorruptFileError,
+    CorruptRecordWarning,
+    Record,
+    RunStore,
+    default_cache_dir,
+    read_npz,
+    utc_stamp,
+    write_npz,
+)
 
 KEY = "abc123"
 

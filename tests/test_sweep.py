@@ -11,7 +11,8 @@ import stat
 import distributed
 import pytest
 
-from ncsim import suite, sweep as sweep_mod
+from ncsim import suite
+from ncsim import sweep as sweep_mod
 from ncsim.cli import main
 from ncsim.spec import RunSpec, load_specs, seedless_key
 from ncsim.store import RunStore

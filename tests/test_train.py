@@ -12,21 +12,20 @@ import math
 
 import numpy as np
 import pytest
-import torch
 import threadpoolctl
+import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies
 
 import ncsim.suite
 import ncsim.train
-from ncsim import data, models
+from ncsim import data, models, trajectory
 from ncsim import train as train_mod
 from ncsim.metrics import collapse_metrics
 from ncsim.spec import RunSpec
 from ncsim.store import Record, RunStore
 from ncsim.threads import limit_threads
 from ncsim.train import columns, loss_fn, train
-from ncsim import trajectory
 from ncsim.trajectory import Trajectory, first_zero_error_epoch, tpt_epoch
 
 pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")

@@ -9,15 +9,16 @@ import functools
 import importlib
 import math
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
 import claims
@@ -595,7 +596,7 @@ def perturbed_critical_point() -> tuple:
     return (ufm.evaluate(point.problem, *noisy),)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def etf_sweep(R_values=imbalance_claim.R_VALUES) -> dict[str, np.ndarray]:
     """A sweep whose point at every R is an exact simplex ETF (W = E, every h_i = e_{y_i}, b = 0) of the
     imbalanced problem: no imbalance effect at all."""

@@ -15,8 +15,8 @@ reason (ncsim.pytest_plugin.checks), and the claims that read no run (the UFM's)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pytest
 

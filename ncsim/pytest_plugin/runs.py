@@ -32,19 +32,18 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import filelock
 import pytest
 
 from ncsim import suite, threads
-from ncsim.pytest_plugin.recorded import RecordedConfigurations, session_configurations
 from ncsim.api import check_store_path
+from ncsim.pytest_plugin.recorded import RecordedConfigurations, session_configurations
 from ncsim.spec import SpecError
 from ncsim.store import RunStore
 from ncsim.trajectory import Trajectory
-
 
 EXTENDED = "extended"   # the marker of the extended tier of claims (README, "The claims")
 
@@ -257,7 +256,7 @@ def get_run(pytestconfig, run_store):
     suite's, or those of --spec), obtained once per process."""
     configs = configurations(pytestconfig)
 
-    @lru_cache(maxsize=None)
+    @cache
     def _get(config: str, seed: int, data_seed: int | None = None):
         if isinstance(configs, RecordedConfigurations):  # read, never trained
             spec = configs.spec(suite.RunId(config, seed, data_seed))

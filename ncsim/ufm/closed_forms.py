@@ -31,7 +31,6 @@ from ncsim import metrics
 from ncsim.ufm.geometry import simplex_etf
 from ncsim.ufm.problem import UFMProblem
 
-
 # ---- the balanced closed form ---------------------------------------------------------------------------
 
 def reduced_objective(problem: UFMProblem, q) -> np.ndarray:

@@ -4,7 +4,7 @@ imbalanced point, and minority collapse (Fang et al. 2021) with its threshold ra
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -18,8 +18,8 @@ that is the same problem with the lambdas doubled).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ class UFMProblem:
                              f"lambda_b={self.lambda_b!r}")
 
     @classmethod
-    def imbalanced(cls, num_classes: int, dim: int, n_min: int, ratio: float, **kw) -> "UFMProblem":
+    def imbalanced(cls, num_classes: int, dim: int, n_min: int, ratio: float, **kw) -> UFMProblem:
         """Step imbalance (Fang et al. 2021; Thrampoulidis et al. 2022): the first ceil(C/2) classes are
         majority classes with n_maj = round(R n_min) samples, the others keep n_min."""
         if not ratio >= 1:

@@ -10,8 +10,16 @@ import torch
 
 from ncsim.spec import check_choice
 from ncsim.threads import limit_threads
-from ncsim.ufm.problem import (DEFAULT_GTOL, UFMProblem, UFMResult, _check_shapes, _norm, _Objective, evaluate,
-                               random_init)
+from ncsim.ufm.problem import (
+    DEFAULT_GTOL,
+    UFMProblem,
+    UFMResult,
+    _check_shapes,
+    _norm,
+    _Objective,
+    evaluate,
+    random_init,
+)
 
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 # Step sizes that converge on the suite's problems (lambdas 5e-3..5e-2, init_std 1); LBFGS line-searches.

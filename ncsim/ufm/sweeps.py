@@ -4,7 +4,7 @@ over the regularisation, solved through the cache, and the sweeps kept in the ru
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
