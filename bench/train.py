@@ -55,7 +55,8 @@ LAYER_TYPES = {
     "convolution": ("convolution", "conv2d", "conv1d"),
     "linear": ("addmm", "aten::mm", "aten::linear"),
     "batch norm": ("batch_norm",),
-    "pooling": ("pool", "bmm", "maximum", "relumaxpool", "aten::stack", "aten::cat", "aten::ge", "aten::gt", "bitwise_and"),
+    "pooling": ("pool", "bmm", "maximum", "relumaxpool", "aten::stack", "aten::cat", "aten::ge", "aten::gt",
+                "bitwise_and"),
     "relu": ("relu", "clamp_min", "threshold_backward"),
 }
 

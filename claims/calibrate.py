@@ -36,7 +36,8 @@ class Collector:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":
-            self.records += [checks.from_property(value) for name, value in report.user_properties if name == checks.PROPERTY]
+            self.records += [checks.from_property(value) for name, value in report.user_properties
+                             if name == checks.PROPERTY]
 
 
 def _num(v) -> str:

@@ -35,7 +35,8 @@ def max_over_later_half(column: str):
 
 
 def distances(run) -> str:
-    return (f"||W - W_r||/||W_r|| init {run['train.ridge_distance'][0]:.3g}, end {run.final('train.ridge_distance'):.3g}; "
+    return (f"||W - W_r||/||W_r|| init {run['train.ridge_distance'][0]:.3g}, "
+            f"end {run.final('train.ridge_distance'):.3g}; "
             f"direction distance init {run['train.ridge_direction_distance'][0]:.3g}, "
             f"end {run.final('train.ridge_direction_distance'):.3g}; W_r NC3 {run.final('train.ridge_nc3'):.3g}")
 

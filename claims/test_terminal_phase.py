@@ -41,6 +41,6 @@ CHECKS = (
 def test_terminal_phase(check, runs, claim_check):
     """Train error reaches exactly 0 on every seed early enough to leave a terminal phase, and on
     average over seeds it stays there early enough too (the stable TPT: eval mode on the full train set
-    at every evaluation, and at most one misclassified signal in any training pass after it), and the test error at the end is not worse than at its start beyond the
-    stated margin."""
+    at every evaluation, and at most one misclassified signal in any training pass after it), and the test
+    error at the end is not worse than at its start beyond the stated margin."""
     claim_check.of(check, runs)

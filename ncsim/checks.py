@@ -291,14 +291,16 @@ def failure_message(record: dict) -> str:
     rule rests on, the threshold, the verdict and the source."""
     def num(v):
         return "nan" if v is None else f"{v:.4g}"
-    per_seed = ", ".join(f"{r} {num(v)}" for r, v in zip(record.get("runs") or [record.get("run")] * len(record["values"]),
-                                                         record["values"]))
+    per_seed = ", ".join(f"{r} {num(v)}"
+                         for r, v in zip(record.get("runs") or [record.get("run")] * len(record["values"]),
+                                         record["values"]))
     rule = record.get("rule", "every")
     if rule == "every":
         rests = ""
     elif rule == "equivalence" and record.get("interval"):
         lo, hi = record["interval"]
-        rests = f"; geometric-mean ratio {num(record['measured'])}, 90% interval {num(lo)}-{num(hi)}, p {num(record['p_value'])}"
+        rests = (f"; geometric-mean ratio {num(record['measured'])}, 90% interval {num(lo)}-{num(hi)}, "
+                 f"p {num(record['p_value'])}")
     else:
         rests = (f"; {'geometric ' if record.get('scale') == 'log' else ''}mean {num(record['measured'])}, "
                  f"95% bound {num(record.get('bound'))}, p {num(record.get('p_value'))}")

@@ -119,7 +119,8 @@ def summary(record: Record, spec: RunSpec | None = None) -> str:
     lines = [
         f"run {printable(spec.label() if spec is not None else record_label(m) or '?')}  key {record.key}  "
         f"status {printable(m.get('status', '?'))}",
-        f"  {s.get('model', '?')} (width {s.get('width', '?')}, k {s.get('kernel_size', '?')}, bn {s.get('batch_norm', '?')})  "
+        f"  {s.get('model', '?')} (width {s.get('width', '?')}, k {s.get('kernel_size', '?')}, "
+        f"bn {s.get('batch_norm', '?')})  "
         f"{s.get('optimizer', '?')} lr {_value(s.get('lr'), 'g')} wd {_value(s.get('weight_decay'), 'g')} "
         f"{s.get('schedule', '?')}  {s.get('loss', '?')}  batch {s.get('batch_size', '?')}  "
         f"epochs {m.get('epochs_run', '?')}/{s.get('epochs', '?')}",

@@ -643,7 +643,8 @@ def imbalance(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
     cos_ax, err_ax = fig.subplots(1, 2)
     for centred, color, marker, ls, what in ((False, CLASSIFIER, "o", "-", "raw rows"),
                                              (True, MEANS, "s", "--", "rows centred by their mean")):
-        values = [[_probe(lambda r: probes.classifier_cosine(r, minority, centred), r) for r in groups[n]] for n in order]
+        values = [[_probe(lambda r: probes.classifier_cosine(r, minority, centred), r) for r in groups[n]]
+                  for n in order]
         _seed_points(cos_ax, R, values, color=color, marker=marker, ls=ls, label=f"minority rows: {what}")
     cos_ax.axhline(-1 / (C - 1), ls="--", color="0.4", lw=1, label=f"simplex ETF: −1/(C−1) = {-1 / (C - 1):.3g}")
     cos_ax.axhline(1.0, ls="--", color="0.2", lw=1, label="collapsed: 1")
@@ -660,7 +661,8 @@ def imbalance(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
         ax.minorticks_off()
         ax.set_xlabel("imbalance ratio R = n_majority / n_minority")
         ax.set_xlim(min(R) / 2, max(R) * 2)
-    note = f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed, the line through their means"
+    note = (f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed, "
+            "the line through their means")
     return finish(fig, title, note, _absent(runs, missing, names), (cos_ax, err_ax))
 
 

@@ -313,9 +313,10 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
         return ", ".join(dict.fromkeys(check_name(t) for s in statuses for t in by[s]))
 
     reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in xfail if t.reason))
-    expected = "; ".join(f"{_many(len(by[s]), one, more)} {what}: {listed(s)}" for s, one, more, what in (
+    expected = ("; ".join(f"{_many(len(by[s]), one, more)} {what}: {listed(s)}" for s, one, more, what in (
         ("xfail", "does", "do", "not (strict xfail, expected)"),
-        ("xfail-inconclusive", "is", "are", "inconclusive (xfail, expected)")) if by[s]) + (f": {reasons}" if reasons else "")
+        ("xfail-inconclusive", "is", "are", "inconclusive (xfail, expected)")) if by[s])
+                + (f": {reasons}" if reasons else ""))
     severe = [s for s in SEVERE if by[s]]
     if severe:
         status = CHECK_STATUSES[severe[0]]

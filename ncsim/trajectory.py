@@ -187,7 +187,8 @@ class Trajectory:
                              f"(0: initialisation)")
         keep = self.epochs <= epoch
         cols = set(self.columns())
-        arrays = {k: (v[keep] if k in cols else v[:epoch] if k in _PER_RUN else v) for k, v in self.record.arrays.items()}
+        arrays = {k: (v[keep] if k in cols else v[:epoch] if k in _PER_RUN else v)
+                  for k, v in self.record.arrays.items()}
         if epoch == 0:
             arrays.update({f"weights.{k}": v for k, v in self.initial_weights().items()})
         meta = {**self.meta, "truncated_at": epoch}

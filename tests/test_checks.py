@@ -142,8 +142,9 @@ def test_a_direction_is_the_mean_rule_on_a_ratio():
 
 def test_linear_mean_rule_takes_negative_values():
     d = checks.apply_rule(rule("mean", "<=", -0.8, "linear"), [-0.99, -0.98, -0.97, -0.99, -0.96])
-    assert d["holds"] and d["bound"] == pytest.approx(np.mean([-0.99, -0.98, -0.97, -0.99, -0.96])
-                                                       + stats.t.ppf(0.95, 4) * np.std([-0.99, -0.98, -0.97, -0.99, -0.96], ddof=1) / np.sqrt(5))
+    assert d["holds"] and d["bound"] == pytest.approx(
+        np.mean([-0.99, -0.98, -0.97, -0.99, -0.96])
+        + stats.t.ppf(0.95, 4) * np.std([-0.99, -0.98, -0.97, -0.99, -0.96], ddof=1) / np.sqrt(5))
 
 
 def test_equivalence_is_tost_on_the_log_ratios_and_reports_a_systematic_difference():
@@ -157,7 +158,8 @@ def test_equivalence_is_tost_on_the_log_ratios_and_reports_a_systematic_differen
     assert not checks.apply_rule(rule("equivalence", "within", 3.0), [20.0, 30.0, 25.0, 18.0, 40.0])["holds"]
 
 
-@pytest.mark.parametrize("values", [[0.01, float("inf")], [0.01, float("nan")], [0.01, 0.0]], ids=["inf", "nan", "zero"])
+@pytest.mark.parametrize("values", [[0.01, float("inf")], [0.01, float("nan")], [0.01, 0.0]],
+                         ids=["inf", "nan", "zero"])
 def test_the_mean_rule_fails_on_values_it_cannot_average(values):
     d = checks.apply_rule(rule("mean"), values)
     assert not d["holds"] and d["aggregate"] is None

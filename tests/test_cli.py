@@ -26,7 +26,8 @@ pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 
 # The standard preset cut down to about a second: 1 epoch on 300 signals at width 12.
 TINY_STANDARD = ["--preset", "standard", "--set", "epochs=1", "--set", "train_size=300", "--set", "width=12"]
-TINY_FILE = 'name = "filerun"\nepochs = 1\ntrain_size = 200\nwidth = 12\neval_schedule = "none"\nlayer_schedule = "none"\n'
+TINY_FILE = ('name = "filerun"\nepochs = 1\ntrain_size = 200\nwidth = 12\neval_schedule = "none"\n'
+             'layer_schedule = "none"\n')
 
 
 def train_args(root, *args) -> list[str]:

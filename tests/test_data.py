@@ -477,7 +477,8 @@ def test_label_noise_is_applied_after_the_imbalanced_subset(cache_dir, clean_arr
     assert torch.equal(clean.x, noisy.x) and len(noisy.y) == len(clean.y)
     idx = data.subset_indices(clean_arrays["y"], 1000, 5.0, 7, C)
     np.testing.assert_array_equal(clean.y.numpy(), clean_arrays["y"][idx])
-    np.testing.assert_array_equal(noisy.y.numpy(), data.noisy_labels(clean_arrays["y"][idx].astype(np.int64), 0.4, 7, C))
+    np.testing.assert_array_equal(noisy.y.numpy(),
+                                  data.noisy_labels(clean_arrays["y"][idx].astype(np.int64), 0.4, 7, C))
     assert not torch.equal(clean.y, noisy.y)
 
 

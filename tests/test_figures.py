@@ -243,7 +243,8 @@ def test_contrast_figures_name_what_distinguishes_their_configurations(tiny):
         figures.losses: [{"standard: CE", "label-smoothing: CE, label smoothing α 0.1"},
                          {"standard: CE", "focal: focal loss, γ 3"}, {"standard: CE", "mse: MSE"}],
         figures.label_noise: [{"standard: clean labels, CE", "label-noise: 20% label noise, CE"},
-                              {"standard: clean labels, CE", "label-noise-ls: 20% label noise, CE, label smoothing α 0.1"}],
+                              {"standard: clean labels, CE",
+                               "label-noise-ls: 20% label noise, CE, label smoothing α 0.1"}],
     }
     for draw, rows in wants.items():
         fig = draw(tiny.runs)

@@ -150,7 +150,8 @@ def test_weight_keys_only_with_weight():
     assert set(collapse_metrics(h, y, w)) == set(FEATURE_KEYS + WEIGHT_KEYS)
     assert all(type(v) is float for v in collapse_metrics(h, y, w, b).values())
     assert set(collapse_metrics(h, y, w, ridge=0.1)) == set(FEATURE_KEYS + WEIGHT_KEYS + RIDGE_KEYS)
-    assert (metrics.FEATURE_KEYS, metrics.CLASSIFIER_KEYS, metrics.RIDGE_KEYS) == (FEATURE_KEYS, WEIGHT_KEYS, RIDGE_KEYS)
+    assert ((metrics.FEATURE_KEYS, metrics.CLASSIFIER_KEYS, metrics.RIDGE_KEYS)
+            == (FEATURE_KEYS, WEIGHT_KEYS, RIDGE_KEYS))
 
 
 # ---- the textbook formulas ----------------------------------------------------------------------------
@@ -358,7 +359,8 @@ def test_class_mean_at_the_global_mean_is_a_value_error():
 def test_a_stray_huge_label_is_named_without_allocating_for_it():
     labels = _Y.copy()
     labels[0] = 10**9
-    with pytest.raises(ValueError, match=r"class \d has no samples \(C = 1000000001 from the largest label, 1000000000\)"):
+    with pytest.raises(ValueError,
+                       match=r"class \d has no samples \(C = 1000000001 from the largest label, 1000000000\)"):
         collapse_metrics(_H, labels)
     with pytest.raises(ValueError, match=r"labels outside \[0, 3\): found label 1000000000"):
         collapse_metrics(_H, labels, num_classes=3)

@@ -43,7 +43,8 @@ def test_two_processes_share_the_training_and_train_each_run_once(cache_dir, mon
 def test_needed_runs_are_the_claims_configurations_and_their_references(pytester):
     """The runs a session prefetches: each CHECKS configuration and each `against` reference, over the
     session's seeds, the costliest first."""
-    pytester.makefile(".toml", tolerances='[t]\nvalue = 1\nop = "<="\nstatistic = "s"\nsource = "s"\ncalibration = "c"\n')
+    pytester.makefile(".toml",
+                      tolerances='[t]\nvalue = 1\nop = "<="\nstatistic = "s"\nsource = "s"\ncalibration = "c"\n')
     pytester.makepyfile(test_claim='''
 from ncsim.checks import Check
 CHECKS = (Check("t", len, configs=("lbfgs", "adam"), against="standard", controls=("self",)),)

@@ -376,7 +376,8 @@ def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def write_project(root: Path) -> Path:
-    """A project (the suite's plugin comes from its entry point) with a synthetic claims file (nothing trains) and a plain test."""
+    """A project (the suite's plugin comes from its entry point) with a synthetic claims file (nothing trains)
+    and a plain test."""
     (root / "pytest.ini").write_text("[pytest]\n")
     (root / "claims").mkdir()
     (root / "claims" / "tolerances.toml").write_text((ROOT / "claims" / "tolerances.toml").read_text())
@@ -456,6 +457,7 @@ def test_a_comparison_figure_none_of_whose_configurations_was_asked_for_is_not_d
 
 
 def test_a_session_draws_the_figures_its_claims_declare(tiny, probe_cache):
-    tests = [outcome(f"{TPT}[standard-tpt_fraction_max]", records=[check(TPT_FRACTION, (0.5, 0.44, 0.52),
-                                                                         claim="test_terminal_phase", figures=["training.png"])])]
+    tests = [outcome(f"{TPT}[standard-tpt_fraction_max]",
+                     records=[check(TPT_FRACTION, (0.5, 0.44, 0.52),
+                                    claim="test_terminal_phase", figures=["training.png"])])]
     assert set(report.figure_makers(tiny.runs, outcomes=tests, sweeps=SWEEPS)) == {"verdicts.png", "training.png"}

@@ -722,7 +722,8 @@ def test_runs_tables_times_seeds(tmp_path):
 
 
 def test_overrides_apply_last_to_every_run(tmp_path):
-    path = write(tmp_path / "o.toml", 'lr = 0.3\nseeds = [0, 1]\n[[runs]]\nname = "a"\n[[runs]]\nname = "b"\nlr = 0.2\n')
+    path = write(tmp_path / "o.toml",
+                 'lr = 0.3\nseeds = [0, 1]\n[[runs]]\nname = "a"\n[[runs]]\nname = "b"\nlr = 0.2\n')
     specs = load_specs(path, {"lr": "0.05", "epochs": 2})
     assert len(specs) == 4
     assert all(s.lr == 0.05 and s.epochs == 2 for s in specs)

@@ -360,7 +360,8 @@ def test_seli_is_the_etf_when_balanced_and_not_otherwise():
     for target in ufm.seli_geometry((3, 3, 3, 3)).values():
         assert metrics.direction_distance(target, P) < 1e-14
     imbalanced = ufm.seli_geometry((10, 10, 1, 1))
-    assert metrics.direction_distance(imbalanced["W"], P) > 0.3 and metrics.direction_distance(imbalanced["logits"], P) == 0
+    assert (metrics.direction_distance(imbalanced["W"], P) > 0.3
+            and metrics.direction_distance(imbalanced["logits"], P) == 0)
     # the means' Gram is the classifier Gram's pseudo-inverse: their product is the projector P
     np.testing.assert_allclose(imbalanced["W"] @ imbalanced["means"], P, atol=1e-12)
     with pytest.raises(ValueError, match="positive class counts"):

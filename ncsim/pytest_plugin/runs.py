@@ -103,7 +103,8 @@ def configurations(config) -> suite.Configurations:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "runs(*configs): parametrize the `run` fixture over configs x seeds")
-    config.addinivalue_line("markers", f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}")
+    config.addinivalue_line("markers",
+                            f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}")
     seeds(config)  # a bad --seeds, --spec or --cache-dir is a usage error before collection, not one per test
     configurations(config)
     try:
