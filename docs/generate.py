@@ -13,9 +13,12 @@ sentence, so the pages cannot drift from what was measured:
     docs/default-regime.md  docs/templates/default-regime.md with the suite's configurations filled in
                             from ncsim/presets and ncsim/suite.toml
     docs/performance.md     docs/templates/performance.md with the benchmark printouts of bench/results/
+    docs/own-network.md     docs/templates/own-network.md with the digits example's printout,
+                            examples/results/digits.txt
 
 A template line `{{ name }}` is replaced by the block FILLERS[name] makes; `{{ bench: FILE }}` by the
-printout bench/results/FILE as a code block. Each generated page starts with a line saying so.
+printout bench/results/FILE as a code block; `{{ output: PATH }}` by a committed printout. Each
+generated page starts with a line saying so.
 tests/test_docs.py regenerates the pages into a temporary folder and compares them with the committed
 ones. Run from anywhere: paths are relative to the repository.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import json
 import os
 import pkgutil
@@ -256,12 +260,35 @@ def bench_block(name: str) -> str:
     return "```\n" + path.read_text().rstrip() + "\n```"
 
 
+def output_block(path: str) -> str:
+    """A committed printout (a path from the repository root): its runs of plain lines as fenced
+    blocks, the Markdown tables it prints (lines starting with "|") as tables."""
+    if not (ROOT / path).is_file():
+        raise SystemExit(f"generate: {path} is missing (a template asks for it): run the command the "
+                         f"template names to write it")
+    parts = []
+    for is_table, lines in itertools.groupby((ROOT / path).read_text().rstrip().splitlines(),
+                                             key=lambda line: line.startswith("|")):
+        text = "\n".join(lines)
+        parts.append(text if is_table else "```\n" + text + "\n```")
+    return "\n\n".join(parts)
+
+
+def _source(key: str) -> str:
+    """The committed file (or files) a placeholder reads."""
+    kind, _, arg = key.partition(":")
+    return {"bench": f"bench/results/{arg.strip()}", "output": arg.strip()}.get(kind) or FILLERS[key][1]
+
+
 def from_template(name: str) -> str:
-    """docs/templates/<name> with its `{{ ... }}` lines filled in."""
+    """docs/templates/<name> with its `{{ ... }}` lines filled in: `{{ bench: FILE }}` a printout of
+    bench/results/, `{{ output: PATH }}` a committed printout, `{{ NAME }}` a table of FILLERS."""
     def fill(match: re.Match) -> str:
         key = match.group(1).strip()
         if key.startswith("bench:"):
             return bench_block(key.partition(":")[2].strip())
+        if key.startswith("output:"):
+            return output_block(key.partition(":")[2].strip())
         if key not in FILLERS:
             raise SystemExit(f"generate: docs/templates/{name}: unknown placeholder {{{{ {key} }}}}")
         return FILLERS[key][0]()
@@ -269,8 +296,7 @@ def from_template(name: str) -> str:
     text = (TEMPLATES / name).read_text()
     body = re.sub(r"^\{\{(.+?)\}\}$", fill, text, flags=re.MULTILINE)
     keys = [m.strip() for m in re.findall(r"^\{\{(.+?)\}\}$", text, flags=re.MULTILINE)]
-    sources = [f"bench/results/{k.partition(':')[2].strip()}" if k.startswith("bench:") else FILLERS[k][1]
-               for k in keys]
+    sources = [_source(k) for k in keys]
     return generated_line(", ".join(dict.fromkeys([f"docs/templates/{name}", *sources]))) + body
 
 
@@ -285,7 +311,8 @@ def pages(verdicts: Path = VERDICTS) -> dict[str, str]:
         source = str(verdicts)
     return {"results.md": results_page(doc, source), "claims.md": claims_page(),
             "default-regime.md": from_template("default-regime.md"),
-            "performance.md": from_template("performance.md")}
+            "performance.md": from_template("performance.md"),
+            "own-network.md": from_template("own-network.md")}
 
 
 def write(out: Path, texts: dict[str, str]) -> None:

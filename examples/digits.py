@@ -140,7 +140,7 @@ def check_claims(name: str, seeds: list[int], cache_dir, out: Path) -> dict[str,
                    "--report-dir", str(out / label), "-q", "-p", "no:cacheprovider"]
         if cache_dir is not None:
             command += ["--cache-dir", str(cache_dir)]
-        print("$", " ".join(command[2:]), flush=True)
+        print("$", " ".join(command[2:]), file=sys.stderr, flush=True)  # progress, not findings
         subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL)
         docs[label] = json.loads((out / label / "latest" / "verdicts.json").read_text())
     return docs
