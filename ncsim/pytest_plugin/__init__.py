@@ -13,5 +13,11 @@ anywhere else. In three parts:
 Do not also name it in a conftest's `pytest_plugins`: pytest would register it twice and stop.
 """
 
+import pytest
+
+# runs.py imports recorded.py before pytest imports it as a plugin: marked here, pytest's assertion
+# rewriting still applies to it (and pytest does not warn that it came too late).
+pytest.register_assert_rewrite("ncsim.pytest_plugin.recorded")
+
 pytest_plugins = ["ncsim.pytest_plugin.runs", "ncsim.pytest_plugin.checks", "ncsim.pytest_plugin.report",
                   "ncsim.pytest_plugin.recorded"]
