@@ -90,6 +90,17 @@ def _read_toml(path: Path) -> dict:
         raise ValueError(f"{path}: cannot read: {e}") from None
 
 
+def rule_problem(op: str, rule: str, scale: str) -> str | None:
+    """What is wrong with a tolerance's op, rule and scale, or None: each must be one of its valid
+    values, and op "within" goes with rule "equivalence" and only with it."""
+    for field, value, valid in (("op", op, tuple(_OPS)), ("rule", rule, RULES), ("scale", scale, SCALES)):
+        if value not in valid:
+            return f"{field} {value!r}; valid: {list(valid)}"
+    if (rule == "equivalence") != (op == "within"):
+        return 'op "within" goes with rule "equivalence" and only with it'
+    return None
+
+
 @cache
 def load_tolerances(claims_dir: str | Path) -> dict[str, Tolerance]:
     """`<claims_dir>/tolerances.toml`, validated: a missing field or an unknown op is a ValueError
@@ -103,11 +114,9 @@ def load_tolerances(claims_dir: str | Path) -> dict[str, Tolerance]:
         if missing or extra:
             raise ValueError(f"{path}: entry [{name}] missing {sorted(missing)} / unknown {sorted(extra)}")
         entry = {**_OPTIONAL, **entry}
-        for field, valid in (("op", tuple(_OPS)), ("rule", RULES), ("scale", SCALES)):
-            if entry[field] not in valid:
-                raise ValueError(f"{path}: entry [{name}] has {field} {entry[field]!r}; valid: {list(valid)}")
-        if (entry["rule"] == "equivalence") != (entry["op"] == "within"):
-            raise ValueError(f"{path}: entry [{name}]: op \"within\" goes with rule \"equivalence\" and only with it")
+        problem = rule_problem(entry["op"], entry["rule"], entry["scale"])
+        if problem is not None:
+            raise ValueError(f"{path}: entry [{name}]: {problem}")
         table[name] = Tolerance(name=name, **{**entry, "value": float(entry["value"])})
     return table
 

@@ -84,12 +84,9 @@ def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float
 
 def tolerance_from_options(name: str, threshold: float, op: str, rule: str, scale: str) -> checks.Tolerance:
     """A tolerance given on the command line, validated as tolerances.toml's entries are."""
-    for what, value, valid in (("op", op, tuple(checks._OPS)), ("rule", rule, checks.RULES),
-                               ("scale", scale, checks.SCALES)):
-        if value not in valid:
-            raise DecideError(f"--{what} {value!r}; valid: {', '.join(valid)}")
-    if (rule == "equivalence") != (op == "within"):
-        raise DecideError('--op within goes with --rule equivalence and only with it')
+    problem = checks.rule_problem(op, rule, scale)
+    if problem is not None:
+        raise DecideError(f"--{problem}")
     if not math.isfinite(threshold):
         raise DecideError(f"--threshold {threshold!r} must be a finite number")
     return checks.Tolerance(name=name, value=float(threshold), op=op, statistic=name, source="the command line",
