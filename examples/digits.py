@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import ncsim
 from ncsim.recorder import AlreadyRecorded
+from ncsim.suite import parse_seed_list
 from ncsim.threads import set_threads
 
 CLASSES = 10
@@ -120,15 +121,6 @@ def record(name: str, seed: int, *, weight_decay: float, epochs: int = 60, lr: f
     return rec.trajectory
 
 
-def parse_seeds(text: str) -> list[int]:
-    """"0-4" or "0,1,5" -> the seeds."""
-    seeds = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    return seeds
-
-
 def check_claims(name: str, seeds: list[int], cache_dir, out: Path) -> dict[str, dict]:
     """Run `pytest claims` twice on the recorded runs: on `name` with `name`-nowd as the suite's no-wd
     configuration (the weight-decay comparisons), and on `name`-nowd alone; returns each session's
@@ -186,7 +178,7 @@ def main(argv=None) -> None:
                    help="then run the claims on the recorded runs (report folders under DIR) and print the findings")
     args = p.parse_args(argv)
     set_threads(args.threads)
-    for seed in parse_seeds(args.seeds):
+    for seed in parse_seed_list(args.seeds):
         for name, wd in ((args.name, args.weight_decay), (f"{args.name}-nowd", 0.0)):
             t = record(name, seed, weight_decay=wd, epochs=args.epochs, cache_dir=args.cache_dir,
                        device=args.device, overwrite=args.overwrite)
@@ -195,7 +187,7 @@ def main(argv=None) -> None:
                   f"test error {t.final('test_error'):.4f}, NC1 {t.final('train.nc1'):.3g}, "
                   f"NC3 {t.final('train.nc3'):.3g}, stable TPT epoch {t.tpt_epoch}")
     if args.claims:
-        print(findings(check_claims(args.name, parse_seeds(args.seeds), args.cache_dir, Path(args.claims))))
+        print(findings(check_claims(args.name, parse_seed_list(args.seeds), args.cache_dir, Path(args.claims))))
 
 
 if __name__ == "__main__":
