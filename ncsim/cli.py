@@ -142,7 +142,17 @@ def summary(record: Record, spec: RunSpec | None = None) -> str:
         lines.append("  (no metric columns in this record)")
     lines.append(f"  time: {_value(t.get('total_s'), '.1f')} s total, {_value(t.get('fit_s'), '.1f')} s training, "
                  f"{_value(t.get('eval_s'), '.1f')} s evaluation, {t.get('threads', '?')} threads")
+    lines.append(f"  precision: {printable(s.get('precision', 'fp32'))}{_kernels(m.get('precision'))}")
     return "\n".join(lines)
+
+
+def _kernels(p) -> str:
+    """The CPU kernels a record says trained it (ncsim.train.precision_meta), or "" for a record without."""
+    if not isinstance(p, dict):
+        return ""
+    flag = {True: "yes", False: "no"}
+    return (f" (CPU kernels {printable(p.get('cpu_capability', '?'))}, AVX-512 BF16 "
+            f"{flag.get(p.get('avx512_bf16'), '?')}, AMX {flag.get(p.get('amx_tile'), '?')})")
 
 
 def check_threads(threads: int | None) -> None:

@@ -11,6 +11,17 @@ computes them as one channels-last function, the same math in about two thirds o
 (bench/train.py): oneDNN's convolutions are faster on channels-last data, batch norm then normalises a
 contiguous (N * length, channels) matrix, ReLU and max pooling are one pass, and in eval mode batch
 norm (then an affine map) is folded into the convolution's weights.
+
+Precision (RunSpec.precision, set on a network by `build`): "fp32" computes everything in float32.
+"bf16-mixed" computes each convolution of a training pass (train mode, gradients on) in bfloat16, its
+input and weights cast once per call and its output cast back to float32, so that oneDNN's bf16 kernels
+(AVX-512 BF16 or AMX where the CPU has them) do the multiply-adds, while batch norm, ReLU, pooling, the
+linear layers, the master weights and every evaluation stay float32. What was measured and did not pay
+(bench/train.py, docs/performance.md): bf16 activations through batch norm, ReLU and pooling (torch's
+CPU kernels for those upcast per element and ran slower than float32: batch-norm backward 645 us
+against 366 us per call, ReLU backward 626 against 256), a hand-written batch norm + ReLU from torch
+element-wise ops (more passes over memory than the native kernel, slower), and bf16 linear layers (2%
+of an epoch).
 """
 
 from __future__ import annotations
@@ -29,6 +40,15 @@ class BlockNet(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleDict(blocks)
         self.classifier = classifier
+
+    def set_precision(self, precision: str) -> BlockNet:
+        """Use `precision` ("fp32" or "bf16-mixed", ncsim.spec.PRECISIONS) for the convolutions of
+        training passes from now on (the module docstring); returns the network."""
+        dtype = {"fp32": torch.float32, "bf16-mixed": torch.bfloat16}[precision]
+        for block in self.blocks.values():
+            if isinstance(block, ConvBlock):
+                block.train_dtype = dtype
+        return self
 
     def forward(self, x: torch.Tensor, taps: bool = False):
         outs = {}
@@ -52,6 +72,7 @@ class ConvBlock(nn.Sequential):
         layers += [nn.MaxPool1d(2)] if pool else []
         super().__init__(*layers)
         self.batch_norm, self.pool = bn, pool
+        self.train_dtype = torch.float32  # the convolution's dtype in training passes (BlockNet.set_precision)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         conv, weight, bias = self[0], self[0].weight, self[0].bias
@@ -63,8 +84,13 @@ class ConvBlock(nn.Sequential):
         # (N, L, C) seen as an NCHW tensor (N, C, 1, L) in channels_last memory; a channels_last weight
         # makes oneDNN return channels_last too, i.e. (N, L, c_out) contiguous.
         weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        low = self.train_dtype if self.training and torch.is_grad_enabled() else torch.float32
+        if low != torch.float32:
+            h, weight, bias = h.to(low), weight.to(low), None if bias is None else bias.to(low)
         y = F.conv2d(h.transpose(1, 2).unsqueeze(2), weight, bias, padding=(0, conv.padding[0]))
         y = y.squeeze(2).transpose(1, 2).contiguous()
+        if low != torch.float32:
+            y = y.float()
         n, length, c = y.shape
         if normalise:  # over N and L per channel, exactly BatchNorm1d's statistics on (N, C, L)
             y = self[1](y.view(n * length, c)).view(n, length, c)
@@ -159,7 +185,7 @@ def build(spec: RunSpec, num_classes: int) -> BlockNet:
         net = cnn1d_seed(num_classes, spec.width or 64)
     if spec.classifier == "etf":
         fix_etf_classifier(net.classifier)
-    return net
+    return net.set_precision(spec.precision)
 
 
 def initial_network(spec: RunSpec, num_classes: int) -> BlockNet:

@@ -30,7 +30,7 @@ TRAINER_VERSION = 4
 # Fields hashed only when they differ from their default (RunSpec.key), with the defaults: adding such a
 # field leaves the key, and the stored record, of every spec that does not use it.
 HASHED_WHEN_SET = {"eval_bn_stats": "running", "classifier": "learned", "label_smoothing": 0.0, "focal_gamma": 0.0,
-                   "label_noise": 0.0, "train_classes": 0}
+                   "label_noise": 0.0, "train_classes": 0, "precision": "fp32"}
 
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
@@ -39,6 +39,10 @@ LOSSES = ("ce", "mse", "focal")
 BN_STATS = ("running", "recomputed")
 CLASSIFIERS = ("learned", "etf")
 DEVICES = ("cpu", "cuda")
+# The arithmetic of the training passes (ncsim.train.precision_context): "fp32" everywhere, or
+# "bf16-mixed": forward and backward of each training step in bfloat16 where it pays, the master weights,
+# optimizer state and every evaluation in float32 (metrics in float64 either way).
+PRECISIONS = ("fp32", "bf16-mixed")
 # Upper bounds: beyond them a run is a typo that would exhaust memory or never finish, not an experiment.
 MAX_SEED = 2**63 - 1          # with the trainer's offset for its batch generator, still a valid torch seed
 MAX_LR = 10.0
@@ -116,6 +120,7 @@ class RunSpec:
     eval_bn_stats: str = "running"
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"                      # "fp32" or "bf16-mixed" training passes (PRECISIONS)
     # evaluation: "all", "every:K", "log:K" (K log-spaced epochs), "none"; epoch 0 and the last always
     eval_schedule: str = "all"
     layer_schedule: str = "log:12"
@@ -244,6 +249,7 @@ def _validate(s: RunSpec) -> None:
     check_choice("eval_bn_stats", s.eval_bn_stats, BN_STATS)
     check_choice("classifier", s.classifier, CLASSIFIERS)
     check_choice("device", s.device, DEVICES)
+    check_choice("precision", s.precision, PRECISIONS)
     for f in fields(s):
         if f.type == "float" and not math.isfinite(getattr(s, f.name)):
             raise SpecError(f"{f.name}={getattr(s, f.name)!r} must be finite")

@@ -13,6 +13,10 @@ features die so that the metrics are undefined (e.g. all class means equal) with
 meta["status_reason"] says where, and its record still has every column of a finished run, NaN where
 nothing was measured. The result is a store.Record; nothing here plots or caches.
 
+The training passes compute in spec.precision ("fp32", or "bf16-mixed": bf16 convolutions, float32
+everything else; ncsim.models); evaluations are float32 and the metrics float64 either way, and
+meta["precision"] records which CPU kernels ran (precision_meta).
+
 Top to bottom: the stop signal and the column names; loss, optimizer and lr schedule; setup; one
 training epoch; one evaluation; the epoch loop; train(); the record; the progress bar.
 """
@@ -43,6 +47,7 @@ from ncsim.metrics import (
 )
 from ncsim.spec import TRAINER_VERSION, RunSpec, schedule_epochs
 from ncsim.store import Record
+from ncsim.threads import keep_freed_memory
 
 EVAL_CHUNK = 1000
 PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS + RIDGE_KEYS
@@ -120,6 +125,7 @@ def setup(spec: RunSpec, cache_dir=None):
     """(ds, model, opt, sched, gen): the run's data on spec.device, its network for the data's C
     classes seeded by spec.seed, optimizer, lr schedule, and the generator of the minibatch order."""
     device = torch.device(spec.device)
+    keep_freed_memory()
     ds = data.load(spec, cache_dir)
     ds = data.Dataset(*(t.to(device) for t in (ds.x, ds.y, ds.x_test, ds.y_test)), ds.num_classes)
     model = models.initial_network(spec, ds.num_classes).to(device)
@@ -393,10 +399,26 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
         "epochs_run": len(h.fit_loss), "train_signals": len(ds.y),
         "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
                     "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
-        "versions": versions(), "trainer_version": TRAINER_VERSION,
+        "versions": versions(), "trainer_version": TRAINER_VERSION, "precision": precision_meta(spec),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return Record(key=spec.key(), meta=meta, arrays=arrays)
+
+
+def precision_meta(spec: RunSpec) -> dict:
+    """Which arithmetic trained the run (meta["precision"]): the spec's precision, torch's CPU kernel
+    level (torch.backends.cpu.get_cpu_capability: "AVX512", "AVX2", ...), and whether the CPU has the
+    AVX-512 BF16 and AMX tile instructions that make bf16 convolutions native. Without them a
+    "bf16-mixed" run still trains (oneDNN emulates bf16 by conversion) with the same rounding, only
+    without the speed."""
+    cpu = getattr(torch, "cpu", None)
+
+    def has(name: str) -> bool | None:  # torch.cpu's feature probes are private: None where absent
+        probe = getattr(cpu, name, None)
+        return bool(probe()) if callable(probe) else None
+
+    return {"precision": spec.precision, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "avx512_bf16": has("_is_avx512_bf16_supported"), "amx_tile": has("_is_amx_tile_supported")}
 
 
 def versions() -> dict[str, str]:

@@ -154,6 +154,16 @@ def test_show_a_label_prints_the_summary(trained, capsys):
     assert capsys.readouterr().out == first
 
 
+def test_show_names_the_precision_and_the_kernels_that_trained_the_run(trained, tmp_path, data_cache, capsys):
+    root, _, first = trained
+    assert "\n  precision: fp32 (CPU kernels " in first
+    shutil.copytree(data_cache / "data", tmp_path / "data")
+    assert main(train_args(tmp_path, *TINY_STANDARD, "--set", "precision=bf16-mixed")) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("  precision: "))
+    assert line.startswith("  precision: bf16-mixed (CPU kernels ") and "AVX-512 BF16 " in line and "AMX " in line
+
+
 def test_cache_dir_before_the_subcommand(trained, capsys):
     root, _, _ = trained
     assert main(["--cache-dir", str(root), "show"]) == 0

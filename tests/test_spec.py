@@ -70,6 +70,7 @@ ALTERNATIVES = {
     "label_noise": 0.2,
     "label_smoothing": 0.1,
     "focal_gamma": 2.0,
+    "precision": "bf16-mixed",
 }
 # Fields valid only together with another value: the base each is changed from.
 NEEDS = {"lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False},
@@ -229,6 +230,7 @@ def test_a_field_added_within_version_4_leaves_the_keys_of_specs_that_do_not_set
     ({"eval_bn_stats": "precise"}, r"unknown eval_bn_stats 'precise'; valid choices: running, recomputed"),
     ({"eval_bn_stats": "recomputed", "batch_norm": False}, r"eval_bn_stats='recomputed' needs batch_norm=true"),
     ({"classifier": "fixed"}, r"unknown classifier 'fixed'; valid choices: learned, etf"),
+    ({"precision": "bf16"}, r"unknown precision 'bf16'; valid choices: fp32, bf16-mixed"),
 ])
 def test_fields_added_within_version_4_are_validated(changes, fragment):
     with pytest.raises(SpecError, match=fragment):
