@@ -45,12 +45,13 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _ALLOCATOR_KEEPS = 256 * 2**20
 
 
-def keep_freed_memory() -> bool:
-    """Serve allocations under 256 MiB from the heap and keep up to 256 MiB of freed heap memory, instead
-    of glibc's mapping and unmapping of every buffer over its dynamic threshold: a training step's
-    activations (about 0.6 MiB each in the default run) otherwise cost fresh zeroed pages at every step,
-    8-22 thousand page faults per epoch (bench/train.py). Only where the allocations go changes, never a
-    value computed. False where the C library is not glibc (nothing changed)."""
+def keep_freed_memory(nbytes: int = _ALLOCATOR_KEEPS) -> bool:
+    """Serve allocations under `nbytes` (256 MiB) from the heap and keep up to `nbytes` of freed heap
+    memory, instead of glibc's mapping and unmapping of every buffer over its dynamic threshold: a
+    training step's activations (about 0.6 MiB each in the default run) otherwise cost fresh zeroed pages
+    at every step, 8-22 thousand page faults per epoch (bench/precision.py). Only where the allocations
+    go changes, never a value computed. False where the C library is not glibc (nothing changed).
+    `nbytes` = 128 KiB is glibc's initial setting (bench/precision.py's baseline)."""
     import ctypes
     import ctypes.util
 
@@ -59,4 +60,4 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _ALLOCATOR_KEEPS)) and bool(mallopt(_M_TRIM_THRESHOLD, _ALLOCATOR_KEEPS))
+    return bool(mallopt(_M_MMAP_THRESHOLD, nbytes)) and bool(mallopt(_M_TRIM_THRESHOLD, nbytes))
