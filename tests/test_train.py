@@ -239,6 +239,23 @@ def test_recomputed_bn_statistics_change_the_evaluation_not_the_training(data_ca
     assert recomputed.key != running.key
 
 
+def test_bf16_mixed_trains_close_to_fp32_and_records_the_kernels_that_ran(tiny_record, data_cache):
+    """Same initialisation and data order; bf16 convolutions only move the trajectory by their rounding
+    (the float32 run's fit loss within 5%), and meta["precision"] says which arithmetic and CPU ran it."""
+    spec = SMALL.replace(model="cnn1d-seed", width=8)
+    full = train(spec, cache_dir=data_cache)
+    low = train(spec.replace(precision="bf16-mixed"), cache_dir=data_cache)
+    assert low.key != full.key and full.key == spec.key()
+    np.testing.assert_allclose(low.arrays["fit_loss"], full.arrays["fit_loss"], rtol=0.05)
+    assert not np.array_equal(low.arrays["fit_loss"], full.arrays["fit_loss"])
+    weights = [k for k in low.arrays if k.startswith("weights.") and "num_batches" not in k]
+    assert all(low.arrays[k].dtype == np.float32 for k in weights)  # float32 master weights
+    for record, precision in ((full, "fp32"), (low, "bf16-mixed"), (tiny_record, "fp32")):
+        p = record.meta["precision"]
+        assert p["precision"] == precision and p["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+        assert set(p) == {"precision", "cpu_capability", "avx512_bf16", "amx_tile"}
+
+
 def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
     m = tiny_record.meta
     assert m["status"] == "ok" and m["epochs_run"] == 2
