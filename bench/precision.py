@@ -5,14 +5,15 @@ all timed alternately in one process on one thread; peak memory of a training pr
 
 Prints, per way of training one epoch of the default run (`suite.config("standard", 0)`):
 - "149bcf5": the float32 trainer of commit 149bcf5, whose training code is this trainer's "fp32"
-  (bit-identical trajectories) but for the C allocator, here set back to glibc's initial thresholds
-  (ncsim.threads.keep_freed_memory(128 KiB)) for its epochs;
+  (bit-identical trajectories) but for the C allocator, left at glibc's defaults (its dynamic mmap
+  threshold) instead of ncsim.threads.keep_freed_memory;
 - "fp32": this trainer, precision "fp32";
 - "bf16-mixed": this trainer, precision "bf16-mixed" (bf16 convolutions, float32 elsewhere);
 - "lockstep fp32" / "lockstep bf16": a prototype of S seeds trained as one grouped network (grouped
   convolutions, batch norm per channel = per seed, batched matmuls for the linear layers, each seed's
   minibatch on its own channel group), seconds per epoch divided by S: what a lockstep trainer could gain
   at best, since it times the network alone (no per-seed bookkeeping, evaluation or record);
+each way in a process of its own (the C allocator's state is per process), one epoch of each in turn:
 the best of `--epochs` epochs, the speed-up over 149bcf5 against the target (>= 2.5x), the minor page
 faults per epoch, and GFLOP/s (FLOPs of one epoch by torch's FlopCounterMode) against a 2048 x 2048
 matmul of the same process in float32 and in bf16. Last, the peak resident memory of a process that
@@ -42,7 +43,6 @@ from ncsim import data, models, suite, train
 from ncsim.threads import keep_freed_memory, limit_threads
 
 TARGET = 2.5
-GLIBC_INITIAL = 128 * 1024  # glibc's initial mmap and trim thresholds
 
 
 class Lockstep:
@@ -100,31 +100,59 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def epoch_seconds(spec, epochs: int, seeds: int) -> dict[str, tuple[float, float]]:
-    """(best seconds per epoch per seed, mean minor page faults per epoch) of each way of training,
-    timed alternately."""
+WAYS = ("149bcf5", "fp32", "bf16-mixed", "lockstep fp32", "lockstep bf16")
+
+
+def fit_function(name: str, seeds: int):
+    """(seeds per epoch, a function that trains one epoch) of a way of training (WAYS), set up in this
+    process; the 149bcf5 way leaves glibc's allocator at its defaults, the others keep freed memory
+    (ncsim.threads.keep_freed_memory), as the trainer does."""
+    spec = suite.config("standard", 0)
+    if name == "149bcf5":
+        train.keep_freed_memory = lambda: False  # glibc's allocator as it comes, as 149bcf5 left it
+    else:
+        keep_freed_memory()
     ds = data.load(spec)
-    gen = torch.Generator().manual_seed(0)
-    ways = {}
-    for name, precision in (("149bcf5", "fp32"), ("fp32", "fp32"), ("bf16-mixed", "bf16-mixed")):
-        s = spec.replace(precision=precision)
-        _, model, opt, _, g = train.setup(s)
-        ways[name] = (1, lambda s=s, model=model, opt=opt, g=g: train.fit_epoch(s, model, opt, ds, g))
-    for name, dtype in (("lockstep fp32", torch.float32), ("lockstep bf16", torch.bfloat16)):
-        net = Lockstep(spec, seeds, ds.num_classes, dtype)
-        ways[name] = (seeds, lambda net=net: net.fit_epoch(spec, ds, gen))
-    best = dict.fromkeys(ways, float("inf"))
-    faults = dict.fromkeys(ways, 0)
-    for rep in range(epochs + 1):  # the first round warms up
-        for name, (per, fit) in ways.items():
-            keep_freed_memory(GLIBC_INITIAL) if name == "149bcf5" else keep_freed_memory()
-            f0, t0 = minor_faults(), time.perf_counter()
-            fit()
-            seconds, f = (time.perf_counter() - t0) / per, minor_faults() - f0
-            if rep:
-                best[name], faults[name] = min(best[name], seconds), faults[name] + f
-    keep_freed_memory()
-    return {name: (best[name], faults[name] / epochs / ways[name][0]) for name in ways}
+    if name.startswith("lockstep"):
+        net = Lockstep(spec, seeds, ds.num_classes, torch.bfloat16 if name.endswith("bf16") else torch.float32)
+        gen = torch.Generator().manual_seed(0)
+        return seeds, lambda: net.fit_epoch(spec, ds, gen)
+    spec = spec.replace(precision="bf16-mixed" if name == "bf16-mixed" else "fp32")
+    _, model, opt, _, gen = train.setup(spec)
+    return 1, lambda: train.fit_epoch(spec, model, opt, ds, gen)
+
+
+def worker(name: str, seeds: int) -> None:
+    """One way of training in a process of its own (glibc's heap keeps the state other ways leave):
+    warm up, then one epoch per line read, answering "<seconds per seed> <page faults per seed>"."""
+    torch.set_num_threads(1)
+    per, fit = fit_function(name, seeds)
+    fit()
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        f0, t0 = minor_faults(), time.perf_counter()
+        fit()
+        print((time.perf_counter() - t0) / per, (minor_faults() - f0) / per, flush=True)
+
+
+def epoch_seconds(epochs: int, seeds: int) -> dict[str, tuple[float, float]]:
+    """(best seconds per epoch per seed, mean minor page faults per epoch per seed) of each way of
+    training, each in a process of its own (worker), timed alternately: one epoch of each in turn."""
+    procs = {name: subprocess.Popen([sys.executable, __file__, "--worker", name, "--seeds", str(seeds)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for name in WAYS}
+    for p in procs.values():
+        assert p.stdout.readline().strip() == "ready"
+    best, faults = dict.fromkeys(WAYS, float("inf")), dict.fromkeys(WAYS, 0.0)
+    for _ in range(epochs):
+        for name, p in procs.items():
+            p.stdin.write("\n")
+            p.stdin.flush()
+            seconds, f = map(float, p.stdout.readline().split())
+            best[name], faults[name] = min(best[name], seconds), faults[name] + f / epochs
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+    return {name: (best[name], faults[name]) for name in WAYS}
 
 
 RSS_SCRIPT = """
@@ -149,7 +177,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5, help="timed epochs per way of training (best of)")
     p.add_argument("--seeds", type=int, default=5, help="seeds of the lockstep prototype")
     p.add_argument("--rss-epochs", type=int, default=4, help="epochs of the process whose peak memory is measured")
+    p.add_argument("--worker", choices=WAYS, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.worker:
+        return worker(args.worker, args.seeds)
 
     spec = suite.config("standard", 0)
     probes = {name: getattr(torch.cpu, f"_is_{name}_supported", lambda: None)() for name in ("avx512_bf16", "amx_tile")}
@@ -159,7 +190,7 @@ def main() -> None:
     with limit_threads(1):
         flops = epoch_flops(spec, data.load(spec))
         rates = {"fp32": matmul_gflops(), "bf16": matmul_gflops(dtype=torch.bfloat16)}
-        times = epoch_seconds(spec, args.epochs, args.seeds)
+        times = epoch_seconds(args.epochs, args.seeds)
     print(f"1 thread: {flops / 1e9:.1f} GFLOP per epoch; 2048 x 2048 matmul {rates['fp32']:.0f} GFLOP/s float32, "
           f"{rates['bf16']:.0f} GFLOP/s bf16\n")
     base = times["149bcf5"][0]

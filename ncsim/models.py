@@ -17,7 +17,7 @@ Precision (RunSpec.precision, set on a network by `build`): "fp32" computes ever
 input and weights cast once per call and its output cast back to float32, so that oneDNN's bf16 kernels
 (AVX-512 BF16 or AMX where the CPU has them) do the multiply-adds, while batch norm, ReLU, pooling, the
 linear layers, the master weights and every evaluation stay float32. What was measured and did not pay
-(bench/train.py, docs/performance.md): bf16 activations through batch norm, ReLU and pooling (torch's
+(bench/precision.py, docs/performance.md): bf16 activations through batch norm, ReLU and pooling (torch's
 CPU kernels for those upcast per element and ran slower than float32: batch-norm backward 645 us
 against 366 us per call, ReLU backward 626 against 256), a hand-written batch norm + ReLU from torch
 element-wise ops (more passes over memory than the native kernel, slower), and bf16 linear layers (2%

@@ -50,8 +50,7 @@ def keep_freed_memory(nbytes: int = _ALLOCATOR_KEEPS) -> bool:
     memory, instead of glibc's mapping and unmapping of every buffer over its dynamic threshold: a
     training step's activations (about 0.6 MiB each in the default run) otherwise cost fresh zeroed pages
     at every step, 8-22 thousand page faults per epoch (bench/precision.py). Only where the allocations
-    go changes, never a value computed. False where the C library is not glibc (nothing changed).
-    `nbytes` = 128 KiB is glibc's initial setting (bench/precision.py's baseline)."""
+    go changes, never a value computed. False where the C library is not glibc (nothing changed)."""
     import ctypes
     import ctypes.util
 
