@@ -42,15 +42,16 @@ def set_threads(n: int) -> None:
 
 # glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD -1, M_MMAP_THRESHOLD -3.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_ALLOCATOR_KEEPS = 256 * 2**20
+# glibc's largest mmap threshold on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX), which every version accepts.
+_ALLOCATOR_KEEPS = 32 * 2**20
 
 
-def keep_freed_memory(nbytes: int = _ALLOCATOR_KEEPS) -> bool:
-    """Serve allocations under `nbytes` (256 MiB) from the heap and keep up to `nbytes` of freed heap
-    memory, instead of glibc's mapping and unmapping of every buffer over its dynamic threshold: a
-    training step's activations (about 0.6 MiB each in the default run) otherwise cost fresh zeroed pages
-    at every step, 8-22 thousand page faults per epoch (bench/precision.py). Only where the allocations
-    go changes, never a value computed. False where the C library is not glibc (nothing changed)."""
+def keep_freed_memory() -> bool:
+    """Serve allocations under 32 MiB from the heap and keep up to 32 MiB of freed heap memory, instead of
+    glibc's mapping and unmapping of every buffer over its dynamic threshold: a training step's
+    activations (about 0.6 MiB each in the default run) otherwise cost fresh zeroed pages at every step,
+    about 20 thousand page faults per epoch (bench/precision.py). Only where the allocations go changes,
+    never a value computed. False where the C library is not glibc (nothing changed)."""
     import ctypes
     import ctypes.util
 
@@ -59,4 +60,4 @@ def keep_freed_memory(nbytes: int = _ALLOCATOR_KEEPS) -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, nbytes)) and bool(mallopt(_M_TRIM_THRESHOLD, nbytes))
+    return bool(mallopt(_M_MMAP_THRESHOLD, _ALLOCATOR_KEEPS)) and bool(mallopt(_M_TRIM_THRESHOLD, _ALLOCATOR_KEEPS))

@@ -256,6 +256,18 @@ def test_bf16_mixed_trains_close_to_fp32_and_records_the_kernels_that_ran(tiny_r
         assert set(p) == {"precision", "cpu_capability", "avx512_bf16", "amx_tile"}
 
 
+def test_the_allocator_setting_changes_no_value(tiny_record, tiny_spec, data_cache):
+    """keep_freed_memory (called by every setup) takes effect on glibc and only moves where buffers live:
+    training again after it repeats the shared run bit for bit (and tests/test_reference.py's trajectory,
+    recorded before the setting existed, still matches)."""
+    import platform
+
+    from ncsim.threads import keep_freed_memory
+
+    assert keep_freed_memory() == (platform.libc_ver()[0] == "glibc")
+    assert_same_arrays(train(tiny_spec, cache_dir=data_cache).arrays, tiny_record.arrays)
+
+
 def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
     m = tiny_record.meta
     assert m["status"] == "ok" and m["epochs_run"] == 2
