@@ -23,7 +23,8 @@ peak is reached by the first evaluation with layer taps, epoch 1).
 The CPU's bf16 support decides what bf16 can gain: the printout's first lines say whether it has AVX-512
 BF16 and AMX (torch.cpu's probes; each run's record says the same in meta["precision"]). Without them
 oneDNN still computes bf16 convolutions, by conversion, with the same rounding and without the speed.
-The machine is shared: compare the ratios, measured in one run, not absolute times.
+Epochs are timed in CPU seconds of their process (one thread: the work, without the waits for a core
+of a shared machine), and so are the matmuls. Compare the ratios, measured in one run.
 """
 
 from __future__ import annotations
@@ -124,15 +125,17 @@ def fit_function(name: str, seeds: int):
 
 def worker(name: str, seeds: int) -> None:
     """One way of training in a process of its own (glibc's heap keeps the state other ways leave):
-    warm up, then one epoch per line read, answering "<seconds per seed> <page faults per seed>"."""
+    warm up, then one epoch per line read, answering "<seconds per seed> <page faults per seed>": CPU
+    seconds of the process (one thread), which time spent waiting for a core on a shared machine does
+    not inflate, unlike wall time."""
     torch.set_num_threads(1)
     per, fit = fit_function(name, seeds)
     fit()
     print("ready", flush=True)
     for _ in sys.stdin:
-        f0, t0 = minor_faults(), time.perf_counter()
+        f0, t0 = minor_faults(), time.process_time()
         fit()
-        print((time.perf_counter() - t0) / per, (minor_faults() - f0) / per, flush=True)
+        print((time.process_time() - t0) / per, (minor_faults() - f0) / per, flush=True)
 
 
 def epoch_seconds(epochs: int, seeds: int) -> dict[str, tuple[float, float]]:
@@ -189,7 +192,8 @@ def main() -> None:
           f"{torch.backends.cpu.get_cpu_capability()}, AVX-512 BF16 {probes['avx512_bf16']}, AMX {probes['amx_tile']}")
     with limit_threads(1):
         flops = epoch_flops(spec, data.load(spec))
-        rates = {"fp32": matmul_gflops(), "bf16": matmul_gflops(dtype=torch.bfloat16)}
+        rates = {name: matmul_gflops(dtype=dtype, clock=time.process_time)
+                 for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
         times = epoch_seconds(args.epochs, args.seeds)
     print(f"1 thread: {flops / 1e9:.1f} GFLOP per epoch; 2048 x 2048 matmul {rates['fp32']:.0f} GFLOP/s float32, "
           f"{rates['bf16']:.0f} GFLOP/s bf16\n")
