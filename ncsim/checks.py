@@ -21,9 +21,9 @@ statistic's value on every seed of a configuration and applies the tolerance's r
 
 and returns the record (ncsim.verdict.Verdict) that the report, verdicts.json and claims/calibrate.py
 read; the pytest plugin (ncsim/pytest_plugin) asserts on it and carries it as the test property
-PROPERTY. A record's verdict is "reproduces" (the rule
-holds), "does not reproduce" (the bound lies on the failing side of the threshold even the other
-way round: the mean is significantly on the wrong side), or "inconclusive" (neither).
+PROPERTY. A record's verdict is "reproduces" (the rule holds), "does not reproduce" (the bound lies on
+the failing side of the threshold even the other way round: the mean is significantly on the wrong
+side), or "inconclusive" (neither).
 
 The tables live beside the claims they serve (`<claims dir>/tolerances.toml`,
 `<claims dir>/expected_failures.toml`); nothing here knows where the package is installed.
@@ -40,9 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ncsim.verdict import PROPERTY, Verdict, failure_message, property_value  # noqa: F401 - the test property's
-
-#   name and codec, under the names the claim_check fixture uses
+# PROPERTY and property_value: the test property's name and codec, under the names the claim_check fixture uses
+from ncsim.verdict import PROPERTY, Verdict, failure_message, property_value  # noqa: F401
 
 try:
     import tomllib

@@ -16,6 +16,11 @@ quantity that is exactly 0 for long stretches (train error, NC4) is drawn on a s
 (`zero_scale`). A run that is missing or did not finish (status "diverged" or "degenerate") is not drawn
 and the title says so; with nothing left to draw the figure is a page that names the runs and why
 (`message`), never an empty plot.
+
+One module per group of figures: base (what every figure shares), runs (one configuration's runs over
+seeds), comparisons (configurations on shared axes), probes (statistics probed on the trained
+networks), ufm (the unconstrained features model), verdicts (the forest plot of the check records).
+The report declares which of them it draws (ncsim.report.registry).
 """
 
 from ncsim.figures.base import (
