@@ -461,3 +461,18 @@ def test_a_session_draws_the_figures_its_claims_declare(tiny, probe_cache):
                      records=[check(TPT_FRACTION, (0.5, 0.44, 0.52),
                                     claim="test_terminal_phase", figures=["training.png"])])]
     assert set(report.figure_makers(tiny.runs, outcomes=tests, sweeps=SWEEPS)) == {"verdicts.png", "training.png"}
+
+
+def test_a_figure_is_declared_once_and_every_figure_a_claim_names_is_declared():
+    """The registry is the one list of figures: the titles, the comparison tables and the figures drawn
+    outside forked processes derive from it, and each claim file's FIGURES names registered files."""
+    import importlib
+
+    files = [f.file for f in report.REGISTRY]
+    assert list(report.FIGURES) == files and len(set(files)) == len(files)
+    assert report.RUNS_THE_NETWORK == {"geometry.png", "imbalance.png", "transfer.png"}
+    for name, table in report.FIGURE_TABLES.items():
+        assert set(suite.figure_configs(table)) <= set(suite.CLAIM_CONFIGS), name
+    for path in sorted((Path(__file__).resolve().parent.parent / "claims").glob("test_*.py")):
+        named = getattr(importlib.import_module(f"claims.{path.stem}"), "FIGURES", ())
+        assert set(named) <= set(report.FIGURES), (path.name, sorted(set(named) - set(report.FIGURES)))
