@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from ncsim import checks, suite
+from ncsim.verdict import PROPERTY, Verdict, from_property
 
 CLAIMS_DIR = Path(__file__).resolve().parent
 CALIBRATION_SEEDS = ",".join(map(str, suite.table()["calibration_seeds"]))
@@ -32,28 +33,27 @@ CALIBRATION_SEEDS = ",".join(map(str, suite.table()["calibration_seeds"]))
 
 class Collector:
     def __init__(self):
-        self.records: list[dict] = []
+        self.records: list[Verdict] = []
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":
-            self.records += [checks.from_property(value) for name, value in report.user_properties
-                             if name == checks.PROPERTY]
+            self.records += [from_property(value) for name, value in report.user_properties if name == PROPERTY]
 
 
 def _num(v) -> str:
     return "nan" if v is None else f"{v:.3g}"
 
 
-def summary(record: dict) -> str:
+def summary(record: Verdict) -> str:
     """"standard-s100-d100 0.0024, ...; mean 0.0023, bound 0.0025, p 1e-08 -> reproduces"."""
-    values = ", ".join(f"{run} {_num(v)}" for run, v in zip(record["runs"], record["values"]))
+    values = ", ".join(f"{run} {_num(v)}" for run, v in zip(record.runs, record.values))
     rest = ""
-    if record["rule"] == "mean":
-        rest = f"; mean {_num(record['measured'])}, bound {_num(record['bound'])}, p {_num(record['p_value'])}"
-    elif record["rule"] == "equivalence" and record.get("interval"):
-        rest = (f"; ratio {_num(record['measured'])} ({_num(record['interval'][0])}-{_num(record['interval'][1])}), "
-                f"p {_num(record['p_value'])}, differs from 1 p {_num(record.get('p_differs'))}")
-    return f"{values}{rest} -> {record['verdict']}"
+    if record.rule == "mean":
+        rest = f"; mean {_num(record.measured)}, bound {_num(record.bound)}, p {_num(record.p_value)}"
+    elif record.rule == "equivalence" and record.interval:
+        rest = (f"; ratio {_num(record.measured)} ({_num(record.interval[0])}-{_num(record.interval[1])}), "
+                f"p {_num(record.p_value)}, differs from 1 p {_num(record.p_differs)}")
+    return f"{values}{rest} -> {record.verdict}"
 
 
 def main(argv=None) -> int:
@@ -72,12 +72,12 @@ def main(argv=None) -> int:
     pytest.main(cmd, plugins=[collector])
     by_tolerance: dict[str, list[dict]] = {}
     for record in collector.records:
-        by_tolerance.setdefault(record["tolerance"], []).append(record)
+        by_tolerance.setdefault(record.tolerance, []).append(record)
     rows = {}
     for name in sorted(by_tolerance):
         tol = checks.tolerance(CLAIMS_DIR, name)
         print(f"\n{name}  ({tol.op} {tol.value:g}, rule {tol.rule}{'' if tol.rule == 'every' else ', ' + tol.scale})")
-        lines = [summary(r) for r in sorted(by_tolerance[name], key=lambda r: str(r["config"]))]
+        lines = [summary(r) for r in sorted(by_tolerance[name], key=lambda r: str(r.config))]
         print("\n".join("  " + line for line in lines))
         rows[name] = f"Calibration seeds {args.seeds} (data seed = training seed): " + "; ".join(lines) + "."
     if args.write:

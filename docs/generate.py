@@ -29,6 +29,7 @@ import argparse
 import importlib
 import itertools
 import json
+import math
 import os
 import pkgutil
 import re
@@ -41,6 +42,7 @@ if str(ROOT) not in sys.path:  # the claims package and this checkout's ncsim, w
     sys.path.insert(0, str(ROOT))
 
 from ncsim import checks, report, suite  # noqa: E402
+from ncsim.verdict import Verdict, describe_rule  # noqa: E402
 
 DOCS = ROOT / "docs"
 TEMPLATES = DOCS / "templates"
@@ -67,13 +69,13 @@ def _anchor(name: str) -> str:
 
 # ---- results.md: the verdicts of a claims session ----------------------------------------------------
 
-def value_range(record: dict) -> str:
+def value_range(record: Verdict) -> str:
     """The smallest and largest value over the seeds ("2.3e-3 to 2.5e-3"); "nan" when none is finite."""
-    finite = [v for v in record.get("values") or [] if isinstance(v, (int, float))]
+    finite = [v for v in record.values if v is not None and math.isfinite(v)]
     if not finite:
         return "nan"
     lo, hi = min(finite), max(finite)
-    return report._number(lo) if lo == hi else f"{report._number(lo)} to {report._number(hi)}"
+    return report.number(lo) if lo == hi else f"{report.number(lo)} to {report.number(hi)}"
 
 
 def results_page(doc: dict | None, source: str) -> str:
@@ -96,9 +98,9 @@ def results_page(doc: dict | None, source: str) -> str:
               "[Reading a report](reading-a-report.md). To refresh this page with a new session:", ""] + refresh
     for kind, tally in (doc.get("headline") or {}).items():
         files, checks_n = sum(tally["claims"].values()), sum(tally["checks"].values())
-        lines += [f"**{report.KINDS[kind]}**: {report._many(files, 'claim file', 'claim files')} "
-                  f"({report._tally(tally['claims'])}); {report._many(checks_n, 'check', 'checks')} "
-                  f"({report._tally(tally['checks'], report.CHECK_STATUSES)}).", ""]
+        lines += [f"**{report.KINDS[kind]}**: {report.many(files, 'claim file', 'claim files')} "
+                  f"({report.tally(tally['claims'])}); {report.many(checks_n, 'check', 'checks')} "
+                  f"({report.tally(tally['checks'], report.CHECK_STATUSES)}).", ""]
     total = sum(doc["summary"].values())
     lines += [f"{total} tests: " + ", ".join(f"{n} {o}" for o, n in doc["summary"].items()) + ".", ""]
     for kind, title in report.KINDS.items():
@@ -120,9 +122,9 @@ def results_page(doc: dict | None, source: str) -> str:
                 if record is None:
                     row = [Path(claim["file"]).stem, report.check_name(test)] + [""] * 6 + [status]
                 else:
-                    row = [Path(claim["file"]).stem, report.check_name(test), report._needs(record),
-                           checks.describe_rule(record), value_range(record), report._aggregate(record),
-                           report._rests_on(record), report._p(record), status]
+                    row = [Path(claim["file"]).stem, report.check_name(test), report.needs(record),
+                           describe_rule(record.rule, record.scale), value_range(record), report.aggregate_text(record),
+                           report.rests_on(record), report.p_text(record), status]
                 lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
         lines.append("")
     shown = [name for name in doc.get("figures", {}) if (VERDICTS.parent / name).is_file()]
@@ -170,7 +172,7 @@ def _needs(tol: checks.Tolerance) -> str:
 
 
 def _rule(tol: checks.Tolerance) -> str:
-    return checks.describe_rule({"rule": tol.rule, "scale": tol.scale})
+    return describe_rule(tol.rule, tol.scale)
 
 
 def claims_page() -> str:

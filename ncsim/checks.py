@@ -19,10 +19,11 @@ statistic's value on every seed of a configuration and applies the tolerance's r
                  within a factor `value` of 1 (margin fixed before looking), p < 0.05 for both;
                  the measured ratio and its 90% interval are reported as a finding,
 
-and returns the JSON-able record that the report, verdicts.json and claims/calibrate.py read; the
-pytest plugin (ncsim/pytest_plugin) asserts on it. A record's verdict is "reproduces" (the rule
-holds), "does not reproduce" (the bound lies on the failing side of the threshold even the other
-way round: the mean is significantly on the wrong side), or "inconclusive" (neither).
+and returns the record (ncsim.verdict.Verdict) that the report, verdicts.json and claims/calibrate.py
+read; the pytest plugin (ncsim/pytest_plugin) asserts on it and carries it as the test property
+PROPERTY. A record's verdict is "reproduces" (the rule holds), "does not reproduce" (the bound lies on
+the failing side of the threshold even the other way round: the mean is significantly on the wrong
+side), or "inconclusive" (neither).
 
 The tables live beside the claims they serve (`<claims dir>/tolerances.toml`,
 `<claims dir>/expected_failures.toml`); nothing here knows where the package is installed.
@@ -30,15 +31,17 @@ The tables live beside the claims they serve (`<claims dir>/tolerances.toml`,
 
 from __future__ import annotations
 
-import json
 import math
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+# PROPERTY and property_value: the test property's name and codec, under the names the claim_check fixture uses
+from ncsim.verdict import PROPERTY, Verdict, failure_message, property_value  # noqa: F401
 
 try:
     import tomllib
@@ -47,7 +50,6 @@ except ModuleNotFoundError:  # Python < 3.11
 
 TOLERANCES = "tolerances.toml"
 EXPECTED_FAILURES = "expected_failures.toml"
-PROPERTY = "ncsim_check"   # the name of the test property that carries a decided check (JSON text)
 
 ALPHA = 0.05               # every rule's one-sided level
 RULES = ("every", "mean", "equivalence")
@@ -136,11 +138,11 @@ class Inconclusive(AssertionError):
     seeds straddles the threshold (ncsim.checks.apply_rule)."""
 
 
-def assert_holds(record: dict) -> None:
+def assert_holds(record: Verdict) -> None:
     """Raise for a decided check that does not hold: Inconclusive when its verdict is "inconclusive",
     else AssertionError; the message is failure_message's."""
-    if not record["holds"]:
-        raise (Inconclusive if record["verdict"] == "inconclusive" else AssertionError)(failure_message(record))
+    if not record.holds:
+        raise (Inconclusive if record.verdict == "inconclusive" else AssertionError)(failure_message(record))
 
 
 @dataclass(frozen=True)
@@ -274,85 +276,12 @@ def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
             "verdict": "reproduces" if holds else "does not reproduce" if wrong else "inconclusive"}
 
 
-def decide(tol: Tolerance, values: Sequence[float], **identity) -> dict:
-    """The record of one decided check: `identity` (claim, case, config, seeds, runs, note, ...), the
-    value on every seed (None for NaN: JSON has none), the tolerance and its rule, and the decision
-    (apply_rule). `measured` is the aggregate the rule rests on."""
+def decide(tol: Tolerance, values: Sequence[float], **identity) -> Verdict:
+    """The record of one decided check (ncsim.verdict.Verdict): the tolerance and its rule, the value
+    on every seed (None for NaN: JSON has none), the decision (apply_rule) and `identity`, the fields
+    saying where it was decided (claim, case, config, seeds, runs, note, ...)."""
     decision = apply_rule(tol, values)
-    return {"tolerance": tol.name, "statistic": tol.statistic, "op": tol.op, "threshold": tol.value,
-            "rule": tol.rule, "scale": tol.scale, "source": tol.source,
-            "values": [None if math.isnan(v) else float(v) for v in map(float, values)],
-            "measured": decision["aggregate"], **decision, **identity}
-
-
-RULE_TEXT = {"every": "every seed", "mean": "one-sided 95% bound of the {mean} over seeds",
-             "equivalence": "TOST: 90% interval of the geometric-mean ratio within a factor"}
-
-
-def describe_rule(record: dict) -> str:
-    """The rule of a record in words, e.g. "one-sided 95% bound of the geometric mean over seeds"."""
-    mean = "geometric mean" if record.get("scale") == "log" else "mean"
-    return RULE_TEXT[record.get("rule", "every")].format(mean=mean)
-
-
-def failure_message(record: dict) -> str:
-    """What a failed check says: the statistic, its value on every seed, the aggregate and bound the
-    rule rests on, the threshold, the verdict and the source."""
-    def num(v):
-        return "nan" if v is None else f"{v:.4g}"
-    per_seed = ", ".join(f"{r} {num(v)}"
-                         for r, v in zip(record.get("runs") or [record.get("run")] * len(record["values"]),
-                                         record["values"]))
-    rule = record.get("rule", "every")
-    if rule == "every":
-        rests = ""
-    elif rule == "equivalence" and record.get("interval"):
-        lo, hi = record["interval"]
-        rests = (f"; geometric-mean ratio {num(record['measured'])}, 90% interval {num(lo)}-{num(hi)}, "
-                 f"p {num(record['p_value'])}")
-    else:
-        rests = (f"; {'geometric ' if record.get('scale') == 'log' else ''}mean {num(record['measured'])}, "
-                 f"95% bound {num(record.get('bound'))}, p {num(record.get('p_value'))}")
-    return (f"{record['statistic']} ({record.get('verdict', '')}): claim needs {record['op']} {record['threshold']:g} "
-            f"by {describe_rule(record)}{rests}; values: {per_seed}. Source: {record['source']}. "
-            f"{record.get('note') or ''}").strip()
-
-
-# ---- the record as JSON: the test property (junit xml) and verdicts.json ----------------------------
-
-_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
-def jsonable(value, nonfinite: Callable[[float], object] = str):
-    """`value` with every non-finite float replaced by `nonfinite(x)` (JSON has no such numbers; by
-    default the string "inf", "-inf" or "nan", as verdicts.json writes them) and numpy scalars as Python
-    numbers, recursively through dicts, lists and tuples."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return nonfinite(value)
-    if isinstance(value, Mapping):
-        return {k: jsonable(v, nonfinite) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v, nonfinite) for v in value]
-    return value
-
-
-def property_value(record: dict) -> str:
-    """A decided check as the JSON text of the test property PROPERTY (what junit xml shows)."""
-    return json.dumps(jsonable(record), allow_nan=False)
-
-
-def from_property(value) -> dict:
-    """A decided check read back from its test property: the JSON text, non-finite strings turned back
-    into floats (a dict, as written by an older plugin, is taken as it is)."""
-    def decode(v):
-        if isinstance(v, str):
-            return _NON_FINITE.get(v, v)
-        if isinstance(v, dict):
-            return {k: decode(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [decode(x) for x in v]
-        return v
-
-    return decode(json.loads(value)) if isinstance(value, str) else dict(value)
+    return Verdict(tolerance=tol.name, statistic=tol.statistic, op=tol.op, threshold=tol.value, rule=tol.rule,
+                   scale=tol.scale, source=tol.source,
+                   values=[None if math.isnan(v) else float(v) for v in map(float, values)],
+                   measured=decision.pop("aggregate"), **decision, **identity)

@@ -37,12 +37,12 @@ import numpy as np
 
 from ncsim import __version__
 from ncsim.api import RunLookupError, check_device, matching_runs, open_store, record_label
-from ncsim.checks import jsonable
 from ncsim.decide import DecideError
 from ncsim.spec import RunSpec, SpecError, load_specs, presets
 from ncsim.store import CorruptFileError, Record, RunStore
 from ncsim.suite import parse_seed_list
 from ncsim.sweep import SweepError
+from ncsim.verdict import jsonable
 
 # Exit codes (see the module docstring; argparse's own usage errors exit 2 too).
 EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 3, 130, 141
@@ -353,7 +353,7 @@ def cmd_decide(args) -> int:
     print(decide.table(records))
     out = decide.write(records, args.out or Path(args.file).with_suffix(".decisions.json"))
     print(f"decisions written to {out}")
-    return 0 if all(r["holds"] for r in records) else EXIT_FAILED
+    return 0 if all(r.holds for r in records) else EXIT_FAILED
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ncsim import checks
 from ncsim.store import atomic_file
+from ncsim.verdict import Verdict, jsonable
 
 CHECK_COLUMNS = ("check", "statistic")
 REQUIRED = ("configuration", "seed", "value")
@@ -93,7 +94,8 @@ def tolerance_from_options(name: str, threshold: float, op: str, rule: str, scal
                             calibration="given on the command line", rule=rule, scale=scale)
 
 
-def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: dict | None = None) -> list[dict]:
+def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: dict | None = None
+                ) -> list[Verdict]:
     """The decided record (ncsim.checks.decide) of every (check, configuration) of the CSV, with the
     tolerance of `given` (threshold, op, rule, scale: for every check) or else of `claims_dir`'s
     tolerances.toml; DecideError for a check that neither names."""
@@ -123,7 +125,7 @@ def _tolerances(claims_dir) -> dict[str, checks.Tolerance]:
         raise DecideError(str(e)) from None
 
 
-def table(records: list[dict]) -> str:
+def table(records: list[Verdict]) -> str:
     """The decisions as a fixed-width text table, one line per (check, configuration)."""
     def num(v):
         return "-" if v is None else f"{v:.4g}"
@@ -131,17 +133,17 @@ def table(records: list[dict]) -> str:
     lines = [f"{'check':34} {'configuration':16} {'n':>2} {'aggregate':>10} {'bound':>19} {'p':>9} "
              f"{'needs':>12}  verdict"]
     for r in records:
-        bound = f"{num(r['interval'][0])}-{num(r['interval'][1])}" if r.get("interval") else num(r.get("bound"))
-        lines.append(f"{r['tolerance']:34} {r['config']:16} {r['n']:>2} {num(r['measured']):>10} {bound:>19} "
-                     f"{num(r['p_value']):>9} {r['op'] + ' ' + format(r['threshold'], 'g'):>12}  {r['verdict']}")
+        bound = f"{num(r.interval[0])}-{num(r.interval[1])}" if r.interval else num(r.bound)
+        lines.append(f"{r.tolerance:34} {r.config:16} {r.n:>2} {num(r.measured):>10} {bound:>19} "
+                     f"{num(r.p_value):>9} {r.op + ' ' + format(r.threshold, 'g'):>12}  {r.verdict}")
     return "\n".join(lines)
 
 
-def write(records: list[dict], out: str | Path) -> Path:
+def write(records: list[Verdict], out: str | Path) -> Path:
     """The decisions as JSON (a list of records, the fields of OUTPUT_FIELDS and the source) or, for
     a .csv path, as CSV; written atomically."""
     out = Path(out)
-    rows = [{k: r.get(k) for k in (*OUTPUT_FIELDS, "statistic", "source")} for r in records]
+    rows = [{k: _plain(getattr(r, k)) for k in (*OUTPUT_FIELDS, "statistic", "source")} for r in records]
     if out.suffix.lower() == ".csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -149,7 +151,12 @@ def write(records: list[dict], out: str | Path) -> Path:
         writer.writerows({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
         data = buffer.getvalue().encode()
     else:
-        data = (json.dumps(checks.jsonable(rows), indent=1, allow_nan=False) + "\n").encode()
+        data = (json.dumps(jsonable(rows), indent=1, allow_nan=False) + "\n").encode()
     with atomic_file(out) as f:
         f.write(data)
     return out
+
+
+def _plain(value):
+    """A field of a record as a row holds it: a tuple as a list."""
+    return list(value) if isinstance(value, tuple) else value

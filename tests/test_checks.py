@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -12,6 +13,7 @@ from scipy import stats
 from ncsim import checks, train
 from ncsim.spec import RunSpec
 from ncsim.trajectory import Trajectory
+from ncsim.verdict import Verdict, from_property, property_value
 from tests.test_negative_controls import CHECKS, CLAIMS_DIR
 
 TOML = '''
@@ -87,7 +89,7 @@ def test_a_bad_expected_failure_is_named(tmp_path, text, problem):
 def test_decide_records_nan_as_null_and_the_failure_message_names_everything(tmp_path):
     tol = checks.tolerance(write(tmp_path), "nc1_end_max")
     record = checks.decide(tol, [0.01, float("nan")], runs=["standard-s0", "standard-s1"], note="why")
-    assert record["values"] == [0.01, None] and not record["holds"] and record["verdict"] == "inconclusive"
+    assert record.values == (0.01, None) and not record.holds and record.verdict == "inconclusive"
     message = checks.failure_message(record)
     for part in ("NC1 at the end", "nan", "<= 0.05", "standard-s0 0.01", "standard-s1 nan", "PNAS 2020", "why",
                  "every seed"):
@@ -97,15 +99,37 @@ def test_decide_records_nan_as_null_and_the_failure_message_names_everything(tmp
 def test_the_test_property_is_json_and_reads_back_as_the_record(tmp_path):
     import json
     tol = checks.tolerance(write(tmp_path), "nc1_end_max")
-    record = checks.decide(tol, [0.01, 0.02], runs=["standard-s0", "standard-s1"])
-    record.update(bound=math.inf, extra=[np.float64(-math.inf), math.nan, np.int64(3)])
-    text = checks.property_value(record)
+    record = dataclasses.replace(checks.decide(tol, [0.01, 0.02], runs=["standard-s0", "standard-s1"]),
+                                 bound=math.inf, values=(np.float64(-math.inf), None), measured=math.nan)
+    text = property_value(record)
     assert isinstance(text, str) and json.loads(text)["bound"] == "inf"  # strict JSON: no Infinity/NaN
-    back = checks.from_property(text)
-    assert back["bound"] == math.inf and back["extra"][0] == -math.inf and math.isnan(back["extra"][1])
-    assert {k: v for k, v in back.items() if k not in ("bound", "extra")} == \
-        {k: v for k, v in record.items() if k not in ("bound", "extra")}
-    assert back["extra"][2] == 3 and checks.from_property(dict(record)) == record
+    assert json.loads(text)["values"] == ["-inf", None] and json.loads(text)["measured"] == "nan"
+    back = from_property(text)
+    assert back.bound == math.inf and back.values == (-math.inf, None) and math.isnan(back.measured)
+    assert dataclasses.replace(back, measured=None) == dataclasses.replace(record, measured=None)
+    assert from_property(json.loads(text)).values == back.values  # the parsed object reads as the text
+
+
+def test_the_json_form_keeps_the_fields_verdicts_json_has_always_had(tmp_path):
+    tol = checks.tolerance(write(tmp_path), "nc1_end_max")
+    over_seeds = checks.decide(tol, [0.01, 0.02], claim="test_x", case="standard-nc1_end_max", figures=["a.png"],
+                               extended=False, seeds=[0, 1], runs=["standard-s0", "standard-s1"], config="standard",
+                               against=None, note="")
+    assert list(over_seeds.to_json()) == [
+        "tolerance", "statistic", "op", "threshold", "rule", "scale", "source", "values", "measured", "aggregate",
+        "bound", "interval", "p_value", "n", "holds", "verdict", "claim", "case", "figures", "extended", "seeds",
+        "runs", "config", "against", "note"]
+    one_run = checks.decide(tol, [0.01], claim="test_ufm_x", case="c", figures=[], extended=False, seeds=[0],
+                            runs=["ufm-a"], run="ufm-a", config=None, note="")
+    assert "run" in one_run.to_json() and "against" not in one_run.to_json()
+    equivalence = checks.Tolerance("r", 3.0, "within", "ratio", "src", "", rule="equivalence")
+    assert "p_differs" in checks.decide(equivalence, [1.0, 1.1, 0.9]).to_json()
+    for record in (over_seeds, one_run):
+        assert Verdict.from_json(record.to_json()) == record
+    with pytest.raises(ValueError, match="unknown fields \\['extra'\\]"):
+        Verdict.from_json({**over_seeds.to_json(), "extra": 1})
+    with pytest.raises(ValueError, match="missing fields \\['verdict'\\]"):
+        Verdict.from_json({k: v for k, v in over_seeds.to_json().items() if k != "verdict"})
 
 
 def rule(rule, op="<=", value=0.05, scale="log"):

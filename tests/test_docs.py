@@ -20,6 +20,7 @@ import pytest
 
 from ncsim import checks, report
 from ncsim.report import RecordedTest
+from ncsim.verdict import Verdict, jsonable
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -78,10 +79,10 @@ def _doc(outcomes: list[RecordedTest]) -> dict:
                                       "exitstatus": 0},
            "summary": report.counts(outcomes), "headline": report.headline(claims), "claims": claims, "runs": {},
            "not_drawn": [], "figures": {}}
-    return json.loads(json.dumps(checks.jsonable(doc), allow_nan=False))
+    return json.loads(json.dumps(jsonable(doc), allow_nan=False))
 
 
-def _record(tolerance: str, values, config="standard", claim="test_nc1_variability", **extra) -> dict:
+def _record(tolerance: str, values, config="standard", claim="test_nc1_variability", **extra) -> Verdict:
     tol = checks.load_tolerances(ROOT / "claims")[tolerance]
     return checks.decide(tol, values, claim=claim, config=config, seeds=[0, 1, 2],
                          runs=[f"{config}-s{s}" for s in range(3)], **extra)

@@ -23,6 +23,7 @@ from ncsim.store import Record, RunStore
 from ncsim.suite import RunId, obtain
 from ncsim.threads import limit_threads
 from ncsim.trajectory import Trajectory
+from ncsim.verdict import Verdict
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
 TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "adamw": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,),
@@ -468,14 +469,14 @@ RATIO = tol("optimizer_nc1_ratio_within", 3.0, "within", "equivalence")
 UFM_GRAD = tol("ufm_grad_norm_max", 1e-6, rule="every")
 
 
-def ufm_check(tolerance=UFM_GRAD, value=1e-9, seed=0, run="ufm-mse-adam") -> dict:
+def ufm_check(tolerance=UFM_GRAD, value=1e-9, seed=0, run="ufm-mse-adam") -> Verdict:
     """The record claim_check(...) makes of one value of a UFM claim."""
     return checks.decide(tolerance, [value], claim="test_ufm_mse", case="x", seeds=[seed], runs=[run], run=run,
                          config=None, note="", figures=[])
 
 
 def check(tolerance=NC1_END, values=(2.4e-3, 2.2e-3, 2.5e-3), config="standard", claim="test_nc1_variability",
-          against=None, figures=(), note="") -> dict:
+          against=None, figures=(), note="") -> Verdict:
     """The record claim_check.of makes of a check decided over seeds 0, 1, 2 of `config`."""
     return checks.decide(tolerance, values, claim=claim, case=f"{config}-{tolerance.name}", config=config,
                          seeds=[0, 1, 2][:len(values)], runs=[f"{config}-s{s}" for s in range(len(values))],
@@ -535,23 +536,23 @@ def test_verdict_figure_draws_each_statistic_against_its_threshold():
     assert ratio.get_xscale() == "log" and difference.get_xscale() == "symlog"
     end, fall = RECORDS[0], RECORDS[1]
     # "<=": value / threshold; ">=": threshold / value; left of 1 holds, right of it fails
-    assert marks(ratio, "D", 0) == pytest.approx([end["measured"] / 0.05])
-    assert marks(ratio, "|", 0) == pytest.approx([end["bound"] / 0.05]) and end["bound"] / 0.05 < 1
-    assert marks(ratio, "D", 1) == pytest.approx([3.0 / fall["measured"]]) and 3.0 / fall["bound"] > 1
+    assert marks(ratio, "D", 0) == pytest.approx([end.measured / 0.05])
+    assert marks(ratio, "|", 0) == pytest.approx([end.bound / 0.05]) and end.bound / 0.05 < 1
+    assert marks(ratio, "D", 1) == pytest.approx([3.0 / fall.measured]) and 3.0 / fall.bound > 1
     assert sorted(marks(ratio, "o", 1)) == pytest.approx(sorted(3.0 / np.array([1.2, 1.5, 1.1])))
     # equivalence: the ratio itself, its 90% interval between two caps, the margins at 1/3 and 3
-    assert marks(equivalence, "|", 0) == pytest.approx(RECORDS[2]["interval"])
+    assert marks(equivalence, "|", 0) == pytest.approx(RECORDS[2].interval)
     assert [1 / 3, 3.0] == pytest.approx([line.get_xdata()[0] for line in equivalence.get_lines()
                                           if line.get_linestyle() == "--"])
     # linear statistics and thresholds of 0: value - threshold
-    assert marks(difference, "D", 0) == pytest.approx([RECORDS[3]["measured"] + 0.8])
+    assert marks(difference, "D", 0) == pytest.approx([RECORDS[3].measured + 0.8])
     assert marks(difference, "D", 1) == [0.0]
 
 
 def test_verdict_figure_colours_rows_by_verdict():
     found = panels(figures.verdicts(RECORDS))
     rows = [(ax, i, label) for ax, _, labels in found.values() for i, label in enumerate(labels)]
-    verdicts = [r["verdict"] for r in RECORDS[:2]] + [RECORDS[2]["verdict"]] + [r["verdict"] for r in RECORDS[3:5]]
+    verdicts = [r.verdict for r in RECORDS[:2]] + [RECORDS[2].verdict] + [r.verdict for r in RECORDS[3:5]]
     assert verdicts == ["reproduces", "does not reproduce", "does not reproduce", "inconclusive", "reproduces"]
     for (ax, i, label), verdict in zip(rows, verdicts):
         colour = figures.VERDICT_COLOURS[verdict]
@@ -563,12 +564,12 @@ def test_verdict_figure_colours_rows_by_verdict():
 
 
 def test_verdict_figure_shows_non_finite_values_at_the_edge():
-    strict = {**check(TPT_FRACTION, (0.5, float("inf"), float("nan")), "lbfgs"), "outcome": "xfail"}
+    strict = check(TPT_FRACTION, (0.5, float("inf"), float("nan")), "lbfgs")
     nothing = check(NC1_END, (float("nan"),) * 3)
-    assert strict["values"] == [0.5, float("inf"), None] and nothing["measured"] is None
-    as_json = {**strict, "values": [0.5, "inf", None]}  # as verdicts.json writes it
+    assert strict.values == (0.5, float("inf"), None) and nothing.measured is None
+    as_json = Verdict.from_json({**strict.to_json(), "values": [0.5, "inf", None]})  # as verdicts.json writes it
     for records in ([strict, nothing], [as_json, nothing]):
-        ax, labels, verdicts = panels(figures.verdicts(records))["One-sided thresholds"]
+        ax, labels, verdicts = panels(figures.verdicts(records, ["xfail", "passed"]))["One-sided thresholds"]
         right = ax.get_xlim()[1]
         assert marks(ax, "o", 0) == pytest.approx([0.5 / 0.8])
         # the inf seed and the median (inf too) at the right edge, the failing side, and so is the NaN seed

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ncsim import report, suite
+from ncsim import figures, report, suite
 from ncsim.cli import main
 from ncsim.pytest_plugin.report import REPORT_FAILED
 from ncsim.report import RecordedTest
@@ -114,7 +114,7 @@ def test_an_expected_failure_that_measured_inconclusive_is_named_so():
     as a check that does not reproduce; beside a strict one each is named for what it measured."""
     borderline = outcome(f"{NC1}[standard-nc1_tpt_over_end_min]", "xfail", "borderline at 5 seeds",
                          [check(NC1_FALL, (1.2, 5.0, 4.0))])
-    assert borderline.checks[0]["verdict"] == "inconclusive"
+    assert borderline.checks[0].verdict == "inconclusive"
     assert report.check_status(borderline) == "xfail-inconclusive"
     assert report.claim_verdict([borderline]) == (
         "inconclusive (xfail, expected)",
@@ -191,8 +191,8 @@ def test_markdown_has_a_row_per_check_with_its_values_over_seeds():
     nc1 = rows(md, "test_nc1_variability")
     end = nc1["`nc1_end_max`"][1:]
     assert end[:5] == ["standard", "one-sided 95% bound of the geometric mean over seeds",
-                       "s0 2.4e-3, s1 2.2e-3, s2 2.5e-3", f"{report._number(OUTCOMES[0].checks[0]['measured'])} "
-                       "(geometric mean)", f"95% bound {report._number(OUTCOMES[0].checks[0]['bound'])}"]
+                       "s0 2.4e-3, s1 2.2e-3, s2 2.5e-3", f"{report.number(OUTCOMES[0].checks[0].measured)} "
+                       "(geometric mean)", f"95% bound {report.number(OUTCOMES[0].checks[0].bound)}"]
     assert end[6:9] == ["<= 0.05", "reproduces", "passed"]
     assert nc1["`nc1_init_over_end_min`"][3] == "s0 2e4, s1 nan, s2 3e4"
     assert nc1["`nc1_post_tpt_trend_max`"][8:10] == ["inconclusive", "**failed**"]
@@ -203,9 +203,9 @@ def test_markdown_has_a_row_per_check_with_its_values_over_seeds():
     ratio, tpt = optimizer["`optimizer_nc1_ratio_within`"], optimizer["`tpt_fraction_max`"]
     record = OUTCOMES[7].checks[0]
     assert ratio[1:3] == ["lbfgs vs standard", "TOST: 90% interval of the geometric-mean ratio within a factor"]
-    lo, hi = map(report._number, record["interval"])
+    lo, hi = map(report.number, record.interval)
     assert ratio[5] == f"90% interval {lo} to {hi}"
-    assert ratio[6] == f"{report._number(record['p_value'])}; differs from 1: p {report._number(record['p_differs'])}"
+    assert ratio[6] == f"{report.number(record.p_value)}; differs from 1: p {report.number(record.p_differs)}"
     assert ratio[7:10] == ["within ×3 of 1", "does not reproduce", "xfail"]
     assert tpt[3:5] == ["s0 0.8, s1 0.44, s2 inf", "0.8 (median)"]
     # a "|" inside a cell is escaped, so the row keeps its columns
@@ -221,7 +221,7 @@ def test_markdown_has_a_row_per_check_with_its_values_over_seeds():
                                          (0.052, "0.052"), (2.4e-3, "2.4e-3"), (2.45e-7, "2.45e-7"), (1234.0, "1.23e3"),
                                          (1.5e5, "1.5e5"), (-0.0101, "-0.0101")])
 def test_numbers_are_compact(value, text):
-    assert report._number(value) == text
+    assert report.number(value) == text
 
 
 # --- the folder -------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_write_a_report_folder_from_tiny_runs(tiny, probe_cache, tmp_path):
     assert list(doc["figures"]) == list(report.FIGURES)  # the verdict figure first
     written = {t["nodeid"]: t["checks"] for claim in doc["claims"] for t in claim["tests"]}
     for t in outcomes:  # every field of every record, non-finite numbers as strings (JSON has none)
-        assert [set(c) for c in written[t.nodeid]] == [set(c) for c in t.checks]
+        assert [set(c) for c in written[t.nodeid]] == [set(c.to_json()) for c in t.checks]
     assert written[OUTCOMES[3].nodeid][0]["values"] == [2e4, None, 3e4]  # NaN: null, as decide records it
     assert written[OUTCOMES[3].nodeid][0]["measured"] is None
     assert written[OUTCOMES[8].nodeid][0]["values"] == [0.8, 0.44, "inf"]
@@ -277,7 +277,7 @@ def test_a_figure_that_raises_is_named_not_fatal(tmp_path, monkeypatch):
     def bug(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(report.figures, "layerwise", bug)
+    monkeypatch.setattr(figures, "layerwise", bug)
     folder = report.write(tmp_path, {}, [], seeds=[0], sweeps=SWEEPS, now=NOW)
     doc = json.loads((folder / "verdicts.json").read_text())
     assert doc["figures"]["layerwise.png"]["error"] == "RuntimeError: a bug"
@@ -442,8 +442,8 @@ def test_a_report_that_cannot_be_written_is_printed_and_fails_the_session(pytest
 
 
 def test_a_session_reads_only_the_configurations_its_checks_name():
-    tests = [RecordedTest("claims/test_x.py::t[adam-c]", "passed", checks=[{"config": "adam", "against": "standard"}]),
-             RecordedTest("claims/test_ufm_y.py::t[u]", "passed", checks=[{"config": None}])]
+    tests = [RecordedTest("claims/test_x.py::t[adam-c]", "passed", checks=[check(config="adam", against="standard")]),
+             RecordedTest("claims/test_ufm_y.py::t[u]", "passed", checks=[ufm_check()])]
     assert report.session_configs(tests) == ("standard", "adam")
     assert report.session_configs(None) == report.session_configs([]) == suite.CLAIM_CONFIGS
 
@@ -461,3 +461,18 @@ def test_a_session_draws_the_figures_its_claims_declare(tiny, probe_cache):
                      records=[check(TPT_FRACTION, (0.5, 0.44, 0.52),
                                     claim="test_terminal_phase", figures=["training.png"])])]
     assert set(report.figure_makers(tiny.runs, outcomes=tests, sweeps=SWEEPS)) == {"verdicts.png", "training.png"}
+
+
+def test_a_figure_is_declared_once_and_every_figure_a_claim_names_is_declared():
+    """The registry is the one list of figures: the titles, the comparison tables and the figures drawn
+    outside forked processes derive from it, and each claim file's FIGURES names registered files."""
+    import importlib
+
+    files = [f.file for f in report.REGISTRY]
+    assert list(report.FIGURES) == files and len(set(files)) == len(files)
+    assert report.RUNS_THE_NETWORK == {"geometry.png", "imbalance.png", "transfer.png"}
+    for name, table in report.FIGURE_TABLES.items():
+        assert set(suite.figure_configs(table)) <= set(suite.CLAIM_CONFIGS), name
+    for path in sorted((Path(__file__).resolve().parent.parent / "claims").glob("test_*.py")):
+        named = getattr(importlib.import_module(f"claims.{path.stem}"), "FIGURES", ())
+        assert set(named) <= set(report.FIGURES), (path.name, sorted(set(named) - set(report.FIGURES)))
