@@ -1,7 +1,7 @@
 """Where a run comes from: the claims suite's configurations, seeds and runs (ncsim/suite.toml).
 
 A run of the suite is identified by a `RunId` (configuration name, seed); its spec is the preset run
-of that name with that seed (`config`), and `obtain` serves it from the run store, training it once
+of that name with that seed (`config`), and `obtain_run` serves it from the run store, training it once
 when the store has no record. The CLI (`ncsim train --preset ...`), the claims, the negative controls
 and the report all go through here, so they train and read the very same specs.
 
@@ -236,8 +236,8 @@ def threads_note(traj: Trajectory, threads: int) -> str | None:
             f"(retrain it with --refresh to store the {threads}-thread run)")
 
 
-def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
-           progress: bool = False, wait: bool = True, threads: int | None = None) -> Trajectory:
+def obtain_run(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
+               progress: bool = False, wait: bool = True, threads: int | None = None) -> Trajectory:
     """The run's trajectory: the stored record, or a new one trained and stored. Across processes
     sharing a store exactly one trains a given spec (the store's lock); `refresh` retrains and
     overwrites; with `wait` False, a run another process is training raises filelock.Timeout at once

@@ -205,7 +205,7 @@ def test_a_store_hit_on_another_thread_count_is_reported(cache_dir, tmp_path, ti
     assert err.startswith("ncsim: warning: run tiny-s0") and err.count("\n") == 1, err
     assert "trained on 2 threads, not 1" in err
     with pytest.warns(suite.ThreadCountWarning, match="trained on 2 threads, not 3"):
-        suite.obtain(TINY, RunStore(cache_dir), threads=3)
+        suite.obtain_run(TINY, RunStore(cache_dir), threads=3)
 
 
 # --- spec files ---------------------------------------------------------------------------------------------

@@ -74,8 +74,8 @@ def controls(run: Trajectory, no_bn: Trajectory) -> dict[str, Trajectory]:
 
 
 @pytest.fixture(scope="module")
-def control_runs(get_run, prefetched) -> list[dict[str, Trajectory]]:
-    return [controls(get_run("standard", seed), get_run("no-bn", seed)) for seed in CONTROL_SEEDS]
+def control_runs(obtain_run, prefetched) -> list[dict[str, Trajectory]]:
+    return [controls(obtain_run("standard", seed), obtain_run("no-bn", seed)) for seed in CONTROL_SEEDS]
 
 
 def control_value(check: checks.Check, control: str, runs: dict[str, Trajectory]) -> float:
