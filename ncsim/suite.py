@@ -177,6 +177,25 @@ def colour(config: str) -> str:
     return table()["configs"].get(config, {}).get("colour", "0.3")
 
 
+class NewClassProbe(NamedTuple):
+    """How a network is probed on classes it never trained on (ncsim.probes.new_class_statistics): the
+    held-out `classes`, and `shots` examples per class in each of `episodes` few-shot episodes."""
+
+    classes: tuple[int, ...]
+    shots: int
+    episodes: int
+
+
+def new_class_probe(config: str) -> NewClassProbe:
+    """The new-class probe of a configuration trained on some classes only (suite.toml,
+    [configs.<name>]'s new_classes), the one its claim and its figure both use; KeyError naming the
+    configuration when it has none."""
+    entry = table()["configs"].get(config, {}).get("new_classes")
+    if entry is None:
+        raise KeyError(f"configuration {config!r} has no new_classes probe in {TABLE_PATH}")
+    return NewClassProbe(tuple(int(c) for c in entry["classes"]), int(entry["shots"]), int(entry["episodes"]))
+
+
 def figure_configs(figure: str) -> tuple[str, ...]:
     """The configurations a comparison figure draws (suite.toml, [figures.<name>])."""
     return tuple(table()["figures"][figure]["configs"])
