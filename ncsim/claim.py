@@ -123,3 +123,9 @@ def problems(module, known_tolerances: Iterable[str]) -> list[str]:
                 out.append(f"{table.name}[{case_id}] is declared twice")
             seen.add((table.name, case_id))
     return out
+
+
+def run_checks(module) -> list[Check]:
+    """The checks a claim module measures on runs of the suite's configurations (those of its tables
+    without cases), in their order: what the negative controls and the docs' configuration columns read."""
+    return [check for table in tables(module) if table.cases is None for check in table.checks]
