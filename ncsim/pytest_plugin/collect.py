@@ -44,9 +44,9 @@ def declaration_problems(collector) -> list[str]:
     module = collector.obj
     try:
         known = checks.load_tolerances(collector.path.parent)
-        found = claim.problems(module, known)
     except ValueError as e:
         return [str(e)]
+    found = claim.problems(module, known)
     names = {table.name for table in claim.tables(module)}
     found += [f"{name} is both a table of CHECKS and a function of the module; rename one" for name in sorted(names)
               if callable(getattr(module, name, None)) and not hasattr(getattr(module, name), "ncsim_tables")]
@@ -79,7 +79,10 @@ def pytest_pycollect_makeitem(collector, name, obj):
     test name, where pytest looks a test function up."""
     if name != "CHECKS" or not is_claim_file(collector):
         return None
-    found = declaration_problems(collector)
+    try:
+        found = declaration_problems(collector)
+    except claim.DeclarationError as e:  # it names the file
+        raise ClaimFileError(str(e)) from None
     if found:
         raise ClaimFileError(f"{collector.nodeid}: " + "; ".join(found))
     tables = claim.tables(collector.obj)
