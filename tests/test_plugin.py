@@ -249,6 +249,7 @@ def test_a_case_table_makes_one_test_per_case_and_check_with_its_record(pytester
     assert list(reports) == ["test_claim.py::test_value[x1-loose]", "test_claim.py::test_value[x1-never]",
                              "test_claim.py::test_value[x2-loose]", "test_claim.py::test_value[x2-never]",
                              "test_claim.py::test_other[x3-loose]"]
+    assert {r.location[0] for r in reports.values()} == {"test_claim.py"}  # reported at the claim file
     assert reports["test_claim.py::test_value[x1-never]"].skipped  # the expected failure: xfail
     assert reports["test_claim.py::test_value[x2-never]"].failed
     record = checks.from_property(dict(reports["test_claim.py::test_value[x2-loose]"].user_properties)[checks.PROPERTY])

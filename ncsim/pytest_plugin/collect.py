@@ -90,6 +90,9 @@ def pytest_pycollect_makeitem(collector, name, obj):
     for test_name in dict.fromkeys(t.name for t in tables):
         test = made_test(test_name, [t for t in tables if t.name == test_name])
         test.__module__ = collector.obj.__name__
+        # Reported (report.location, a skip's line) at the claim file, whose tests these are: pytest
+        # places a function's report where its `place_as` is.
+        test.place_as = collector.obj
         setattr(collector.obj, test_name, test)
         items += collector.ihook.pytest_pycollect_makeitem(collector=collector, name=test_name, obj=test) or []
     return items
