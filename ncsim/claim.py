@@ -90,10 +90,12 @@ def problems(module, known_tolerances: Iterable[str]) -> list[str]:
     """What is wrong with a claim module's tables, one line each: a table whose name is not a test
     name, or holds something other than Checks, or no check; a check naming a tolerance that
     `known_tolerances` lacks; a check of a case table with configurations, a reference or controls
-    (those describe runs); a case id or a test id repeated; a statistic or note named test_*, which
-    pytest would collect as a test. A DeclarationError (tables) for CHECKS of the wrong type."""
-    known, seen, out = set(known_tolerances), set(), []
+    (those describe runs); a case id repeated under a test name; tables of one name that mix run checks
+    and cases; a statistic or note named test_*, which pytest would collect as a test. A
+    DeclarationError (tables) for CHECKS of the wrong type."""
+    known, seen, out, kinds = set(known_tolerances), set(), [], {}
     for table in tables(module):
+        kinds.setdefault(table.name, set()).add(table.cases is None)
         if not isinstance(table.name, str) or not table.name.startswith("test"):
             out.append(f"table {table.name!r}: its name is the test name pytest shows and must start with "
                        f"'test' (e.g. 'test_{table.name}')")
@@ -122,6 +124,8 @@ def problems(module, known_tolerances: Iterable[str]) -> list[str]:
             if (table.name, case_id) in seen:
                 out.append(f"{table.name}[{case_id}] is declared twice")
             seen.add((table.name, case_id))
+    out += [f"the tables named {name} mix run checks and cases; name them apart" for name, k in kinds.items()
+            if len(k) > 1]
     return out
 
 

@@ -50,11 +50,6 @@ def declaration_problems(collector) -> list[str]:
     names = {table.name for table in claim.tables(module)}
     found += [f"{name} is both a table of CHECKS and a function of the module; rename one" for name in sorted(names)
               if callable(getattr(module, name, None)) and not hasattr(getattr(module, name), "ncsim_tables")]
-    kinds = {}
-    for table in claim.tables(module):
-        kinds.setdefault(table.name, set()).add(table.cases is None)
-    found += [f"the tables named {name} mix run checks and cases; name them apart" for name, k in kinds.items()
-              if len(k) > 1]
     return found
 
 
