@@ -417,8 +417,9 @@ def _run(args: list, ok: tuple[int, ...] = (0,), **kwargs) -> subprocess.Complet
 
 @pytest.mark.slow
 def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path, data_cache):
-    """pip install (not editable) into a fresh venv; one claim file and the claims' tables copied to a
-    folder of their own; pytest there on a user's spec: the claim's cases run and the report is written."""
+    """pip install (not editable) into a fresh venv; one claim file, the statistics the claims share and
+    the claims' tables copied to a claims folder of a project of their own; pytest there on a user's
+    spec: the claim's cases run and the report is written."""
     start = time.monotonic()
     source = tmp_path / "source"  # what a wheel is built from; a copy, so that no build output lands in the repository
     shutil.copytree(ROOT / "ncsim", source / "ncsim", ignore=shutil.ignore_patterns("__pycache__"))
@@ -431,9 +432,9 @@ def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path,
     _run([python, "-m", "pip", "install", "-q", source, "pytest"])
 
     project = tmp_path / "project"
-    project.mkdir()
-    for name in ("test_nc4_nearest_center.py", "tolerances.toml", "expected_failures.toml"):
-        shutil.copy(CLAIMS / name, project / name)
+    (project / "claims").mkdir(parents=True)
+    for name in ("__init__.py", "shared.py", "test_nc4_nearest_center.py", "tolerances.toml", "expected_failures.toml"):
+        shutil.copy(CLAIMS / name, project / "claims" / name)
     write_spec(project, 'base = "standard"\nepochs = 3\ntrain_size = 400\neval_schedule = "all"\n', "my_regime.toml")
     store = tmp_path / "store"
     shutil.copytree(data_cache / "data", store / "data")
@@ -441,11 +442,11 @@ def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path,
     where = _run([python, "-c", "import ncsim; print(ncsim.__file__)"], cwd=project, env=env).stdout
     assert Path(where.strip()).is_relative_to(venv)
 
-    done = _run([python, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--spec", "my_regime.toml", "--seeds", "0",
-                 f"--cache-dir={store}", "--report-dir", "out"], cwd=project, env=env, ok=(0, 1))
+    done = _run([python, "-m", "pytest", "claims", "-p", "no:cacheprovider", "-rA", "--spec", "my_regime.toml",
+                 "--seeds", "0", f"--cache-dir={store}", "--report-dir", "out"], cwd=project, env=env, ok=(0, 1))
     doc = json.loads((project / "out" / "latest" / "verdicts.json").read_text())
     (claim,) = doc["claims"]
-    assert claim["file"] == "test_nc4_nearest_center.py"
+    assert claim["file"] == "claims/test_nc4_nearest_center.py"
     outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in claim["tests"]}
     assert set(outcomes) == {"test_nearest_class_center[standard-nc4_end_max]",
                              "test_nearest_class_center[standard-nc4_late_tpt_mean_max]"}
