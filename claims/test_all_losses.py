@@ -22,9 +22,9 @@ from operator import methodcaller
 
 import pytest
 
-from claims.test_nc1_variability import nc1_end
-from claims.test_nc3_self_duality import nc3_end
+from claims.shared import nc1_end, nc3_end
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
 
@@ -70,7 +70,10 @@ def nc1_note(run, ce) -> str:
             f"end: {run.final('train.nc1'):.3g} vs {ce.final('train.nc1'):.3g}")
 
 
-CHECKS = (
+# Label smoothing and focal loss collapse (NC1-NC3) as cross-entropy does; every loss's test
+# error equals cross-entropy's within 0.5 points; label smoothing's NC1 is below cross-entropy's early and at the end.
+CHECKS = Checks(
+    "test_all_losses_collapse",
     Check("nc1_end_max", nc1_end, configs=NEW_LOSSES, controls=("init", "no-bn")),
     Check("nc2_etf_distance_end_max", methodcaller("final", "train.nc2_etf_distance"), configs=NEW_LOSSES,
           controls=("init",)),
@@ -84,10 +87,3 @@ CHECKS = (
     Check("ls_nc1_end_ratio_max", nc1_end_ratio, configs=("label-smoothing",), against="standard",
           controls=("self", "untrained"), note=nc1_note),
 )
-
-
-def test_all_losses_collapse(check, runs, claim_check):
-    """Label smoothing and focal loss collapse (NC1-NC3) as cross-entropy does; every loss's test error
-    equals cross-entropy's within 0.5 points; label smoothing's NC1 is below cross-entropy's early and at
-    the end."""
-    claim_check.of(check, runs)

@@ -22,6 +22,7 @@ from operator import methodcaller
 import numpy as np
 
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("ablation.png",)
 def max_over_later_half(column: str):
@@ -41,7 +42,11 @@ def distances(run) -> str:
             f"end {run.final('train.ridge_direction_distance'):.3g}; W_r NC3 {run.final('train.ridge_nc3'):.3g}")
 
 
-CHECKS = (
+# Under MSE the classifier stays within a small relative distance of the ridge classifier of its
+# features through the later half of training; under both losses it ends aligned with it, and the ridge classifier
+# ends self-dual and deciding as the nearest class mean.
+CHECKS = Checks(
+    "test_central_path",
     Check("central_path_distance_max", max_over_later_half("train.ridge_distance"), configs=("mse",),
           controls=("init",), note=distances),
     Check("central_path_direction_max", methodcaller("final", "train.ridge_direction_distance"),
@@ -54,10 +59,3 @@ CHECKS = (
     Check("ridge_nc4_end_max", methodcaller("final", "train.ridge_nc4"), configs=("standard", "mse"),
           controls=("init",), note=distances),
 )
-
-
-def test_central_path(check, runs, claim_check):
-    """Under MSE the classifier stays within a small relative distance of the ridge classifier of its
-    features through the later half of training; under both losses it ends aligned with it, and the
-    ridge classifier ends self-dual and deciding as the nearest class mean."""
-    claim_check.of(check, runs)

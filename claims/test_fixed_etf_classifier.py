@@ -13,9 +13,9 @@ With W fixed, NC3 measures the class means against the fixed frame itself.
 
 from operator import methodcaller
 
-from claims.test_nc1_variability import nc1_end
-from claims.test_nc3_self_duality import nc3_end
+from claims.shared import nc1_end, nc3_end
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("ablation.png",)
 FIXED = ("etf-classifier",)
@@ -31,7 +31,10 @@ def error_note(run, learned) -> str:
     return f"test error: fixed ETF {run.final('test_error'):.3g} vs learned {learned.final('test_error'):.3g}"
 
 
-CHECKS = (
+# With W fixed to a simplex ETF the test error is not worse than the learned classifier's
+# beyond the stated margin, and the features collapse (NC1, NC2) onto the fixed frame (NC3).
+CHECKS = Checks(
+    "test_fixed_etf_classifier",
     Check("etf_test_error_excess_max", error_excess, configs=FIXED, against="standard",
           controls=("untrained",), note=error_note),
     Check("nc1_end_max", nc1_end, configs=FIXED, controls=("init", "no-bn")),
@@ -39,9 +42,3 @@ CHECKS = (
           controls=("init",)),
     Check("nc3_end_max", nc3_end, configs=FIXED, controls=("init",)),
 )
-
-
-def test_fixed_etf_classifier(check, runs, claim_check):
-    """With W fixed to a simplex ETF the test error is not worse than the learned classifier's beyond the
-    stated margin, and the features collapse (NC1, NC2) onto the fixed frame (NC3)."""
-    claim_check.of(check, runs)

@@ -20,9 +20,9 @@ memorisation (tding1/Neural-Collapse README, "Validity of unconstrained feature 
 
 import pytest
 
-from claims.test_nc1_variability import nc1_end
-from claims.test_terminal_phase import tpt_onset_fraction
+from claims.shared import nc1_end, tpt_onset_fraction
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
 
@@ -49,7 +49,10 @@ def noise_note(run, reference) -> str:
                      f"test error {r.final('test_error'):.3g}" for r in (reference, run))
 
 
-CHECKS = (
+# Under 20% label noise the network memorises the noisy labels and still collapses,
+# less than without noise (dilated); the test error rises, and label smoothing lowers it.
+CHECKS = Checks(
+    "test_collapse_under_label_noise",
     Check("tpt_onset_fraction_max", tpt_onset_fraction, configs=("label-noise",), controls=("init", "no-bn")),
     Check("nc1_end_max", nc1_end, configs=("label-noise",), controls=("init", "no-bn")),
     Check("noise_nc1_ratio_min", nc1_ratio, configs=("label-noise",), against="standard", controls=("self",),
@@ -59,9 +62,3 @@ CHECKS = (
     Check("noise_ls_test_error_gain_min", error_gain, configs=("label-noise-ls",), against="label-noise",
           controls=("self",), note=noise_note),
 )
-
-
-def test_collapse_under_label_noise(check, runs, claim_check):
-    """Under 20% label noise the network memorises the noisy labels and still collapses, less than
-    without noise (dilated); the test error rises, and label smoothing lowers it."""
-    claim_check.of(check, runs)

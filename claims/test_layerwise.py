@@ -18,6 +18,7 @@ input as layer 0; here the first point is conv1. Train set, eval mode.
 import numpy as np
 
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("layerwise.png",)
 
@@ -80,7 +81,10 @@ def by_depth(run) -> str:
             + f"; log10 NC1 slope {slope:.3g} per layer, R^2 {r2:.3f}")
 
 
-CHECKS = (
+# Across the layers with parameters NC1 and the ETF distance fall with depth, NC1 is
+# lowest at the penultimate layer, and log NC1 is close to linear in the layer index.
+CHECKS = Checks(
+    "test_collapse_ordered_by_depth",
     Check("layer_nc1_depth_increase_max", max_depth_increase("nc1"), controls=("init",), note=by_depth),
     Check("layer_nc1_penultimate_over_earlier_max", nc1_penultimate_over_min_earlier, controls=("init",),
           note=by_depth),
@@ -89,9 +93,3 @@ CHECKS = (
     Check("layer_separation_slope_max", separation_law_slope, controls=("init",), note=by_depth),
     Check("layer_separation_r2_min", separation_law_r2, controls=("init",), note=by_depth),
 )
-
-
-def test_collapse_ordered_by_depth(check, runs, claim_check):
-    """Across the layers with parameters NC1 and the ETF distance fall with depth, NC1 is lowest at the
-    penultimate layer, and log NC1 is close to linear in the layer index."""
-    claim_check.of(check, runs)

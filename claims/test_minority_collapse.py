@@ -22,6 +22,7 @@ creates the effect by itself (the balanced run is the control: "balanced", "self
 import pytest
 
 from ncsim.checks import Check
+from ncsim.claim import Checks
 from ncsim.data import NUM_CLASSES, minority_classes
 from ncsim.probes import class_test_error, classifier_cosine
 
@@ -60,7 +61,10 @@ def error_note(run, reference) -> str:
     return "; ".join(f"{r.spec.name}: minority test error {minority_test_error(r):.3g}" for r in (reference, run))
 
 
-CHECKS = (
+# The minority classifier rows draw together as R grows (cosine rising, positive at R = 100)
+# and the minority test error rises.
+CHECKS = Checks(
+    "test_minority_collapse",
     Check("minority_cosine_rise_min", cosine_rise, configs=("imbalance-10",), against="standard",
           controls=("self",), note=cosine_note),
     Check("minority_cosine_rise_min", cosine_rise, configs=("imbalance-100",), against="imbalance-10",
@@ -72,9 +76,3 @@ CHECKS = (
     Check("minority_test_error_rise_min", error_rise, configs=("imbalance-100",), against="imbalance-10",
           controls=("self",), note=error_note),
 )
-
-
-def test_minority_collapse(check, runs, claim_check):
-    """The minority classifier rows draw together as R grows (cosine rising, positive at R = 100) and
-    the minority test error rises."""
-    claim_check.of(check, runs)

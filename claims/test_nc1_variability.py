@@ -9,23 +9,18 @@ through TPT). NC1 on the train set in eval mode (ncsim.metrics.collapse_metrics)
 import numpy as np
 from scipy.stats import spearmanr
 
+from claims.shared import MIN_POINTS, nc1_end, nc1_init_over_end
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("nc_metrics.png", "geometry.png")
-MIN_POINTS = 5
 
-
-def nc1_end(run) -> float:
-    return run.final("train.nc1")
 
 
 def nc1_tpt_over_end(run) -> float:
     """NC1 at the TPT epoch divided by NC1 at the end (> 1: it kept falling); NaN without TPT."""
     return run.at_tpt("train.nc1") / run.final("train.nc1")
 
-
-def nc1_init_over_end(run) -> float:
-    return run["train.nc1"][0] / run.final("train.nc1")
 
 
 def nc1_post_tpt_trend(run) -> float:
@@ -47,14 +42,11 @@ def beside_nc1(run) -> str:
         f"means conditioning {run['train.means_conditioning'][i]:.2g}" for when, i in (("end", -1), ("init", 0)))
 
 
-CHECKS = (
+# NC1 ends small, falls after TPT (trend and end-vs-TPT factor) and far below initialisation.
+CHECKS = Checks(
+    "test_nc1_collapses",
     Check("nc1_end_max", nc1_end, controls=("init", "no-bn"), note=beside_nc1),
     Check("nc1_tpt_over_end_min", nc1_tpt_over_end, controls=("at-tpt",)),
     Check("nc1_init_over_end_min", nc1_init_over_end, controls=("init",), note=beside_nc1),
     Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("reversed",)),
 )
-
-
-def test_nc1_collapses(check, runs, claim_check):
-    """NC1 ends small, falls after TPT (trend and end-vs-TPT factor) and far below initialisation."""
-    claim_check.of(check, runs)

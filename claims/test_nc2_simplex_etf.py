@@ -8,6 +8,7 @@ Source: Papyan, Han & Donoho, PNAS 2020, Figs. 2-4 (std/avg of norms; std of cos
 from operator import methodcaller
 
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("nc_metrics.png", "geometry.png")
 
@@ -19,7 +20,10 @@ def shrink_factor(column: str):
 
 # Random 128-D classifier rows are equinorm already (row-norm std/mean ~0.02): w_equinorm's control is
 # a run whose training does not collapse.
-CHECKS = (
+# At the end of training the means (nc2_*) and classifier rows (w_*) are close to a simplex ETF, and
+# the deviation from the ETF angles shrank from initialisation.
+CHECKS = Checks(
+    "test_simplex_etf",
     Check("nc2_equinorm_end_max", methodcaller("final", "train.nc2_equinorm"), controls=("init",)),
     Check("w_equinorm_end_max", methodcaller("final", "train.w_equinorm"), controls=("no-bn",)),
     Check("nc2_equiangularity_end_max", methodcaller("final", "train.nc2_equiangularity"), controls=("init",)),
@@ -31,9 +35,3 @@ CHECKS = (
     Check("nc2_maxangle_shrink_min", shrink_factor("train.nc2_maxangle"), controls=("init",)),
     Check("nc2_etf_distance_shrink_min", shrink_factor("train.nc2_etf_distance"), controls=("init",)),
 )
-
-
-def test_simplex_etf(check, runs, claim_check):
-    """At the end of training the means (nc2_*) and classifier rows (w_*) are close to a simplex ETF,
-    and the deviation from the ETF angles shrank from initialisation."""
-    claim_check.of(check, runs)

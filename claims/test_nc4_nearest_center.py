@@ -4,13 +4,12 @@ argmax(W h + b) agrees with the nearest train class mean.
 Source: Papyan, Han & Donoho, PNAS 2020, Fig. 7 (the NCC mismatch falls to 0 during TPT).
 """
 
+from claims.shared import nc4_end
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("nc_metrics.png", "geometry.png")
 
-
-def nc4_end(run) -> float:
-    return run.final("train.nc4")
 
 
 def nc4_post_tpt_mean(run) -> float:
@@ -19,12 +18,9 @@ def nc4_post_tpt_mean(run) -> float:
     return float(nc4[len(nc4) // 2:].mean()) if len(nc4) else float("nan")
 
 
-CHECKS = (
+# The network decides as the nearest train class mean at the end and late in TPT.
+CHECKS = Checks(
+    "test_nearest_class_center",
     Check("nc4_end_max", nc4_end, controls=("init",)),
     Check("nc4_late_tpt_mean_max", nc4_post_tpt_mean, controls=("reversed",)),
 )
-
-
-def test_nearest_class_center(check, runs, claim_check):
-    """The network decides as the nearest train class mean at the end and late in TPT."""
-    claim_check.of(check, runs)

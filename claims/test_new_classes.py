@@ -24,14 +24,15 @@ import pytest
 
 from ncsim import suite
 from ncsim.checks import Check
+from ncsim.claim import Checks
 from ncsim.probes import new_class_statistics
 
 pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
 
 FIGURES = ("transfer.png",)
-_TABLE = suite.table()["figures"]["transfer"]   # shared with the transfer figure
-NEW_CLASSES = tuple(_TABLE["classes"])          # held out by "source-5" (train_classes = 5)
-SHOTS, EPISODES = int(_TABLE["shots"]), int(_TABLE["episodes"])
+# The probe of the classes "source-5" (train_classes = 5) holds out: its configuration's, which the
+# transfer figure draws too.
+NEW_CLASSES, SHOTS, EPISODES = suite.new_class_probe("source-5")
 
 
 @lru_cache(maxsize=16)
@@ -72,16 +73,13 @@ def transfer_note(run) -> str:
             f"{SHOTS}-shot NCC error {s['trained_few_shot_error']:.3g} (untrained {s['untrained_few_shot_error']:.3g})")
 
 
-CHECKS = (
+# On classes it never saw, the source-trained network's features are more collapsed
+# (CDNV) and better for few-shot nearest-class-centre classification than at initialisation.
+CHECKS = Checks(
+    "test_collapse_on_new_classes",
     Check("new_class_cdnv_ratio_max", cdnv_ratio, configs=("source-5",), controls=("init",), note=transfer_note),
     Check("new_class_few_shot_error_ratio_max", few_shot_error_ratio, configs=("source-5",), controls=("init",),
           note=transfer_note),
     Check("new_class_cdnv_over_seen_min", cdnv_over_seen, configs=("source-5",), against="standard",
           controls=("self",), note=seen_note),
 )
-
-
-def test_collapse_on_new_classes(check, runs, claim_check):
-    """On classes it never saw, the source-trained network's features are more collapsed (CDNV) and
-    better for few-shot nearest-class-centre classification than at initialisation."""
-    claim_check.of(check, runs)

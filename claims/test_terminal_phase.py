@@ -8,22 +8,13 @@ error also stays 0 in every later evaluation and training pass, and is decided o
 one late bounce on one seed moves it a long way (ncsim.trajectory.tpt_epoch).
 """
 
+from claims.shared import tpt_fraction, tpt_onset_fraction
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("training.png",)
 
 
-def tpt_fraction(run) -> float:
-    """The (stable) TPT epoch as a fraction of the training epochs; a run that never reaches it counts
-    as reaching it one epoch after the last, (epochs + 1) / epochs."""
-    return (run.spec.epochs + 1 if run.tpt_epoch is None else run.tpt_epoch) / run.spec.epochs
-
-
-def tpt_onset_fraction(run) -> float:
-    """The first evaluated epoch with zero train error (Papyan et al.'s start of TPT; the error may come
-    back after it) as a fraction of the training epochs; never reached counts as (epochs + 1) / epochs."""
-    onset = run.first_zero_error_epoch
-    return (run.spec.epochs + 1 if onset is None else onset) / run.spec.epochs
 
 
 def error_rise_during_tpt(run) -> float:
@@ -31,16 +22,13 @@ def error_rise_during_tpt(run) -> float:
     return run.final("test_error") - run.at_tpt("test_error")
 
 
-CHECKS = (
+# Train error reaches exactly 0 on every seed early enough to leave a terminal phase, and on
+# average over seeds it stays there early enough too (the stable TPT: eval mode on the full train set at every
+# evaluation, and at most one misclassified signal in any training pass after it), and the test error at the end is
+# not worse than at its start beyond the stated margin.
+CHECKS = Checks(
+    "test_terminal_phase",
     Check("tpt_onset_fraction_max", tpt_onset_fraction, controls=("init", "no-bn")),
     Check("tpt_fraction_max", tpt_fraction, controls=("init", "no-bn")),
     Check("tpt_test_error_rise_max", error_rise_during_tpt, controls=("reversed",)),
 )
-
-
-def test_terminal_phase(check, runs, claim_check):
-    """Train error reaches exactly 0 on every seed early enough to leave a terminal phase, and on
-    average over seeds it stays there early enough too (the stable TPT: eval mode on the full train set
-    at every evaluation, and at most one misclassified signal in any training pass after it), and the test
-    error at the end is not worse than at its start beyond the stated margin."""
-    claim_check.of(check, runs)

@@ -10,8 +10,9 @@ features collapsing less; a test NC1 above the train NC1 alone follows from any 
 is not checked.) Both statistics use the same epochs: the stable TPT of the run (train error) and the end.
 """
 
-from claims.test_nc1_variability import MIN_POINTS
+from claims.shared import MIN_POINTS
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("nc_metrics.png",)
 
@@ -38,13 +39,10 @@ def falls(run) -> str:
             + ("" if len(epochs) >= MIN_POINTS else " (few points)"))
 
 
-CHECKS = (
+# After TPT train NC1 falls several times more than test NC1, and test NC1 ends above the
+# level that counts as collapse on the train set.
+CHECKS = Checks(
+    "test_test_collapse_stalls",
     Check("train_over_test_nc1_fall_min", train_fall_over_test_fall, controls=("train-as-test",), note=falls),
     Check("test_nc1_end_min", nc1_end_on_test, controls=("train-as-test",), note=falls),
 )
-
-
-def test_test_collapse_stalls(check, runs, claim_check):
-    """After TPT train NC1 falls several times more than test NC1, and test NC1 ends above the level
-    that counts as collapse on the train set."""
-    claim_check.of(check, runs)

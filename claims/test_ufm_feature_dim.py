@@ -12,9 +12,10 @@ Observed but not claimed: for p < C-1 different inits can end at different objec
 C = 6, p = 2 and p = 4), i.e. the benign landscape of Thm 3.2 is lost.
 """
 
-import pytest
-
+from claims.shared import solved
 from ncsim import metrics, ufm
+from ncsim.checks import Check
+from ncsim.claim import Case, Checks
 
 C = 6
 FULL_DIMS = (C - 1, C, 2 * C)
@@ -39,31 +40,24 @@ def features_nc1(result: ufm.UFMResult) -> float:
                                     num_classes=C)["nc1"]
 
 
-# p >= C-1: the centered class means form a simplex ETF
-FULL_DIM_CHECKS = {"ufm_etf_distance_max": means_etf_distance}
-# p < C-1: the means' ETF distance stays bounded away from 0 (expected outcome, not a failure), and
-# the features still collapse (NC1)
-LOW_DIM_CHECKS = {
-    "ufm_lowdim_etf_distance_min": means_etf_distance,
-    "ufm_lowdim_nc1_max": features_nc1,
-}
-CHECKS = {**FULL_DIM_CHECKS, **LOW_DIM_CHECKS}
-
-
-def note(tolerance: str, result: ufm.UFMResult) -> str:
-    if tolerance != "ufm_lowdim_etf_distance_min":
-        return ""
+def bound_note(result: ufm.UFMResult) -> str:
     bound = ufm.etf_distance_lower_bound(C, result.problem.dim)
     return f"lower bound sqrt(2 - 2 sqrt(p/(C-1))) = {bound:.4f}; f = {result.objective:.10f}"
 
 
-CASES = [pytest.param(p, seed, tolerance, id=f"C{C}-p{p}-seed{seed}-{tolerance}")
-         for dims, table in ((FULL_DIMS, FULL_DIM_CHECKS), (LOW_DIMS, LOW_DIM_CHECKS))
-         for p in dims for seed in SEEDS for tolerance in table]
+def cases(dims) -> list[Case]:
+    """LBFGS from each seed on the problem of each dimension p."""
+    return [Case(f"C{C}-p{p}-seed{seed}", solved(problem(p), "lbfgs", seed), run=f"ufm-ce-lbfgs-C{C}-p{p}", seed=seed)
+            for p in dims for seed in SEEDS]
 
 
-@pytest.mark.parametrize("p,seed,tolerance", CASES)
-def test_etf_needs_p_at_least_c_minus_1(p, seed, tolerance, run_store, claim_check):
-    """ETF when p >= C-1; below, bounded away from the ETF while NC1 still holds."""
-    r = ufm.solve_cached(problem(p), "lbfgs", seed, store=run_store)
-    claim_check(tolerance, CHECKS[tolerance](r), seed=seed, run=f"ufm-ce-lbfgs-C{C}-p{p}", note=note(tolerance, r))
+CHECKS = (
+    # p >= C-1: the centered class means form a simplex ETF
+    Checks("test_etf_needs_p_at_least_c_minus_1", Check("ufm_etf_distance_max", means_etf_distance),
+           cases=cases(FULL_DIMS)),
+    # p < C-1: the means' ETF distance stays bounded away from 0 (expected outcome, not a failure), and
+    # the features still collapse (NC1)
+    Checks("test_etf_needs_p_at_least_c_minus_1",
+           Check("ufm_lowdim_etf_distance_min", means_etf_distance, note=bound_note),
+           Check("ufm_lowdim_nc1_max", features_nc1), cases=cases(LOW_DIMS)),
+)

@@ -10,53 +10,14 @@ From random inits, each solver (GD, minibatch SGD, Adam, LBFGS; float64) is run 
 1e-8; the point reached is then checked against all of that, and against the closed form.
 """
 
-import math
-
 import numpy as np
-import pytest
 
-from ncsim import metrics, ufm
+from claims.shared import GTOL, MINIMIZER_CHECKS, UFM_PROBLEMS, solved
+from ncsim import ufm
+from ncsim.checks import Check
+from ncsim.claim import Case, Checks
 
-GTOL = ufm.DEFAULT_GTOL
-CONFIGS = {
-    # p > C, unequal lambdas (so the ratio sqrt(n lambda_H / lambda_W) = sqrt(2) is not 1), lambda_b > 0
-    "C4-p6": ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=5e-2),
-    # p = C-1, the smallest dimension of Thm 3.1, and lambda_b = 0 (b* is then any constant)
-    "C6-p5": ufm.UFMProblem(6, 5, 4, lambda_w=2e-2, lambda_h=5e-2, lambda_b=0.0),
-}
 SEEDS = (0, 1)
-
-
-# ---- statistics of a point (W, H, b) reached by a solver (a ufm.UFMResult) ---------------------------
-
-def grad_norm(result: ufm.UFMResult) -> float:
-    """||grad f||_2 at the point: the solver reached a critical point."""
-    return result.grad_norm
-
-
-def _collapse_metrics(result: ufm.UFMResult) -> dict[str, float]:
-    """Every ncsim.metrics.collapse_metrics statistic that is 0 at exact Neural Collapse (all but the
-    DIAGNOSTIC_KEYS)."""
-    m = metrics.collapse_metrics(result.features, result.labels, result.W, result.b,
-                                 num_classes=result.problem.num_classes)
-    return {k: v for k, v in m.items() if k not in metrics.DIAGNOSTIC_KEYS}
-
-
-def nc_max(result: ufm.UFMResult) -> float:
-    """The largest of the ncsim.metrics.collapse_metrics statistics that vanish at exact collapse (NC1-NC4,
-    ETF distances) of the features H^T and the classifier (W, b)."""
-    return max(_collapse_metrics(result).values())
-
-
-def _norms(result: ufm.UFMResult) -> tuple[np.ndarray, np.ndarray]:
-    """(||w_{y_i}||, ||h_i||) for every sample i."""
-    return np.linalg.norm(result.W, axis=1)[result.labels], np.linalg.norm(result.H, axis=0)
-
-
-def norm_ratio_error(result: ufm.UFMResult) -> float:
-    """max over k, i of | ||w_k|| / (sqrt(n lambda_H / lambda_W) ||h_{k,i}||) - 1 | (Thm 3.1)."""
-    w, h = _norms(result)
-    return float(np.abs(w / (result.problem.norm_ratio * h) - 1).max())
 
 
 def bias_spread(result: ufm.UFMResult) -> float:
@@ -64,69 +25,22 @@ def bias_spread(result: ufm.UFMResult) -> float:
     return float(np.abs(result.b - result.b.mean()).max())
 
 
-def bias_error(result: ufm.UFMResult) -> float:
-    """max_k |b_k - b*| with b* = 0 (CE, lambda_b > 0; Thm 3.1) or 1/C (MSE, lambda_b = 0); NaN for CE
-    with lambda_b = 0, where any constant b* is optimal."""
-    pr = result.problem
-    if pr.loss == "ce" and pr.lambda_b == 0:
-        return math.nan
-    _, _, b_star = ufm.closed_form_minimizer(pr)
-    return float(np.abs(result.b - b_star).max())
+# The statistics of a point (W, H, b) reached by a solver (a ufm.UFMResult): claims/shared.py.
+FULL = ("ufm_grad_norm_max", "ufm_nc_max", "ufm_norm_ratio_error", "ufm_bias_spread", "ufm_bias_error",
+        "ufm_product_error", "ufm_objective_gap")
+CHECKS_OF = {**MINIMIZER_CHECKS, "ufm_bias_spread": Check("ufm_bias_spread", bias_spread)}
 
 
-def product_error(result: ufm.UFMResult) -> float:
-    """max over k, i of | ||w_k|| ||h_{k,i}|| / q* - 1 |, q* = ufm.optimal_product: for CE
-    (C-1)/C log((1 - (C-1) kappa)/kappa), the minimiser of the reduced objective over the ETF scale,
-    kappa = sqrt(n lambda_W lambda_H)."""
-    w, h = _norms(result)
-    return float(np.abs(w * h / ufm.optimal_product(result.problem) - 1).max())
+def cases(config: str) -> list[Case]:
+    """Each solver from each seed on the problem `config` (claims/shared.py, UFM_PROBLEMS)."""
+    return [Case(f"{config}-{solver}-seed{seed}", solved(UFM_PROBLEMS[config], solver, seed, GTOL),
+                 run=f"ufm-ce-{solver}-{config}", seed=seed) for solver in ufm.SOLVERS for seed in SEEDS]
 
 
-def gap_to(result: ufm.UFMResult, value: float) -> float:
-    """|f - value| / value: f at the point relative to a closed-form objective value."""
-    return abs(result.objective - value) / value
-
-
-def objective_gap(result: ufm.UFMResult) -> float:
-    """|f - g(q*)| / g(q*): f at the point vs the reduced objective's minimum, the global minimum value."""
-    return gap_to(result, ufm.optimal_objective(result.problem))
-
-
-CHECKS = {
-    "ufm_grad_norm_max": grad_norm,
-    "ufm_nc_max": nc_max,
-    "ufm_norm_ratio_error": norm_ratio_error,
-    "ufm_bias_spread": bias_spread,
-    "ufm_bias_error": bias_error,
-    "ufm_product_error": product_error,
-    "ufm_objective_gap": objective_gap,
-}
-
-
-def largest_metric(result: ufm.UFMResult) -> str:
-    m = _collapse_metrics(result)
-    return f"largest: {max(m, key=m.get)}"
-
-
-NOTES = {
-    "ufm_nc_max": largest_metric,
-    "ufm_product_error": lambda result: f"q* = {ufm.optimal_product(result.problem):.6g}",
-}
-
-
-def note(tolerance: str, result: ufm.UFMResult) -> str:
-    return NOTES[tolerance](result) if tolerance in NOTES else ""
-
-
-# b* is only determined (as 0) when lambda_b > 0: ufm_bias_error is not checked on C6-p5
-CASES = [pytest.param(config, solver, seed, tolerance, id=f"{config}-{solver}-seed{seed}-{tolerance}")
-         for config in CONFIGS for solver in ufm.SOLVERS for seed in SEEDS for tolerance in CHECKS
-         if tolerance != "ufm_bias_error" or CONFIGS[config].lambda_b > 0]
-
-
-@pytest.mark.parametrize("config,solver,seed,tolerance", CASES)
-def test_minimizer_is_nc(config, solver, seed, tolerance, run_store, claim_check):
-    """The solver's end point is critical, Neural Collapse, and the closed form of Thm 3.1."""
-    r = ufm.solve_cached(CONFIGS[config], solver, seed, gtol=GTOL, store=run_store)
-    claim_check(tolerance, CHECKS[tolerance](r), seed=seed, run=f"ufm-ce-{solver}-{config}",
-                note=note(tolerance, r))
+# The solver's end point is critical, Neural Collapse, and the closed form of Thm 3.1. b* is only
+# determined (as 0) when lambda_b > 0: ufm_bias_error is not checked on C6-p5 (lambda_b = 0).
+CHECKS = tuple(
+    Checks("test_minimizer_is_nc", *(CHECKS_OF[t] for t in FULL
+                                     if t != "ufm_bias_error" or UFM_PROBLEMS[config].lambda_b > 0),
+           cases=cases(config))
+    for config in UFM_PROBLEMS)

@@ -43,9 +43,10 @@ R = 100, against 0.05 without bias.) Three computations:
 import math
 
 import numpy as np
-import pytest
 
 from ncsim import ufm
+from ncsim.checks import Check
+from ncsim.claim import Case, Checks
 
 FIGURES = ("ufm_imbalance.png",)
 SEEDS = (0, 1)
@@ -178,49 +179,68 @@ def seli_min_increase_over_R(paths) -> float:
     return float(np.diff(at_smallest).min())
 
 
-SWEEP_CHECKS = {
-    "ufm_grad_norm_max": max_grad_norm,
-    "ufm_etf_distance_max": etf_distance_at_1,
-    "ufm_imbalance_etf_distance_min": etf_distance_min,
-    "ufm_imbalance_w_etf_distance_min_increase": w_etf_distance_min_increase,
-    "ufm_imbalance_minority_cos_min_increase": minority_cos_min_increase,
-    "ufm_imbalance_minority_collapse_max": minority_collapse_max,
-}
-THRESHOLD_CHECKS = {"ufm_imbalance_collapse_threshold_error": threshold_error}
-SELI_CHECKS = {
-    "ufm_seli_distance_min_decrease": seli_min_decrease,
-    "ufm_seli_over_etf_max": seli_over_etf_max,
-    "ufm_seli_distance_min_increase_over_R": seli_min_increase_over_R,
-}
-CHECKS = {**SWEEP_CHECKS, **THRESHOLD_CHECKS, **SELI_CHECKS}
-INPUTS = {"sweep": (sweep, SWEEP_CHECKS), "thresholds": (threshold_sweeps, THRESHOLD_CHECKS),
-          "seli": (seli_paths, SELI_CHECKS)}
-CASES = [pytest.param(kind, seed, tolerance, id=f"{kind}-seed{seed}-{tolerance}")
-         for kind, (_, table_) in INPUTS.items() for seed in SEEDS for tolerance in table_]
+# ---- what the report shows beside a check: the values along R or lambda ---------------------------------
+
+def sweep_note(s) -> str:
+    return (f"R* = {ufm.collapse_threshold(s):g} (R_c = {ufm.minority_collapse_ratio(C, N_MIN, LAM, LAM):g}); "
+            "means ETF distance over R: " + ", ".join(f"{d:.3f}" for d in s["means_etf_distance"])
+            + "; minority cos over R: " + ", ".join(f"{c:.4f}" for c in s["minority_cos"]))
 
 
-def note(kind: str, data) -> str:
-    """What the report shows beside a check: the values along R or lambda."""
-    if kind == "sweep":
-        return (f"R* = {ufm.collapse_threshold(data):g} (R_c = {ufm.minority_collapse_ratio(C, N_MIN, LAM, LAM):g}); "
-                "means ETF distance over R: " + ", ".join(f"{d:.3f}" for d in data["means_etf_distance"])
-                + "; minority cos over R: " + ", ".join(f"{c:.4f}" for c in data["minority_cos"]))
-    if kind == "thresholds":
-        return "; ".join(f"lambda {lam:g}: R* {ufm.collapse_threshold(s):g}, R_c "
-                         f"{ufm.minority_collapse_ratio(C, N_MIN, lam, lam):g}" for lam, s in data.items())
+def thresholds_note(sweeps) -> str:
+    return "; ".join(f"lambda {lam:g}: R* {ufm.collapse_threshold(s):g}, R_c "
+                     f"{ufm.minority_collapse_ratio(C, N_MIN, lam, lam):g}" for lam, s in sweeps.items())
+
+
+def seli_note(paths) -> str:
     return "; ".join(f"R {R:g}: SELI distance over lambda " + ", ".join(f"{d:.4f}" for d in _seli_distance(p))
-                     for R, p in data.items())
+                     for R, p in paths.items())
 
 
-@pytest.mark.parametrize("kind,seed,tolerance", CASES)
-def test_imbalance_seli_and_minority_collapse(kind, seed, tolerance, run_store, claim_check):
-    """The sweep converges; the means are an ETF at R = 1 and not for R > 1; W leaves the ETF as R grows;
-    the minority cosine grows to 1, reached at a finite R* that matches the closed form at three
-    lambdas; along vanishing lambda the minimiser approaches SELI, more slowly the larger R."""
-    make, table_ = INPUTS[kind]
-    data = make(run_store, seed)
-    if kind == "sweep":
-        print(f"imbalance sweep, lambda {LAM:g}, seed {seed}:\n{table(data)}")
-    value = table_[tolerance](data)
-    assert math.isfinite(value), f"{tolerance}: {value}"
-    claim_check(tolerance, value, seed=seed, run=f"ufm-ce-imbalance-{kind}", note=note(kind, data))
+def finite(tolerance: str, statistic, note) -> Check:
+    """The check of `statistic`, which fails on a value that is not finite (an infinite one could meet
+    a one-sided threshold)."""
+    def measured(data) -> float:
+        value = statistic(data)
+        if not math.isfinite(value):
+            raise AssertionError(f"{tolerance}: {value}")
+        return value
+    measured.__name__ = statistic.__name__
+    return Check(tolerance, measured, note=note)
+
+
+def printed_sweep(store, seed: int) -> dict[str, np.ndarray]:
+    """The sweep, its table printed (pytest shows it beside a failed check)."""
+    data = sweep(store, seed)
+    print(f"imbalance sweep, lambda {LAM:g}, seed {seed}:\n{table(data)}")
+    return data
+
+
+SWEEP_CHECKS = tuple(finite(t, statistic, sweep_note) for t, statistic in (
+    ("ufm_grad_norm_max", max_grad_norm),
+    ("ufm_etf_distance_max", etf_distance_at_1),
+    ("ufm_imbalance_etf_distance_min", etf_distance_min),
+    ("ufm_imbalance_w_etf_distance_min_increase", w_etf_distance_min_increase),
+    ("ufm_imbalance_minority_cos_min_increase", minority_cos_min_increase),
+    ("ufm_imbalance_minority_collapse_max", minority_collapse_max),
+))
+THRESHOLD_CHECKS = (finite("ufm_imbalance_collapse_threshold_error", threshold_error, thresholds_note),)
+SELI_CHECKS = tuple(finite(t, statistic, seli_note) for t, statistic in (
+    ("ufm_seli_distance_min_decrease", seli_min_decrease),
+    ("ufm_seli_over_etf_max", seli_over_etf_max),
+    ("ufm_seli_distance_min_increase_over_R", seli_min_increase_over_R),
+))
+INPUTS = {"sweep": (printed_sweep, SWEEP_CHECKS), "thresholds": (threshold_sweeps, THRESHOLD_CHECKS),
+          "seli": (seli_paths, SELI_CHECKS)}
+
+
+def kind_case(kind: str, seed: int) -> Case:
+    make = INPUTS[kind][0]
+    return Case(f"{kind}-seed{seed}", lambda store: make(store, seed), run=f"ufm-ce-imbalance-{kind}", seed=seed)
+
+
+# The sweep converges; the means are an ETF at R = 1 and not for R > 1; W leaves the ETF as R grows; the
+# minority cosine grows to 1, reached at a finite R* that matches the closed form at three lambdas; along
+# vanishing lambda the minimiser approaches SELI, more slowly the larger R.
+CHECKS = tuple(Checks("test_imbalance_seli_and_minority_collapse", *checks, cases=[kind_case(kind, s) for s in SEEDS])
+               for kind, (_, checks) in INPUTS.items())

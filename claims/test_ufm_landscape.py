@@ -31,12 +31,13 @@ from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
-import pytest
 
-from claims.test_ufm_global_minimizer import CONFIGS, GTOL
+from claims.shared import GTOL, UFM_PROBLEMS
 from ncsim import ufm
+from ncsim.checks import Check
+from ncsim.claim import Case, Checks
 
-PROBLEM = CONFIGS["C4-p6"]
+PROBLEM = UFM_PROBLEMS["C4-p6"]
 INITS = tuple(range(10))
 # the runs a statistic is taken over: each solver's 10 inits, and all 4 solvers' together
 GROUPS = {**{solver: (solver,) for solver in ufm.SOLVERS}, "4-solvers": ufm.SOLVERS}
@@ -120,35 +121,27 @@ def saddle_note(point: ufm.UFMResult) -> str:
             f"curvature along the null-space direction {curvature:.6g}")
 
 
-PER_SOLVER_CHECKS = {
-    "ufm_grad_norm_max": max_grad_norm,
-    "ufm_landscape_max_gap": max_gap,
-}
-ALL_SOLVERS_CHECKS = {"ufm_landscape_objective_spread": objective_spread}
-RUNS_CHECKS = {**PER_SOLVER_CHECKS, **ALL_SOLVERS_CHECKS}
-SADDLE_CHECKS = {
-    "ufm_critical_point_grad_norm_max": point_grad_norm,
-    "ufm_saddle_objective_gap_min": objective_gap,
-    "ufm_saddle_hessian_min_eigenvalue_max": hessian_min_eigenvalue,
-}
-CHECKS = {**RUNS_CHECKS, **SADDLE_CHECKS}
-
-CASES = [pytest.param(group, tolerance, id=f"{group}-{tolerance}")
-         for group in GROUPS
-         for tolerance in (ALL_SOLVERS_CHECKS if group == "4-solvers" else PER_SOLVER_CHECKS)]
-SADDLE_CASES = [pytest.param(name, tolerance, id=f"{name}-{tolerance}")
-                for name in FRAMES for tolerance in SADDLE_CHECKS]
+PER_SOLVER_CHECKS = (Check("ufm_grad_norm_max", max_grad_norm), Check("ufm_landscape_max_gap", max_gap))
+ALL_SOLVERS_CHECKS = (Check("ufm_landscape_objective_spread", objective_spread),)
+SADDLE_CHECKS = (
+    Check("ufm_critical_point_grad_norm_max", point_grad_norm, note=saddle_note),
+    Check("ufm_saddle_objective_gap_min", objective_gap, note=saddle_note),
+    Check("ufm_saddle_hessian_min_eigenvalue_max", hessian_min_eigenvalue, note=saddle_note),
+)
 
 
-@pytest.mark.parametrize("group,tolerance", CASES)
-def test_landscape_is_benign(group, tolerance, run_store, claim_check):
-    """Each solver's 10 inits end at critical points, none above g(q*); all 4 x 10 at the same value."""
-    claim_check(tolerance, CHECKS[tolerance](runs(GROUPS[group], run_store)), run=f"ufm-ce-{group}-10-inits")
+def group_case(group: str) -> Case:
+    """The 10 inits of the group's solvers."""
+    return Case(group, lambda store: runs(GROUPS[group], store), run=f"ufm-ce-{group}-10-inits")
 
 
-@pytest.mark.parametrize("name,tolerance", SADDLE_CASES)
-def test_other_critical_points_are_strict_saddles(name, tolerance, claim_check):
-    """Each constructed point is critical, above the global minimum value, with a negative Hessian
-    eigenvalue."""
-    point = critical_point(name)
-    claim_check(tolerance, CHECKS[tolerance](point), run=f"ufm-ce-C4-p6-{name}", note=saddle_note(point))
+CHECKS = (
+    # Each solver's 10 inits end at critical points, none above g(q*); all 4 x 10 at the same value.
+    Checks("test_landscape_is_benign", *PER_SOLVER_CHECKS, cases=[group_case(g) for g in GROUPS if g != "4-solvers"]),
+    Checks("test_landscape_is_benign", *ALL_SOLVERS_CHECKS, cases=[group_case("4-solvers")]),
+    # Each constructed point is critical, above the global minimum value, with a negative Hessian
+    # eigenvalue.
+    Checks("test_other_critical_points_are_strict_saddles", *SADDLE_CHECKS,
+           cases=[Case(name, lambda store, name=name: critical_point(name), run=f"ufm-ce-C4-p6-{name}")
+                  for name in FRAMES]),
+)

@@ -13,12 +13,12 @@ beyond it (C kappa = 2.7) everything collapses to W = H = 0, checked below for M
 """
 
 import numpy as np
-import pytest
 
-from claims import test_ufm_global_minimizer as minimizer
+from claims.shared import MINIMIZER_CHECKS, gap_to, solved
 from ncsim import ufm
+from ncsim.checks import Check
+from ncsim.claim import Case, Checks
 
-GTOL = minimizer.GTOL
 PROBLEM = ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=0.0, loss="mse")
 # lambda_b > 0 (small): the bias shrinks, the geometry stays an ETF; no closed form is claimed.
 PROBLEM_REG_BIAS = ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=5e-2, loss="mse")
@@ -28,16 +28,16 @@ SEEDS = (0, 1)
 TRIVIAL_SOLVERS = ("gd", "lbfgs")
 
 
-# ---- statistics: claim 1's at a minimiser (claims/test_ufm_global_minimizer.py), and at W = H = 0 -------
+# ---- statistics: claim 1's at a minimiser (claims/shared.py), and at W = H = 0 ---------------------------
 
 # lambda_b = 0: critical, Neural Collapse, ||w_k|| = sqrt(n lambda_H / lambda_W) ||h_{k,i}|| (the
 # first-order conditions, as for CE), ||w_k|| ||h_{k,i}|| = q* = (C-1)(1 - C kappa)/C, b = (1/C) 1 (so
 # claim 1's ufm_bias_spread adds nothing) and f = g(q*)
-MINIMIZER_CHECKS = {tolerance: minimizer.CHECKS[tolerance] for tolerance in (
+MINIMIZER = tuple(MINIMIZER_CHECKS[t] for t in (
     "ufm_grad_norm_max", "ufm_nc_max", "ufm_norm_ratio_error", "ufm_product_error", "ufm_bias_error",
-    "ufm_objective_gap")}
+    "ufm_objective_gap"))
 # lambda_b = 0.05: still Neural Collapse (all collapse_metrics statistics)
-REGULARISED_BIAS_CHECKS = {"ufm_nc_max": minimizer.nc_max}
+REGULARISED_BIAS = (MINIMIZER_CHECKS["ufm_nc_max"],)
 
 
 def trivial_norm(result: ufm.UFMResult) -> float:
@@ -47,37 +47,32 @@ def trivial_norm(result: ufm.UFMResult) -> float:
 
 def trivial_objective_gap(result: ufm.UFMResult) -> float:
     """|f - f(0)| / f(0), f(0) = log C (CE) or (C-1)/(2C) (MSE) (ufm.trivial_objective)."""
-    return minimizer.gap_to(result, ufm.trivial_objective(result.problem))
+    return gap_to(result, ufm.trivial_objective(result.problem))
+
+
+def c_kappa(result: ufm.UFMResult) -> str:
+    return f"C kappa = {result.problem.num_classes * result.problem.kappa:.3g}"
 
 
 # C kappa >= 1: the minimiser is W = H = 0, f = f(0)
-TRIVIAL_CHECKS = {
-    "ufm_trivial_norm": trivial_norm,
-    "ufm_trivial_objective_gap": trivial_objective_gap,
-}
-CHECKS = {**MINIMIZER_CHECKS, **REGULARISED_BIAS_CHECKS, **TRIVIAL_CHECKS}
-
-# name (the runs' label is ufm-<name>-<solver>) -> problem and the checks at its minimisers
-PROBLEMS = {"mse": (PROBLEM, MINIMIZER_CHECKS), "mse-lambda_b": (PROBLEM_REG_BIAS, REGULARISED_BIAS_CHECKS)}
-CASES = [pytest.param(name, solver, seed, tolerance, id=f"{name}-{solver}-seed{seed}-{tolerance}")
-         for name, (_, table) in PROBLEMS.items() for solver in ufm.SOLVERS for seed in SEEDS for tolerance in table]
-TRIVIAL_CASES = [pytest.param(loss, solver, tolerance, id=f"{loss}-{solver}-{tolerance}")
-                 for loss in ufm.LOSSES for solver in TRIVIAL_SOLVERS for tolerance in TRIVIAL_CHECKS]
+TRIVIAL_CHECKS = (
+    Check("ufm_trivial_norm", trivial_norm, note=c_kappa),
+    Check("ufm_trivial_objective_gap", trivial_objective_gap, note=c_kappa),
+)
 
 
-@pytest.mark.parametrize("name,solver,seed,tolerance", CASES)
-def test_minimizer_is_nc(name, solver, seed, tolerance, run_store, claim_check):
-    """The solver's end point is critical, Neural Collapse, and (lambda_b = 0) the closed form."""
-    problem, table = PROBLEMS[name]
-    r = ufm.solve_cached(problem, solver, seed, gtol=GTOL, store=run_store)
-    claim_check(tolerance, table[tolerance](r), seed=seed, run=f"ufm-{name}-{solver}",
-                note=minimizer.note(tolerance, r))
+def minimizer_cases(name: str, problem: ufm.UFMProblem) -> list[Case]:
+    """Each solver from each seed on the problem (the runs' label is ufm-<name>-<solver>)."""
+    return [Case(f"{name}-{solver}-seed{seed}", solved(problem, solver, seed), run=f"ufm-{name}-{solver}", seed=seed)
+            for solver in ufm.SOLVERS for seed in SEEDS]
 
 
-@pytest.mark.parametrize("loss,solver,tolerance", TRIVIAL_CASES)
-def test_too_much_regularisation_is_trivial(loss, solver, tolerance, run_store, claim_check):
-    """C kappa >= 1: the minimiser is W = H = 0 (||W||_F + ||H||_F, and f = f(0))."""
-    problem = TRIVIAL[loss]
-    r = ufm.solve_cached(problem, solver, 0, gtol=GTOL, store=run_store)
-    claim_check(tolerance, TRIVIAL_CHECKS[tolerance](r), seed=0, run=f"ufm-{loss}-trivial-{solver}",
-                note=f"C kappa = {problem.num_classes * problem.kappa:.3g}")
+CHECKS = (
+    # The solver's end point is critical, Neural Collapse, and (lambda_b = 0) the closed form.
+    Checks("test_minimizer_is_nc", *MINIMIZER, cases=minimizer_cases("mse", PROBLEM)),
+    Checks("test_minimizer_is_nc", *REGULARISED_BIAS, cases=minimizer_cases("mse-lambda_b", PROBLEM_REG_BIAS)),
+    # C kappa >= 1: the minimiser is W = H = 0 (||W||_F + ||H||_F, and f = f(0)).
+    Checks("test_too_much_regularisation_is_trivial", *TRIVIAL_CHECKS,
+           cases=[Case(f"{loss}-{solver}", solved(TRIVIAL[loss], solver, 0), run=f"ufm-{loss}-trivial-{solver}", seed=0)
+                  for loss in ufm.LOSSES for solver in TRIVIAL_SOLVERS]),
+)

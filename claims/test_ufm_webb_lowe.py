@@ -13,10 +13,13 @@ the solver, not a finding about the paper: it is a software test (tests/test_ufm
 (random_features) serve there and as this claim's negative control.
 """
 
+from typing import NamedTuple
+
 import numpy as np
-import pytest
 
 from ncsim import metrics, ufm
+from ncsim.checks import Check
+from ncsim.claim import Case, Checks
 
 SEEDS = tuple(range(5))
 SHAPES = ((4, 6, 10), (10, 12, 8))     # (C, p, n): N = C n > p + 1, so the least squares is unique
@@ -36,30 +39,42 @@ def collapsed_features(C, p, n, seed):
     return means[labels], labels
 
 
+class Classified(NamedTuple):
+    """Features h with labels y, and a classifier (W, b) of them."""
+
+    h: np.ndarray
+    y: np.ndarray
+    W: np.ndarray
+    b: np.ndarray
+
+
+def webb_lowe_fit(h: np.ndarray, y: np.ndarray, C: int) -> Classified:
+    """The features with Proposition 1's classifier of C classes fitted on them (ufm.webb_lowe_classifier)."""
+    return Classified(h, y, *ufm.webb_lowe_classifier(h, y, C))
+
+
+def collapsed_case(C: int, p: int, n: int, seed: int) -> Case:
+    """Proposition 1's classifier on collapsed features of C classes in p dimensions, n per class."""
+    return Case(f"collapsed-C{C}-p{p}-seed{seed}", lambda store: webb_lowe_fit(*collapsed_features(C, p, n, seed), C),
+                run=f"webb-lowe-collapsed-C{C}-p{p}", seed=seed)
+
+
 # ---- statistics of a classifier (W, b) on features h with labels y ----------------------------------
 
-def nc3(h, y, W, b) -> float:
+def nc3(c: Classified) -> float:
     """||W^T/||W|| - M/||M||||_F^2: W proportional to M^T (self-duality)."""
-    return metrics.collapse_metrics(h, y, W, b, num_classes=len(W))["nc3"]
+    return metrics.collapse_metrics(c.h, c.y, c.W, c.b, num_classes=len(c.W))["nc3"]
 
 
-def nc4(h, y, W, b) -> float:
+def nc4(c: Classified) -> float:
     """Fraction of samples where argmax(W h + b) is not the nearest class mean."""
-    return metrics.collapse_metrics(h, y, W, b, num_classes=len(W))["nc4"]
+    return metrics.collapse_metrics(c.h, c.y, c.W, c.b, num_classes=len(c.W))["nc4"]
 
 
-# on NC1+NC2 features Proposition 1's (W, b) is self-dual and decides as the nearest class mean
-CHECKS = {
-    "ufm_webb_lowe_nc3": nc3,
-    "ufm_webb_lowe_nc4": nc4,
-}
-CASES = [pytest.param(C, p, n, seed, tolerance, id=f"collapsed-C{C}-p{p}-seed{seed}-{tolerance}")
-         for C, p, n in SHAPES for seed in SEEDS for tolerance in CHECKS]
-
-
-@pytest.mark.parametrize("C,p,n,seed,tolerance", CASES)
-def test_webb_lowe_classifier(C, p, n, seed, tolerance, claim_check):
-    """Proposition 1's classifier on NC1+NC2 features is self-dual (NC3) and the nearest-mean rule (NC4)."""
-    h, y = collapsed_features(C, p, n, seed)
-    W, b = ufm.webb_lowe_classifier(h, y, C)
-    claim_check(tolerance, CHECKS[tolerance](h, y, W, b), seed=seed, run=f"webb-lowe-collapsed-C{C}-p{p}")
+# Proposition 1's classifier on NC1+NC2 features is self-dual (NC3) and the nearest-mean rule (NC4).
+CHECKS = Checks(
+    "test_webb_lowe_classifier",
+    Check("ufm_webb_lowe_nc3", nc3),
+    Check("ufm_webb_lowe_nc4", nc4),
+    cases=[collapsed_case(C, p, n, seed) for C, p, n in SHAPES for seed in SEEDS],
+)

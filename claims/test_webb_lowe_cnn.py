@@ -22,6 +22,7 @@ import numpy as np
 
 from ncsim import metrics, ufm
 from ncsim.checks import Check
+from ncsim.claim import Checks
 
 FIGURES = ("geometry.png",)
 
@@ -62,13 +63,10 @@ def spread(run) -> str:
             f"within-class variance outside the span of the means {run.final('train.within_offspan'):.0%}")
 
 
-CHECKS = (
+# The Webb-Lowe classifier of the final CNN features is self-dual and NCC.
+CHECKS = Checks(
+    "test_webb_lowe_on_collapsed_features",
     Check("wl_cnn_nc3_max", lambda run: of_run(run)["nc3"], controls=("no-bn",), note=spread),
     Check("wl_cnn_nc4_max", lambda run: of_run(run)["nc4"], controls=("no-bn",)),
     Check("wl_cnn_nc3_between_max", lambda run: of_run(run)["nc3_between"], controls=("no-bn",)),
 )
-
-
-def test_webb_lowe_on_collapsed_features(check, runs, claim_check):
-    """The Webb-Lowe classifier of the final CNN features is self-dual and NCC."""
-    claim_check.of(check, runs)

@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:  # the claims package and this checkout's ncsim, w
     sys.path.insert(0, str(ROOT))
 
 from ncsim import checks, report, suite  # noqa: E402
+from ncsim.claim import run_checks, tables  # noqa: E402
 from ncsim.verdict import Verdict, describe_rule  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -148,8 +149,8 @@ def claim_modules() -> dict[str, object]:
 
 
 def check_table(module) -> list[checks.Check]:
-    """The `Check`s of a claim file's CHECKS table (none for a claim that checks one value at a time)."""
-    return [c for c in getattr(module, "CHECKS", ()) if isinstance(c, checks.Check)]
+    """The checks of runs a claim file's CHECKS declares (none for a claim of cases, such as the UFM's)."""
+    return run_checks(module)
 
 
 def marks(module) -> set[str]:
@@ -159,11 +160,9 @@ def marks(module) -> set[str]:
 
 
 def claim_tolerances(module, tolerances: dict) -> list[str]:
-    """The tolerances a claim file checks: those of its CHECKS table, and those it names in its source
-    (claims that call claim_check with one value, such as the UFM checks), in tolerances.toml's order."""
-    source = Path(module.__file__).read_text()
-    named = {c.tolerance for c in check_table(module)}
-    named |= {name for name in tolerances if re.search(rf"[\"']{re.escape(name)}[\"']", source)}
+    """The tolerances a claim file checks (every table of its CHECKS, ncsim.claim), in tolerances.toml's
+    order."""
+    named = {c.tolerance for table in tables(module) for c in table.checks}
     return [name for name in tolerances if name in named]
 
 

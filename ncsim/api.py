@@ -9,7 +9,7 @@
 Each returns what the rest of the package uses: a `Trajectory` (ncsim.trajectory) over the run's
 record in the store (ncsim.store; `cache_dir` None is $NCSIM_CACHE or ~/.cache/ncsim), and the dict
 of ncsim.metrics.collapse_metrics. A run is trained exactly as `ncsim train` and the claims train it
-(ncsim.suite.obtain: the store's lock, atomic writes), so all three share one store.
+(ncsim.suite.obtain_run: the store's lock, atomic writes), so all three share one store.
 """
 
 from __future__ import annotations
@@ -110,9 +110,11 @@ def _describe(store: RunStore, key: str) -> str:
 
 
 def load_run(label_or_key: str, cache_dir: str | Path | None = None) -> Trajectory:
-    """The stored run a label ("standard-s0") or a key prefix names, as a Trajectory; nothing trains.
-    RunLookupError listing the close matches when no run answers, or the candidates (key, label,
-    epochs, status) when several do; CorruptFileError when the one that answers does not verify."""
+    """The stored run a label ("standard-s0") or a key prefix names, as a Trajectory. Unlike obtain_run
+    (a run described by its spec or configuration: from the store, or trained once) it never trains:
+    it finds a run already in the store by the label or key it was stored under. RunLookupError
+    listing the close matches when no run answers, or the candidates (key, label, epochs, status)
+    when several do; CorruptFileError when the one that answers does not verify."""
     store = open_store(cache_dir)
     keys = matching_runs(store, str(label_or_key))
     if len(keys) > 1:
@@ -168,13 +170,13 @@ def obtain_run(config_or_spec: RunSpec | dict | str | Path, seed: int | None = N
                cache_dir: str | Path | None = None, *, data_seed: int | None = None, refresh: bool = False,
                progress: bool = False) -> Trajectory:
     """The run a description names (resolve_spec), from the store when recorded, else trained once
-    on one thread and stored (ncsim.suite.obtain); `refresh` retrains it. The trajectory's `trained` says whether
-    this call trained it. SpecError for a bad description, DeviceUnavailable for a CUDA run that
+    on one thread and stored (ncsim.suite.obtain_run); `refresh` retrains it. The trajectory's
+    `trained` says whether this call trained it. SpecError for a bad description, DeviceUnavailable for a CUDA run that
     cannot be trained here."""
     spec = resolve_spec(config_or_spec, seed, data_seed)
     store = open_store(cache_dir)
     check_device(spec, store, refresh)
-    return suite.obtain(spec, store, refresh=refresh, progress=progress)
+    return suite.obtain_run(spec, store, refresh=refresh, progress=progress)
 
 
 __all__ = ["load_run", "obtain_run", "collapse_metrics", "resolve_spec", "find_runs", "matching_runs", "close_matches",

@@ -163,7 +163,7 @@ def check_threads(threads: int | None) -> None:
 
 
 def cmd_train(args) -> int:
-    from ncsim.suite import named_apart, obtain
+    from ncsim.suite import named_apart, obtain_run
 
     if bool(args.preset) == bool(args.file):
         raise SpecError("give exactly one of --preset NAME or FILE.toml; presets: " + ", ".join(presets()))
@@ -177,7 +177,7 @@ def cmd_train(args) -> int:
         check_device(spec, store, args.refresh)
     stopped = []
     for spec in specs:
-        traj = obtain(spec, store, refresh=args.refresh, progress=not args.quiet, threads=args.threads)
+        traj = obtain_run(spec, store, refresh=args.refresh, progress=not args.quiet, threads=args.threads)
         print(("" if traj.trained else "[from store] ") + summary(traj.record, traj.spec))
         if traj.status != "ok":
             reason = traj.meta.get("status_reason") or "no reason recorded"

@@ -1,7 +1,7 @@
 """Where a run comes from: the claims suite's configurations, seeds and runs (ncsim/suite.toml).
 
 A run of the suite is identified by a `RunId` (configuration name, seed); its spec is the preset run
-of that name with that seed (`config`), and `obtain` serves it from the run store, training it once
+of that name with that seed (`config`), and `obtain_run` serves it from the run store, training it once
 when the store has no record. The CLI (`ncsim train --preset ...`), the claims, the negative controls
 and the report all go through here, so they train and read the very same specs.
 
@@ -177,6 +177,25 @@ def colour(config: str) -> str:
     return table()["configs"].get(config, {}).get("colour", "0.3")
 
 
+class NewClassProbe(NamedTuple):
+    """How a network is probed on classes it never trained on (ncsim.probes.new_class_statistics): the
+    held-out `classes`, and `shots` examples per class in each of `episodes` few-shot episodes."""
+
+    classes: tuple[int, ...]
+    shots: int
+    episodes: int
+
+
+def new_class_probe(config: str) -> NewClassProbe:
+    """The new-class probe of a configuration trained on some classes only (suite.toml,
+    [configs.<name>]'s new_classes), the one its claim and its figure both use; KeyError naming the
+    configuration when it has none."""
+    entry = table()["configs"].get(config, {}).get("new_classes")
+    if entry is None:
+        raise KeyError(f"configuration {config!r} has no new_classes probe in {TABLE_PATH}")
+    return NewClassProbe(tuple(int(c) for c in entry["classes"]), int(entry["shots"]), int(entry["episodes"]))
+
+
 def figure_configs(figure: str) -> tuple[str, ...]:
     """The configurations a comparison figure draws (suite.toml, [figures.<name>])."""
     return tuple(table()["figures"][figure]["configs"])
@@ -236,8 +255,8 @@ def threads_note(traj: Trajectory, threads: int) -> str | None:
             f"(retrain it with --refresh to store the {threads}-thread run)")
 
 
-def obtain(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
-           progress: bool = False, wait: bool = True, threads: int | None = None) -> Trajectory:
+def obtain_run(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
+               progress: bool = False, wait: bool = True, threads: int | None = None) -> Trajectory:
     """The run's trajectory: the stored record, or a new one trained and stored. Across processes
     sharing a store exactly one trains a given spec (the store's lock); `refresh` retrains and
     overwrites; with `wait` False, a run another process is training raises filelock.Timeout at once

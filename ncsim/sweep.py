@@ -5,7 +5,7 @@
     sweep(specs, "/shared/ncsim", scheduler="tcp://head:8786")     # on a Dask cluster's workers
     sweep(specs, "/shared/ncsim", scheduler=LocalCluster(n_workers=2, threads_per_worker=1))
 
-Every run goes through ncsim.suite.obtain into one store, as `ncsim train` and the claims train it:
+Every run goes through ncsim.suite.obtain_run into one store, as `ncsim train` and the claims train it:
 the store's per-run lock makes exactly one process train a run, writes are atomic, and a run already
 stored is served, not trained again (a second sweep trains nothing). On a cluster the store must be
 on a filesystem every worker sees at the same path, with working file locks (NFS v4, Lustre, GPFS).
@@ -105,12 +105,12 @@ def summary(spec: RunSpec | None, *, label: str | None = None, key: str | None =
 
 
 def train_into_store(spec_dict: dict, store_root: str, threads: int = 1) -> dict:
-    """Train one run into the store at `store_root` unless it is stored (ncsim.suite.obtain: the
+    """Train one run into the store at `store_root` unless it is stored (ncsim.suite.obtain_run: the
     store's lock and atomic writes), with `threads` torch and BLAS threads and group-readable files;
     the run's summary. Any error is caught and reported in the summary (status "failed"), so that a
     failing run never takes the others with it. The top-level function a Dask worker imports."""
     from ncsim.api import check_device, open_store
-    from ncsim.suite import obtain
+    from ncsim.suite import obtain_run
     from ncsim.threads import limit_threads
 
     t0 = time.perf_counter()
@@ -120,7 +120,7 @@ def train_into_store(spec_dict: dict, store_root: str, threads: int = 1) -> dict
         with group_readable(), limit_threads(threads):
             store = open_store(store_root)
             check_device(spec, store)
-            traj = obtain(spec, store, threads=threads)
+            traj = obtain_run(spec, store, threads=threads)
         return summary(spec, trained=traj.trained, status=traj.status, reason=traj.meta.get("status_reason"),
                        seconds=time.perf_counter() - t0)
     except Exception as e:  # noqa: BLE001 - reported in the summary, the sweep goes on

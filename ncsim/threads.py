@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import threadpoolctl
 
-# The threads a run trains on unless a caller asks for another count (ncsim.suite.obtain). A run's
+# The threads a run trains on unless a caller asks for another count (ncsim.suite.obtain_run). A run's
 # arrays depend on the thread count (torch's reductions sum in another order), so one fixed count makes
 # a stored record the same whether `ncsim train`, `pytest` or `pytest -n auto` trained it; one thread
 # is also what parallel training (xdist workers, a sweep's tasks) gives each run, and it is not slowed

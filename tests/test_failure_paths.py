@@ -21,6 +21,7 @@ from ncsim import export, figures, report, suite
 from ncsim import store as store_mod
 from ncsim.api import load_run
 from ncsim.cli import main
+from ncsim.pytest_plugin import runs as plugin
 from ncsim.report import RecordedTest
 from ncsim.spec import RunSpec, SpecError, load_specs, seedless_key, to_toml
 from ncsim.store import Record, RunStore
@@ -205,7 +206,7 @@ def test_a_store_hit_on_another_thread_count_is_reported(cache_dir, tmp_path, ti
     assert err.startswith("ncsim: warning: run tiny-s0") and err.count("\n") == 1, err
     assert "trained on 2 threads, not 1" in err
     with pytest.warns(suite.ThreadCountWarning, match="trained on 2 threads, not 3"):
-        suite.obtain(TINY, RunStore(cache_dir), threads=3)
+        suite.obtain_run(TINY, RunStore(cache_dir), threads=3)
 
 
 # --- spec files ---------------------------------------------------------------------------------------------
@@ -331,20 +332,16 @@ def test_train_help_lists_cache_dir(capsys):
 # --- one --seeds syntax ------------------------------------------------------------------------------------------
 
 RUN_CLAIM = """
-    import pytest
+    from ncsim.checks import Check
 
-    @pytest.mark.runs("standard")
-    def test_run(run):
-        pass
+    CHECKS = (Check("loose", len),)
 """
 
 
 def test_pytest_seeds_take_ranges_as_ncsim_does(pytester):
     write_claims(pytester.path, RUN_CLAIM)
-    result = pytester.runpytest_inprocess("--seeds", "0-2,5", "--co", "-q", "-p", "no:cacheprovider")
-    assert result.ret == 0
-    ids = [line.split("[")[1].rstrip("]") for line in result.stdout.lines if "::test_run[" in line]
-    assert ids == ["standard-s0", "standard-s1", "standard-s2", "standard-s5"]
+    items, _ = pytester.inline_genitems("--seeds", "0-2,5", "-p", "no:cacheprovider")
+    assert plugin.needed_runs(items) == [suite.RunId("standard", seed) for seed in (0, 1, 2, 5)]
 
 
 def test_repeated_seeds_are_a_usage_error(pytester, tmp_path, capsys):

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import claims
-from ncsim import checks, suite
+from ncsim import checks, claim, suite
 from ncsim.store import Record
 from ncsim.trajectory import Trajectory
 
@@ -40,12 +40,12 @@ CONTROL_SEEDS = suite.DEFAULT_SEEDS[:3]
 
 
 def claim_checks() -> list[tuple[str, checks.Check]]:
-    """(claim module, Check) for every CHECKS-table claim in claims/."""
+    """(claim module, Check) for every check of runs that a claim file of claims/ declares."""
     out = []
     for info in pkgutil.iter_modules([str(CLAIMS_DIR)]):
         if info.name.startswith("test_"):
             module = importlib.import_module(f"claims.{info.name}")
-            out += [(info.name, c) for c in getattr(module, "CHECKS", ()) if isinstance(c, checks.Check)]
+            out += [(info.name, c) for c in claim.run_checks(module)]
     return out
 
 
@@ -74,8 +74,8 @@ def controls(run: Trajectory, no_bn: Trajectory) -> dict[str, Trajectory]:
 
 
 @pytest.fixture(scope="module")
-def control_runs(get_run, prefetched) -> list[dict[str, Trajectory]]:
-    return [controls(get_run("standard", seed), get_run("no-bn", seed)) for seed in CONTROL_SEEDS]
+def control_runs(obtain_run, prefetched) -> list[dict[str, Trajectory]]:
+    return [controls(obtain_run("standard", seed), obtain_run("no-bn", seed)) for seed in CONTROL_SEEDS]
 
 
 def control_value(check: checks.Check, control: str, runs: dict[str, Trajectory]) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import ncsim.pytest_plugin
-from ncsim import suite
+from ncsim import checks, suite
 from ncsim.spec import SpecError, load_specs, seedless_key
 from ncsim.store import RunStore
 
@@ -137,49 +137,125 @@ def test_the_suites_extended_claims_are_left_out_by_default():
 
 # --- a claim file written wrong -------------------------------------------------------------------
 
+def claim_file_error(pytester, claim: str, message: str) -> None:
+    """A claims directory whose one claim file is `claim` stops the session at collection with the
+    one-line error `message` (an fnmatch pattern), no traceback."""
+    write_claims(pytester.path, claim)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
+    assert "Traceback" not in result.stdout.str() and "raise " not in result.stdout.str()
+
+
 def test_a_statistic_named_test_is_an_error_naming_it(pytester):
-    write_claims(pytester.path, """
+    claim_file_error(pytester, """
         from ncsim.checks import Check
 
         def test_end_nc1(run):
             return run.final("train.nc1")
 
         CHECKS = (Check("loose", test_end_nc1),)
-
-        def test_claim(check, runs, claim_check):
-            claim_check.of(check, runs)
-    """)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["test_claim.py::test_end_nc1: test_end_nc1 is a function of the check 'loose' "
-                                 "in CHECKS, and pytest collects every test_* function as a test; rename it "
-                                 "(e.g. end_nc1)"])
-    assert "Traceback" not in result.stdout.str() and "raise " not in result.stdout.str()
+    """, "test_claim.py: test_end_nc1 is a function of the check 'loose' in CHECKS, and pytest collects every "
+         "test_* function as a test; rename it (e.g. end_nc1)")
 
 
-def test_runs_without_a_checks_table_is_an_error_naming_the_test(pytester):
-    write_claims(pytester.path, """
+def test_a_test_of_its_own_that_takes_runs_is_an_error_naming_the_test(pytester):
+    claim_file_error(pytester, """
         def test_claim(runs):
             pass
-    """)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["test_claim.py::test_claim takes `runs`: it needs `check` and a CHECKS table*"])
-    assert "Traceback" not in result.stdout.str()
+    """, "test_claim.py::test_claim takes `runs`: the plugin makes the tests of a claim's checks itself; declare "
+         "them in a CHECKS table*")
 
 
-def test_run_without_a_runs_marker_fails_in_one_line(pytester):
-    write_claims(pytester.path, """
-        def test_claim(run):
+def test_checks_of_the_wrong_type_are_an_error_naming_the_type(pytester):
+    claim_file_error(pytester, """
+        CHECKS = {"loose": len}
+    """, "test_claim.py: CHECKS must be a tuple of ncsim.checks.Check, a ncsim.claim.Checks table "
+         "or a tuple of them (docs/adding-a-claim.md), got dict")
+
+
+def test_a_table_holding_something_else_is_an_error_naming_it(pytester):
+    claim_file_error(pytester, """
+        from ncsim.checks import Check
+        CHECKS = (Check("loose", len), "never")
+    """, "test_claim.py: CHECKS holds 'never' (str); CHECKS must be a tuple of*")
+
+
+def test_a_check_of_an_unknown_tolerance_is_an_error_naming_it(pytester):
+    claim_file_error(pytester, """
+        from ncsim.checks import Check
+        CHECKS = (Check("loose", len), Check("lose", len))
+    """, "test_claim.py: test_claim: check 'lose' names no tolerance of tolerances.toml")
+
+
+def test_a_case_check_with_configurations_is_an_error(pytester):
+    claim_file_error(pytester, """
+        from ncsim.checks import Check
+        from ncsim.claim import Case, Checks
+        CHECKS = Checks("test_value", Check("loose", float, configs=("adam",)),
+                        cases=[Case("one", lambda store: 1.0, run="x")])
+    """, "test_claim.py: test_value: check 'loose' is measured on the table's cases: it takes no configs, against or "
+         "controls")
+
+
+def test_a_table_named_as_a_test_function_of_the_module_is_an_error(pytester):
+    claim_file_error(pytester, """
+        from ncsim.checks import Check
+        from ncsim.claim import Checks
+        CHECKS = Checks("test_value", Check("loose", len))
+
+        def test_value():
             pass
-    """)
-    result = pytester.inline_run("-p", "no:cacheprovider")
-    setup = only_report(result, "setup")
-    assert setup.failed
-    assert str(setup.longrepr) == ("test_claim.py::test_claim takes `run` but has no runs marker: mark it "
-                                   "@pytest.mark.runs(\"standard\", ...) to run it on those configurations x the "
-                                   "session's seeds")
+    """, "test_claim.py: test_value is both a table of CHECKS and a function of the module; rename one")
+
+
+def test_a_case_declared_twice_and_a_table_name_that_is_no_test_name_are_errors(pytester):
+    claim_file_error(pytester, """
+        from ncsim.checks import Check
+        from ncsim.claim import Case, Checks
+        CASE = Case("one", lambda store: 1.0, run="x")
+        CHECKS = Checks("value", Check("loose", float), cases=[CASE, CASE])
+    """, "test_claim.py: table 'value': its name is the test name pytest shows and must start with 'test' "
+         "(e.g. 'test_value'); value[one-loose] is declared twice")
+
+
+CASE_CLAIM = """
+    from ncsim.checks import Check
+    from ncsim.claim import Case, Checks
+
+    def half(x):
+        return x / 2
+
+    def below(x):
+        return -1 - x
+
+    CHECKS = (
+        Checks("test_value", Check("loose", half, note=lambda x: f"x = {x}"), Check("never", below),
+               cases=[Case(f"x{x}", lambda store, x=x: float(x), run=f"model-{x}", seed=x) for x in (1, 2)]),
+        Checks("test_other", Check("loose", half), cases=[Case("x3", lambda store: 3.0, run="model-3")]),
+    )
+"""
+
+
+def test_a_case_table_makes_one_test_per_case_and_check_with_its_record(pytester):
+    """A table of cases: the made tests take a case and a check, named `<case id>-<tolerance>`, and each
+    records the one value with the case's seed and run and the check's note; expected failures name
+    a case by its id."""
+    write_claims(pytester.path, CASE_CLAIM)
+    (pytester.path / "expected_failures.toml").write_text('[never.x1]\nreason = "never holds"\n')
+    result = pytester.inline_run("-p", "no:cacheprovider", "--no-report")
+    reports = {r.nodeid: r for r in result.getreports("pytest_runtest_logreport") if r.when == "call"}
+    assert list(reports) == ["test_claim.py::test_value[x1-loose]", "test_claim.py::test_value[x1-never]",
+                             "test_claim.py::test_value[x2-loose]", "test_claim.py::test_value[x2-never]",
+                             "test_claim.py::test_other[x3-loose]"]
+    assert {r.location[0] for r in reports.values()} == {"test_claim.py"}  # reported at the claim file
+    assert reports["test_claim.py::test_value[x1-never]"].skipped  # the expected failure: xfail
+    assert reports["test_claim.py::test_value[x2-never]"].failed
+    record = checks.from_property(dict(reports["test_claim.py::test_value[x2-loose]"].user_properties)[checks.PROPERTY])
+    assert {k: record[k] for k in ("claim", "case", "values", "seeds", "runs", "run", "config", "note")} == {
+        "claim": "test_claim", "case": "x2-loose", "values": [1.0], "seeds": [2], "runs": ["model-2"],
+        "run": "model-2", "config": None, "note": "x = 2.0"}
 
 
 # --- --spec: the configurations of a user's spec ---------------------------------------------------
@@ -283,9 +359,6 @@ USER_CLAIMS = """
         Check("loose", end_nc1, configs=("standard", "adam", "lbfgs")),
         Check("loose", ratio, configs=("mse",), against="standard"),
     )
-
-    def test_claim(check, runs, claim_check):
-        claim_check.of(check, runs)
 """
 # An expected failure of the suite's own adam runs: not strict on a user's spec, where the check holds.
 EXPECTED = '[loose.adam]\nreason = "documented on the suite\'s runs"\n'
@@ -344,8 +417,9 @@ def _run(args: list, ok: tuple[int, ...] = (0,), **kwargs) -> subprocess.Complet
 
 @pytest.mark.slow
 def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path, data_cache):
-    """pip install (not editable) into a fresh venv; one claim file and the claims' tables copied to a
-    folder of their own; pytest there on a user's spec: the claim's cases run and the report is written."""
+    """pip install (not editable) into a fresh venv; one claim file, the statistics the claims share and
+    the claims' tables copied to a claims folder of a project of their own; pytest there on a user's
+    spec: the claim's cases run and the report is written."""
     start = time.monotonic()
     source = tmp_path / "source"  # what a wheel is built from; a copy, so that no build output lands in the repository
     shutil.copytree(ROOT / "ncsim", source / "ncsim", ignore=shutil.ignore_patterns("__pycache__"))
@@ -358,9 +432,9 @@ def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path,
     _run([python, "-m", "pip", "install", "-q", source, "pytest"])
 
     project = tmp_path / "project"
-    project.mkdir()
-    for name in ("test_nc4_nearest_center.py", "tolerances.toml", "expected_failures.toml"):
-        shutil.copy(CLAIMS / name, project / name)
+    (project / "claims").mkdir(parents=True)
+    for name in ("__init__.py", "shared.py", "test_nc4_nearest_center.py", "tolerances.toml", "expected_failures.toml"):
+        shutil.copy(CLAIMS / name, project / "claims" / name)
     write_spec(project, 'base = "standard"\nepochs = 3\ntrain_size = 400\neval_schedule = "all"\n', "my_regime.toml")
     store = tmp_path / "store"
     shutil.copytree(data_cache / "data", store / "data")
@@ -368,11 +442,11 @@ def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path,
     where = _run([python, "-c", "import ncsim; print(ncsim.__file__)"], cwd=project, env=env).stdout
     assert Path(where.strip()).is_relative_to(venv)
 
-    done = _run([python, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--spec", "my_regime.toml", "--seeds", "0",
-                 f"--cache-dir={store}", "--report-dir", "out"], cwd=project, env=env, ok=(0, 1))
+    done = _run([python, "-m", "pytest", "claims", "-p", "no:cacheprovider", "-rA", "--spec", "my_regime.toml",
+                 "--seeds", "0", f"--cache-dir={store}", "--report-dir", "out"], cwd=project, env=env, ok=(0, 1))
     doc = json.loads((project / "out" / "latest" / "verdicts.json").read_text())
     (claim,) = doc["claims"]
-    assert claim["file"] == "test_nc4_nearest_center.py"
+    assert claim["file"] == "claims/test_nc4_nearest_center.py"
     outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in claim["tests"]}
     assert set(outcomes) == {"test_nearest_class_center[standard-nc4_end_max]",
                              "test_nearest_class_center[standard-nc4_late_tpt_mean_max]"}

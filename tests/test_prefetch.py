@@ -48,23 +48,9 @@ def test_needed_runs_are_the_claims_configurations_and_their_references(pytester
     pytester.makepyfile(test_claim='''
 from ncsim.checks import Check
 CHECKS = (Check("t", len, configs=("lbfgs", "adam"), against="standard", controls=("self",)),)
-def test_claim(check, runs):
-    pass
 ''')
     items, _ = pytester.inline_genitems("--seeds", "0,1", "-p", "no:cacheprovider")
     needed = plugin.needed_runs(items)
     assert needed[:2] == [suite.RunId("lbfgs", 0), suite.RunId("lbfgs", 1)]
     assert set(needed) == {suite.RunId(c, s) for c in ("lbfgs", "adam", "standard") for s in (0, 1)}
     assert [item.name for item in items] == ["test_claim[lbfgs-t]", "test_claim[adam-t]"]
-
-
-def test_needed_runs_include_the_run_of_each_run_case(pytester):
-    """A `runs`-marker case's run is prefetched too, so that a worker whose first case needs a run
-    another is training trains the session's other runs meanwhile."""
-    pytester.makepyfile(test_one=(
-        "import pytest\n"
-        "@pytest.mark.runs('no-wd')\n"
-        "def test_one(run):\n"
-        "    pass\n"))
-    items, _ = pytester.inline_genitems("--seeds", "0,1", "-p", "no:cacheprovider")
-    assert set(plugin.needed_runs(items)) == {suite.RunId("no-wd", 0), suite.RunId("no-wd", 1)}

@@ -253,9 +253,6 @@ SCHEDULER_CLAIM = """
 from ncsim.checks import Check
 
 CHECKS = (Check("loose", lambda run: run.final("train.nc1"), configs=("standard", "adam")),)
-
-def test_claim(check, runs, claim_check):
-    claim_check.of(check, runs)
 """
 # The pytest process may not train: every run must come from the scheduler's workers.
 NO_LOCAL_TRAINING = """

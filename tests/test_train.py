@@ -1,4 +1,4 @@
-"""Tests for ncsim.train, ncsim.suite.obtain and ncsim.trajectory on tiny runs (a second or less each).
+"""Tests for ncsim.train, ncsim.suite.obtain_run and ncsim.trajectory on tiny runs (a second or less each).
 
 The shared run `tiny_record` (conftest.TINY) is 2 epochs on 400 signals at width 12, evaluated every
 epoch, layers at epochs 0 and 2. Other runs here use 200 signals and evaluate only epochs 0 and last.
@@ -691,7 +691,7 @@ def test_narrow_width_with_layer_taps_trains(data_cache):
     assert "conv3.pool" in rec.meta["taps"]
 
 
-# --- suite.obtain and the store --------------------------------------------------------------------
+# --- suite.obtain_run and the store --------------------------------------------------------------------
 
 @pytest.fixture
 def no_training(monkeypatch):
@@ -711,10 +711,10 @@ def test_obtain_trains_once_then_serves_from_the_store(cache_dir, monkeypatch):
         return real(spec, **kwargs)
 
     monkeypatch.setattr(ncsim.train, "train", counting)
-    first = ncsim.suite.obtain(SMALL, store)
+    first = ncsim.suite.obtain_run(SMALL, store)
     assert len(calls) == 1 and SMALL.key() in store
     monkeypatch.setattr(ncsim.train, "train", lambda *a, **k: pytest.fail("trained a stored run"))
-    second = ncsim.suite.obtain(SMALL, store)
+    second = ncsim.suite.obtain_run(SMALL, store)
     assert_same_arrays(second.record.arrays, first.record.arrays)
     assert second.meta == first.meta
 
@@ -722,14 +722,14 @@ def test_obtain_trains_once_then_serves_from_the_store(cache_dir, monkeypatch):
 def test_obtain_uses_the_store_root_as_data_cache(cache_dir, monkeypatch):
     # The store was seeded with the data: obtaining must not generate it again.
     monkeypatch.setattr(data, "generate", lambda *a: pytest.fail("regenerated the data"))
-    traj = ncsim.suite.obtain(SMALL, RunStore(cache_dir))
+    traj = ncsim.suite.obtain_run(SMALL, RunStore(cache_dir))
     assert traj.status == "ok"
 
 
 def test_obtain_under_another_name_serves_the_same_record(cache_dir, tiny_record, tiny_spec, no_training):
     store = RunStore(cache_dir)
     store.save(tiny_record)
-    traj = ncsim.suite.obtain(tiny_spec.replace(name="renamed"), store)
+    traj = ncsim.suite.obtain_run(tiny_spec.replace(name="renamed"), store)
     assert traj.key == tiny_record.key and traj.label == "renamed-s0"
     assert_same_arrays(traj.record.arrays, tiny_record.arrays)
 
@@ -738,8 +738,8 @@ def test_obtain_refresh_retrains(cache_dir, tiny_record, tiny_spec, monkeypatch)
     store = RunStore(cache_dir)
     store.save(Record(tiny_record.key, {**tiny_record.meta, "status": "stale"}, tiny_record.arrays))
     monkeypatch.setattr(ncsim.train, "train", lambda spec, **k: tiny_record)
-    assert ncsim.suite.obtain(tiny_spec, store).status == "stale"
-    assert ncsim.suite.obtain(tiny_spec, store, refresh=True).status == "ok"
+    assert ncsim.suite.obtain_run(tiny_spec, store).status == "stale"
+    assert ncsim.suite.obtain_run(tiny_spec, store, refresh=True).status == "ok"
     assert store.load(tiny_record.key).meta["status"] == "ok"
 
 
@@ -962,7 +962,7 @@ def test_obtain_trains_on_the_threads_it_is_given_whatever_the_process_setting(c
     # it found, every later run of that worker would train oversubscribed.
     before = torch.get_num_threads()
     with limit_threads(2):
-        traj = ncsim.suite.obtain(tiny_spec, RunStore(cache_dir), threads=1)
+        traj = ncsim.suite.obtain_run(tiny_spec, RunStore(cache_dir), threads=1)
         assert torch.get_num_threads() == 2
     assert traj.trained and traj.meta["timings"]["threads"] == 1
     assert torch.get_num_threads() == before

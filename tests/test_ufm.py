@@ -28,13 +28,15 @@ from claims import test_ufm_imbalance as imbalance_claim
 from claims import test_ufm_landscape as landscape_claim
 from claims import test_ufm_mse as mse_claim
 from claims import test_ufm_webb_lowe as webb_lowe_claim
+from claims.shared import UFM_PROBLEMS
 from ncsim import checks, metrics, ufm
+from ncsim.claim import tables
 from ncsim.store import Record, RunStore
 
 CLAIMS_DIR = Path(claims.__file__).parent
 TINY = {loss: ufm.UFMProblem(3, 2, 2, lambda_w=0.1, lambda_h=0.05, lambda_b=0.02, loss=loss)
         for loss in ufm.LOSSES}
-CE = global_claim.CONFIGS["C4-p6"]
+CE = UFM_PROBLEMS["C4-p6"]
 MSE = mse_claim.PROBLEM
 
 
@@ -145,7 +147,7 @@ def test_solve_restores_thread_count():
 
 # ---- closed forms --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("problem", [CE, MSE, global_claim.CONFIGS["C6-p5"], ufm.UFMProblem(5, 7, 3, 1e-3, 2e-3)],
+@pytest.mark.parametrize("problem", [CE, MSE, UFM_PROBLEMS["C6-p5"], ufm.UFMProblem(5, 7, 3, 1e-3, 2e-3)],
                          ids=["ce-C4", "mse-C4", "ce-C6", "ce-small-lambda"])
 def test_optimal_product_minimises_reduced_objective(problem):
     q = ufm.optimal_product(problem)
@@ -154,7 +156,7 @@ def test_optimal_product_minimises_reduced_objective(problem):
     assert q == pytest.approx(numeric.x, rel=1e-6)
 
 
-@pytest.mark.parametrize("problem", [CE, MSE, global_claim.CONFIGS["C6-p5"]], ids=["ce-C4", "mse-C4", "ce-C6"])
+@pytest.mark.parametrize("problem", [CE, MSE, UFM_PROBLEMS["C6-p5"]], ids=["ce-C4", "mse-C4", "ce-C6"])
 def test_closed_form_minimizer_is_critical(problem):
     """The closed form is a critical point of f and attains g(q*)."""
     point = ufm.evaluate(problem, *ufm.closed_form_minimizer(problem, rng=3))
@@ -461,7 +463,7 @@ def test_stored_imbalance_sweeps_take_the_newest_per_seed(tmp_path):
 
 def test_landscape_statistics_need_one_problem():
     runs = [ufm.solve_cached(CE, "lbfgs", 0), ufm.solve_cached(MSE, "lbfgs", 0)]
-    for statistic in landscape_claim.RUNS_CHECKS.values():
+    for statistic in (c.statistic for c in landscape_claim.PER_SOLVER_CHECKS + landscape_claim.ALL_SOLVERS_CHECKS):
         with pytest.raises(ValueError, match="one problem"):
             statistic(runs)
 
@@ -532,7 +534,7 @@ def test_solve_cached_saves_an_earlier_unstored_solve(tmp_path, monkeypatch):
 # ---- negative controls: every check of every UFM claim fails where its effect is absent ------------------
 
 def ufm_claims() -> dict[str, ModuleType]:
-    """claims/test_ufm_*.py by module name, each with its CHECKS table {tolerance: statistic}."""
+    """claims/test_ufm_*.py by module name, each declaring its CHECKS tables of cases (ncsim.claim)."""
     names = [info.name for info in pkgutil.iter_modules([str(CLAIMS_DIR)]) if info.name.startswith("test_ufm_")]
     return {name: importlib.import_module(f"claims.{name}") for name in sorted(names)}
 
@@ -540,10 +542,19 @@ def ufm_claims() -> dict[str, ModuleType]:
 UFM_CLAIMS = ufm_claims()
 
 
+def statistics(module) -> dict[str, Callable]:
+    """tolerance -> statistic of every check a UFM claim file declares (one statistic per tolerance)."""
+    out = {}
+    for table in tables(module):
+        for check in table.checks:
+            assert out.setdefault(check.tolerance, check.statistic) is check.statistic, (module, check.tolerance)
+    return out
+
+
 @dataclass(frozen=True)
 class Control:
     """An input on which the effect is absent, for the named checks of one claim file: `make()` returns
-    the arguments of their statistics (CHECKS[tolerance](*make()))."""
+    the arguments of their statistics (statistic(*make()))."""
 
     name: str
     tolerances: tuple[str, ...]
@@ -565,7 +576,7 @@ def minimizer_controls(problem: ufm.UFMProblem, tolerances, prefix: str = "") ->
 def trivial_controls(loss: str) -> tuple[Control, ...]:
     """C kappa >= 1: a solver stopped after one GD step, and a small random point (not W = H = 0)."""
     pr = mse_claim.TRIVIAL[loss]
-    tolerances = tuple(mse_claim.TRIVIAL_CHECKS)
+    tolerances = tuple(c.tolerance for c in mse_claim.TRIVIAL_CHECKS)
     return (Control(f"{loss}-one-iteration", tolerances, lambda: (ufm.solve(pr, "gd", max_iter=1),)),
             Control(f"{loss}-small-random", tolerances,
                     lambda: (ufm.evaluate(pr, *(1e-3 * t.numpy() for t in ufm.random_init(pr, 0))),)))
@@ -573,11 +584,11 @@ def trivial_controls(loss: str) -> tuple[Control, ...]:
 
 def webb_lowe_args(features, scale: float = 1.0, noise: float = 0.0) -> tuple:
     """(h, y, W, b) with Proposition 1's classifier (W scaled by `scale`) on 4 classes in 6 dimensions,
-    the features offset by `noise` times Gaussian noise."""
+    the features offset by `noise` times Gaussian noise, as the claim's statistics take them."""
     h, y = features(4, 6, 10, 0)
     h = h + noise * np.random.default_rng(0).standard_normal(h.shape)
     W, b = ufm.webb_lowe_classifier(h, y, 4)
-    return h, y, scale * W, b
+    return (webb_lowe_claim.Classified(h, y, scale * W, b),)
 
 
 def stopped_landscape() -> tuple:
@@ -623,9 +634,10 @@ def seli_paths(lams=imbalance_claim.SELI_LAMS, Rs=imbalance_claim.SELI_RS) -> tu
 
 
 CONTROLS: dict[str, tuple[Control, ...]] = {
-    "test_ufm_global_minimizer": minimizer_controls(CE, global_claim.CHECKS),
+    "test_ufm_global_minimizer": minimizer_controls(CE, statistics(global_claim)),
     "test_ufm_landscape": (
-        Control("stopped-run", tuple(landscape_claim.RUNS_CHECKS), stopped_landscape),
+        Control("stopped-run", tuple(c.tolerance for c in landscape_claim.PER_SOLVER_CHECKS
+                                     + landscape_claim.ALL_SOLVERS_CHECKS), stopped_landscape),
         Control("perturbed-critical-point", ("ufm_critical_point_grad_norm_max",), perturbed_critical_point),
         # the global minimiser: the same checks, where the point is no saddle
         Control("global-minimiser", ("ufm_saddle_objective_gap_min", "ufm_saddle_hessian_min_eigenvalue_max"),
@@ -643,8 +655,9 @@ CONTROLS: dict[str, tuple[Control, ...]] = {
         Control("stopped-low-dim", ("ufm_lowdim_nc1_max",),
                 lambda: (ufm.solve(dim_claim.problem(2), "lbfgs", max_iter=1),)),
     ),
-    "test_ufm_mse": (*minimizer_controls(MSE, mse_claim.MINIMIZER_CHECKS),
-                     *minimizer_controls(mse_claim.PROBLEM_REG_BIAS, mse_claim.REGULARISED_BIAS_CHECKS, "lambda_b-"),
+    "test_ufm_mse": (*minimizer_controls(MSE, [c.tolerance for c in mse_claim.MINIMIZER]),
+                     *minimizer_controls(mse_claim.PROBLEM_REG_BIAS, [c.tolerance for c in mse_claim.REGULARISED_BIAS],
+                                         "lambda_b-"),
                      *trivial_controls("ce"), *trivial_controls("mse")),
     "test_ufm_webb_lowe": (
         # features without NC1/NC2: the classifier is neither self-dual nor the nearest-mean rule
@@ -677,7 +690,7 @@ CONTROL_CASES = [pytest.param(claim, tolerance, control,
 @pytest.mark.parametrize("claim,tolerance,control", CONTROL_CASES)
 def test_check_fails_on_control(claim, tolerance, control):
     """The claim's statistic, on the control, is finite and does not meet its tolerance."""
-    value = float(UFM_CLAIMS[claim].CHECKS[tolerance](*control.make()))
+    value = float(statistics(UFM_CLAIMS[claim])[tolerance](*control.make()))
     assert math.isfinite(value), f"{claim} {tolerance} on {control.name}: {value} (NaN/inf is no control)"
     assert not checks.tolerance(CLAIMS_DIR, tolerance).holds(value), (claim, tolerance, control.name, value)
 
@@ -685,7 +698,8 @@ def test_check_fails_on_control(claim, tolerance, control):
 def test_every_ufm_check_has_a_control():
     """Every (claim file, tolerance) of a UFM CHECKS table has a control, and every control a check."""
     assert set(UFM_CLAIMS) == set(CONTROLS), "a UFM claim file without controls, or controls of no file"
-    checked = {(claim, tolerance) for claim, module in UFM_CLAIMS.items() for tolerance in module.CHECKS}
+    checked = {(claim, tolerance) for claim, module in UFM_CLAIMS.items()
+               for tolerance in statistics(module)}
     controlled = {(claim, tolerance) for claim, controls in CONTROLS.items()
                   for control in controls for tolerance in control.tolerances}
     assert checked - controlled == set(), "checks without a negative control"
@@ -694,5 +708,5 @@ def test_every_ufm_check_has_a_control():
 
 def test_every_ufm_tolerance_is_checked():
     """The UFM CHECKS tables use exactly the ufm_* tolerances of claims/tolerances.toml."""
-    used = {tolerance for module in UFM_CLAIMS.values() for tolerance in module.CHECKS}
+    used = {tolerance for module in UFM_CLAIMS.values() for tolerance in statistics(module)}
     assert used == {name for name in checks.load_tolerances(CLAIMS_DIR) if name.startswith("ufm_")}

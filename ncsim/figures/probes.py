@@ -88,16 +88,15 @@ def imbalance(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
 @styled
 def transfer(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
     """Collapse on new classes (Galanti, Gyorgy & Hutter, ICLR 2022; claims/test_new_classes.py): on the
-    classes of [figures.transfer]'s `classes`, which the source network ("source-5") never trained on,
+    held-out classes of the source configuration's probe (ncsim.suite.new_class_probe, "source-5"),
     the CDNV of their test features (log scale) and the `shots`-shot nearest-class-centre error over
     `episodes` episodes (ncsim.probes.new_class_statistics) of the untrained network (the source run at
     epoch 0), of the source network and of the network trained on all classes ("standard", those classes
     seen); one point per seed and the aggregate (the geometric mean on the log axis, else the mean).
     Runs the networks on the classes' signals."""
     title = "Collapse on new classes"
-    table = suite.table()["figures"]["transfer"]
-    source, seen = table["configs"]
-    classes, shots, episodes = tuple(table["classes"]), int(table["shots"]), int(table["episodes"])
+    source, seen = suite.figure_configs("transfer")
+    classes, shots, episodes = suite.new_class_probe(source)
     groups = _groups({name: runs.get(name, []) for name in (source, seen)})
     if not groups:
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, (source, seen)))

@@ -1,10 +1,11 @@
 """The claims suite's pytest plugin, registered with pytest by ncsim's `pytest11` entry point
 (pyproject.toml): installing ncsim is all a directory of claim files needs, in this repository or
-anywhere else. In three parts:
+anywhere else. In these parts:
 
-    runs.py     options (--seeds, --cache-dir, --fresh-runs, --spec), the run store, the `run` and
-                `get_run` fixtures, the parametrization of claims over checks x configurations x seeds,
-                and the usage errors of a claim file written wrong
+    collect.py  the tests of each claim file, made from its CHECKS declaration (ncsim.claim), and the
+                usage errors of a claim file written wrong
+    runs.py     options (--seeds, --cache-dir, --fresh-runs, --spec), the run store, the `runs` and
+                `obtain_run` fixtures, and the runs a session trains first
     checks.py   the `claim_check` fixture and the expected failures of a claims directory's
                 expected_failures.toml
     recorded.py --runs and --compare: the claims on runs recorded from a user's own training loop
@@ -19,5 +20,5 @@ import pytest
 # rewriting still applies to it (and pytest does not warn that it came too late).
 pytest.register_assert_rewrite("ncsim.pytest_plugin.recorded")
 
-pytest_plugins = ["ncsim.pytest_plugin.runs", "ncsim.pytest_plugin.checks", "ncsim.pytest_plugin.report",
-                  "ncsim.pytest_plugin.recorded"]
+pytest_plugins = ["ncsim.pytest_plugin.runs", "ncsim.pytest_plugin.collect", "ncsim.pytest_plugin.checks",
+                  "ncsim.pytest_plugin.report", "ncsim.pytest_plugin.recorded"]

@@ -1,7 +1,10 @@
 """The `claim_check` fixture, and the expected failures of a claims directory as xfails.
 
-    claim_check.of(check, runs)                 # a CHECKS-table claim: measure on every seed, decide
-    claim_check(tolerance, measured, run=...)   # any other claim (e.g. the UFM's): one value, by name
+    claim_check.of(check, runs)                 # a check of runs: measure on every seed, decide
+    claim_check.on(check, case)                 # a check of a case table (e.g. the UFM's): one value
+    claim_check(tolerance, measured, run=...)   # a test of its own: one value, by name
+
+The tests a claim file's CHECKS declares call the first two (ncsim.pytest_plugin.collect).
 
 Each decided check is recorded as the test property "ncsim_check" (ncsim.checks.decide), which
 pytest carries from xdist workers to the controller, where the report turns them into the verdict
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from ncsim import checks
+from ncsim import checks, claim
 from ncsim.pytest_plugin.recorded import RecordedConfigurations, lacking
 from ncsim.pytest_plugin.runs import EXTENDED, configurations
 
@@ -42,8 +45,8 @@ class ClaimCheck:
     def of(self, check: checks.Check, runs) -> None:
         """Measure `check` on every run of a configuration (and on the same seed of its reference
         configuration), decide it over the seeds by the tolerance's rule, and assert."""
-        get_run = self.request.getfixturevalue("get_run")
-        refs = [get_run(check.against, r.spec.seed, dict(r.spec.data).get("seed")) if check.against else None
+        obtain_run = self.request.getfixturevalue("obtain_run")
+        refs = [obtain_run(check.against, r.spec.seed, dict(r.spec.data).get("seed")) if check.against else None
                 for r in runs]
         try:
             notes = [check.describe(r, ref) for r, ref in zip(runs, refs)]
@@ -59,22 +62,32 @@ class ClaimCheck:
                      note="; ".join(f"{r.label}: {n}" for r, n in zip(runs, notes) if n))
 
 
+    def on(self, check: checks.Check, case: claim.Case) -> None:
+        """Measure `check` on the input of `case` (built from the run store), decide the one value by the
+        tolerance's rule, and assert; the check's note of the input, if any, goes into the record."""
+        x = case.make(self.request.getfixturevalue("run_store"))
+        measured = check.statistic(x)
+        self(check.tolerance, measured, seed=case.seed, run=case.run, note="" if check.note is None else check.note(x))
+
+
 @pytest.fixture
 def claim_check(request) -> ClaimCheck:
     return ClaimCheck(request)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark each case that claims/expected_failures.toml names (by tolerance and configuration) as an
-    xfail that only an assertion can satisfy: an error in setup (say a run that could not be trained)
-    is not the documented non-reproduction. Strict for "does not reproduce"; for a borderline
-    "inconclusive" entry, only an inconclusive verdict satisfies it and a pass is reported as one.
+    """Mark each case that claims/expected_failures.toml names (by tolerance and configuration, or by
+    tolerance and the case id of a case table) as an xfail that only an assertion can satisfy: an error
+    in setup (say a run that could not be trained) is not the documented non-reproduction. Strict for
+    "does not reproduce"; for a borderline "inconclusive" entry, only an inconclusive verdict satisfies
+    it and a pass is reported as one.
     On a user's spec (--spec) the entries, documented on the suite's own runs, are never strict: a
     check that holds there is reported as a pass."""
     own_spec = configurations(config).source is not None
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        check, name = params.get("check"), params.get("runs")
+        check, case = params.get("check"), params.get("case")
+        name = case.id if isinstance(case, claim.Case) else params.get("runs")
         if not isinstance(check, checks.Check):
             continue
         try:

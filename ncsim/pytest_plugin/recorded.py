@@ -110,8 +110,7 @@ def session_configurations(config, seeds: list[int], store_root) -> RecordedConf
 
 def reads_no_run(item) -> bool:
     """A test of a claims session that measures no run (a UFM claim's)."""
-    names = getattr(item, "fixturenames", ())
-    return "runs" not in names and "run" not in names
+    return "runs" not in getattr(item, "fixturenames", ())
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,15 +1,12 @@
 """Run fixtures: every run of a claims session comes through the run store, trained once across workers.
 
-A claim file's test that takes `check` and `runs` is parametrized over its module's CHECKS table
-(ncsim.checks.Check) and each check's configurations, with ids like `standard-nc1_end_max` (so
-`pytest -k nc1_end_max` selects one statistic, `-k standard` one configuration); `runs` is the list
-of that configuration's trajectories over the session's seeds, and the check is decided over all of
-them (ncsim.checks.decide). Before the first claim test, every process trains the runs the session's
-claim tests need (`prefetch`): each takes the next run no other process is training, so the xdist
-workers train in parallel, and a run another worker trains is waited for only when nothing else is
-left. A test marked `@pytest.mark.runs("standard", ...)` that takes `run` is parametrized over those
-configurations and the seeds, one run per case; a comparison gets a second run through
-`get_run(config, seed, data_seed=None)`.
+A test of a claim's run checks (made from its CHECKS table: ncsim.pytest_plugin.collect) takes `runs`,
+the list of its configuration's trajectories over the session's seeds, and decides the check over all
+of them (ncsim.checks.decide); a comparison gets the reference's runs through the fixture
+`obtain_run(config, seed, data_seed=None)`. Before the first claim test, every process trains the runs
+the session's claim tests need (`prefetch`): each takes the next run no other process is training, so
+the xdist workers train in parallel, and a run another worker trains is waited for only when nothing
+else is left.
 
 Options: --seeds 0-2,5 (default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
 follows the training seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim), --fresh-runs
@@ -20,11 +17,6 @@ is skipped with the reason), --scheduler ADDRESS (train the runs the session nee
 scheduler first, ncsim.sweep: "local" for a LocalCluster here, or "tcp://host:8786"; the store must be
 on a filesystem the workers share), --runs NAME and --compare CONFIG=NAME (the claims on runs recorded
 from a user's own training loop, read from the store and never trained: ncsim.pytest_plugin.recorded).
-
-A claim file written wrong is a one-line error naming the problem, reported as the collection error
-of its file before anything runs (ClaimFileError): a test that takes `runs` without a `check` and a
-CHECKS table, or a statistic of CHECKS named test_* (pytest would collect it as a test). A test that
-takes `run` without a `runs` marker fails with a one-line message saying so.
 """
 
 from __future__ import annotations
@@ -102,7 +94,6 @@ def configurations(config) -> suite.Configurations:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "runs(*configs): parametrize the `run` fixture over configs x seeds")
     config.addinivalue_line("markers",
                             f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}")
     seeds(config)  # a bad --seeds, --spec or --cache-dir is a usage error before collection, not one per test
@@ -146,28 +137,6 @@ def worker_threads(config) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-class ClaimFileError(pytest.UsageError, pytest.Collector.CollectError):
-    """A claim file written wrong. Raised while its file is collected, it is reported as that file's
-    collection error by its message alone (a CollectError), in an xdist worker too, and the session
-    stops before any test runs."""
-
-
-def claim_file_problem(metafunc) -> str | None:
-    """What is wrong with how a claim file declares this test function, or None: a statistic of its
-    module's CHECKS named test_* (collected as a test), or a test that takes `runs` without `check` and
-    a CHECKS table."""
-    where = metafunc.definition.nodeid
-    checks = getattr(metafunc.module, "CHECKS", None) or ()
-    for check in checks:
-        if metafunc.function in (getattr(check, "statistic", None), getattr(check, "note", None)):
-            name = metafunc.function.__name__
-            return (f"{where}: {name} is a function of the check {check.tolerance!r} in CHECKS, and pytest collects "
-                    f"every test_* function as a test; rename it (e.g. {name.removeprefix('test_')})")
-    if "runs" in metafunc.fixturenames and (not checks or "check" not in metafunc.fixturenames):
-        return f"{where} takes `runs`: it needs `check` and a CHECKS table of ncsim.checks.Check in its module"
-    return None
-
-
 def unavailable(config, *names: str | None) -> str | None:
     """Why a case that reads these configurations cannot run in this session (one left out of the
     --spec configurations), or None."""
@@ -181,45 +150,18 @@ def case_marks(config, group: str, *names: str | None) -> list:
     return [pytest.mark.xdist_group(group)] + ([pytest.mark.skip(reason=why)] if why else [])
 
 
-def pytest_generate_tests(metafunc):
-    names, config = metafunc.fixturenames, metafunc.config
-    problem = claim_file_problem(metafunc)
-    if problem is not None:
-        raise ClaimFileError(problem)
-    if "runs" in names:
-        params = [pytest.param(check, name, id=f"{name}-{check.tolerance}",
-                               marks=case_marks(config, f"{name}-checks", name, check.against))
-                  for check in metafunc.module.CHECKS for name in check.configs]
-        metafunc.parametrize("check,runs", params, indirect=["runs"])
-        return
-    marker = metafunc.definition.get_closest_marker("runs")
-    if marker is not None and "run" in names:
-        params = [pytest.param(run, id=run.label, marks=case_marks(config, run.label, run.config))
-                  for run in run_ids(config, marker.args)]
-        metafunc.parametrize("run", params, indirect=True)
-
-
 def needed_runs(items) -> list[suite.RunId]:
     """The runs the claim tests among `items` read (their configurations' and references', unless one
-    is left out of the session; and the run of each `run` case), the costliest first."""
-    configs, single = set(), []
+    is left out of the session), the costliest first."""
+    configs = set()
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "runs" in params:
             read = (params["runs"], params["check"].against)
             configs |= set() if unavailable(item.config, *read) else set(read) - {None}
-        elif isinstance(params.get("run"), suite.RunId) and not unavailable(item.config, params["run"].config):
-            single.append(params["run"])
     if not items:
         return []
-    runs = dict.fromkeys([*run_ids(items[0].config, sorted(configs)), *single])
-    return sorted(runs, key=lambda r: -suite.cost(r.config))
-
-
-def _cost(item) -> float:
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    run = params.get("run")
-    return suite.cost(run.config) if isinstance(run, suite.RunId) else 0.0
+    return sorted(run_ids(items[0].config, sorted(configs)), key=lambda r: -suite.cost(r.config))
 
 
 def extended_selected(config) -> bool:
@@ -229,14 +171,12 @@ def extended_selected(config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """The extended claims deselected unless asked for (so their runs are not trained either); then the
-    longest runs first (stable otherwise), so xdist's loadgroup scheduling balances the workers."""
+    """The extended claims deselected unless asked for (so their runs are not trained either)."""
     if not extended_selected(config):
         left_out = [item for item in items if item.get_closest_marker(EXTENDED)]
         if left_out:
             config.hook.pytest_deselected(items=left_out)
             items[:] = [item for item in items if not item.get_closest_marker(EXTENDED)]
-    items.sort(key=lambda item: -_cost(item))
 
 
 def pytest_collection_finish(session):
@@ -246,15 +186,16 @@ def pytest_collection_finish(session):
 @pytest.fixture(scope="session")
 def run_store(pytestconfig) -> RunStore:
     """The store, with this process's share of the cores for torch and BLAS where the claims measure
-    (runs train on ncsim.threads.TRAIN_THREADS, whatever the share: ncsim.suite.obtain)."""
+    (runs train on ncsim.threads.TRAIN_THREADS, whatever the share: ncsim.suite.obtain_run)."""
     threads.set_threads(worker_threads(pytestconfig))
     return RunStore(store_root(pytestconfig))
 
 
 @pytest.fixture(scope="session")
-def get_run(pytestconfig, run_store):
-    """`get_run(config, seed, data_seed=None) -> Trajectory` of the session's configurations (the
-    suite's, or those of --spec), obtained once per process."""
+def obtain_run(pytestconfig, run_store):
+    """`obtain_run(config, seed, data_seed=None) -> Trajectory`: a run of the session's configurations
+    (the suite's, or those of --spec) from the store, or trained once (ncsim.suite.obtain_run); a
+    recorded run of --runs is only read. Once per process."""
     configs = configurations(pytestconfig)
 
     @cache
@@ -262,7 +203,7 @@ def get_run(pytestconfig, run_store):
         if isinstance(configs, RecordedConfigurations):  # read, never trained
             spec = configs.spec(suite.RunId(config, seed, data_seed))
             return Trajectory(run_store.read(spec.key()), spec, data_cache=run_store.root)
-        return suite.obtain(configs.spec(suite.RunId(config, seed, data_seed)), run_store)
+        return suite.obtain_run(configs.spec(suite.RunId(config, seed, data_seed)), run_store)
     return _get
 
 
@@ -278,7 +219,7 @@ def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Config
         left = []
         for run in pending:
             try:
-                suite.obtain(configs.spec(run), run_store, wait=False, threads=threads)
+                suite.obtain_run(configs.spec(run), run_store, wait=False, threads=threads)
             except filelock.Timeout:
                 left.append(run)
         if len(left) == len(pending):
@@ -321,17 +262,6 @@ def prefetched(pytestconfig, run_store) -> None:
 
 
 @pytest.fixture
-def runs(request, prefetched, get_run) -> list:
+def runs(request, prefetched, obtain_run) -> list:
     """The trajectories of the case's configuration over the session's seeds."""
-    return [get_run(*run) for run in run_ids(request.config, [request.param])]
-
-
-@pytest.fixture
-def run(request, get_run):
-    """The trajectory of the case's run (a suite.RunId parameter)."""
-    if not hasattr(request, "param"):
-        pytest.fail(f"{request.node.nodeid} takes `run` but has no runs marker: mark it "
-                    f"@pytest.mark.runs(\"standard\", ...) to run it on those configurations x the session's seeds",
-                    pytrace=False)
-    request.getfixturevalue("prefetched")  # a worker that needs a run another is training trains the rest meanwhile
-    return get_run(*request.param)
+    return [obtain_run(*run) for run in run_ids(request.config, [request.param])]
