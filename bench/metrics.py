@@ -33,8 +33,8 @@ def textbook_nc1(h: np.ndarray, y: np.ndarray, c: int) -> float:
     sigma_w = residuals.T @ residuals / len(y)
     sigma_b = centered.T @ centered / c
     eigenvalues, eigenvectors = np.linalg.eigh(sigma_b)
-    top = eigenvectors[:, -(c - 1):]
-    sigma_b_pinv = (top / eigenvalues[-(c - 1):]) @ top.T
+    top = eigenvectors[:, -(c - 1) :]
+    sigma_b_pinv = (top / eigenvalues[-(c - 1) :]) @ top.T
     return float(np.einsum("ij,ij->", sigma_w, sigma_b_pinv) / c)
 
 
@@ -51,26 +51,28 @@ def main() -> None:
     parser.add_argument("--textbook-repeats", type=int, default=3, help="k for the textbook (p < 5120)")
     args = parser.parse_args()
 
-    print(f"N={N} C={C}, best of k runs; CPU cores {os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
-    print(f"{'p':>6} {'fast s':>9} {'stream s':>9} {'textbook s':>11} {'k_tb':>5} {'speed-up':>9} "
-          f"{'nc1 rel diff':>13}")
+    print(f"N={N} C={C}, best of k runs; CPU cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"{'p':>6} {'fast s':>9} {'stream s':>9} {'textbook s':>11} {'k_tb':>5} {'speed-up':>9} {'nc1 rel diff':>13}")
     rows = {}
     for p in DIMS:
         h, y, w, b = problem(p)
-        batches = [(h[i:i + STREAM_BATCH], y[i:i + STREAM_BATCH]) for i in range(0, N, STREAM_BATCH)]
+        batches = [(h[i : i + STREAM_BATCH], y[i : i + STREAM_BATCH]) for i in range(0, N, STREAM_BATCH)]
         fast, metrics = best_of(lambda: collapse_metrics(h, y, w, b), args.repeats)
         stream, _ = best_of(lambda: collapse_metrics_streaming(batches, w, b), args.repeats)
         k_textbook = 1 if p >= 5120 else args.textbook_repeats
         slow, reference = best_of(lambda: textbook_nc1(h, y, C), k_textbook)
         rows[p] = (fast, slow / fast)
-        print(f"{p:>6} {fast:>9.4f} {stream:>9.4f} {slow:>11.3f} {k_textbook:>5} {slow / fast:>8.0f}x "
-              f"{abs(metrics['nc1'] - reference) / reference:>13.1e}")
+        print(
+            f"{p:>6} {fast:>9.4f} {stream:>9.4f} {slow:>11.3f} {k_textbook:>5} {slow / fast:>8.0f}x "
+            f"{abs(metrics['nc1'] - reference) / reference:>13.1e}"
+        )
 
     fast, speedup = rows[TARGET_P]
-    print(f"target p={TARGET_P}: whole call < {TARGET_SECONDS} s: {fast:.3f} s "
-          f"{'met' if fast < TARGET_SECONDS else 'NOT met'}; >= {TARGET_SPEEDUP:.0f}x the textbook: "
-          f"{speedup:.0f}x {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}")
+    print(
+        f"target p={TARGET_P}: whole call < {TARGET_SECONDS} s: {fast:.3f} s "
+        f"{'met' if fast < TARGET_SECONDS else 'NOT met'}; >= {TARGET_SPEEDUP:.0f}x the textbook: "
+        f"{speedup:.0f}x {'met' if speedup >= TARGET_SPEEDUP else 'NOT met'}"
+    )
     print(f"load average {os.getloadavg()[0]:.1f} at end (other processes share these cores)")
 
 

@@ -55,18 +55,33 @@ class Lockstep:
 
     def __init__(self, spec, seeds: int, num_classes: int, dtype: torch.dtype):
         s, w, self.seeds, self.dtype = seeds, spec.width or 64, seeds, dtype
-        self.convs = [(c_in, c_out, k, pool) for c_in, c_out, k, pool in
-                      ((1, w, 7, True), (w, 2 * w, 5, True), (2 * w, 4 * w, 3, False), (4 * w, 4 * w, 3, False))]
-        self.weights = [(torch.randn(s * c_out, c_in, 1, k) / (c_in * k) ** 0.5)
-                        .contiguous(memory_format=torch.channels_last).requires_grad_()
-                        for c_in, c_out, k, _ in self.convs]
+        self.convs = [
+            (c_in, c_out, k, pool)
+            for c_in, c_out, k, pool in (
+                (1, w, 7, True),
+                (w, 2 * w, 5, True),
+                (2 * w, 4 * w, 3, False),
+                (4 * w, 4 * w, 3, False),
+            )
+        ]
+        self.weights = [
+            (torch.randn(s * c_out, c_in, 1, k) / (c_in * k) ** 0.5)
+            .contiguous(memory_format=torch.channels_last)
+            .requires_grad_()
+            for c_in, c_out, k, _ in self.convs
+        ]
         self.norms = [torch.nn.BatchNorm1d(s * c) for c in (w, 2 * w, 4 * w, 4 * w, 4 * w)]  # 4 convs, hidden
         self.hidden = (torch.randn(s, 16 * w, 4 * w) / (16 * w) ** 0.5).requires_grad_()
         self.classifier = (torch.randn(s, 4 * w, num_classes) / (4 * w) ** 0.5).requires_grad_()
         self.bias = torch.zeros(s, 1, num_classes, requires_grad=True)
         self.pool = models.AdaptiveAvgPool(4)
-        params = [*self.weights, *(p for n in self.norms for p in n.parameters()),
-                  self.hidden, self.classifier, self.bias]
+        params = [
+            *self.weights,
+            *(p for n in self.norms for p in n.parameters()),
+            self.hidden,
+            self.classifier,
+            self.bias,
+        ]
         self.opt = torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +104,7 @@ class Lockstep:
         perms = torch.stack([torch.randperm(len(ds.x), generator=gen) for _ in range(self.seeds)], 1)
         signals = ds.x[:, 0]
         for i in range(0, len(perms), spec.batch_size):
-            idx = perms[i:i + spec.batch_size]  # (N, S)
+            idx = perms[i : i + spec.batch_size]  # (N, S)
             self.opt.zero_grad(set_to_none=True)
             logits = self.forward(signals[idx].transpose(1, 2).contiguous())
             loss = F.cross_entropy(logits.flatten(0, 1), ds.y[idx].T.flatten(), reduction="sum") / len(idx)
@@ -141,8 +156,15 @@ def worker(name: str, seeds: int) -> None:
 def epoch_seconds(epochs: int, seeds: int) -> dict[str, tuple[float, float]]:
     """(best seconds per epoch per seed, mean minor page faults per epoch per seed) of each way of
     training, each in a process of its own (worker), timed alternately: one epoch of each in turn."""
-    procs = {name: subprocess.Popen([sys.executable, __file__, "--worker", name, "--seeds", str(seeds)],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for name in WAYS}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, __file__, "--worker", name, "--seeds", str(seeds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in WAYS
+    }
     for p in procs.values():
         assert p.stdout.readline().strip() == "ready"
     best, faults = dict.fromkeys(WAYS, float("inf")), dict.fromkeys(WAYS, 0.0)
@@ -170,8 +192,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def peak_rss_mib(epochs: int, precision: str) -> float:
     """Peak resident memory (MiB) of a fresh process that trains the default run for `epochs` epochs."""
-    out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(epochs), precision], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(epochs), precision], capture_output=True, text=True, check=True
+    ).stdout
     return int(out.split()[-1]) / 1024
 
 
@@ -187,33 +210,48 @@ def main() -> None:
 
     spec = suite.config("standard", 0)
     probes = {name: getattr(torch.cpu, f"_is_{name}_supported", lambda: None)() for name in ("avx512_bf16", "amx_tile")}
-    print(f"config standard: {spec.model} width {spec.width}, batch {spec.batch_size}; cores {os.cpu_count()}, "
-          f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__}, CPU kernels "
-          f"{torch.backends.cpu.get_cpu_capability()}, AVX-512 BF16 {probes['avx512_bf16']}, AMX {probes['amx_tile']}")
+    print(
+        f"config standard: {spec.model} width {spec.width}, batch {spec.batch_size}; cores {os.cpu_count()}, "
+        f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__}, CPU kernels "
+        f"{torch.backends.cpu.get_cpu_capability()}, AVX-512 BF16 {probes['avx512_bf16']}, AMX {probes['amx_tile']}"
+    )
     with limit_threads(1):
         flops = epoch_flops(spec, data.load(spec))
-        rates = {name: matmul_gflops(dtype=dtype, clock=time.process_time)
-                 for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+        rates = {
+            name: matmul_gflops(dtype=dtype, clock=time.process_time)
+            for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+        }
         times = epoch_seconds(args.epochs, args.seeds)
-    print(f"1 thread: {flops / 1e9:.1f} GFLOP per epoch; 2048 x 2048 matmul {rates['fp32']:.0f} GFLOP/s float32, "
-          f"{rates['bf16']:.0f} GFLOP/s bf16\n")
+    print(
+        f"1 thread: {flops / 1e9:.1f} GFLOP per epoch; 2048 x 2048 matmul {rates['fp32']:.0f} GFLOP/s float32, "
+        f"{rates['bf16']:.0f} GFLOP/s bf16\n"
+    )
     base = times["149bcf5"][0]
-    print(f"{'training':<16}{'s/epoch':>9}{'speed-up':>10}{'faults':>8}{'GFLOP/s':>9}"
-          f"{'of fp32 mm':>11}{'of bf16 mm':>11}")
+    print(
+        f"{'training':<16}{'s/epoch':>9}{'speed-up':>10}{'faults':>8}{'GFLOP/s':>9}{'of fp32 mm':>11}{'of bf16 mm':>11}"
+    )
     for name, (seconds, faults) in times.items():
         rate = flops / seconds / 1e9
-        print(f"{name:<16}{seconds:>9.3f}{base / seconds:>9.2f}x{faults:>8.0f}{rate:>9.1f}"
-              f"{rate / rates['fp32']:>11.0%}{rate / rates['bf16']:>11.0%}")
+        print(
+            f"{name:<16}{seconds:>9.3f}{base / seconds:>9.2f}x{faults:>8.0f}{rate:>9.1f}"
+            f"{rate / rates['fp32']:>11.0%}{rate / rates['bf16']:>11.0%}"
+        )
     best = min(times, key=lambda k: times[k][0])
     ratio = base / times[best][0]
-    print(f"target: an epoch >= {TARGET}x faster than 149bcf5: {'met' if ratio >= TARGET else 'not met'} "
-          f"(best {ratio:.2f}x, {best}); lockstep rows are per seed, {args.seeds} seeds in one grouped network")
-    print("faults: minor page faults per epoch (per seed); of fp32 mm / of bf16 mm: the GFLOP/s over the "
-          "matmul's of the same dtype family\n")
+    print(
+        f"target: an epoch >= {TARGET}x faster than 149bcf5: {'met' if ratio >= TARGET else 'not met'} "
+        f"(best {ratio:.2f}x, {best}); lockstep rows are per seed, {args.seeds} seeds in one grouped network"
+    )
+    print(
+        "faults: minor page faults per epoch (per seed); of fp32 mm / of bf16 mm: the GFLOP/s over the "
+        "matmul's of the same dtype family\n"
+    )
     for precision in ("fp32", "bf16-mixed"):
         rss = peak_rss_mib(args.rss_epochs, precision)
-        print(f"peak resident memory, the default run for {args.rss_epochs} epochs at {precision}: {rss:.0f} MiB "
-              f"(target < 2048 MiB: {'met' if rss < 2048 else 'not met'})")
+        print(
+            f"peak resident memory, the default run for {args.rss_epochs} epochs at {precision}: {rss:.0f} MiB "
+            f"(target < 2048 MiB: {'met' if rss < 2048 else 'not met'})"
+        )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,20 @@ COLD_TARGET_S, WARM_TARGET_S, MEMORY_TARGET_MIB, EVAL_TARGET = 900, 15, 2048, 0.
 def run_claims(cache_dir: str, extra: list[str]) -> tuple[float, int]:
     """One `pytest claims -n auto` on the store, writing its report (as a user's run does) beside it
     unless `extra` says --no-report."""
-    cmd = [sys.executable, "-m", "pytest", "claims", "-n", "auto", "-q", "-p", "no:cacheprovider",
-           f"--cache-dir={cache_dir}", f"--report-dir={Path(cache_dir) / 'reports'}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "claims",
+        "-n",
+        "auto",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--cache-dir={cache_dir}",
+        f"--report-dir={Path(cache_dir) / 'reports'}",
+        *extra,
+    ]
     t = time.perf_counter()
     rc = subprocess.call(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t, rc
@@ -102,32 +114,47 @@ def main() -> None:
     fit = sum(sum(s["fit"]) for s in seconds.values())
     ev = sum(sum(s["eval"]) for s in seconds.values())
     trained = max(0.0, cold - warm)
-    phases = {"start-up": start, "training": trained * fit / (fit + ev), "evaluation": trained * ev / (fit + ev),
-              "checks": max(0.0, quiet - start), "figures": max(0.0, warm - quiet)}
+    phases = {
+        "start-up": start,
+        "training": trained * fit / (fit + ev),
+        "evaluation": trained * ev / (fit + ev),
+        "checks": max(0.0, quiet - start),
+        "figures": max(0.0, warm - quiet),
+    }
     print(f"\n{'phase':<12}{'cold s':>8}{'share':>7}{'warm s':>8}{'share':>7}")
     for name, s in phases.items():
         in_warm = 0.0 if name in ("training", "evaluation") else s
         print(f"{name:<12}{s:>8.1f}{s / cold:>7.0%}{in_warm:>8.1f}{in_warm / warm:>7.0%}")
-    print(f"evaluation / training time of the trainer, all runs: {ev / fit:.1%} "
-          f"(target <= {EVAL_TARGET:.0%}: {'met' if ev / fit <= EVAL_TARGET else 'not met'})")
+    print(
+        f"evaluation / training time of the trainer, all runs: {ev / fit:.1%} "
+        f"(target <= {EVAL_TARGET:.0%}: {'met' if ev / fit <= EVAL_TARGET else 'not met'})"
+    )
 
     base = sum(seconds["standard"]["total"]) / max(1, len(seconds["standard"]["total"]))
-    print(f"\n{'configuration':<16}{'runs':>5}{'mean s':>8}{'relative':>9}{'stated':>8}{'within':>8}"
-          f"{'eval/train':>11}{'threads':>9}")
+    print(
+        f"\n{'configuration':<16}{'runs':>5}{'mean s':>8}{'relative':>9}{'stated':>8}{'within':>8}"
+        f"{'eval/train':>11}{'threads':>9}"
+    )
     for name in suite.CONFIGS:
         s = seconds.get(name)
         if not s:
             continue
         mean = sum(s["total"]) / len(s["total"])
         stated = suite.cost(name)
-        print(f"{name:<16}{len(s['total']):>5}{mean:>8.1f}{mean / base:>8.2f}x{stated:>7.1f}x"
-              f"{met(mean / base <= stated) if stated != 1.0 else '-':>8}{sum(s['eval']) / sum(s['fit']):>11.1%}"
-              f"{','.join(map(str, sorted(set(s['threads'])))):>9}")
+        print(
+            f"{name:<16}{len(s['total']):>5}{mean:>8.1f}{mean / base:>8.2f}x{stated:>7.1f}x"
+            f"{met(mean / base <= stated) if stated != 1.0 else '-':>8}{sum(s['eval']) / sum(s['fit']):>11.1%}"
+            f"{','.join(map(str, sorted(set(s['threads'])))):>9}"
+        )
     other = sorted({t for s in seconds.values() for t in s["threads"]} - {1})
-    print(f"runs trained on more than one thread (`-n auto` runs one worker per core, one thread each): "
-          f"{'none' if not other else other}")
-    print(f"\npeak resident memory of one process: {peak_mib:.0f} MiB (target < {MEMORY_TARGET_MIB} MiB: "
-          f"{'met' if peak_mib < MEMORY_TARGET_MIB else 'not met'})")
+    print(
+        f"runs trained on more than one thread (`-n auto` runs one worker per core, one thread each): "
+        f"{'none' if not other else other}"
+    )
+    print(
+        f"\npeak resident memory of one process: {peak_mib:.0f} MiB (target < {MEMORY_TARGET_MIB} MiB: "
+        f"{'met' if peak_mib < MEMORY_TARGET_MIB else 'not met'})"
+    )
     if not args.cache_dir and not args.keep:
         shutil.rmtree(cache, ignore_errors=True)
 

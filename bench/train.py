@@ -35,7 +35,7 @@ def matmul_gflops(n: int = 2048, reps: int = 10, dtype: torch.dtype = torch.floa
     t = clock()
     for _ in range(reps):
         a @ b
-    return 2 * n ** 3 * reps / (clock() - t) / 1e9
+    return 2 * n**3 * reps / (clock() - t) / 1e9
 
 
 def epoch_flops(spec, ds) -> float:
@@ -46,7 +46,7 @@ def epoch_flops(spec, ds) -> float:
     counter = FlopCounterMode(display=False)
     with counter:
         for i in range(0, len(ds.x), spec.batch_size):
-            train.loss_fn(spec, model(ds.x[i:i + spec.batch_size]), ds.y[i:i + spec.batch_size]).backward()
+            train.loss_fn(spec, model(ds.x[i : i + spec.batch_size]), ds.y[i : i + spec.batch_size]).backward()
     return float(counter.get_total_flops())
 
 
@@ -55,8 +55,17 @@ LAYER_TYPES = {
     "convolution": ("convolution", "conv2d", "conv1d"),
     "linear": ("addmm", "aten::mm", "aten::linear"),
     "batch norm": ("batch_norm",),
-    "pooling": ("pool", "bmm", "maximum", "relumaxpool", "aten::stack", "aten::cat", "aten::ge", "aten::gt",
-                "bitwise_and"),
+    "pooling": (
+        "pool",
+        "bmm",
+        "maximum",
+        "relumaxpool",
+        "aten::stack",
+        "aten::cat",
+        "aten::ge",
+        "aten::gt",
+        "bitwise_and",
+    ),
     "relu": ("relu", "clamp_min", "threshold_backward"),
 }
 
@@ -116,12 +125,16 @@ def main() -> None:
     spec = suite.config(args.config, 0)
     ds = data.load(spec)
     flops = epoch_flops(spec, ds)
-    print(f"config {args.config}: {spec.model} width {spec.width or 'default'}, batch {spec.batch_size}; "
-          f"{flops / 1e9:.1f} GFLOP per training epoch; cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"config {args.config}: {spec.model} width {spec.width or 'default'}, batch {spec.batch_size}; "
+        f"{flops / 1e9:.1f} GFLOP per training epoch; cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+    )
     eval_at, layer_at = train.eval_epochs(spec)
     n_eval, n_layer = len(eval_at), len(layer_at)
-    print(f"schedule: {n_eval} evaluations ({spec.eval_schedule}), {n_layer} with layer taps ({spec.layer_schedule}) "
-          f"over {spec.epochs} epochs")
+    print(
+        f"schedule: {n_eval} evaluations ({spec.eval_schedule}), {n_layer} with layer taps ({spec.layer_schedule}) "
+        f"over {spec.epochs} epochs"
+    )
 
     with limit_threads(1):
         before, after = epoch_profile(spec, reference=True), epoch_profile(spec, reference=False)
@@ -131,11 +144,15 @@ def main() -> None:
         print(f"{kind:<16}{before[kind]:>8.0%}{after[kind]:>8.0%}")
     rest = [k for k in before if k not in ("convolution", "linear", "other")]
     others = sum(before[k] for k in rest), sum(after[k] for k in rest)
-    print(f"{'layers other than convolutions and linear':<42}{others[0]:>6.0%} -> {others[1]:.0%} "
-          f"(target <= 25%: {'met' if others[1] <= 0.25 else 'not met'})")
+    print(
+        f"{'layers other than convolutions and linear':<42}{others[0]:>6.0%} -> {others[1]:.0%} "
+        f"(target <= 25%: {'met' if others[1] <= 0.25 else 'not met'})"
+    )
 
-    print(f"\n{'threads':>7} {'before s':>9} {'after s':>8} {'speed-up':>9} {'GFLOP/s':>8} {'matmul':>8} "
-          f"{'ratio':>6} {'eval s':>7} {'+layers s':>9} {'per eval':>9} {'schedule':>9}")
+    print(
+        f"\n{'threads':>7} {'before s':>9} {'after s':>8} {'speed-up':>9} {'GFLOP/s':>8} {'matmul':>8} "
+        f"{'ratio':>6} {'eval s':>7} {'+layers s':>9} {'per eval':>9} {'schedule':>9}"
+    )
     for threads in [int(t) for t in args.threads.split(",")]:
         with limit_threads(threads):
             old, fit = fit_seconds(spec, args.epochs)
@@ -144,12 +161,16 @@ def main() -> None:
             ev, _ = best_of(lambda: train.evaluate(spec, model, ds, layers=False))
             evl, _ = best_of(lambda: train.evaluate(spec, model, ds, layers=True), 2)
         share = ((n_eval - n_layer) * ev + n_layer * evl) / (spec.epochs * fit)
-        print(f"{threads:>7} {old:>9.3f} {fit:>8.3f} {old / fit:>8.2f}x {flops / fit / 1e9:>8.1f} {mm:>8.1f} "
-              f"{flops / fit / 1e9 / mm:>6.0%} {ev:>7.3f} {evl:>9.3f} {ev / fit:>9.0%} {share:>9.0%}")
-    print("before / after: seconds per training epoch, layer by layer / channels-last forward (target: "
-          "speed-up >= 1.3x); ratio: the after GFLOP/s over the matmul's; per eval: one evaluation "
-          "(train + test forward, all metrics) over one training epoch; schedule: all evaluations of the "
-          "run over all its training (target <= 15%)")
+        print(
+            f"{threads:>7} {old:>9.3f} {fit:>8.3f} {old / fit:>8.2f}x {flops / fit / 1e9:>8.1f} {mm:>8.1f} "
+            f"{flops / fit / 1e9 / mm:>6.0%} {ev:>7.3f} {evl:>9.3f} {ev / fit:>9.0%} {share:>9.0%}"
+        )
+    print(
+        "before / after: seconds per training epoch, layer by layer / channels-last forward (target: "
+        "speed-up >= 1.3x); ratio: the after GFLOP/s over the matmul's; per eval: one evaluation "
+        "(train + test forward, all metrics) over one training epoch; schedule: all evaluations of the "
+        "run over all its training (target <= 15%)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,14 +45,16 @@ def _num(v) -> str:
 
 
 def summary(record: Verdict) -> str:
-    """"standard-s100-d100 0.0024, ...; mean 0.0023, bound 0.0025, p 1e-08 -> reproduces"."""
+    """ "standard-s100-d100 0.0024, ...; mean 0.0023, bound 0.0025, p 1e-08 -> reproduces"."""
     values = ", ".join(f"{run} {_num(v)}" for run, v in zip(record.runs, record.values))
     rest = ""
     if record.rule == "mean":
         rest = f"; mean {_num(record.measured)}, bound {_num(record.bound)}, p {_num(record.p_value)}"
     elif record.rule == "equivalence" and record.interval:
-        rest = (f"; ratio {_num(record.measured)} ({_num(record.interval[0])}-{_num(record.interval[1])}), "
-                f"p {_num(record.p_value)}, differs from 1 p {_num(record.p_differs)}")
+        rest = (
+            f"; ratio {_num(record.measured)} ({_num(record.interval[0])}-{_num(record.interval[1])}), "
+            f"p {_num(record.p_value)}, differs from 1 p {_num(record.p_differs)}"
+        )
     return f"{values}{rest} -> {record.verdict}"
 
 
@@ -61,11 +63,26 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default=CALIBRATION_SEEDS)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("-k", dest="k", default=None)
-    p.add_argument("--write", action="store_true",
-                   help="record the measured values in each measured entry's calibration field")
+    p.add_argument(
+        "--write", action="store_true", help="record the measured values in each measured entry's calibration field"
+    )
     args = p.parse_args(argv)
-    cmd = [str(CLAIMS_DIR), "-q", "-p", "no:cacheprovider", "--no-report", f"--seeds={args.seeds}",
-           "--vary-data-seed", "--extended", "-o", "addopts=", "-o", "xfail_strict=true", "-k", args.k or "not ufm"]
+    cmd = [
+        str(CLAIMS_DIR),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-report",
+        f"--seeds={args.seeds}",
+        "--vary-data-seed",
+        "--extended",
+        "-o",
+        "addopts=",
+        "-o",
+        "xfail_strict=true",
+        "-k",
+        args.k or "not ufm",
+    ]
     if args.cache_dir:
         cmd.append(f"--cache-dir={args.cache_dir}")
     collector = Collector()

@@ -63,8 +63,9 @@ def grad_norm(result: ufm.UFMResult) -> float:
 def _collapse_metrics(result: ufm.UFMResult) -> dict[str, float]:
     """Every ncsim.metrics.collapse_metrics statistic that is 0 at exact Neural Collapse (all but the
     DIAGNOSTIC_KEYS)."""
-    m = metrics.collapse_metrics(result.features, result.labels, result.W, result.b,
-                                 num_classes=result.problem.num_classes)
+    m = metrics.collapse_metrics(
+        result.features, result.labels, result.W, result.b, num_classes=result.problem.num_classes
+    )
     return {k: v for k, v in m.items() if k not in metrics.DIAGNOSTIC_KEYS}
 
 
@@ -123,14 +124,17 @@ def objective_gap(result: ufm.UFMResult) -> float:
 
 
 # The checks of a minimiser, by tolerance: each claim file takes those that its problems determine.
-MINIMIZER_CHECKS = {check.tolerance: check for check in (
-    Check("ufm_grad_norm_max", grad_norm),
-    Check("ufm_nc_max", nc_max, note=largest_metric),
-    Check("ufm_norm_ratio_error", norm_ratio_error),
-    Check("ufm_bias_error", bias_error),
-    Check("ufm_product_error", product_error, note=optimal_product_note),
-    Check("ufm_objective_gap", objective_gap),
-)}
+MINIMIZER_CHECKS = {
+    check.tolerance: check
+    for check in (
+        Check("ufm_grad_norm_max", grad_norm),
+        Check("ufm_nc_max", nc_max, note=largest_metric),
+        Check("ufm_norm_ratio_error", norm_ratio_error),
+        Check("ufm_bias_error", bias_error),
+        Check("ufm_product_error", product_error, note=optimal_product_note),
+        Check("ufm_objective_gap", objective_gap),
+    )
+}
 
 
 def solved(problem: ufm.UFMProblem, solver: str, seed: int, gtol: float = GTOL):

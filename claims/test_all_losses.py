@@ -26,10 +26,10 @@ from claims.shared import nc1_end, nc3_end
 from ncsim.checks import Check
 from ncsim.claim import Checks
 
-pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
+pytestmark = pytest.mark.extended  # the extended tier: run with --extended (README, "The claims")
 
 FIGURES = ("losses.png",)
-NEW_LOSSES = ("label-smoothing", "focal")        # MSE's collapse is claim test_regime_ablation's
+NEW_LOSSES = ("label-smoothing", "focal")  # MSE's collapse is claim test_regime_ablation's
 ALL_LOSSES = ("label-smoothing", "focal", "mse")
 
 
@@ -66,8 +66,10 @@ def nc1_end_ratio(run, ce) -> float:
 
 def nc1_note(run, ce) -> str:
     e = first_stage_end(run)
-    return (f"NC1 at epoch {e}: {run.at('train.nc1', e):.3g} vs {ce.at('train.nc1', e):.3g}; "
-            f"end: {run.final('train.nc1'):.3g} vs {ce.final('train.nc1'):.3g}")
+    return (
+        f"NC1 at epoch {e}: {run.at('train.nc1', e):.3g} vs {ce.at('train.nc1', e):.3g}; "
+        f"end: {run.final('train.nc1'):.3g} vs {ce.final('train.nc1'):.3g}"
+    )
 
 
 # Label smoothing and focal loss collapse (NC1-NC3) as cross-entropy does; every loss's test
@@ -75,15 +77,43 @@ def nc1_note(run, ce) -> str:
 CHECKS = Checks(
     "test_all_losses_collapse",
     Check("nc1_end_max", nc1_end, configs=NEW_LOSSES, controls=("init", "no-bn")),
-    Check("nc2_etf_distance_end_max", methodcaller("final", "train.nc2_etf_distance"), configs=NEW_LOSSES,
-          controls=("init",)),
+    Check(
+        "nc2_etf_distance_end_max",
+        methodcaller("final", "train.nc2_etf_distance"),
+        configs=NEW_LOSSES,
+        controls=("init",),
+    ),
     Check("nc3_end_max", nc3_end, configs=NEW_LOSSES, controls=("init",)),
-    Check("loss_test_error_excess_max", error_excess, configs=ALL_LOSSES, against="standard",
-          controls=("untrained",), note=error_note),
-    Check("loss_test_error_deficit_max", error_deficit, configs=ALL_LOSSES, against="standard",
-          controls=("untrained-reference",), note=error_note),
-    Check("ls_nc1_early_ratio_max", nc1_early_ratio, configs=("label-smoothing",), against="standard",
-          controls=("self",), note=nc1_note),
-    Check("ls_nc1_end_ratio_max", nc1_end_ratio, configs=("label-smoothing",), against="standard",
-          controls=("self", "untrained"), note=nc1_note),
+    Check(
+        "loss_test_error_excess_max",
+        error_excess,
+        configs=ALL_LOSSES,
+        against="standard",
+        controls=("untrained",),
+        note=error_note,
+    ),
+    Check(
+        "loss_test_error_deficit_max",
+        error_deficit,
+        configs=ALL_LOSSES,
+        against="standard",
+        controls=("untrained-reference",),
+        note=error_note,
+    ),
+    Check(
+        "ls_nc1_early_ratio_max",
+        nc1_early_ratio,
+        configs=("label-smoothing",),
+        against="standard",
+        controls=("self",),
+        note=nc1_note,
+    ),
+    Check(
+        "ls_nc1_end_ratio_max",
+        nc1_end_ratio,
+        configs=("label-smoothing",),
+        against="standard",
+        controls=("self", "untrained"),
+        note=nc1_note,
+    ),
 )

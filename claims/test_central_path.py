@@ -25,21 +25,27 @@ from ncsim.checks import Check
 from ncsim.claim import Checks
 
 FIGURES = ("ablation.png",)
+
+
 def max_over_later_half(column: str):
     """The largest value of `column` over the later half of the evaluated epochs (epochs 52-100 of the
     default schedule; the one epoch of a run cut at initialisation): "during training", without the
     first epochs, where the features and W_r are still moving fastest."""
+
     def statistic(run) -> float:
         values = run[column]
-        return float(np.max(values[len(values) // 2:]))
+        return float(np.max(values[len(values) // 2 :]))
+
     return statistic
 
 
 def distances(run) -> str:
-    return (f"||W - W_r||/||W_r|| init {run['train.ridge_distance'][0]:.3g}, "
-            f"end {run.final('train.ridge_distance'):.3g}; "
-            f"direction distance init {run['train.ridge_direction_distance'][0]:.3g}, "
-            f"end {run.final('train.ridge_direction_distance'):.3g}; W_r NC3 {run.final('train.ridge_nc3'):.3g}")
+    return (
+        f"||W - W_r||/||W_r|| init {run['train.ridge_distance'][0]:.3g}, "
+        f"end {run.final('train.ridge_distance'):.3g}; "
+        f"direction distance init {run['train.ridge_direction_distance'][0]:.3g}, "
+        f"end {run.final('train.ridge_direction_distance'):.3g}; W_r NC3 {run.final('train.ridge_nc3'):.3g}"
+    )
 
 
 # Under MSE the classifier stays within a small relative distance of the ridge classifier of its
@@ -47,15 +53,35 @@ def distances(run) -> str:
 # ends self-dual and deciding as the nearest class mean.
 CHECKS = Checks(
     "test_central_path",
-    Check("central_path_distance_max", max_over_later_half("train.ridge_distance"), configs=("mse",),
-          controls=("init",), note=distances),
-    Check("central_path_direction_max", methodcaller("final", "train.ridge_direction_distance"),
-          configs=("standard", "mse"), controls=("init",), note=distances),
+    Check(
+        "central_path_distance_max",
+        max_over_later_half("train.ridge_distance"),
+        configs=("mse",),
+        controls=("init",),
+        note=distances,
+    ),
+    Check(
+        "central_path_direction_max",
+        methodcaller("final", "train.ridge_direction_distance"),
+        configs=("standard", "mse"),
+        controls=("init",),
+        note=distances,
+    ),
     # At initialisation the ridge classifier of the random features is already nearly self-dual
     # (ridge_nc3 ~0.01: Sigma_T is close to isotropic, so Sigma_T^-1 barely turns Mdot); it jumps to ~1.5
     # in the first epochs and falls again with collapse. Its control is the run at its TPT.
-    Check("ridge_nc3_end_max", methodcaller("final", "train.ridge_nc3"), configs=("standard", "mse"),
-          controls=("at-tpt",), note=distances),
-    Check("ridge_nc4_end_max", methodcaller("final", "train.ridge_nc4"), configs=("standard", "mse"),
-          controls=("init",), note=distances),
+    Check(
+        "ridge_nc3_end_max",
+        methodcaller("final", "train.ridge_nc3"),
+        configs=("standard", "mse"),
+        controls=("at-tpt",),
+        note=distances,
+    ),
+    Check(
+        "ridge_nc4_end_max",
+        methodcaller("final", "train.ridge_nc4"),
+        configs=("standard", "mse"),
+        controls=("init",),
+        note=distances,
+    ),
 )

@@ -35,10 +35,17 @@ def error_note(run, learned) -> str:
 # beyond the stated margin, and the features collapse (NC1, NC2) onto the fixed frame (NC3).
 CHECKS = Checks(
     "test_fixed_etf_classifier",
-    Check("etf_test_error_excess_max", error_excess, configs=FIXED, against="standard",
-          controls=("untrained",), note=error_note),
+    Check(
+        "etf_test_error_excess_max",
+        error_excess,
+        configs=FIXED,
+        against="standard",
+        controls=("untrained",),
+        note=error_note,
+    ),
     Check("nc1_end_max", nc1_end, configs=FIXED, controls=("init", "no-bn")),
-    Check("nc2_etf_distance_end_max", methodcaller("final", "train.nc2_etf_distance"), configs=FIXED,
-          controls=("init",)),
+    Check(
+        "nc2_etf_distance_end_max", methodcaller("final", "train.nc2_etf_distance"), configs=FIXED, controls=("init",)
+    ),
     Check("nc3_end_max", nc3_end, configs=FIXED, controls=("init",)),
 )

@@ -24,7 +24,7 @@ from claims.shared import nc1_end, tpt_onset_fraction
 from ncsim.checks import Check
 from ncsim.claim import Checks
 
-pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
+pytestmark = pytest.mark.extended  # the extended tier: run with --extended (README, "The claims")
 
 FIGURES = ("label_noise.png",)
 
@@ -45,8 +45,11 @@ def error_gain(run, reference) -> float:
 
 
 def noise_note(run, reference) -> str:
-    return "; ".join(f"{r.spec.name}: end NC1 {r.final('train.nc1'):.3g}, train error {r.final('train_error'):.3g}, "
-                     f"test error {r.final('test_error'):.3g}" for r in (reference, run))
+    return "; ".join(
+        f"{r.spec.name}: end NC1 {r.final('train.nc1'):.3g}, train error {r.final('train_error'):.3g}, "
+        f"test error {r.final('test_error'):.3g}"
+        for r in (reference, run)
+    )
 
 
 # Under 20% label noise the network memorises the noisy labels and still collapses,
@@ -55,10 +58,28 @@ CHECKS = Checks(
     "test_collapse_under_label_noise",
     Check("tpt_onset_fraction_max", tpt_onset_fraction, configs=("label-noise",), controls=("init", "no-bn")),
     Check("nc1_end_max", nc1_end, configs=("label-noise",), controls=("init", "no-bn")),
-    Check("noise_nc1_ratio_min", nc1_ratio, configs=("label-noise",), against="standard", controls=("self",),
-          note=noise_note),
-    Check("noise_test_error_rise_min", error_rise, configs=("label-noise",), against="standard",
-          controls=("self",), note=noise_note),
-    Check("noise_ls_test_error_gain_min", error_gain, configs=("label-noise-ls",), against="label-noise",
-          controls=("self",), note=noise_note),
+    Check(
+        "noise_nc1_ratio_min",
+        nc1_ratio,
+        configs=("label-noise",),
+        against="standard",
+        controls=("self",),
+        note=noise_note,
+    ),
+    Check(
+        "noise_test_error_rise_min",
+        error_rise,
+        configs=("label-noise",),
+        against="standard",
+        controls=("self",),
+        note=noise_note,
+    ),
+    Check(
+        "noise_ls_test_error_gain_min",
+        error_gain,
+        configs=("label-noise-ls",),
+        against="label-noise",
+        controls=("self",),
+        note=noise_note,
+    ),
 )

@@ -32,9 +32,11 @@ def depth_profile(run, metric: str = "nc1") -> tuple[list[str], np.ndarray]:
 
 def max_depth_increase(metric: str):
     """max over consecutive layers of metric(l+1)/metric(l): <= 1 when it never increases with depth."""
+
     def statistic(run) -> float:
         _, v = depth_profile(run, metric)
         return float(np.max(v[1:] / v[:-1]))
+
     return statistic
 
 
@@ -76,9 +78,11 @@ def by_depth(run) -> str:
     names, nc1 = depth_profile(run, "nc1")
     _, etf = depth_profile(run, "nc2_etf_distance")
     slope, r2 = separation_law_fit(run)
-    return ("NC1 / ETF distance by depth: " + ", ".join(f"{n.removesuffix('.flat')} {a:.3g} / {b:.3g}"
-                                                       for n, a, b in zip(names, nc1, etf))
-            + f"; log10 NC1 slope {slope:.3g} per layer, R^2 {r2:.3f}")
+    return (
+        "NC1 / ETF distance by depth: "
+        + ", ".join(f"{n.removesuffix('.flat')} {a:.3g} / {b:.3g}" for n, a, b in zip(names, nc1, etf))
+        + f"; log10 NC1 slope {slope:.3g} per layer, R^2 {r2:.3f}"
+    )
 
 
 # Across the layers with parameters NC1 and the ETF distance fall with depth, NC1 is
@@ -86,8 +90,9 @@ def by_depth(run) -> str:
 CHECKS = Checks(
     "test_collapse_ordered_by_depth",
     Check("layer_nc1_depth_increase_max", max_depth_increase("nc1"), controls=("init",), note=by_depth),
-    Check("layer_nc1_penultimate_over_earlier_max", nc1_penultimate_over_min_earlier, controls=("init",),
-          note=by_depth),
+    Check(
+        "layer_nc1_penultimate_over_earlier_max", nc1_penultimate_over_min_earlier, controls=("init",), note=by_depth
+    ),
     Check("layer_etf_depth_increase_max", max_depth_increase("nc2_etf_distance"), controls=("init",), note=by_depth),
     Check("layer_etf_penultimate_over_first_max", etf_penultimate_over_first, controls=("init",), note=by_depth),
     Check("layer_separation_slope_max", separation_law_slope, controls=("init",), note=by_depth),

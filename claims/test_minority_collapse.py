@@ -26,10 +26,10 @@ from ncsim.claim import Checks
 from ncsim.data import NUM_CLASSES, minority_classes
 from ncsim.probes import class_test_error, classifier_cosine
 
-pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
+pytestmark = pytest.mark.extended  # the extended tier: run with --extended (README, "The claims")
 
 FIGURES = ("imbalance.png",)
-MINORITY = minority_classes(NUM_CLASSES)   # the classes the spec's imbalance subsamples
+MINORITY = minority_classes(NUM_CLASSES)  # the classes the spec's imbalance subsamples
 
 
 def minority_cosine(run, centred: bool = False) -> float:
@@ -53,8 +53,11 @@ def error_rise(run, reference) -> float:
 
 def cosine_note(run, reference=None) -> str:
     runs = (run,) if reference is None else (reference, run)
-    return "; ".join(f"{r.spec.name} (R = {r.spec.imbalance:g}): cosine {minority_cosine(r):.3g} "
-                     f"(centred {minority_cosine(r, centred=True):.3g})" for r in runs)
+    return "; ".join(
+        f"{r.spec.name} (R = {r.spec.imbalance:g}): cosine {minority_cosine(r):.3g} "
+        f"(centred {minority_cosine(r, centred=True):.3g})"
+        for r in runs
+    )
 
 
 def error_note(run, reference) -> str:
@@ -65,14 +68,43 @@ def error_note(run, reference) -> str:
 # and the minority test error rises.
 CHECKS = Checks(
     "test_minority_collapse",
-    Check("minority_cosine_rise_min", cosine_rise, configs=("imbalance-10",), against="standard",
-          controls=("self",), note=cosine_note),
-    Check("minority_cosine_rise_min", cosine_rise, configs=("imbalance-100",), against="imbalance-10",
-          controls=("self",), note=cosine_note),
-    Check("minority_cosine_end_min", minority_cosine, configs=("imbalance-100",), controls=("balanced", "no-bn"),
-          note=cosine_note),
-    Check("minority_test_error_rise_min", error_rise, configs=("imbalance-10",), against="standard",
-          controls=("self",), note=error_note),
-    Check("minority_test_error_rise_min", error_rise, configs=("imbalance-100",), against="imbalance-10",
-          controls=("self",), note=error_note),
+    Check(
+        "minority_cosine_rise_min",
+        cosine_rise,
+        configs=("imbalance-10",),
+        against="standard",
+        controls=("self",),
+        note=cosine_note,
+    ),
+    Check(
+        "minority_cosine_rise_min",
+        cosine_rise,
+        configs=("imbalance-100",),
+        against="imbalance-10",
+        controls=("self",),
+        note=cosine_note,
+    ),
+    Check(
+        "minority_cosine_end_min",
+        minority_cosine,
+        configs=("imbalance-100",),
+        controls=("balanced", "no-bn"),
+        note=cosine_note,
+    ),
+    Check(
+        "minority_test_error_rise_min",
+        error_rise,
+        configs=("imbalance-10",),
+        against="standard",
+        controls=("self",),
+        note=error_note,
+    ),
+    Check(
+        "minority_test_error_rise_min",
+        error_rise,
+        configs=("imbalance-100",),
+        against="imbalance-10",
+        controls=("self",),
+        note=error_note,
+    ),
 )

@@ -16,11 +16,9 @@ from ncsim.claim import Checks
 FIGURES = ("nc_metrics.png", "geometry.png")
 
 
-
 def nc1_tpt_over_end(run) -> float:
     """NC1 at the TPT epoch divided by NC1 at the end (> 1: it kept falling); NaN without TPT."""
     return run.at_tpt("train.nc1") / run.final("train.nc1")
-
 
 
 def nc1_post_tpt_trend(run) -> float:
@@ -39,7 +37,9 @@ def beside_nc1(run) -> str:
     return "; ".join(
         f"{when}: nc1_trace {run['train.nc1_trace'][i]:.3g}, cdnv {run['train.cdnv'][i]:.3g}, "
         f"within-class variance off the means' span {run['train.within_offspan'][i]:.0%}, "
-        f"means conditioning {run['train.means_conditioning'][i]:.2g}" for when, i in (("end", -1), ("init", 0)))
+        f"means conditioning {run['train.means_conditioning'][i]:.2g}"
+        for when, i in (("end", -1), ("init", 0))
+    )
 
 
 # NC1 ends small, falls after TPT (trend and end-vs-TPT factor) and far below initialisation.

@@ -11,7 +11,6 @@ from ncsim.claim import Checks
 FIGURES = ("nc_metrics.png", "geometry.png")
 
 
-
 def nc3_init_over_end(run) -> float:
     return run["train.nc3"][0] / run.final("train.nc3")
 

@@ -11,11 +11,10 @@ from ncsim.claim import Checks
 FIGURES = ("nc_metrics.png", "geometry.png")
 
 
-
 def nc4_post_tpt_mean(run) -> float:
     """Mean mismatch over the second half of the terminal phase; NaN without TPT."""
     epochs, nc4 = run.post_tpt("train.nc4")
-    return float(nc4[len(nc4) // 2:].mean()) if len(nc4) else float("nan")
+    return float(nc4[len(nc4) // 2 :].mean()) if len(nc4) else float("nan")
 
 
 # The network decides as the nearest train class mean at the end and late in TPT.

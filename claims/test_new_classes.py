@@ -27,7 +27,7 @@ from ncsim.checks import Check
 from ncsim.claim import Checks
 from ncsim.probes import new_class_statistics
 
-pytestmark = pytest.mark.extended   # the extended tier: run with --extended (README, "The claims")
+pytestmark = pytest.mark.extended  # the extended tier: run with --extended (README, "The claims")
 
 FIGURES = ("transfer.png",)
 # The probe of the classes "source-5" (train_classes = 5) holds out: its configuration's, which the
@@ -63,14 +63,18 @@ def cdnv_over_seen(run, seen) -> float:
 
 
 def seen_note(run, seen) -> str:
-    return (f"CDNV of classes {NEW_CLASSES[0]}-{NEW_CLASSES[-1]}: {transfer_statistics(run)['trained_cdnv']:.3g} "
-            f"unseen ({run.spec.name}) vs {transfer_statistics(seen)['trained_cdnv']:.3g} seen ({seen.spec.name})")
+    return (
+        f"CDNV of classes {NEW_CLASSES[0]}-{NEW_CLASSES[-1]}: {transfer_statistics(run)['trained_cdnv']:.3g} "
+        f"unseen ({run.spec.name}) vs {transfer_statistics(seen)['trained_cdnv']:.3g} seen ({seen.spec.name})"
+    )
 
 
 def transfer_note(run) -> str:
     s = transfer_statistics(run)
-    return (f"new classes: CDNV {s['trained_cdnv']:.3g} (untrained {s['untrained_cdnv']:.3g}), "
-            f"{SHOTS}-shot NCC error {s['trained_few_shot_error']:.3g} (untrained {s['untrained_few_shot_error']:.3g})")
+    return (
+        f"new classes: CDNV {s['trained_cdnv']:.3g} (untrained {s['untrained_cdnv']:.3g}), "
+        f"{SHOTS}-shot NCC error {s['trained_few_shot_error']:.3g} (untrained {s['untrained_few_shot_error']:.3g})"
+    )
 
 
 # On classes it never saw, the source-trained network's features are more collapsed
@@ -78,8 +82,19 @@ def transfer_note(run) -> str:
 CHECKS = Checks(
     "test_collapse_on_new_classes",
     Check("new_class_cdnv_ratio_max", cdnv_ratio, configs=("source-5",), controls=("init",), note=transfer_note),
-    Check("new_class_few_shot_error_ratio_max", few_shot_error_ratio, configs=("source-5",), controls=("init",),
-          note=transfer_note),
-    Check("new_class_cdnv_over_seen_min", cdnv_over_seen, configs=("source-5",), against="standard",
-          controls=("self",), note=seen_note),
+    Check(
+        "new_class_few_shot_error_ratio_max",
+        few_shot_error_ratio,
+        configs=("source-5",),
+        controls=("init",),
+        note=transfer_note,
+    ),
+    Check(
+        "new_class_cdnv_over_seen_min",
+        cdnv_over_seen,
+        configs=("source-5",),
+        against="standard",
+        controls=("self",),
+        note=seen_note,
+    ),
 )

@@ -29,17 +29,34 @@ def end_values(column: str):
 # hold.
 CHECKS = Checks(
     "test_regime_ablation",
-    Check("no_wd_nc1_ratio_min", ratio_to_default("train.nc1"), configs=("no-wd",), against="standard",
-          controls=("self",), note=end_values("train.nc1")),
-    Check("no_wd_nc3_ratio_min", ratio_to_default("train.nc3"), configs=("no-wd",), against="standard",
-          controls=("self",), note=end_values("train.nc3")),
+    Check(
+        "no_wd_nc1_ratio_min",
+        ratio_to_default("train.nc1"),
+        configs=("no-wd",),
+        against="standard",
+        controls=("self",),
+        note=end_values("train.nc1"),
+    ),
+    Check(
+        "no_wd_nc3_ratio_min",
+        ratio_to_default("train.nc3"),
+        configs=("no-wd",),
+        against="standard",
+        controls=("self",),
+        note=end_values("train.nc3"),
+    ),
     Check("mse_nc1_end_max", nc1_end, configs=("mse",), controls=("init",)),
     Check("mse_nc1_init_over_end_min", nc1_init_over_end, configs=("mse",), controls=("init",)),
     # NC2-NC4 under MSE, at the thresholds of the cross-entropy claims (Han et al. 2022, Figs. 2-5)
-    Check("nc2_etf_distance_end_max", methodcaller("final", "train.nc2_etf_distance"), configs=("mse",),
-          controls=("init",)),
-    Check("w_etf_distance_end_max", methodcaller("final", "train.w_etf_distance"), configs=("mse",),
-          controls=("init",)),
+    Check(
+        "nc2_etf_distance_end_max",
+        methodcaller("final", "train.nc2_etf_distance"),
+        configs=("mse",),
+        controls=("init",),
+    ),
+    Check(
+        "w_etf_distance_end_max", methodcaller("final", "train.w_etf_distance"), configs=("mse",), controls=("init",)
+    ),
     Check("nc3_end_max", nc3_end, configs=("mse",), controls=("init",)),
     Check("nc4_end_max", nc4_end, configs=("mse",), controls=("init",)),
 )

@@ -15,8 +15,6 @@ from ncsim.claim import Checks
 FIGURES = ("training.png",)
 
 
-
-
 def error_rise_during_tpt(run) -> float:
     """Final test error minus test error at the (stable) TPT epoch (> 0: worse); NaN without TPT."""
     return run.final("test_error") - run.at_tpt("test_error")

@@ -33,10 +33,12 @@ def nc1_end_on_test(run) -> float:
 
 def falls(run) -> str:
     epochs, _ = run.post_tpt("test.nc1")
-    return (f"NC1 from the stable TPT (epoch {run.tpt_epoch}, {len(epochs)} evaluations) to the end: "
-            f"train {run.at_tpt('train.nc1'):.3g} -> {run.final('train.nc1'):.3g}, "
-            f"test {run.at_tpt('test.nc1'):.3g} -> {run.final('test.nc1'):.3g}"
-            + ("" if len(epochs) >= MIN_POINTS else " (few points)"))
+    return (
+        f"NC1 from the stable TPT (epoch {run.tpt_epoch}, {len(epochs)} evaluations) to the end: "
+        f"train {run.at_tpt('train.nc1'):.3g} -> {run.final('train.nc1'):.3g}, "
+        f"test {run.at_tpt('test.nc1'):.3g} -> {run.final('test.nc1'):.3g}"
+        + ("" if len(epochs) >= MIN_POINTS else " (few points)")
+    )
 
 
 # After TPT train NC1 falls several times more than test NC1, and test NC1 ends above the

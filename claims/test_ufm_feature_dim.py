@@ -29,6 +29,7 @@ def problem(p: int) -> ufm.UFMProblem:
 
 # ---- statistics of a solver's end point (a ufm.UFMResult) -----------------------------------------------
 
+
 def means_etf_distance(result: ufm.UFMResult) -> float:
     """ETF Gram distance of the centered class means (0 for a simplex ETF)."""
     return ufm.etf_gram_distance(ufm.centered_mean_gram(result.features, result.labels, C))
@@ -36,8 +37,7 @@ def means_etf_distance(result: ufm.UFMResult) -> float:
 
 def features_nc1(result: ufm.UFMResult) -> float:
     """NC1 (collapse_metrics on the features zero-padded to C-1 dimensions, an isometric embedding)."""
-    return metrics.collapse_metrics(ufm.embedded_features(result.features, C), result.labels,
-                                    num_classes=C)["nc1"]
+    return metrics.collapse_metrics(ufm.embedded_features(result.features, C), result.labels, num_classes=C)["nc1"]
 
 
 def bound_note(result: ufm.UFMResult) -> str:
@@ -47,17 +47,24 @@ def bound_note(result: ufm.UFMResult) -> str:
 
 def cases(dims) -> list[Case]:
     """LBFGS from each seed on the problem of each dimension p."""
-    return [Case(f"C{C}-p{p}-seed{seed}", solved(problem(p), "lbfgs", seed), run=f"ufm-ce-lbfgs-C{C}-p{p}", seed=seed)
-            for p in dims for seed in SEEDS]
+    return [
+        Case(f"C{C}-p{p}-seed{seed}", solved(problem(p), "lbfgs", seed), run=f"ufm-ce-lbfgs-C{C}-p{p}", seed=seed)
+        for p in dims
+        for seed in SEEDS
+    ]
 
 
 CHECKS = (
     # p >= C-1: the centered class means form a simplex ETF
-    Checks("test_etf_needs_p_at_least_c_minus_1", Check("ufm_etf_distance_max", means_etf_distance),
-           cases=cases(FULL_DIMS)),
+    Checks(
+        "test_etf_needs_p_at_least_c_minus_1", Check("ufm_etf_distance_max", means_etf_distance), cases=cases(FULL_DIMS)
+    ),
     # p < C-1: the means' ETF distance stays bounded away from 0 (expected outcome, not a failure), and
     # the features still collapse (NC1)
-    Checks("test_etf_needs_p_at_least_c_minus_1",
-           Check("ufm_lowdim_etf_distance_min", means_etf_distance, note=bound_note),
-           Check("ufm_lowdim_nc1_max", features_nc1), cases=cases(LOW_DIMS)),
+    Checks(
+        "test_etf_needs_p_at_least_c_minus_1",
+        Check("ufm_lowdim_etf_distance_min", means_etf_distance, note=bound_note),
+        Check("ufm_lowdim_nc1_max", features_nc1),
+        cases=cases(LOW_DIMS),
+    ),
 )

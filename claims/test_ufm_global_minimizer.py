@@ -26,21 +26,39 @@ def bias_spread(result: ufm.UFMResult) -> float:
 
 
 # The statistics of a point (W, H, b) reached by a solver (a ufm.UFMResult): claims/shared.py.
-FULL = ("ufm_grad_norm_max", "ufm_nc_max", "ufm_norm_ratio_error", "ufm_bias_spread", "ufm_bias_error",
-        "ufm_product_error", "ufm_objective_gap")
+FULL = (
+    "ufm_grad_norm_max",
+    "ufm_nc_max",
+    "ufm_norm_ratio_error",
+    "ufm_bias_spread",
+    "ufm_bias_error",
+    "ufm_product_error",
+    "ufm_objective_gap",
+)
 CHECKS_OF = {**MINIMIZER_CHECKS, "ufm_bias_spread": Check("ufm_bias_spread", bias_spread)}
 
 
 def cases(config: str) -> list[Case]:
     """Each solver from each seed on the problem `config` (claims/shared.py, UFM_PROBLEMS)."""
-    return [Case(f"{config}-{solver}-seed{seed}", solved(UFM_PROBLEMS[config], solver, seed, GTOL),
-                 run=f"ufm-ce-{solver}-{config}", seed=seed) for solver in ufm.SOLVERS for seed in SEEDS]
+    return [
+        Case(
+            f"{config}-{solver}-seed{seed}",
+            solved(UFM_PROBLEMS[config], solver, seed, GTOL),
+            run=f"ufm-ce-{solver}-{config}",
+            seed=seed,
+        )
+        for solver in ufm.SOLVERS
+        for seed in SEEDS
+    ]
 
 
 # The solver's end point is critical, Neural Collapse, and the closed form of Thm 3.1. b* is only
 # determined (as 0) when lambda_b > 0: ufm_bias_error is not checked on C6-p5 (lambda_b = 0).
 CHECKS = tuple(
-    Checks("test_minimizer_is_nc", *(CHECKS_OF[t] for t in FULL
-                                     if t != "ufm_bias_error" or UFM_PROBLEMS[config].lambda_b > 0),
-           cases=cases(config))
-    for config in UFM_PROBLEMS)
+    Checks(
+        "test_minimizer_is_nc",
+        *(CHECKS_OF[t] for t in FULL if t != "ufm_bias_error" or UFM_PROBLEMS[config].lambda_b > 0),
+        cases=cases(config),
+    )
+    for config in UFM_PROBLEMS
+)

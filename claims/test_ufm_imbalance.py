@@ -63,31 +63,48 @@ C, DIM, N_MIN = 4, 4, 1
 
 
 def sweep(store, seed: int) -> dict[str, np.ndarray]:
-    return ufm.imbalance_sweep_stored(store, R_VALUES, num_classes=C, dim=DIM, n_min=N_MIN, lam=LAM, seed=seed,
-                                      gtol=GTOL)
+    return ufm.imbalance_sweep_stored(
+        store, R_VALUES, num_classes=C, dim=DIM, n_min=N_MIN, lam=LAM, seed=seed, gtol=GTOL
+    )
 
 
 def threshold_sweeps(store, seed: int) -> dict[float, dict[str, np.ndarray]]:
     """lambda -> the bisection of the minority-collapse threshold over 1..R_MAX at that lambda."""
-    return {lam: ufm.imbalance_sweep((1, R_MAX), num_classes=C, dim=DIM, n_min=N_MIN, lam=lam, seed=seed, gtol=GTOL,
-                                     store=store) for lam in THRESHOLD_LAMS}
+    return {
+        lam: ufm.imbalance_sweep(
+            (1, R_MAX), num_classes=C, dim=DIM, n_min=N_MIN, lam=lam, seed=seed, gtol=GTOL, store=store
+        )
+        for lam in THRESHOLD_LAMS
+    }
 
 
 def seli_paths(store, seed: int) -> dict[float, dict[str, np.ndarray]]:
     """R -> the regularisation path at R over SELI_LAMS."""
-    return {R: ufm.seli_path(R, SELI_LAMS, num_classes=C, dim=DIM, n_min=N_MIN, seed=seed, gtol=GTOL, store=store)
-            for R in SELI_RS}
+    return {
+        R: ufm.seli_path(R, SELI_LAMS, num_classes=C, dim=DIM, n_min=N_MIN, seed=seed, gtol=GTOL, store=store)
+        for R in SELI_RS
+    }
 
 
 def table(s) -> str:
     rows = [f"{'R':>6} {'min cos':>9} {'maj cos':>9} {'W ETF':>7} {'means ETF':>9} {'SELI W':>7} {'SELI means':>10}"]
-    rows += [f"{R:6g} {a:9.5f} {b:9.5f} {c:7.4f} {d:9.4f} {e:7.4f} {f:10.4f}" for R, a, b, c, d, e, f in
-             zip(s["R"], s["minority_cos"], s["majority_cos"], s["w_etf_distance"], s["means_etf_distance"],
-                 s["seli_w_distance"], s["seli_means_distance"])]
+    rows += [
+        f"{R:6g} {a:9.5f} {b:9.5f} {c:7.4f} {d:9.4f} {e:7.4f} {f:10.4f}"
+        for R, a, b, c, d, e, f in zip(
+            s["R"],
+            s["minority_cos"],
+            s["majority_cos"],
+            s["w_etf_distance"],
+            s["means_etf_distance"],
+            s["seli_w_distance"],
+            s["seli_means_distance"],
+        )
+    ]
     return "\n".join(rows)
 
 
 # ---- statistics of a sweep over increasing R starting at R = 1 (ufm.imbalance_sweep's columns) ---------
+
 
 def _over_R(s: dict[str, np.ndarray], column: str) -> np.ndarray:
     """`column` along R; a ValueError unless R starts at 1 and increases."""
@@ -135,14 +152,18 @@ def minority_collapse_max(s) -> float:
 
 # ---- statistic of the minority-collapse thresholds at several lambdas ----------------------------------
 
+
 def threshold_error(sweeps: dict[float, dict[str, np.ndarray]]) -> float:
     """max over lambda of |R* - R_c| n_min: the measured threshold (the smallest collapsed integer n_maj
     over n_min) within one step of the closed form R_c (ufm.minority_collapse_ratio)."""
-    return max(abs(ufm.collapse_threshold(s) - ufm.minority_collapse_ratio(C, N_MIN, lam, lam)) * N_MIN
-               for lam, s in sweeps.items())
+    return max(
+        abs(ufm.collapse_threshold(s) - ufm.minority_collapse_ratio(C, N_MIN, lam, lam)) * N_MIN
+        for lam, s in sweeps.items()
+    )
 
 
 # ---- statistics of the regularisation paths (ufm.seli_path) at several R --------------------------------
+
 
 def _seli_distance(path: dict[str, np.ndarray]) -> np.ndarray:
     """The largest of the three SELI distances, along the path's lambdas."""
@@ -164,10 +185,13 @@ def seli_over_etf_max(paths) -> float:
     """At the smallest lambda of each path: max over R and over the classifier Gram and the centred
     class means' Gram of (distance to SELI) / (distance to the simplex ETF). (The logits are left out:
     SELI's class-mean logits are P, the ETF's.)"""
+
     def ratio(p):
         i = _by_lambda(p)[-1]
-        return max(p["seli_w_distance"][i] / p["w_etf_distance"][i],
-                   p["seli_means_distance"][i] / p["means_etf_distance"][i])
+        return max(
+            p["seli_w_distance"][i] / p["w_etf_distance"][i], p["seli_means_distance"][i] / p["means_etf_distance"][i]
+        )
+
     return float(max(ratio(p) for p in paths.values()))
 
 
@@ -181,30 +205,41 @@ def seli_min_increase_over_R(paths) -> float:
 
 # ---- what the report shows beside a check: the values along R or lambda ---------------------------------
 
+
 def sweep_note(s) -> str:
-    return (f"R* = {ufm.collapse_threshold(s):g} (R_c = {ufm.minority_collapse_ratio(C, N_MIN, LAM, LAM):g}); "
-            "means ETF distance over R: " + ", ".join(f"{d:.3f}" for d in s["means_etf_distance"])
-            + "; minority cos over R: " + ", ".join(f"{c:.4f}" for c in s["minority_cos"]))
+    return (
+        f"R* = {ufm.collapse_threshold(s):g} (R_c = {ufm.minority_collapse_ratio(C, N_MIN, LAM, LAM):g}); "
+        "means ETF distance over R: "
+        + ", ".join(f"{d:.3f}" for d in s["means_etf_distance"])
+        + "; minority cos over R: "
+        + ", ".join(f"{c:.4f}" for c in s["minority_cos"])
+    )
 
 
 def thresholds_note(sweeps) -> str:
-    return "; ".join(f"lambda {lam:g}: R* {ufm.collapse_threshold(s):g}, R_c "
-                     f"{ufm.minority_collapse_ratio(C, N_MIN, lam, lam):g}" for lam, s in sweeps.items())
+    return "; ".join(
+        f"lambda {lam:g}: R* {ufm.collapse_threshold(s):g}, R_c {ufm.minority_collapse_ratio(C, N_MIN, lam, lam):g}"
+        for lam, s in sweeps.items()
+    )
 
 
 def seli_note(paths) -> str:
-    return "; ".join(f"R {R:g}: SELI distance over lambda " + ", ".join(f"{d:.4f}" for d in _seli_distance(p))
-                     for R, p in paths.items())
+    return "; ".join(
+        f"R {R:g}: SELI distance over lambda " + ", ".join(f"{d:.4f}" for d in _seli_distance(p))
+        for R, p in paths.items()
+    )
 
 
 def finite(tolerance: str, statistic, note) -> Check:
     """The check of `statistic`, which fails on a value that is not finite (an infinite one could meet
     a one-sided threshold)."""
+
     def measured(data) -> float:
         value = statistic(data)
         if not math.isfinite(value):
             raise AssertionError(f"{tolerance}: {value}")
         return value
+
     measured.__name__ = statistic.__name__
     return Check(tolerance, measured, note=note)
 
@@ -216,22 +251,31 @@ def printed_sweep(store, seed: int) -> dict[str, np.ndarray]:
     return data
 
 
-SWEEP_CHECKS = tuple(finite(t, statistic, sweep_note) for t, statistic in (
-    ("ufm_grad_norm_max", max_grad_norm),
-    ("ufm_etf_distance_max", etf_distance_at_1),
-    ("ufm_imbalance_etf_distance_min", etf_distance_min),
-    ("ufm_imbalance_w_etf_distance_min_increase", w_etf_distance_min_increase),
-    ("ufm_imbalance_minority_cos_min_increase", minority_cos_min_increase),
-    ("ufm_imbalance_minority_collapse_max", minority_collapse_max),
-))
+SWEEP_CHECKS = tuple(
+    finite(t, statistic, sweep_note)
+    for t, statistic in (
+        ("ufm_grad_norm_max", max_grad_norm),
+        ("ufm_etf_distance_max", etf_distance_at_1),
+        ("ufm_imbalance_etf_distance_min", etf_distance_min),
+        ("ufm_imbalance_w_etf_distance_min_increase", w_etf_distance_min_increase),
+        ("ufm_imbalance_minority_cos_min_increase", minority_cos_min_increase),
+        ("ufm_imbalance_minority_collapse_max", minority_collapse_max),
+    )
+)
 THRESHOLD_CHECKS = (finite("ufm_imbalance_collapse_threshold_error", threshold_error, thresholds_note),)
-SELI_CHECKS = tuple(finite(t, statistic, seli_note) for t, statistic in (
-    ("ufm_seli_distance_min_decrease", seli_min_decrease),
-    ("ufm_seli_over_etf_max", seli_over_etf_max),
-    ("ufm_seli_distance_min_increase_over_R", seli_min_increase_over_R),
-))
-INPUTS = {"sweep": (printed_sweep, SWEEP_CHECKS), "thresholds": (threshold_sweeps, THRESHOLD_CHECKS),
-          "seli": (seli_paths, SELI_CHECKS)}
+SELI_CHECKS = tuple(
+    finite(t, statistic, seli_note)
+    for t, statistic in (
+        ("ufm_seli_distance_min_decrease", seli_min_decrease),
+        ("ufm_seli_over_etf_max", seli_over_etf_max),
+        ("ufm_seli_distance_min_increase_over_R", seli_min_increase_over_R),
+    )
+)
+INPUTS = {
+    "sweep": (printed_sweep, SWEEP_CHECKS),
+    "thresholds": (threshold_sweeps, THRESHOLD_CHECKS),
+    "seli": (seli_paths, SELI_CHECKS),
+}
 
 
 def kind_case(kind: str, seed: int) -> Case:
@@ -242,5 +286,7 @@ def kind_case(kind: str, seed: int) -> Case:
 # The sweep converges; the means are an ETF at R = 1 and not for R > 1; W leaves the ETF as R grows; the
 # minority cosine grows to 1, reached at a finite R* that matches the closed form at three lambdas; along
 # vanishing lambda the minimiser approaches SELI, more slowly the larger R.
-CHECKS = tuple(Checks("test_imbalance_seli_and_minority_collapse", *checks, cases=[kind_case(kind, s) for s in SEEDS])
-               for kind, (_, checks) in INPUTS.items())
+CHECKS = tuple(
+    Checks("test_imbalance_seli_and_minority_collapse", *checks, cases=[kind_case(kind, s) for s in SEEDS])
+    for kind, (_, checks) in INPUTS.items()
+)

@@ -49,6 +49,7 @@ def runs(solvers: Sequence[str], store=None) -> list[ufm.UFMResult]:
 
 # ---- statistics of the end points of several runs of one problem ----------------------------------------
 
+
 def _objectives(results: Sequence[ufm.UFMResult]) -> np.ndarray:
     """The runs' final objective values; a ValueError unless all runs are of one problem."""
     problems = {r.problem for r in results}
@@ -92,6 +93,7 @@ def critical_point(name: str) -> ufm.UFMResult:
 
 # ---- statistics of one critical point (a ufm.UFMResult) -------------------------------------------------
 
+
 def point_grad_norm(point: ufm.UFMResult) -> float:
     """||grad f||_2 at the point, the closed-form gradient in float64: a critical point."""
     return point.grad_norm
@@ -115,10 +117,12 @@ def saddle_note(point: ufm.UFMResult) -> str:
     pr = point.problem
     sigma = np.linalg.svd(ufm.logit_gradient(pr, point.W, point.H, point.b), compute_uv=False)[0]
     lw, lh = pr.lambda_w, pr.lambda_h
-    curvature = (lw + lh) / 2 - np.sqrt(((lw - lh) / 2) ** 2 + sigma ** 2)
-    return (f"f = {point.objective:.10f} (global minimum {ufm.optimal_objective(pr):.10f}); "
-            f"sigma_1(G)/sqrt(lambda_W lambda_H) = {sigma / np.sqrt(lw * lh):.4f}; "
-            f"curvature along the null-space direction {curvature:.6g}")
+    curvature = (lw + lh) / 2 - np.sqrt(((lw - lh) / 2) ** 2 + sigma**2)
+    return (
+        f"f = {point.objective:.10f} (global minimum {ufm.optimal_objective(pr):.10f}); "
+        f"sigma_1(G)/sqrt(lambda_W lambda_H) = {sigma / np.sqrt(lw * lh):.4f}; "
+        f"curvature along the null-space direction {curvature:.6g}"
+    )
 
 
 PER_SOLVER_CHECKS = (Check("ufm_grad_norm_max", max_grad_norm), Check("ufm_landscape_max_gap", max_gap))
@@ -141,7 +145,11 @@ CHECKS = (
     Checks("test_landscape_is_benign", *ALL_SOLVERS_CHECKS, cases=[group_case("4-solvers")]),
     # Each constructed point is critical, above the global minimum value, with a negative Hessian
     # eigenvalue.
-    Checks("test_other_critical_points_are_strict_saddles", *SADDLE_CHECKS,
-           cases=[Case(name, lambda store, name=name: critical_point(name), run=f"ufm-ce-C4-p6-{name}")
-                  for name in FRAMES]),
+    Checks(
+        "test_other_critical_points_are_strict_saddles",
+        *SADDLE_CHECKS,
+        cases=[
+            Case(name, lambda store, name=name: critical_point(name), run=f"ufm-ce-C4-p6-{name}") for name in FRAMES
+        ],
+    ),
 )

@@ -22,8 +22,10 @@ from ncsim.claim import Case, Checks
 PROBLEM = ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=0.0, loss="mse")
 # lambda_b > 0 (small): the bias shrinks, the geometry stays an ETF; no closed form is claimed.
 PROBLEM_REG_BIAS = ufm.UFMProblem(4, 6, 5, lambda_w=5e-2, lambda_h=2e-2, lambda_b=5e-2, loss="mse")
-TRIVIAL = {loss: ufm.UFMProblem(4, 6, 5, lambda_w=0.3, lambda_h=0.3, lambda_b=0.0 if loss == "mse" else 5e-2,
-                                loss=loss) for loss in ufm.LOSSES}
+TRIVIAL = {
+    loss: ufm.UFMProblem(4, 6, 5, lambda_w=0.3, lambda_h=0.3, lambda_b=0.0 if loss == "mse" else 5e-2, loss=loss)
+    for loss in ufm.LOSSES
+}
 SEEDS = (0, 1)
 TRIVIAL_SOLVERS = ("gd", "lbfgs")
 
@@ -33,9 +35,17 @@ TRIVIAL_SOLVERS = ("gd", "lbfgs")
 # lambda_b = 0: critical, Neural Collapse, ||w_k|| = sqrt(n lambda_H / lambda_W) ||h_{k,i}|| (the
 # first-order conditions, as for CE), ||w_k|| ||h_{k,i}|| = q* = (C-1)(1 - C kappa)/C, b = (1/C) 1 (so
 # claim 1's ufm_bias_spread adds nothing) and f = g(q*)
-MINIMIZER = tuple(MINIMIZER_CHECKS[t] for t in (
-    "ufm_grad_norm_max", "ufm_nc_max", "ufm_norm_ratio_error", "ufm_product_error", "ufm_bias_error",
-    "ufm_objective_gap"))
+MINIMIZER = tuple(
+    MINIMIZER_CHECKS[t]
+    for t in (
+        "ufm_grad_norm_max",
+        "ufm_nc_max",
+        "ufm_norm_ratio_error",
+        "ufm_product_error",
+        "ufm_bias_error",
+        "ufm_objective_gap",
+    )
+)
 # lambda_b = 0.05: still Neural Collapse (all collapse_metrics statistics)
 REGULARISED_BIAS = (MINIMIZER_CHECKS["ufm_nc_max"],)
 
@@ -63,8 +73,11 @@ TRIVIAL_CHECKS = (
 
 def minimizer_cases(name: str, problem: ufm.UFMProblem) -> list[Case]:
     """Each solver from each seed on the problem (the runs' label is ufm-<name>-<solver>)."""
-    return [Case(f"{name}-{solver}-seed{seed}", solved(problem, solver, seed), run=f"ufm-{name}-{solver}", seed=seed)
-            for solver in ufm.SOLVERS for seed in SEEDS]
+    return [
+        Case(f"{name}-{solver}-seed{seed}", solved(problem, solver, seed), run=f"ufm-{name}-{solver}", seed=seed)
+        for solver in ufm.SOLVERS
+        for seed in SEEDS
+    ]
 
 
 CHECKS = (
@@ -72,7 +85,13 @@ CHECKS = (
     Checks("test_minimizer_is_nc", *MINIMIZER, cases=minimizer_cases("mse", PROBLEM)),
     Checks("test_minimizer_is_nc", *REGULARISED_BIAS, cases=minimizer_cases("mse-lambda_b", PROBLEM_REG_BIAS)),
     # C kappa >= 1: the minimiser is W = H = 0 (||W||_F + ||H||_F, and f = f(0)).
-    Checks("test_too_much_regularisation_is_trivial", *TRIVIAL_CHECKS,
-           cases=[Case(f"{loss}-{solver}", solved(TRIVIAL[loss], solver, 0), run=f"ufm-{loss}-trivial-{solver}", seed=0)
-                  for loss in ufm.LOSSES for solver in TRIVIAL_SOLVERS]),
+    Checks(
+        "test_too_much_regularisation_is_trivial",
+        *TRIVIAL_CHECKS,
+        cases=[
+            Case(f"{loss}-{solver}", solved(TRIVIAL[loss], solver, 0), run=f"ufm-{loss}-trivial-{solver}", seed=0)
+            for loss in ufm.LOSSES
+            for solver in TRIVIAL_SOLVERS
+        ],
+    ),
 )

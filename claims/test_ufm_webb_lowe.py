@@ -22,7 +22,7 @@ from ncsim.checks import Check
 from ncsim.claim import Case, Checks
 
 SEEDS = tuple(range(5))
-SHAPES = ((4, 6, 10), (10, 12, 8))     # (C, p, n): N = C n > p + 1, so the least squares is unique
+SHAPES = ((4, 6, 10), (10, 12, 8))  # (C, p, n): N = C n > p + 1, so the least squares is unique
 
 
 def random_features(C, p, n, seed):
@@ -55,11 +55,16 @@ def webb_lowe_fit(h: np.ndarray, y: np.ndarray, C: int) -> Classified:
 
 def collapsed_case(C: int, p: int, n: int, seed: int) -> Case:
     """Proposition 1's classifier on collapsed features of C classes in p dimensions, n per class."""
-    return Case(f"collapsed-C{C}-p{p}-seed{seed}", lambda store: webb_lowe_fit(*collapsed_features(C, p, n, seed), C),
-                run=f"webb-lowe-collapsed-C{C}-p{p}", seed=seed)
+    return Case(
+        f"collapsed-C{C}-p{p}-seed{seed}",
+        lambda store: webb_lowe_fit(*collapsed_features(C, p, n, seed), C),
+        run=f"webb-lowe-collapsed-C{C}-p{p}",
+        seed=seed,
+    )
 
 
 # ---- statistics of a classifier (W, b) on features h with labels y ----------------------------------
+
 
 def nc3(c: Classified) -> float:
     """||W^T/||W|| - M/||M||||_F^2: W proportional to M^T (self-duality)."""

@@ -34,8 +34,8 @@ def between_class_webb_lowe(h: np.ndarray, y: np.ndarray, num_classes: int) -> t
     mu_g = h.mean(0)
     M = metrics.centered_means(h, y, num_classes).T
     eigval, eigvec = np.linalg.eigh((h - mu_g).T @ (h - mu_g) / len(h))
-    top = eigvec[:, -(num_classes - 1):] / eigval[-(num_classes - 1):]
-    W = pi[:, None] * (M.T @ top @ eigvec[:, -(num_classes - 1):].T)
+    top = eigvec[:, -(num_classes - 1) :] / eigval[-(num_classes - 1) :]
+    W = pi[:, None] * (M.T @ top @ eigvec[:, -(num_classes - 1) :].T)
     return W, pi - W @ mu_g
 
 
@@ -46,8 +46,7 @@ def webb_lowe_statistics(h: np.ndarray, y: np.ndarray, num_classes: int) -> dict
     W, b = ufm.webb_lowe_classifier(h, y, num_classes)
     m = metrics.collapse_metrics(h, y, W, b, num_classes)
     Wc, bc = between_class_webb_lowe(h, y, num_classes)
-    return {"nc3": m["nc3"], "nc4": m["nc4"],
-            "nc3_between": metrics.collapse_metrics(h, y, Wc, bc, num_classes)["nc3"]}
+    return {"nc3": m["nc3"], "nc4": m["nc4"], "nc3_between": metrics.collapse_metrics(h, y, Wc, bc, num_classes)["nc3"]}
 
 
 @lru_cache(maxsize=8)
@@ -59,8 +58,10 @@ def of_run(run) -> dict[str, float]:
 
 
 def spread(run) -> str:
-    return (f"NC1 {run.final('train.nc1'):.3g}, nc1_trace {run.final('train.nc1_trace'):.3g}; "
-            f"within-class variance outside the span of the means {run.final('train.within_offspan'):.0%}")
+    return (
+        f"NC1 {run.final('train.nc1'):.3g}, nc1_trace {run.final('train.nc1_trace'):.3g}; "
+        f"within-class variance outside the span of the means {run.final('train.within_offspan'):.0%}"
+    )
 
 
 # The Webb-Lowe classifier of the final CNN features is self-dual and NCC.

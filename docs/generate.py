@@ -70,6 +70,7 @@ def _anchor(name: str) -> str:
 
 # ---- results.md: the verdicts of a claims session ----------------------------------------------------
 
+
 def value_range(record: Verdict) -> str:
     """The smallest and largest value over the seeds ("2.3e-3 to 2.5e-3"); "nan" when none is finite."""
     finite = [v for v in record.values if v is not None and math.isfinite(v)]
@@ -84,24 +85,36 @@ def results_page(doc: dict | None, source: str) -> str:
     lines = [generated_line(source) + "# Results", ""]
     refresh = ["```bash", "pytest claims -n auto --extended", "cp reports/latest/* reports/readme/", COMMAND, "```", ""]
     if doc is None:
-        return "\n".join(lines + [
-            f"No verdicts are committed yet (`{source}` is missing). Make them with a claims session and copy "
-            "its report folder, then regenerate this page:", ""] + refresh)
+        return "\n".join(
+            lines
+            + [
+                f"No verdicts are committed yet (`{source}` is missing). Make them with a claims session and copy "
+                "its report folder, then regenerate this page:",
+                "",
+            ]
+            + refresh
+        )
     session = doc.get("session")
     if not session:
         return "\n".join(lines + [f"`{source}` records no claims session: {report.NO_SESSION}.", ""])
     what = f"`{session['command']}`" if session.get("command") else "a claims session"
-    lines += [f"The verdicts of {what} on seeds {', '.join(map(str, doc['seeds']))}"
-              + (f", finished {session['finished']}" if session.get("finished") else "")
-              + (f" (exit status {session['exitstatus']})" if session.get("exitstatus") is not None else "")
-              + ". The report of that session, with every seed's value of every check, is "
-              f"`{Path(source).parent.as_posix()}/report.md` in the repository; how to read it: "
-              "[Reading a report](reading-a-report.md). To refresh this page with a new session:", ""] + refresh
+    lines += [
+        f"The verdicts of {what} on seeds {', '.join(map(str, doc['seeds']))}"
+        + (f", finished {session['finished']}" if session.get("finished") else "")
+        + (f" (exit status {session['exitstatus']})" if session.get("exitstatus") is not None else "")
+        + ". The report of that session, with every seed's value of every check, is "
+        f"`{Path(source).parent.as_posix()}/report.md` in the repository; how to read it: "
+        "[Reading a report](reading-a-report.md). To refresh this page with a new session:",
+        "",
+    ] + refresh
     for kind, tally in (doc.get("headline") or {}).items():
         files, checks_n = sum(tally["claims"].values()), sum(tally["checks"].values())
-        lines += [f"**{report.KINDS[kind]}**: {report.many(files, 'claim file', 'claim files')} "
-                  f"({report.tally(tally['claims'])}); {report.many(checks_n, 'check', 'checks')} "
-                  f"({report.tally(tally['checks'], report.CHECK_STATUSES)}).", ""]
+        lines += [
+            f"**{report.KINDS[kind]}**: {report.many(files, 'claim file', 'claim files')} "
+            f"({report.tally(tally['claims'])}); {report.many(checks_n, 'check', 'checks')} "
+            f"({report.tally(tally['checks'], report.CHECK_STATUSES)}).",
+            "",
+        ]
     total = sum(doc["summary"].values())
     lines += [f"{total} tests: " + ", ".join(f"{n} {o}" for o, n in doc["summary"].items()) + ".", ""]
     for kind, title in report.KINDS.items():
@@ -109,13 +122,19 @@ def results_page(doc: dict | None, source: str) -> str:
         if not claims:
             continue
         lines += [f"## {title}", "", "| claim | verdict |", "|---|---|"]
-        lines += [f"| [{Path(c['file']).stem}](claims.md#{_anchor(Path(c['file']).stem)}) | {_cell(c['verdict'])} |"
-                  for c in claims]
+        lines += [
+            f"| [{Path(c['file']).stem}](claims.md#{_anchor(Path(c['file']).stem)}) | {_cell(c['verdict'])} |"
+            for c in claims
+        ]
         if kind == "ufm":  # one value per test, many tests: their values are in the report itself
             lines += ["", "The value of each of these checks is in the report's section of its claim.", ""]
             continue
-        lines += ["", "| claim | check [configuration] | needs | rule | range over seeds | aggregate | "
-                  "bound / interval | p | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| claim | check [configuration] | needs | rule | range over seeds | aggregate | "
+            "bound / interval | p | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for claim in claims:
             for test in report.outcomes_of({"claims": [claim]}):
                 record = next(iter(test.checks), None)
@@ -123,9 +142,17 @@ def results_page(doc: dict | None, source: str) -> str:
                 if record is None:
                     row = [Path(claim["file"]).stem, report.check_name(test)] + [""] * 6 + [status]
                 else:
-                    row = [Path(claim["file"]).stem, report.check_name(test), report.needs(record),
-                           describe_rule(record.rule, record.scale), value_range(record), report.aggregate_text(record),
-                           report.rests_on(record), report.p_text(record), status]
+                    row = [
+                        Path(claim["file"]).stem,
+                        report.check_name(test),
+                        report.needs(record),
+                        describe_rule(record.rule, record.scale),
+                        value_range(record),
+                        report.aggregate_text(record),
+                        report.rests_on(record),
+                        report.p_text(record),
+                        status,
+                    ]
                 lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
         lines.append("")
     shown = [name for name in doc.get("figures", {}) if (VERDICTS.parent / name).is_file()]
@@ -138,6 +165,7 @@ def results_page(doc: dict | None, source: str) -> str:
 
 
 # ---- claims.md: what each claim checks and why its thresholds are what they are ----------------------
+
 
 def claim_modules() -> dict[str, object]:
     """Every claim file of claims/ (test_*.py), imported, by file name."""
@@ -181,12 +209,16 @@ def claims_page() -> str:
     tolerances = checks.load_tolerances(CLAIMS_DIR)
     expected = checks.load_expected_failures(CLAIMS_DIR)
     modules = claim_modules()
-    lines = [generated_line("claims/ (the claim files, tolerances.toml, expected_failures.toml)") + "# The claims", "",
-             "One section per claim file of `claims/`: the paper assertion it tests (its docstring), its checks "
-             "and the configurations each is decided on, and the checks expected not to reproduce, with the "
-             "measured reason. The thresholds, rules and the basis of each follow in "
-             "[Tolerances](#tolerances). How a check is decided: [Metric conventions and calibration]"
-             "(conventions.md); how to add a claim: [Adding a claim](adding-a-claim.md).", ""]
+    lines = [
+        generated_line("claims/ (the claim files, tolerances.toml, expected_failures.toml)") + "# The claims",
+        "",
+        "One section per claim file of `claims/`: the paper assertion it tests (its docstring), its checks "
+        "and the configurations each is decided on, and the checks expected not to reproduce, with the "
+        "measured reason. The thresholds, rules and the basis of each follow in "
+        "[Tolerances](#tolerances). How a check is decided: [Metric conventions and calibration]"
+        "(conventions.md); how to add a claim: [Adding a claim](adding-a-claim.md).",
+        "",
+    ]
     for file, module in modules.items():
         tier = " (extended tier: `--extended`)" if "extended" in marks(module) else ""
         lines += [f"## {Path(file).stem}", "", f"`claims/{file}`{tier}", "", (module.__doc__ or "").strip(), ""]
@@ -195,32 +227,65 @@ def claims_page() -> str:
         lines += ["| check | statistic | needs | rule | configurations |", "|---|---|---|---|---|"]
         for name in names:
             tol = tolerances[name]
-            where = [", ".join(c.configs) + (f" vs {c.against}" if c.against else "") for c in table
-                     if c.tolerance == name] or ["its own problem (one value per test)"]
-            lines.append(f"| [`{name}`](#{_anchor(name)}) | {_cell(tol.statistic)} | {_needs(tol)} | {_rule(tol)} "
-                         f"| {_cell('; '.join(where))} |")
+            where = [
+                ", ".join(c.configs) + (f" vs {c.against}" if c.against else "") for c in table if c.tolerance == name
+            ] or ["its own problem (one value per test)"]
+            lines.append(
+                f"| [`{name}`](#{_anchor(name)}) | {_cell(tol.statistic)} | {_needs(tol)} | {_rule(tol)} "
+                f"| {_cell('; '.join(where))} |"
+            )
         decided = {(c.tolerance, config) for c in table for config in c.configs}
         mine = [e for e in expected if (e.tolerance, e.config) in decided or not table and e.tolerance in names]
         if mine:
             lines += ["", "Expected not to reproduce (`claims/expected_failures.toml`):", ""]
-            lines += [f"- `{e.tolerance}` on {e.config} "
-                      f"({'strict xfail' if e.verdict == 'does not reproduce' else 'borderline: inconclusive'}): "
-                      f"{e.reason}" for e in mine]
+            lines += [
+                f"- `{e.tolerance}` on {e.config} "
+                f"({'strict xfail' if e.verdict == 'does not reproduce' else 'borderline: inconclusive'}): "
+                f"{e.reason}"
+                for e in mine
+            ]
         lines.append("")
-    lines += ["## Tolerances", "", "Every threshold of `claims/tolerances.toml`: what it holds, the rule that "
-              "decides it over seeds, its source, and the basis of the threshold with the values measured on "
-              "the calibration seeds (`python claims/calibrate.py --write` writes them).", ""]
+    lines += [
+        "## Tolerances",
+        "",
+        "Every threshold of `claims/tolerances.toml`: what it holds, the rule that "
+        "decides it over seeds, its source, and the basis of the threshold with the values measured on "
+        "the calibration seeds (`python claims/calibrate.py --write` writes them).",
+        "",
+    ]
     for name, tol in tolerances.items():
-        lines += [f"### {name}", "", f"- statistic: {tol.statistic}", f"- needs: {_needs(tol)}, {_rule(tol)}",
-                  f"- source: {tol.source}", f"- basis and calibration: {tol.calibration}", ""]
+        lines += [
+            f"### {name}",
+            "",
+            f"- statistic: {tol.statistic}",
+            f"- needs: {_needs(tol)}, {_rule(tol)}",
+            f"- source: {tol.source}",
+            f"- basis and calibration: {tol.calibration}",
+            "",
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 
 # ---- templates: default-regime.md and performance.md --------------------------------------------------
 
-SPEC_FIELDS = ("model", "width", "batch_norm", "classifier", "optimizer", "lr", "momentum", "weight_decay",
-               "batch_size", "epochs", "schedule", "loss", "grad_clip", "eval_schedule", "layer_schedule",
-               "eval_bn_stats")
+SPEC_FIELDS = (
+    "model",
+    "width",
+    "batch_norm",
+    "classifier",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "epochs",
+    "schedule",
+    "loss",
+    "grad_clip",
+    "eval_schedule",
+    "layer_schedule",
+    "eval_bn_stats",
+)
 
 
 def _value(v) -> str:
@@ -236,9 +301,12 @@ def configurations_table() -> str:
     rows = ["| setting | value |", "|---|---|"]
     rows += [f"| `{f}` | {_value(getattr(standard, f))} |" for f in SPEC_FIELDS]
     evaluated, layers = eval_epochs(standard)
-    rows += [f"| evaluated epochs | {len(evaluated)} (0 to {standard.epochs}), {len(layers)} of them with every "
-             f"layer tap |", "", "| configuration | changes from standard | evaluated epochs | cost |",
-             "|---|---|---|---|"]
+    rows += [
+        f"| evaluated epochs | {len(evaluated)} (0 to {standard.epochs}), {len(layers)} of them with every layer tap |",
+        "",
+        "| configuration | changes from standard | evaluated epochs | cost |",
+        "|---|---|---|---|",
+    ]
     base = standard.to_dict()
     for name, entry in suite.table()["configs"].items():
         spec = suite.config(name, 0)
@@ -256,8 +324,10 @@ FILLERS = {"configurations": (configurations_table, "ncsim/presets/, ncsim/suite
 def bench_block(name: str) -> str:
     path = BENCH_RESULTS / name
     if not path.is_file():
-        raise SystemExit(f"generate: {path} is missing (a template asks for it): run the benchmark that "
-                         f"writes it (see bench/results/README.md)")
+        raise SystemExit(
+            f"generate: {path} is missing (a template asks for it): run the benchmark that "
+            f"writes it (see bench/results/README.md)"
+        )
     return "```\n" + path.read_text().rstrip() + "\n```"
 
 
@@ -265,11 +335,13 @@ def output_block(path: str) -> str:
     """A committed printout (a path from the repository root): its runs of plain lines as fenced
     blocks, the Markdown tables it prints (lines starting with "|") as tables."""
     if not (ROOT / path).is_file():
-        raise SystemExit(f"generate: {path} is missing (a template asks for it): run the command the "
-                         f"template names to write it")
+        raise SystemExit(
+            f"generate: {path} is missing (a template asks for it): run the command the template names to write it"
+        )
     parts = []
-    for is_table, lines in itertools.groupby((ROOT / path).read_text().rstrip().splitlines(),
-                                             key=lambda line: line.startswith("|")):
+    for is_table, lines in itertools.groupby(
+        (ROOT / path).read_text().rstrip().splitlines(), key=lambda line: line.startswith("|")
+    ):
         text = "\n".join(lines)
         parts.append(text if is_table else "```\n" + text + "\n```")
     return "\n\n".join(parts)
@@ -284,6 +356,7 @@ def _source(key: str) -> str:
 def from_template(name: str) -> str:
     """docs/templates/<name> with its `{{ ... }}` lines filled in: `{{ bench: FILE }}` a printout of
     bench/results/, `{{ output: PATH }}` a committed printout, `{{ NAME }}` a table of FILLERS."""
+
     def fill(match: re.Match) -> str:
         key = match.group(1).strip()
         if key.startswith("bench:"):
@@ -303,6 +376,7 @@ def from_template(name: str) -> str:
 
 # ---- the pages ----------------------------------------------------------------------------------------
 
+
 def pages(verdicts: Path = VERDICTS) -> dict[str, str]:
     """File name under docs/ -> its generated text."""
     doc = json.loads(verdicts.read_text()) if verdicts.is_file() else None
@@ -310,10 +384,13 @@ def pages(verdicts: Path = VERDICTS) -> dict[str, str]:
         source = verdicts.relative_to(ROOT).as_posix()
     except ValueError:
         source = str(verdicts)
-    return {"results.md": results_page(doc, source), "claims.md": claims_page(),
-            "default-regime.md": from_template("default-regime.md"),
-            "performance.md": from_template("performance.md"),
-            "own-network.md": from_template("own-network.md")}
+    return {
+        "results.md": results_page(doc, source),
+        "claims.md": claims_page(),
+        "default-regime.md": from_template("default-regime.md"),
+        "performance.md": from_template("performance.md"),
+        "own-network.md": from_template("own-network.md"),
+    }
 
 
 def write(out: Path, texts: dict[str, str]) -> None:

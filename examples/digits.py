@@ -35,7 +35,7 @@ from ncsim.threads import set_threads
 
 CLASSES = 10
 PIXELS = 64
-REPO = Path(__file__).resolve().parents[1]   # the claims are this repository's claims/
+REPO = Path(__file__).resolve().parents[1]  # the claims are this repository's claims/
 
 
 class MLP(nn.Module):
@@ -69,6 +69,7 @@ def digits() -> tuple[TensorDataset, TensorDataset]:
 
     def tensors(a, b):
         return TensorDataset(torch.tensor((a - mean) / std, dtype=torch.float32), torch.tensor(b, dtype=torch.long))
+
     return tensors(x_train, y_train), tensors(x_test, y_test)
 
 
@@ -79,9 +80,20 @@ def in_batches(dataset: TensorDataset, size: int) -> list[tuple[torch.Tensor, to
     return list(zip(x.split(size), y.split(size)))
 
 
-def record(name: str, seed: int, *, weight_decay: float, epochs: int = 60, lr: float = 0.05,
-           batch_size: int = 64, width: int = 128, depth: int = 3, cache_dir=None, device: str = "cpu",
-           overwrite: bool = False) -> ncsim.Trajectory:
+def record(
+    name: str,
+    seed: int,
+    *,
+    weight_decay: float,
+    epochs: int = 60,
+    lr: float = 0.05,
+    batch_size: int = 64,
+    width: int = 128,
+    depth: int = 3,
+    cache_dir=None,
+    device: str = "cpu",
+    overwrite: bool = False,
+) -> ncsim.Trajectory:
     """Train the MLP for one seed with SGD (momentum 0.9, lr divided by 10 at 1/3 and 2/3 of the
     epochs) and record it as `name`-s`seed`: the user's loop, with two lines of ncsim in it."""
     train_set, test_set = digits()
@@ -92,13 +104,30 @@ def record(name: str, seed: int, *, weight_decay: float, epochs: int = 60, lr: f
     order = torch.Generator().manual_seed(seed)
     batches = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=order)
     try:
-        rec = ncsim.Recorder(name, seed=seed, model=model, penultimate=model.body, classifier=model.head,
-                             train=in_batches(train_set, 512), test=in_batches(test_set, 512),
-                             epochs=epochs, taps=model.hidden(), cache_dir=cache_dir, overwrite=overwrite,
-                             optimizer="sgd", lr=lr, momentum=0.9, weight_decay=weight_decay, batch_size=batch_size,
-                             loss="ce", width=width, depth=depth, dataset="sklearn digits 8x8, stratified 80/20 split",
-                             fields={"classifier": "learned"})
-    except AlreadyRecorded as e:      # recorded before with this very description: read it back
+        rec = ncsim.Recorder(
+            name,
+            seed=seed,
+            model=model,
+            penultimate=model.body,
+            classifier=model.head,
+            train=in_batches(train_set, 512),
+            test=in_batches(test_set, 512),
+            epochs=epochs,
+            taps=model.hidden(),
+            cache_dir=cache_dir,
+            overwrite=overwrite,
+            optimizer="sgd",
+            lr=lr,
+            momentum=0.9,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            loss="ce",
+            width=width,
+            depth=depth,
+            dataset="sklearn digits 8x8, stratified 80/20 split",
+            fields={"classifier": "learned"},
+        )
+    except AlreadyRecorded as e:  # recorded before with this very description: read it back
         return ncsim.load_run(e.key, cache_dir)
     with rec:
         for epoch in range(1, epochs + 1):
@@ -128,8 +157,20 @@ def check_claims(name: str, seeds: list[int], cache_dir, out: Path) -> dict[str,
     docs = {}
     sessions = {"wd": ["--runs", name, "--compare", f"no-wd={name}-nowd"], "nowd": ["--runs", f"{name}-nowd"]}
     for label, args in sessions.items():
-        command = [sys.executable, "-m", "pytest", str(REPO / "claims"), *args, "--seeds", ",".join(map(str, seeds)),
-                   "--report-dir", str(out / label), "-q", "-p", "no:cacheprovider"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(REPO / "claims"),
+            *args,
+            "--seeds",
+            ",".join(map(str, seeds)),
+            "--report-dir",
+            str(out / label),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ]
         if cache_dir is not None:
             command += ["--cache-dir", str(cache_dir)]
         print("$", " ".join(command[2:]), file=sys.stderr, flush=True)  # progress, not findings
@@ -140,13 +181,15 @@ def check_claims(name: str, seeds: list[int], cache_dir, out: Path) -> dict[str,
 
 def decided(doc: dict) -> dict[tuple[str, str], dict]:
     """(tolerance, configuration) -> the decided check of a session's verdicts.json."""
-    return {(c["tolerance"], c["config"]): c for claim in doc["claims"] for t in claim["tests"]
-            for c in t.get("checks", [])}
+    return {
+        (c["tolerance"], c["config"]): c for claim in doc["claims"] for t in claim["tests"] for c in t.get("checks", [])
+    }
 
 
 def findings(docs: dict[str, dict]) -> str:
     """A Markdown table of every check decided on the runs with weight decay (as "standard"), beside the
     same check on the runs without it, and the weight-decay comparisons (configuration no-wd)."""
+
     def cell(c):
         if c is None:
             return "not decided"
@@ -167,25 +210,39 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0-4", help="seeds and ranges, e.g. 0-4 or 0,1,5 (default 0-4)")
     p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--weight-decay", type=float, default=5e-3,
-                   help="of the digits-mlp runs (default 5e-3, the suite's)")
+    p.add_argument(
+        "--weight-decay", type=float, default=5e-3, help="of the digits-mlp runs (default 5e-3, the suite's)"
+    )
     p.add_argument("--name", default="digits-mlp", help="configuration name; without weight decay NAME-nowd")
     p.add_argument("--cache-dir", default=None, help="the run store (default: $NCSIM_CACHE or ~/.cache/ncsim)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--overwrite", action="store_true", help="replace runs recorded before")
-    p.add_argument("--claims", default=None, metavar="DIR",
-                   help="then run the claims on the recorded runs (report folders under DIR) and print the findings")
+    p.add_argument(
+        "--claims",
+        default=None,
+        metavar="DIR",
+        help="then run the claims on the recorded runs (report folders under DIR) and print the findings",
+    )
     args = p.parse_args(argv)
     set_threads(args.threads)
     for seed in parse_seed_list(args.seeds):
         for name, wd in ((args.name, args.weight_decay), (f"{args.name}-nowd", 0.0)):
-            t = record(name, seed, weight_decay=wd, epochs=args.epochs, cache_dir=args.cache_dir,
-                       device=args.device, overwrite=args.overwrite)
-            print(f"{t.label}: {t.status}, recorded in {t.meta['timings']['total_s']:.1f} s, "
-                  f"train error {t.final('train_error'):.4f}, "
-                  f"test error {t.final('test_error'):.4f}, NC1 {t.final('train.nc1'):.3g}, "
-                  f"NC3 {t.final('train.nc3'):.3g}, stable TPT epoch {t.tpt_epoch}")
+            t = record(
+                name,
+                seed,
+                weight_decay=wd,
+                epochs=args.epochs,
+                cache_dir=args.cache_dir,
+                device=args.device,
+                overwrite=args.overwrite,
+            )
+            print(
+                f"{t.label}: {t.status}, recorded in {t.meta['timings']['total_s']:.1f} s, "
+                f"train error {t.final('train_error'):.4f}, "
+                f"test error {t.final('test_error'):.4f}, NC1 {t.final('train.nc1'):.3g}, "
+                f"NC3 {t.final('train.nc3'):.3g}, stable TPT epoch {t.tpt_epoch}"
+            )
     if args.claims:
         print(findings(check_claims(args.name, parse_seed_list(args.seeds), args.cache_dir, Path(args.claims))))
 

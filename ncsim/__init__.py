@@ -17,8 +17,14 @@ imported on first use, so that `import ncsim` stays as light as the version numb
 
 __version__ = "0.1.0"
 
-_LAZY = {"load_run": "ncsim.api", "obtain_run": "ncsim.api", "collapse_metrics": "ncsim.metrics",
-         "RunSpec": "ncsim.spec", "Trajectory": "ncsim.trajectory", "Recorder": "ncsim.recorder"}
+_LAZY = {
+    "load_run": "ncsim.api",
+    "obtain_run": "ncsim.api",
+    "collapse_metrics": "ncsim.metrics",
+    "RunSpec": "ncsim.spec",
+    "Trajectory": "ncsim.trajectory",
+    "Recorder": "ncsim.recorder",
+}
 
 __all__ = ["__version__", *_LAZY]
 

@@ -101,7 +101,7 @@ def matching_runs(store: RunStore, query: str) -> list[str]:
 
 
 def _describe(store: RunStore, key: str) -> str:
-    """"<key> (<label>, <epochs> epochs, <status>)" for an ambiguity message."""
+    """ "<key> (<label>, <epochs> epochs, <status>)" for an ambiguity message."""
     try:
         m = store.read(key).meta
     except (CorruptFileError, OSError) as e:
@@ -118,17 +118,21 @@ def load_run(label_or_key: str, cache_dir: str | Path | None = None) -> Trajecto
     store = open_store(cache_dir)
     keys = matching_runs(store, str(label_or_key))
     if len(keys) > 1:
-        raise RunLookupError(f"{label_or_key!r} names {len(keys)} stored runs in {store.root}: "
-                             f"{'; '.join(_describe(store, k) for k in keys)}; give a longer key prefix")
+        raise RunLookupError(
+            f"{label_or_key!r} names {len(keys)} stored runs in {store.root}: "
+            f"{'; '.join(_describe(store, k) for k in keys)}; give a longer key prefix"
+        )
     record = store.read(keys[0])
     if "spec" not in record.meta:
-        raise RunLookupError(f"record {keys[0]} in {store.root} is not a training run "
-                             f"(kind {record.meta.get('kind', '?')!r})")
+        raise RunLookupError(
+            f"record {keys[0]} in {store.root} is not a training run (kind {record.meta.get('kind', '?')!r})"
+        )
     return Trajectory(record)
 
 
-def resolve_spec(config_or_spec: RunSpec | dict | str | Path, seed: int | None = None,
-                 data_seed: int | None = None) -> RunSpec:
+def resolve_spec(
+    config_or_spec: RunSpec | dict | str | Path, seed: int | None = None, data_seed: int | None = None
+) -> RunSpec:
     """The one spec a description names, with `seed` and `data_seed` (the MNIST-1D generator seed)
     set when given: a RunSpec; a dict of spec fields; the name of a suite configuration ("standard",
     "adam", ...: the spec the claims train, ncsim.suite.config); or a preset name or TOML file that
@@ -142,13 +146,16 @@ def resolve_spec(config_or_spec: RunSpec | dict | str | Path, seed: int | None =
     elif isinstance(config_or_spec, (str, Path)):
         specs = load_specs(config_or_spec)
         if len({s.name for s in specs}) > 1 or len(specs) > 1 and seed is None:
-            raise SpecError(f"{str(config_or_spec)!r} describes {len(specs)} runs "
-                            f"({', '.join(sorted({s.name for s in specs}))}); name one configuration "
-                            f"(known: {', '.join(sorted(suite.preset_runs()))}), give a seed or pass a RunSpec")
+            raise SpecError(
+                f"{str(config_or_spec)!r} describes {len(specs)} runs "
+                f"({', '.join(sorted({s.name for s in specs}))}); name one configuration "
+                f"(known: {', '.join(sorted(suite.preset_runs()))}), give a seed or pass a RunSpec"
+            )
         spec = specs[0]
     else:
-        raise SpecError(f"expected a RunSpec, a dict, a configuration name or a TOML path, "
-                        f"got {type(config_or_spec).__name__}")
+        raise SpecError(
+            f"expected a RunSpec, a dict, a configuration name or a TOML path, got {type(config_or_spec).__name__}"
+        )
     spec = spec if seed is None else spec.replace(seed=seed)
     return spec if data_seed is None else spec.with_data(seed=data_seed)
 
@@ -162,13 +169,21 @@ def check_device(spec: RunSpec, store: RunStore | None = None, refresh: bool = F
 
     if not torch.cuda.is_available():
         build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, no GPU visible"
-        raise DeviceUnavailable(f"run {spec.label()} asks for device 'cuda' but torch {torch.__version__} "
-                                f"({build}) has no CUDA device; set device = \"cpu\" or install a CUDA build of torch")
+        raise DeviceUnavailable(
+            f"run {spec.label()} asks for device 'cuda' but torch {torch.__version__} "
+            f'({build}) has no CUDA device; set device = "cpu" or install a CUDA build of torch'
+        )
 
 
-def obtain_run(config_or_spec: RunSpec | dict | str | Path, seed: int | None = None,
-               cache_dir: str | Path | None = None, *, data_seed: int | None = None, refresh: bool = False,
-               progress: bool = False) -> Trajectory:
+def obtain_run(
+    config_or_spec: RunSpec | dict | str | Path,
+    seed: int | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    data_seed: int | None = None,
+    refresh: bool = False,
+    progress: bool = False,
+) -> Trajectory:
     """The run a description names (resolve_spec), from the store when recorded, else trained once
     on one thread and stored (ncsim.suite.obtain_run); `refresh` retrains it. The trajectory's
     `trained` says whether this call trained it. SpecError for a bad description, DeviceUnavailable for a CUDA run that
@@ -179,5 +194,16 @@ def obtain_run(config_or_spec: RunSpec | dict | str | Path, seed: int | None = N
     return suite.obtain_run(spec, store, refresh=refresh, progress=progress)
 
 
-__all__ = ["load_run", "obtain_run", "collapse_metrics", "resolve_spec", "find_runs", "matching_runs", "close_matches",
-           "open_store", "check_device", "RunLookupError", "DeviceUnavailable"]
+__all__ = [
+    "load_run",
+    "obtain_run",
+    "collapse_metrics",
+    "resolve_spec",
+    "find_runs",
+    "matching_runs",
+    "close_matches",
+    "open_store",
+    "check_device",
+    "RunLookupError",
+    "DeviceUnavailable",
+]

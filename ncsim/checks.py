@@ -51,7 +51,7 @@ except ModuleNotFoundError:  # Python < 3.11
 TOLERANCES = "tolerances.toml"
 EXPECTED_FAILURES = "expected_failures.toml"
 
-ALPHA = 0.05               # every rule's one-sided level
+ALPHA = 0.05  # every rule's one-sided level
 RULES = ("every", "mean", "equivalence")
 SCALES = ("log", "linear")
 
@@ -177,12 +177,14 @@ def load_expected_failures(claims_dir: str | Path) -> tuple[ExpectedFailure, ...
             raise ValueError(f"{path}: [{name}] names no tolerance of {Path(claims_dir) / TOLERANCES}")
         for config, entry in by_config.items():
             if not isinstance(entry, dict) or "reason" not in entry or set(entry) - {"reason", "verdict"}:
-                raise ValueError(f"{path}: [{name}.{config}] takes a `reason` and optionally a `verdict`, "
-                                 f"got {entry!r}")
+                raise ValueError(
+                    f"{path}: [{name}.{config}] takes a `reason` and optionally a `verdict`, got {entry!r}"
+                )
             verdict = entry.get("verdict", EXPECTED_VERDICTS[0])
             if verdict not in EXPECTED_VERDICTS:
-                raise ValueError(f"{path}: [{name}.{config}] verdict must be one of {EXPECTED_VERDICTS}, "
-                                 f"got {verdict!r}")
+                raise ValueError(
+                    f"{path}: [{name}.{config}] verdict must be one of {EXPECTED_VERDICTS}, got {verdict!r}"
+                )
             out.append(ExpectedFailure(name, config, str(entry["reason"]), verdict))
     return tuple(out)
 
@@ -238,8 +240,11 @@ def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
         ok = [tol.holds(v) for v in x]
         out["aggregate"] = float(np.nanmedian(x)) if np.isfinite(x).any() else None
         holds = bool(ok) and all(ok)
-        return {**out, "holds": holds,
-                "verdict": "reproduces" if holds else "does not reproduce" if not any(ok) else "inconclusive"}
+        return {
+            **out,
+            "holds": holds,
+            "verdict": "reproduces" if holds else "does not reproduce" if not any(ok) else "inconclusive",
+        }
     if not _finite(x, tol):
         return {**out, "holds": False, "verdict": "does not reproduce"}
     log = tol.rule == "equivalence" or tol.scale == "log"
@@ -262,9 +267,14 @@ def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
             p = None if n < 2 else max(sf(np.float64(m + margin) / se), sf(np.float64(margin - m) / se))
             holds = -margin < lo and hi < margin
             beyond = lo > margin or hi < -margin
-            return {**out, "interval": [float(back(lo)), float(back(hi))], "p_value": p, "holds": bool(holds),
-                    "p_differs": None if n < 2 else float(2 * sf(abs(np.float64(m)) / se)),
-                    "verdict": "reproduces" if holds else "does not reproduce" if beyond else "inconclusive"}
+            return {
+                **out,
+                "interval": [float(back(lo)), float(back(hi))],
+                "p_value": p,
+                "holds": bool(holds),
+                "p_differs": None if n < 2 else float(2 * sf(abs(np.float64(m)) / se)),
+                "verdict": "reproduces" if holds else "does not reproduce" if beyond else "inconclusive",
+            }
         thr = math.log(tol.value) if log else tol.value
         upper = tol.op in ("<=", "<")
         bound = m if n < 2 else m + t * se if upper else m - t * se
@@ -272,8 +282,13 @@ def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
         z = np.float64(thr - m if upper else m - thr) / se if n > 1 else math.nan
         holds = bool(_OPS[tol.op](bound, thr))
         wrong = bool(not _OPS[tol.op](other, thr))
-    return {**out, "bound": float(back(bound)), "p_value": sf(z), "holds": holds,
-            "verdict": "reproduces" if holds else "does not reproduce" if wrong else "inconclusive"}
+    return {
+        **out,
+        "bound": float(back(bound)),
+        "p_value": sf(z),
+        "holds": holds,
+        "verdict": "reproduces" if holds else "does not reproduce" if wrong else "inconclusive",
+    }
 
 
 def decide(tol: Tolerance, values: Sequence[float], **identity) -> Verdict:
@@ -281,7 +296,16 @@ def decide(tol: Tolerance, values: Sequence[float], **identity) -> Verdict:
     on every seed (None for NaN: JSON has none), the decision (apply_rule) and `identity`, the fields
     saying where it was decided (claim, case, config, seeds, runs, note, ...)."""
     decision = apply_rule(tol, values)
-    return Verdict(tolerance=tol.name, statistic=tol.statistic, op=tol.op, threshold=tol.value, rule=tol.rule,
-                   scale=tol.scale, source=tol.source,
-                   values=[None if math.isnan(v) else float(v) for v in map(float, values)],
-                   measured=decision.pop("aggregate"), **decision, **identity)
+    return Verdict(
+        tolerance=tol.name,
+        statistic=tol.statistic,
+        op=tol.op,
+        threshold=tol.value,
+        rule=tol.rule,
+        scale=tol.scale,
+        source=tol.source,
+        values=[None if math.isnan(v) else float(v) for v in map(float, values)],
+        measured=decision.pop("aggregate"),
+        **decision,
+        **identity,
+    )

@@ -74,8 +74,10 @@ def tables(module) -> tuple[Checks, ...]:
         return ()
     if isinstance(declared, Checks):
         return (declared,)
-    hint = ("CHECKS must be a tuple of ncsim.checks.Check, a ncsim.claim.Checks table or a tuple of them "
-            f"(docs/adding-a-claim.md), got {type(declared).__name__}")
+    hint = (
+        "CHECKS must be a tuple of ncsim.checks.Check, a ncsim.claim.Checks table or a tuple of them "
+        f"(docs/adding-a-claim.md), got {type(declared).__name__}"
+    )
     if not isinstance(declared, (tuple, list)):
         raise DeclarationError(f"{where}: {hint}")
     if all(isinstance(c, Check) for c in declared):
@@ -97,12 +99,16 @@ def problems(module, known_tolerances: Iterable[str]) -> list[str]:
     for table in tables(module):
         kinds.setdefault(table.name, set()).add(table.cases is None)
         if not isinstance(table.name, str) or not table.name.startswith("test"):
-            out.append(f"table {table.name!r}: its name is the test name pytest shows and must start with "
-                       f"'test' (e.g. 'test_{table.name}')")
+            out.append(
+                f"table {table.name!r}: its name is the test name pytest shows and must start with "
+                f"'test' (e.g. 'test_{table.name}')"
+            )
         wrong = [c for c in table.checks if not isinstance(c, Check)]
         if wrong or not table.checks:
-            out.append(f"table {table.name!r} must hold one or more ncsim.checks.Check, got "
-                       f"{', '.join(type(c).__name__ for c in wrong) or 'none'}")
+            out.append(
+                f"table {table.name!r} must hold one or more ncsim.checks.Check, got "
+                f"{', '.join(type(c).__name__ for c in wrong) or 'none'}"
+            )
             continue
         for check in table.checks:
             if check.tolerance not in known:
@@ -110,12 +116,16 @@ def problems(module, known_tolerances: Iterable[str]) -> list[str]:
             for f in (check.statistic, check.note):
                 name = getattr(f, "__name__", "")
                 if name.startswith("test"):
-                    out.append(f"{name} is a function of the check {check.tolerance!r} in CHECKS, and pytest "
-                               f"collects every test_* function as a test; rename it "
-                               f"(e.g. {name.removeprefix('test_')})")
+                    out.append(
+                        f"{name} is a function of the check {check.tolerance!r} in CHECKS, and pytest "
+                        f"collects every test_* function as a test; rename it "
+                        f"(e.g. {name.removeprefix('test_')})"
+                    )
             if table.cases is not None and (check.configs != ("standard",) or check.against or check.controls):
-                out.append(f"{table.name}: check {check.tolerance!r} is measured on the table's cases: it takes "
-                           f"no configs, against or controls")
+                out.append(
+                    f"{table.name}: check {check.tolerance!r} is measured on the table's cases: it takes "
+                    f"no configs, against or controls"
+                )
         if table.cases is not None:
             if not table.cases or not all(isinstance(c, Case) for c in table.cases):
                 out.append(f"table {table.name!r}: cases must be one or more ncsim.claim.Case")
@@ -124,8 +134,9 @@ def problems(module, known_tolerances: Iterable[str]) -> list[str]:
             if (table.name, case_id) in seen:
                 out.append(f"{table.name}[{case_id}] is declared twice")
             seen.add((table.name, case_id))
-    out += [f"the tables named {name} mix run checks and cases; name them apart" for name, k in kinds.items()
-            if len(k) > 1]
+    out += [
+        f"the tables named {name} mix run checks and cases; name them apart" for name, k in kinds.items() if len(k) > 1
+    ]
     return out
 
 

@@ -51,8 +51,18 @@ EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2
 FINAL_COLUMNS = ("train_error", "test_error", "train.nc1", "train.nc2_etf_distance", "train.nc3", "train.nc4")
 LIST_FIELDS = ("key", "kind", "label", "status", "epochs", "tpt_epoch", *FINAL_COLUMNS, "reason")
 
-SUMMARY_KEYS = ("nc1", "nc1_trace", "nc2_equinorm", "w_equinorm", "nc2_equiangularity", "nc2_maxangle",
-                "w_maxangle", "nc3", "nc4", "ncc_error")
+SUMMARY_KEYS = (
+    "nc1",
+    "nc1_trace",
+    "nc2_equinorm",
+    "w_equinorm",
+    "nc2_equiangularity",
+    "nc2_maxangle",
+    "w_maxangle",
+    "nc3",
+    "nc4",
+    "ncc_error",
+)
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -135,13 +145,17 @@ def summary(record: Record, spec: RunSpec | None = None) -> str:
     ]
     rows = [k for k in SUMMARY_KEYS if f"train.{k}" in record.arrays]
     for k in rows:
-        lines.append(f"  {k:<20}{_value(_column(record, 'train.' + k, -1), '.4g'):>12}"
-                     f"{_value(_column(record, 'test.' + k, -1), '.4g'):>12}"
-                     f"{_value(_column(record, 'train.' + k, 0), '.4g'):>14}")
+        lines.append(
+            f"  {k:<20}{_value(_column(record, 'train.' + k, -1), '.4g'):>12}"
+            f"{_value(_column(record, 'test.' + k, -1), '.4g'):>12}"
+            f"{_value(_column(record, 'train.' + k, 0), '.4g'):>14}"
+        )
     if not rows:
         lines.append("  (no metric columns in this record)")
-    lines.append(f"  time: {_value(t.get('total_s'), '.1f')} s total, {_value(t.get('fit_s'), '.1f')} s training, "
-                 f"{_value(t.get('eval_s'), '.1f')} s evaluation, {t.get('threads', '?')} threads")
+    lines.append(
+        f"  time: {_value(t.get('total_s'), '.1f')} s total, {_value(t.get('fit_s'), '.1f')} s training, "
+        f"{_value(t.get('eval_s'), '.1f')} s evaluation, {t.get('threads', '?')} threads"
+    )
     lines.append(f"  precision: {printable(s.get('precision', 'fp32'))}{_kernels(m.get('precision'))}")
     return "\n".join(lines)
 
@@ -151,8 +165,10 @@ def _kernels(p) -> str:
     if not isinstance(p, dict):
         return ""
     flag = {True: "yes", False: "no"}
-    return (f" (CPU kernels {printable(p.get('cpu_capability', '?'))}, AVX-512 BF16 "
-            f"{flag.get(p.get('avx512_bf16'), '?')}, AMX {flag.get(p.get('amx_tile'), '?')})")
+    return (
+        f" (CPU kernels {printable(p.get('cpu_capability', '?'))}, AVX-512 BF16 "
+        f"{flag.get(p.get('avx512_bf16'), '?')}, AMX {flag.get(p.get('amx_tile'), '?')})"
+    )
 
 
 def check_threads(threads: int | None) -> None:
@@ -209,9 +225,16 @@ def _listing(key: str, r: Record | Exception) -> dict:
     if "kind" in m:  # not a training run: e.g. a UFM sweep that claims/test_ufm_imbalance.py stored
         return {**dict.fromkeys(LIST_FIELDS), "key": key, "kind": str(m["kind"])}
     epochs = m.get("epochs_run")
-    return {"key": key, "kind": "run", "label": record_label(m), "status": m.get("status"),
-            "epochs": epochs if isinstance(epochs, int) else None, "tpt_epoch": _tpt(r),
-            **{name: _column(r, name, -1) for name in FINAL_COLUMNS}, "reason": m.get("status_reason")}
+    return {
+        "key": key,
+        "kind": "run",
+        "label": record_label(m),
+        "status": m.get("status"),
+        "epochs": epochs if isinstance(epochs, int) else None,
+        "tpt_epoch": _tpt(r),
+        **{name: _column(r, name, -1) for name in FINAL_COLUMNS},
+        "reason": m.get("status_reason"),
+    }
 
 
 ROW_FORMAT = "{:<20}  {:<24} {:<10} {:>6} {:>5} {:>10} {:>10}"
@@ -225,9 +248,13 @@ def _row(key: str, r: Record | Exception) -> str:
     if "kind" in r.meta:
         return f"{key:<20}  {printable(r.meta['kind'])}"
     e = _listing(key, r)
-    return ROW_FORMAT.format(key, *(printable("?" if e[k] is None else e[k]) for k in ("label", "status")),
-                             *("-" if e[k] is None else e[k] for k in ("epochs", "tpt_epoch")),
-                             _value(e["train.nc1"], ".3g"), _value(e["test_error"], ".4f"))
+    return ROW_FORMAT.format(
+        key,
+        *(printable("?" if e[k] is None else e[k]) for k in ("label", "status")),
+        *("-" if e[k] is None else e[k] for k in ("epochs", "tpt_epoch")),
+        _value(e["train.nc1"], ".3g"),
+        _value(e["test_error"], ".4f"),
+    )
 
 
 def _emit(rows: list[dict], fmt: str, columns=None) -> None:
@@ -304,16 +331,26 @@ def cmd_sweep(args) -> int:
     if args.scheduler is None:
         for spec in specs:
             check_device(spec, store)
-    print(f"sweep: {len(specs)} runs into {store.root}"
-          + (f" on {args.scheduler}" if args.scheduler else " here, one after another"), flush=True)
-    results = sweep(specs, store.root, scheduler=args.scheduler, threads=args.threads,
-                    on_result=lambda r: print(_sweep_line(r), flush=True))
+    print(
+        f"sweep: {len(specs)} runs into {store.root}"
+        + (f" on {args.scheduler}" if args.scheduler else " here, one after another"),
+        flush=True,
+    )
+    results = sweep(
+        specs,
+        store.root,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        on_result=lambda r: print(_sweep_line(r), flush=True),
+    )
     failed = [r for r in results if r["status"] == "failed"]
     stopped = [r for r in results if r["status"] not in ("ok", "failed")]
     trained = sum(r["trained"] for r in results)
-    print(f"sweep: {len(results)} runs: {trained} trained, {len(results) - trained - len(failed)} found in the "
-          f"store, {len(stopped)} stopped (diverged or degenerate), {len(failed)} failed"
-          + (f" ({', '.join(str(r['label']) for r in failed)})" if failed else ""))
+    print(
+        f"sweep: {len(results)} runs: {trained} trained, {len(results) - trained - len(failed)} found in the "
+        f"store, {len(stopped)} stopped (diverged or degenerate), {len(failed)} failed"
+        + (f" ({', '.join(str(r['label']) for r in failed)})" if failed else "")
+    )
     return EXIT_FAILED if failed else EXIT_STOPPED if stopped else 0
 
 
@@ -330,8 +367,9 @@ def cmd_report(args) -> int:
 
     seeds = _seeds(args.seeds) if args.seeds is not None else list(suite.DEFAULT_SEEDS)
     configs = suite.user_configurations(args.spec) if args.spec else None
-    folder = report.from_store(open_store(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed,
-                               configs=configs)
+    folder = report.from_store(
+        open_store(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed, configs=configs
+    )
     print(f"report written to {folder}")
     return 0
 
@@ -343,12 +381,17 @@ def cmd_decide(args) -> int:
 
     given = None
     if args.threshold is not None:
-        given = {"threshold": args.threshold, "op": args.op or "<=", "rule": args.rule or "mean",
-                 "scale": args.scale or "log"}
+        given = {
+            "threshold": args.threshold,
+            "op": args.op or "<=",
+            "rule": args.rule or "mean",
+            "scale": args.scale or "log",
+        }
     elif args.op or args.rule or args.scale:
         raise decide.DecideError("--op, --rule and --scale go with --threshold")
-    claims_dir = args.claims if args.claims is not None else ("claims" if Path("claims/tolerances.toml").is_file()
-                                                              else None)
+    claims_dir = (
+        args.claims if args.claims is not None else ("claims" if Path("claims/tolerances.toml").is_file() else None)
+    )
     records = decide.decide_file(args.file, claims_dir, given)
     print(decide.table(records))
     out = decide.write(records, args.out or Path(args.file).with_suffix(".decisions.json"))
@@ -366,50 +409,90 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", help=f"a shipped preset: {', '.join(presets())}")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     t.add_argument("--refresh", action="store_true", help="retrain even if the store has the run")
-    t.add_argument("--threads", type=int, default=None,
-                   help=f"torch and BLAS threads to train on, 1 to {os.cpu_count() or 1} (default 1: a run's values "
-                        f"depend on the thread count, docs/run-store.md)")
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch and BLAS threads to train on, 1 to {os.cpu_count() or 1} (default 1: a run's values "
+        f"depend on the thread count, docs/run-store.md)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser("show", help="list stored runs, or summarise one (key prefix or label)")
     s.add_argument("run", nargs="?")
     fmt = s.add_mutually_exclusive_group()
-    fmt.add_argument("--json", dest="format", action="store_const", const="json",
-                     help="as JSON: one record per stored run, or the run's trajectory (a row per evaluated epoch)")
+    fmt.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="as JSON: one record per stored run, or the run's trajectory (a row per evaluated epoch)",
+    )
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv", help="as CSV, the same rows as --json")
     w = sub.add_parser("sweep", help="train a configuration, preset or TOML spec over many seeds, here or on Dask")
-    w.add_argument("source", metavar="PRESET_OR_CONFIG",
-                   help="a suite configuration (standard, adam, ...), a preset, or a TOML spec file")
-    w.add_argument("--seeds", default=None,
-                   help="seeds and ranges, e.g. 0-49 or 0,1,5 (default: the suite's default seeds for a "
-                        "configuration, the file's own for a preset or file)")
+    w.add_argument(
+        "source",
+        metavar="PRESET_OR_CONFIG",
+        help="a suite configuration (standard, adam, ...), a preset, or a TOML spec file",
+    )
+    w.add_argument(
+        "--seeds",
+        default=None,
+        help="seeds and ranges, e.g. 0-49 or 0,1,5 (default: the suite's default seeds for a "
+        "configuration, the file's own for a preset or file)",
+    )
     w.add_argument("--vary-data-seed", action="store_true", help="the MNIST-1D generator seed is the training seed")
     w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
-    w.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="a Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster here "
-                        "(default: train here, one run after another)")
+    w.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster here "
+        "(default: train here, one run after another)",
+    )
     w.add_argument("--threads", type=int, default=1, help="torch and BLAS threads per run (default 1)")
     r = sub.add_parser("report", help="render figures and the verdict table from stored runs")
     r.add_argument("--out", default="reports", help="parent folder of report folders (default: reports)")
-    r.add_argument("--vary-data-seed", action="store_true",
-                   help="the runs' MNIST-1D generator seed is their training seed (as pytest --vary-data-seed)")
-    r.add_argument("--seeds", default=None,
-                   help="seeds and ranges, e.g. 0,1,2 or 0-4 (default: the suite's default seeds in ncsim/suite.toml, "
-                        "as for pytest)")
-    r.add_argument("--spec", default=None, metavar="FILE.toml",
-                   help="draw the runs of your own spec and the configurations derived from it (as pytest --spec)")
+    r.add_argument(
+        "--vary-data-seed",
+        action="store_true",
+        help="the runs' MNIST-1D generator seed is their training seed (as pytest --vary-data-seed)",
+    )
+    r.add_argument(
+        "--seeds",
+        default=None,
+        help="seeds and ranges, e.g. 0,1,2 or 0-4 (default: the suite's default seeds in ncsim/suite.toml, "
+        "as for pytest)",
+    )
+    r.add_argument(
+        "--spec",
+        default=None,
+        metavar="FILE.toml",
+        help="draw the runs of your own spec and the configurations derived from it (as pytest --spec)",
+    )
     d = sub.add_parser("decide", help="verdicts from per-seed values you already have (a CSV), by the claims' rules")
     d.add_argument("file", metavar="FILE.csv", help="columns check (or statistic), configuration, seed, value")
-    d.add_argument("--claims", default=None, metavar="DIR",
-                   help="the claims directory whose tolerances.toml holds the checks (default: ./claims if present)")
+    d.add_argument(
+        "--claims",
+        default=None,
+        metavar="DIR",
+        help="the claims directory whose tolerances.toml holds the checks (default: ./claims if present)",
+    )
     d.add_argument("--threshold", type=float, default=None, help="the threshold of every check (instead of --claims)")
     d.add_argument("--op", default=None, help="with --threshold: <=, <, >=, > or within (default <=)")
     d.add_argument("--rule", default=None, help="with --threshold: every, mean or equivalence (default mean)")
     d.add_argument("--scale", default=None, help="with --threshold: log or linear (default log)")
-    d.add_argument("--out", default=None, metavar="PATH",
-                   help="where the decisions go, .json or .csv (default: FILE.decisions.json)")
+    d.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="where the decisions go, .json or .csv (default: FILE.decisions.json)",
+    )
     for sp in (t, s, w, r):  # before or after the command; SUPPRESS: not given here keeps the main option's
-        sp.add_argument("--cache-dir", default=argparse.SUPPRESS,
-                        help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim; empty counts as unset)")
+        sp.add_argument(
+            "--cache-dir",
+            default=argparse.SUPPRESS,
+            help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim; empty counts as unset)",
+        )
     return p
 
 

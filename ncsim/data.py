@@ -86,8 +86,11 @@ def cached_arrays(overrides: dict | None = None, cache_dir: str | Path | None = 
             pass
         except store.CorruptFileError as e:
             aside = store.move_aside(path)
-            warnings.warn(f"corrupt MNIST-1D cache {path} ({e}); moved to {aside.name} and regenerating",
-                          store.CorruptRecordWarning, stacklevel=2)
+            warnings.warn(
+                f"corrupt MNIST-1D cache {path} ({e}); moved to {aside.name} and regenerating",
+                store.CorruptRecordWarning,
+                stacklevel=2,
+            )
         arrays = generate(overrides)
         store.write_npz(path, arrays, {"overrides": overrides})
         return arrays
@@ -136,8 +139,10 @@ def load(spec: RunSpec, cache_dir: str | Path | None = None) -> Dataset:
     x_test, y_test = a["x_test"], a["y_test"].astype(np.int64)
     num_classes = spec.train_classes or NUM_CLASSES
     if num_classes < NUM_CLASSES:
-        (x, y), (x_test, y_test) = ((x[y < num_classes], y[y < num_classes]),
-                                    (x_test[y_test < num_classes], y_test[y_test < num_classes]))
+        (x, y), (x_test, y_test) = (
+            (x[y < num_classes], y[y < num_classes]),
+            (x_test[y_test < num_classes], y_test[y_test < num_classes]),
+        )
     if spec.train_size or spec.imbalance != 1.0:
         if spec.train_size > len(y):
             raise SpecError(f"train_size={spec.train_size} exceeds the {len(y)} training signals")
@@ -149,8 +154,9 @@ def load(spec: RunSpec, cache_dir: str | Path | None = None) -> Dataset:
     def t(arr):
         return torch.as_tensor(np.asarray(arr, dtype=np.float32)).unsqueeze(1).contiguous()
 
-    return Dataset(x=t(x), y=torch.as_tensor(y), x_test=t(x_test), y_test=torch.as_tensor(y_test),
-                   num_classes=num_classes)
+    return Dataset(
+        x=t(x), y=torch.as_tensor(y), x_test=t(x_test), y_test=torch.as_tensor(y_test), num_classes=num_classes
+    )
 
 
 def train_set_size(spec: RunSpec, cache_dir: str | Path | None = None) -> int:

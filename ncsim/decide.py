@@ -26,8 +26,23 @@ from ncsim.verdict import Verdict, jsonable
 
 CHECK_COLUMNS = ("check", "statistic")
 REQUIRED = ("configuration", "seed", "value")
-OUTPUT_FIELDS = ("tolerance", "config", "n", "seeds", "values", "op", "threshold", "rule", "scale", "measured",
-                 "bound", "interval", "p_value", "verdict", "holds")
+OUTPUT_FIELDS = (
+    "tolerance",
+    "config",
+    "n",
+    "seeds",
+    "values",
+    "op",
+    "threshold",
+    "rule",
+    "scale",
+    "measured",
+    "bound",
+    "interval",
+    "p_value",
+    "verdict",
+    "holds",
+)
 
 
 class DecideError(ValueError):
@@ -48,8 +63,10 @@ def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float
     name = next((c for c in CHECK_COLUMNS if c in header), None)
     missing = [c for c in REQUIRED if c not in header] + ([] if name else ["check (or statistic)"])
     if missing:
-        raise DecideError(f"{path}: row 1 (header): missing column(s) {', '.join(missing)}; "
-                          f"the columns are check, configuration, seed, value")
+        raise DecideError(
+            f"{path}: row 1 (header): missing column(s) {', '.join(missing)}; "
+            f"the columns are check, configuration, seed, value"
+        )
     at = {c: header.index(c) for c in (name, *REQUIRED)}
     out: dict[tuple[str, str], list[tuple[int, float]]] = {}
     first_row: dict[tuple[str, str, int], int] = {}
@@ -74,8 +91,9 @@ def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float
             raise DecideError(f"{path}: row {number}: value {cells['value']!r} is not a number") from None
         key = (cells[name], cells["configuration"], seed)
         if key in first_row:
-            raise DecideError(f"{path}: row {number}: {key[0]} on {key[1]} seed {seed} is given twice "
-                              f"(first in row {first_row[key]})")
+            raise DecideError(
+                f"{path}: row {number}: {key[0]} on {key[1]} seed {seed} is given twice (first in row {first_row[key]})"
+            )
         first_row[key] = number
         out.setdefault(key[:2], []).append((seed, value))
     if not out:
@@ -90,12 +108,19 @@ def tolerance_from_options(name: str, threshold: float, op: str, rule: str, scal
         raise DecideError(f"--{problem}")
     if not math.isfinite(threshold):
         raise DecideError(f"--threshold {threshold!r} must be a finite number")
-    return checks.Tolerance(name=name, value=float(threshold), op=op, statistic=name, source="the command line",
-                            calibration="given on the command line", rule=rule, scale=scale)
+    return checks.Tolerance(
+        name=name,
+        value=float(threshold),
+        op=op,
+        statistic=name,
+        source="the command line",
+        calibration="given on the command line",
+        rule=rule,
+        scale=scale,
+    )
 
 
-def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: dict | None = None
-                ) -> list[Verdict]:
+def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: dict | None = None) -> list[Verdict]:
     """The decided record (ncsim.checks.decide) of every (check, configuration) of the CSV, with the
     tolerance of `given` (threshold, op, rule, scale: for every check) or else of `claims_dir`'s
     tolerances.toml; DecideError for a check that neither names."""
@@ -108,11 +133,16 @@ def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: d
         elif name in table:
             tol = table[name]
         else:
-            raise DecideError(f"{path}: check {name!r} is not in {Path(claims_dir) / checks.TOLERANCES} "
-                              f"(give --threshold, --op and --rule, or name one of its {len(table)} checks)")
+            raise DecideError(
+                f"{path}: check {name!r} is not in {Path(claims_dir) / checks.TOLERANCES} "
+                f"(give --threshold, --op and --rule, or name one of its {len(table)} checks)"
+            )
         seeds, values = [s for s, _ in pairs], [v for _, v in pairs]
-        records.append(checks.decide(tol, values, claim="decide", config=config, seeds=seeds,
-                                     runs=[f"{config}-s{s}" for s in seeds]))
+        records.append(
+            checks.decide(
+                tol, values, claim="decide", config=config, seeds=seeds, runs=[f"{config}-s{s}" for s in seeds]
+            )
+        )
     return records
 
 
@@ -127,15 +157,19 @@ def _tolerances(claims_dir) -> dict[str, checks.Tolerance]:
 
 def table(records: list[Verdict]) -> str:
     """The decisions as a fixed-width text table, one line per (check, configuration)."""
+
     def num(v):
         return "-" if v is None else f"{v:.4g}"
 
-    lines = [f"{'check':34} {'configuration':16} {'n':>2} {'aggregate':>10} {'bound':>19} {'p':>9} "
-             f"{'needs':>12}  verdict"]
+    lines = [
+        f"{'check':34} {'configuration':16} {'n':>2} {'aggregate':>10} {'bound':>19} {'p':>9} {'needs':>12}  verdict"
+    ]
     for r in records:
         bound = f"{num(r.interval[0])}-{num(r.interval[1])}" if r.interval else num(r.bound)
-        lines.append(f"{r.tolerance:34} {r.config:16} {r.n:>2} {num(r.measured):>10} {bound:>19} "
-                     f"{num(r.p_value):>9} {r.op + ' ' + format(r.threshold, 'g'):>12}  {r.verdict}")
+        lines.append(
+            f"{r.tolerance:34} {r.config:16} {r.n:>2} {num(r.measured):>10} {bound:>19} "
+            f"{num(r.p_value):>9} {r.op + ' ' + format(r.threshold, 'g'):>12}  {r.verdict}"
+        )
     return "\n".join(lines)
 
 

@@ -28,9 +28,15 @@ def tidy_rows(trajectory: Trajectory) -> list[dict]:
     column of the trajectory (a float; NaN where nothing was measured)."""
     names = [c for c in trajectory.columns() if c != "epoch"]
     values = {c: trajectory[c] for c in names}
-    return [{"label": trajectory.label, "key": trajectory.key, "epoch": int(epoch),
-             **{c: float(values[c][i]) for c in names}}
-            for i, epoch in enumerate(trajectory.epochs)]
+    return [
+        {
+            "label": trajectory.label,
+            "key": trajectory.key,
+            "epoch": int(epoch),
+            **{c: float(values[c][i]) for c in names},
+        }
+        for i, epoch in enumerate(trajectory.epochs)
+    ]
 
 
 def to_frame(trajectory: Trajectory):
@@ -39,8 +45,10 @@ def to_frame(trajectory: Trajectory):
     try:
         import pandas as pd
     except ImportError:
-        raise ImportError("to_frame needs pandas (pip install pandas); without it, ncsim.export.write_csv(t, "
-                          "path) writes the same table as CSV and tidy_rows(t) gives it as dicts") from None
+        raise ImportError(
+            "to_frame needs pandas (pip install pandas); without it, ncsim.export.write_csv(t, "
+            "path) writes the same table as CSV and tidy_rows(t) gives it as dicts"
+        ) from None
     rows = tidy_rows(trajectory)
     return pd.DataFrame(rows, columns=list(rows[0]) if rows else list(IDENTITY))
 

@@ -47,7 +47,6 @@ _CHUNK_ELEMENTS = 2**21  # the in-memory call streams row blocks of about 16 MB
 Batches = Iterable | Callable[[], Iterator]
 
 
-
 class DegenerateFeaturesError(ValueError):
     """The inputs are valid but the geometry is degenerate (identical class means, a zero centered
     mean or classifier row, coinciding means): the NC statistics are undefined there. A network
@@ -93,18 +92,28 @@ def centered_means(features, labels, num_classes: int, center: str = "sample") -
 
 # The keys collapse_metrics returns: always FEATURE_KEYS; with a classifier W also CLASSIFIER_KEYS; with
 # a ridge parameter also RIDGE_KEYS.
-FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "within_offspan", "means_conditioning", "nc2_equinorm",
-                "nc2_equiangularity", "nc2_maxangle", "nc2_etf_distance", "ncc_error")
-CLASSIFIER_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3", "nc3_etf_distance",
-                   "nc4")
+FEATURE_KEYS = (
+    "nc1",
+    "nc1_trace",
+    "cdnv",
+    "within_offspan",
+    "means_conditioning",
+    "nc2_equinorm",
+    "nc2_equiangularity",
+    "nc2_maxangle",
+    "nc2_etf_distance",
+    "ncc_error",
+)
+CLASSIFIER_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3", "nc3_etf_distance", "nc4")
 RIDGE_KEYS = ("ridge_distance", "ridge_direction_distance", "ridge_nc3", "ridge_nc4")
 # Keys that describe the geometry rather than measure a distance from collapse (0 at exact NC): at an
 # exact simplex ETF means_conditioning is 1, and within_offspan is a fraction of a zero scatter.
 DIAGNOSTIC_KEYS = ("within_offspan", "means_conditioning")
 
 
-def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int | None = None,
-                     ridge: float | None = None) -> dict[str, float]:
+def collapse_metrics(
+    features, labels, weight=None, bias=None, num_classes: int | None = None, ridge: float | None = None
+) -> dict[str, float]:
     """Neural Collapse statistics of `features` (N x p) with `labels` (N,), and of the classifier.
 
     Inputs may be numpy arrays or torch tensors (any device, any float dtype); they are converted to
@@ -169,13 +178,18 @@ def collapse_metrics(features, labels, weight=None, bias=None, num_classes: int 
     y = _as_labels(labels)
     _check_batch_shapes(h, y)
     rows = max(1, _CHUNK_ELEMENTS // max(1, h.shape[1]))
-    blocks = [(h[i:i + rows], y[i:i + rows]) for i in range(0, len(y), rows)]
-    return collapse_metrics_streaming(blocks, weight, bias, num_classes=num_classes, ridge=ridge,
-                                      resolution=resolution)
+    blocks = [(h[i : i + rows], y[i : i + rows]) for i in range(0, len(y), rows)]
+    return collapse_metrics_streaming(blocks, weight, bias, num_classes=num_classes, ridge=ridge, resolution=resolution)
 
 
-def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_classes: int | None = None,
-                               ridge: float | None = None, resolution: float = _EPS) -> dict[str, float]:
+def collapse_metrics_streaming(
+    batches: Batches,
+    weight=None,
+    bias=None,
+    num_classes: int | None = None,
+    ridge: float | None = None,
+    resolution: float = _EPS,
+) -> dict[str, float]:
     """`collapse_metrics` over data that arrives in (features, labels) batches; returns the same dict.
     `resolution` is the relative precision of the features before any conversion (their dtype's machine
     epsilon; FLOAT32_RESOLUTION for float32 network features), which sets the singular-value cut.
@@ -203,12 +217,14 @@ def collapse_metrics_streaming(batches: Batches, weight=None, bias=None, num_cla
     residuals = _residual_pass(start_pass(), geometry, w, b, scale, covariance=ridge is not None)
 
     within_total = residuals.within_sq.sum()
-    metrics = {"nc1": residuals.whitened_sq / residuals.n,
-               "nc1_trace": within_total / residuals.n / geometry.between_trace,
-               "cdnv": _cdnv(residuals.within_sq / counts, geometry.mean_gaps),
-               "within_offspan": 1 - residuals.inspan_sq / within_total if within_total > 0 else 0.0,
-               "means_conditioning": geometry.conditioning,
-               **_simplex_stats(geometry.centered, "nc2", "centered class mean")}
+    metrics = {
+        "nc1": residuals.whitened_sq / residuals.n,
+        "nc1_trace": within_total / residuals.n / geometry.between_trace,
+        "cdnv": _cdnv(residuals.within_sq / counts, geometry.mean_gaps),
+        "within_offspan": 1 - residuals.inspan_sq / within_total if within_total > 0 else 0.0,
+        "means_conditioning": geometry.conditioning,
+        **_simplex_stats(geometry.centered, "nc2", "centered class mean"),
+    }
     if w is not None:
         metrics.update(_simplex_stats(w, "w", "weight row"))
         metrics["nc3"] = direction_distance(w, geometry.centered) ** 2
@@ -234,7 +250,7 @@ def ridge_classifier(features, labels, num_classes: int, lam: float = 0.0) -> tu
         raise ValueError(f"lam={lam!r} must be a finite ridge parameter >= 0")
     resolution = _resolution_of(features)
     h, y = _as_float64(features), _as_labels(labels)
-    centered = centered_means(h, y, num_classes)           # validates shapes, labels, finiteness
+    centered = centered_means(h, y, num_classes)  # validates shapes, labels, finiteness
     pi = np.bincount(y, minlength=num_classes) / len(y)
     residual = h - h.mean(0)
     w_r = _ridge_weights(centered, pi, residual.T @ residual / len(y), lam, len(y), resolution)
@@ -250,8 +266,9 @@ def _ridge_classifier(g: _Geometry, r: _Residuals, lam: float, resolution: float
     return w_r, pi - w_r @ (pi @ g.means)
 
 
-def _ridge_weights(centered: np.ndarray, pi: np.ndarray, sigma_t: np.ndarray, lam: float, n: int,
-                   resolution: float) -> np.ndarray:
+def _ridge_weights(
+    centered: np.ndarray, pi: np.ndarray, sigma_t: np.ndarray, lam: float, n: int, resolution: float
+) -> np.ndarray:
     """W_r = diag(pi) Mdot^T (Sigma_T + lam I)^+. The pseudo-inverse drops the eigenvalues below the larger
     of two cuts times the largest: (max(C, p) * resolution)^2, the features' singular-value cut squared,
     and max(N, p) * eps64, the rounding of a sum of N outer products."""
@@ -271,6 +288,7 @@ _RESOLUTIONS = {"float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0**-7,
 
 
 # ---- input conversion and validation -------------------------------------------------------------------
+
 
 def _as_float64(x) -> np.ndarray:
     if hasattr(x, "detach"):  # a torch tensor: torch is not imported here, only duck-typed
@@ -310,8 +328,7 @@ def _check_labels(y: np.ndarray, num_classes: int | None) -> None:
     low, high = y.min(), y.max()
     if low < 0 or (num_classes is not None and high >= num_classes):
         bad = low if low < 0 else high
-        raise ValueError(f"labels outside [0, {num_classes if num_classes is not None else 'C'}): "
-                         f"found label {bad}")
+        raise ValueError(f"labels outside [0, {num_classes if num_classes is not None else 'C'}): found label {bad}")
 
 
 def _as_classifier(weight, bias) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -339,8 +356,10 @@ def _pass_starter(batches: Batches) -> Callable[[], Iterator]:
     if callable(batches):
         return batches
     if iter(batches) is batches:
-        raise ValueError("batches is a one-shot iterator but is read twice: pass a re-iterable "
-                         "(e.g. a list) or a zero-argument callable returning a fresh iterator")
+        raise ValueError(
+            "batches is a one-shot iterator but is read twice: pass a re-iterable "
+            "(e.g. a list) or a zero-argument callable returning a fresh iterator"
+        )
     return lambda: iter(batches)
 
 
@@ -359,6 +378,7 @@ def _checked_batches(source: Iterator, num_classes: int | None) -> Iterator[tupl
 
 
 # ---- pass 1: class means -------------------------------------------------------------------------------
+
 
 def _class_means(source: Iterator, num_classes: int | None) -> tuple[np.ndarray, np.ndarray, float]:
     """Class means divided by `scale` (C x p), counts (C) and `scale`, the power of two nearest max |h|.
@@ -407,14 +427,15 @@ def _power_of_two(x: float) -> float:
 @dataclass(frozen=True)
 class _Geometry:
     """What pass 2 needs from pass 1: the means and the top singular directions of Mdot."""
-    means: np.ndarray       # C x p, mu_c
-    centered: np.ndarray    # C x p, A = Mdot^T, rows mu_c - mu_G
-    counts: np.ndarray      # C, N_c
-    basis: np.ndarray       # p x k, U over the kept singular values (k <= C-1)
-    whitener: np.ndarray    # p x k, U S^-1 over the kept singular values
-    between_trace: float    # Tr(Sigma_B)
-    mean_gaps: np.ndarray   # C x C, ||mu_c - mu_c'||^2
-    conditioning: float     # s_{C-1} / s_1 of Mdot
+
+    means: np.ndarray  # C x p, mu_c
+    centered: np.ndarray  # C x p, A = Mdot^T, rows mu_c - mu_G
+    counts: np.ndarray  # C, N_c
+    basis: np.ndarray  # p x k, U over the kept singular values (k <= C-1)
+    whitener: np.ndarray  # p x k, U S^-1 over the kept singular values
+    between_trace: float  # Tr(Sigma_B)
+    mean_gaps: np.ndarray  # C x C, ||mu_c - mu_c'||^2
+    conditioning: float  # s_{C-1} / s_1 of Mdot
 
     @classmethod
     def of(cls, means: np.ndarray, counts: np.ndarray, resolution: float = _EPS) -> _Geometry:
@@ -423,31 +444,47 @@ class _Geometry:
         centered = means - global_mean
         u, s, _ = np.linalg.svd(np.ascontiguousarray(centered.T), full_matrices=False)  # Mdot = U S V^T
         if s[0] <= max(c, p) * _EPS * np.linalg.norm(means):
-            raise DegenerateFeaturesError("class means are identical (Sigma_B = 0): nc1 and the NC2 statistics are "
-                             "undefined")
-        kept = s[:c - 1] > max(c, p) * resolution * s[0]
-        basis = u[:, :c - 1][:, kept]
+            raise DegenerateFeaturesError(
+                "class means are identical (Sigma_B = 0): nc1 and the NC2 statistics are undefined"
+            )
+        kept = s[: c - 1] > max(c, p) * resolution * s[0]
+        basis = u[:, : c - 1][:, kept]
         conditioning = s[c - 2] / s[0] if len(s) >= c - 1 else 0.0
-        return cls(means, centered, counts, basis, basis / s[:c - 1][kept], float((s**2).sum() / c),
-                   _squared_distances(centered), float(conditioning))
+        return cls(
+            means,
+            centered,
+            counts,
+            basis,
+            basis / s[: c - 1][kept],
+            float((s**2).sum() / c),
+            _squared_distances(centered),
+            float(conditioning),
+        )
 
 
 # ---- pass 2: residual statistics -----------------------------------------------------------------------
+
 
 @dataclass
 class _Residuals:
     n: int = 0
     counts: np.ndarray | None = None
-    whitened_sq: float = 0.0            # sum_i ||S^-1 U^T (h_i - mu_{y_i})||^2
-    inspan_sq: float = 0.0              # sum_i ||U^T (h_i - mu_{y_i})||^2
+    whitened_sq: float = 0.0  # sum_i ||S^-1 U^T (h_i - mu_{y_i})||^2
+    inspan_sq: float = 0.0  # sum_i ||U^T (h_i - mu_{y_i})||^2
     within_sq: np.ndarray | None = None  # per class, sum_{i in c} ||h_i - mu_c||^2
     within_cov: np.ndarray | None = None  # sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T, when asked for
     ncc_errors: int = 0
     nc4_mismatches: int = 0
 
 
-def _residual_pass(source: Iterator, g: _Geometry, w: np.ndarray | None, b: np.ndarray | None,
-                   scale: float = 1.0, covariance: bool = False) -> _Residuals:
+def _residual_pass(
+    source: Iterator,
+    g: _Geometry,
+    w: np.ndarray | None,
+    b: np.ndarray | None,
+    scale: float = 1.0,
+    covariance: bool = False,
+) -> _Residuals:
     """Pass 2 on h / `scale` (g, w and b are already scaled); with `covariance`, also the p x p within-class
     scatter."""
     c, k = len(g.means), g.whitener.shape[1]
@@ -462,14 +499,14 @@ def _residual_pass(source: Iterator, g: _Geometry, w: np.ndarray | None, b: np.n
         np.subtract(h / scale if scale != 1.0 else h, r, out=r)
         projected = r @ probe
         acc.whitened_sq += np.einsum("ij,ij->", projected[:, :k], projected[:, :k])
-        acc.inspan_sq += np.einsum("ij,ij->", projected[:, k:2 * k], projected[:, k:2 * k])
+        acc.inspan_sq += np.einsum("ij,ij->", projected[:, k : 2 * k], projected[:, k : 2 * k])
         acc.within_sq += np.bincount(y, weights=np.einsum("ij,ij->i", r, r), minlength=c)
         if covariance:
             acc.within_cov += r.T @ r
-        nearest = _nearest_mean(y, projected[:, 2 * k:2 * k + c], g.mean_gaps)
+        nearest = _nearest_mean(y, projected[:, 2 * k : 2 * k + c], g.mean_gaps)
         acc.ncc_errors += int(np.count_nonzero(nearest != y))
         if w is not None:
-            logits = projected[:, 2 * k + c:] + mean_logits[y]  # W h + b = W (h - mu_y) + (W mu_y + b)
+            logits = projected[:, 2 * k + c :] + mean_logits[y]  # W h + b = W (h - mu_y) + (W mu_y + b)
             acc.nc4_mismatches += int(np.count_nonzero(nearest != np.argmax(logits, axis=1)))
         acc.n += len(y)
         acc.counts += np.bincount(y, minlength=c)
@@ -491,6 +528,7 @@ def _nearest_mean(y: np.ndarray, r_dot_centered: np.ndarray, mean_gaps: np.ndarr
 
 # ---- statistics of C vectors ---------------------------------------------------------------------------
 
+
 def _simplex_stats(vectors: np.ndarray, prefix: str, what: str) -> dict[str, float]:
     """Equinorm, equiangularity, max-angle and ETF distance of the C rows of `vectors` (C x p)."""
     c = len(vectors)
@@ -499,10 +537,12 @@ def _simplex_stats(vectors: np.ndarray, prefix: str, what: str) -> dict[str, flo
         raise DegenerateFeaturesError(f"{what} {np.flatnonzero(norms == 0)[0]} is zero: its angles are undefined")
     gram = vectors @ vectors.T
     cosines = (gram / np.outer(norms, norms))[~np.eye(c, dtype=bool)]
-    return {f"{prefix}_equinorm": norms.std(ddof=1) / norms.mean(),
-            f"{prefix}_equiangularity": cosines.std(ddof=1),
-            f"{prefix}_maxangle": np.abs(cosines + 1 / (c - 1)).mean(),
-            f"{prefix}_etf_distance": etf_distance(gram, what + "s' Gram matrix")}
+    return {
+        f"{prefix}_equinorm": norms.std(ddof=1) / norms.mean(),
+        f"{prefix}_equiangularity": cosines.std(ddof=1),
+        f"{prefix}_maxangle": np.abs(cosines + 1 / (c - 1)).mean(),
+        f"{prefix}_etf_distance": etf_distance(gram, what + "s' Gram matrix"),
+    }
 
 
 def etf_distance(m: np.ndarray, what: str = "matrix") -> float:
@@ -538,8 +578,7 @@ def _cdnv(variances: np.ndarray, mean_gaps: np.ndarray) -> float:
     return np.mean((variances[i] + variances[j]) / (2 * gaps))
 
 
-def few_shot_ncc_error(support, support_labels, query, query_labels, shots: int, episodes: int,
-                       seed: int) -> float:
+def few_shot_ncc_error(support, support_labels, query, query_labels, shots: int, episodes: int, seed: int) -> float:
     """Mean error of the nearest-class-centre classifier over few-shot episodes (Galanti, Gyorgy & Hutter,
     ICLR 2022, Sec. 3: h(x) = argmin_c ||f(x) - mu_f(S_c)|| with S_c a class's k-shot sample): in each
     episode, `shots` support features per class are drawn without replacement from `support` (every
@@ -556,14 +595,18 @@ def few_shot_ncc_error(support, support_labels, query, query_labels, shots: int,
         raise ValueError(f"support features have p = {hs.shape[1]}, query features p = {hq.shape[1]}")
     classes = np.unique(ys)
     if len(classes) < 2 or not np.isin(yq, classes).all():
-        raise ValueError(f"support must hold >= 2 classes and every query label; support classes "
-                         f"{classes.tolist()}, query classes {np.unique(yq).tolist()}")
+        raise ValueError(
+            f"support must hold >= 2 classes and every query label; support classes "
+            f"{classes.tolist()}, query classes {np.unique(yq).tolist()}"
+        )
     if shots < 1 or episodes < 1:
         raise ValueError(f"shots and episodes must be >= 1, got shots={shots}, episodes={episodes}")
     pools = [np.flatnonzero(ys == c) for c in classes]
     if min(len(p) for p in pools) < shots:
-        raise ValueError(f"a {shots}-shot episode needs {shots} support samples per class; the smallest class "
-                         f"has {min(len(p) for p in pools)}")
+        raise ValueError(
+            f"a {shots}-shot episode needs {shots} support samples per class; the smallest class "
+            f"has {min(len(p) for p in pools)}"
+        )
     rng = np.random.default_rng(seed)
     truth = np.searchsorted(classes, yq)
     errors = []

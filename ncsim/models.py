@@ -106,7 +106,7 @@ class _ReluMaxPool2(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y):
         n, length, c = y.shape
-        pairs = y[:, :length - length % 2].reshape(n, length // 2, 2, c)
+        pairs = y[:, : length - length % 2].reshape(n, length // 2, 2, c)
         a, b = pairs[:, :, 0], pairs[:, :, 1]
         out = torch.maximum(a, b).clamp_min_(0)
         ctx.length = length
@@ -152,12 +152,15 @@ def cnn1d(num_classes: int, width: int = 32, kernel_size: int = 5, batch_norm: b
     """The seed README's network: Conv1d 1->w->2w->4w (ReLU, optional batch norm after each conv),
     global average pooling to a 4w-D penultimate layer (128-D at w=32), Linear 4w->C."""
     w, k = width, kernel_size
-    return BlockNet([
-        ("conv1", ConvBlock(1, w, k, batch_norm)),
-        ("conv2", ConvBlock(w, 2 * w, k, batch_norm)),
-        ("conv3", ConvBlock(2 * w, 4 * w, k, batch_norm)),
-        ("penultimate", AdaptiveAvgPool(1)),
-    ], nn.Linear(4 * w, num_classes))
+    return BlockNet(
+        [
+            ("conv1", ConvBlock(1, w, k, batch_norm)),
+            ("conv2", ConvBlock(w, 2 * w, k, batch_norm)),
+            ("conv3", ConvBlock(2 * w, 4 * w, k, batch_norm)),
+            ("penultimate", AdaptiveAvgPool(1)),
+        ],
+        nn.Linear(4 * w, num_classes),
+    )
 
 
 def cnn1d_seed(num_classes: int, width: int = 64) -> BlockNet:
@@ -166,14 +169,17 @@ def cnn1d_seed(num_classes: int, width: int = 64) -> BlockNet:
     Conv1d(4w->4w,k3)+BN+ReLU, AdaptiveAvgPool1d(4), Linear(16w->4w)+BN+ReLU (4w-D penultimate,
     256-D at w=64), Linear(4w->C)."""
     w = width
-    return BlockNet([
-        ("conv1", ConvBlock(1, w, 7, True, pool=True)),
-        ("conv2", ConvBlock(w, 2 * w, 5, True, pool=True)),
-        ("conv3", ConvBlock(2 * w, 4 * w, 3, True)),
-        ("conv4", ConvBlock(4 * w, 4 * w, 3, True)),
-        ("pool", AdaptiveAvgPool(4)),
-        ("penultimate", nn.Sequential(nn.Linear(16 * w, 4 * w, bias=False), nn.BatchNorm1d(4 * w), nn.ReLU())),
-    ], nn.Linear(4 * w, num_classes))
+    return BlockNet(
+        [
+            ("conv1", ConvBlock(1, w, 7, True, pool=True)),
+            ("conv2", ConvBlock(w, 2 * w, 5, True, pool=True)),
+            ("conv3", ConvBlock(2 * w, 4 * w, 3, True)),
+            ("conv4", ConvBlock(4 * w, 4 * w, 3, True)),
+            ("pool", AdaptiveAvgPool(4)),
+            ("penultimate", nn.Sequential(nn.Linear(16 * w, 4 * w, bias=False), nn.BatchNorm1d(4 * w), nn.ReLU())),
+        ],
+        nn.Linear(4 * w, num_classes),
+    )
 
 
 def build(spec: RunSpec, num_classes: int) -> BlockNet:

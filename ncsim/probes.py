@@ -67,6 +67,9 @@ def new_class_statistics(run, classes: tuple[int, ...], shots: int, episodes: in
     (xs, ys), (xq, yq) = class_signals(run, classes, "train"), class_signals(run, classes, "test")
     net = run.model()
     hs, hq = run.embed(xs, net), run.embed(xq, net)
-    return {"cdnv": metrics.collapse_metrics(hq, yq, num_classes=len(classes))["cdnv"],
-            "few_shot_error": metrics.few_shot_ncc_error(hs, ys, hq, yq, shots=shots, episodes=episodes,
-                                                         seed=run.spec.seed)}
+    return {
+        "cdnv": metrics.collapse_metrics(hq, yq, num_classes=len(classes))["cdnv"],
+        "few_shot_error": metrics.few_shot_ncc_error(
+            hs, ys, hq, yq, shots=shots, episodes=episodes, seed=run.spec.seed
+        ),
+    }

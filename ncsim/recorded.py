@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-SOURCE = "recorded"          # meta["source"] of a recorded run's record (a training run: no meta["kind"])
-RECORDER_VERSION = 1          # enters every key: a change to what the recorder measures changes the keys
+SOURCE = "recorded"  # meta["source"] of a recorded run's record (a training run: no meta["kind"])
+RECORDER_VERSION = 1  # enters every key: a change to what the recorder measures changes the keys
 _NAME_RE = re.compile(r"[0-9A-Za-z_]+(-[0-9A-Za-z_]+)*")
 _SCHEDULE_FIELDS = {"eval_schedule": "all", "layer_schedule": "log:12"}
 
@@ -39,28 +39,33 @@ class RecordedSpec:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
-            raise ValueError(f"recorded configuration name {self.name!r}: use letters, digits and _, "
-                             f"joined by single hyphens (e.g. 'digits-mlp')")
+            raise ValueError(
+                f"recorded configuration name {self.name!r}: use letters, digits and _, "
+                f"joined by single hyphens (e.g. 'digits-mlp')"
+            )
         for what, v, low in (("seed", self.seed, 0), ("epochs", self.epochs, 1)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
         clash = {"name", "seed", "epochs", "data"} & set(self.fields)
         if clash:
-            raise ValueError(f"fields {sorted(clash)} are not user fields (name, seed and epochs are arguments; "
-                             f"data is reserved)")
+            raise ValueError(
+                f"fields {sorted(clash)} are not user fields (name, seed and epochs are arguments; data is reserved)"
+            )
         try:
             json.dumps(self.fields, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"the fields of {self.name!r} must be JSON values (numbers, strings, lists): "
-                             f"{e}") from None
+            raise ValueError(
+                f"the fields of {self.name!r} must be JSON values (numbers, strings, lists): {e}"
+            ) from None
         object.__setattr__(self, "fields", {**_SCHEDULE_FIELDS, **self.fields})
 
     def __getattr__(self, name: str):
         fields = self.__dict__.get("fields", {})
         if name in fields:
             return fields[name]
-        raise AttributeError(f"recorded run {self.__dict__.get('name')!r} has no field {name!r}; "
-                             f"its fields: {sorted(fields)}")
+        raise AttributeError(
+            f"recorded run {self.__dict__.get('name')!r} has no field {name!r}; its fields: {sorted(fields)}"
+        )
 
     @property
     def data(self) -> dict:
@@ -82,10 +87,11 @@ class RecordedSpec:
         return f"{self.name}-s{self.seed}"
 
     def key(self) -> str:
-        """"rec-<name>-s<seed>-" and 16 hex digits of the sha256 of the whole description (canonical
+        """ "rec-<name>-s<seed>-" and 16 hex digits of the sha256 of the whole description (canonical
         JSON) and RECORDER_VERSION."""
-        blob = json.dumps({**self.to_dict(), "recorder_version": RECORDER_VERSION}, sort_keys=True,
-                          separators=(",", ":")).encode()
+        blob = json.dumps(
+            {**self.to_dict(), "recorder_version": RECORDER_VERSION}, sort_keys=True, separators=(",", ":")
+        ).encode()
         return f"rec-{self.label()}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
@@ -113,8 +119,12 @@ def find(store, name: str, seed: int) -> str:
     if len(keys) == 1:
         return keys[0]
     if keys:
-        raise RecordedRunMissing(f"recorded configuration {name!r} has {len(keys)} runs of seed {seed} in {store.root} "
-                                 f"(recorded with different epochs or fields): {', '.join(keys)}; remove all but one")
+        raise RecordedRunMissing(
+            f"recorded configuration {name!r} has {len(keys)} runs of seed {seed} in {store.root} "
+            f"(recorded with different epochs or fields): {', '.join(keys)}; remove all but one"
+        )
     have = f"it has seeds {', '.join(map(str, sorted(seeds)))}" if seeds else "no run of it is recorded there"
-    raise RecordedRunMissing(f"recorded configuration {name!r} has no run of seed {seed} in {store.root} ({have}); "
-                             f"record it with ncsim.Recorder({name!r}, seed={seed}, ...)")
+    raise RecordedRunMissing(
+        f"recorded configuration {name!r} has no run of seed {seed} in {store.root} ({have}); "
+        f"record it with ncsim.Recorder({name!r}, seed={seed}, ...)"
+    )

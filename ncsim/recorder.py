@@ -78,11 +78,24 @@ class Recorder:
                   arguments above (e.g. the figures' "classifier": "learned") goes in fields={...}
     """
 
-    def __init__(self, name: str, seed: int, *, model: torch.nn.Module, penultimate: torch.nn.Module,
-                 classifier: torch.nn.Linear, train: Iterable, epochs: int, test: Iterable | None = None,
-                 taps: Mapping[str, torch.nn.Module] | Sequence[str] | None = None,
-                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 cache_dir=None, overwrite: bool = False, fields: Mapping | None = None, **more_fields):
+    def __init__(
+        self,
+        name: str,
+        seed: int,
+        *,
+        model: torch.nn.Module,
+        penultimate: torch.nn.Module,
+        classifier: torch.nn.Linear,
+        train: Iterable,
+        epochs: int,
+        test: Iterable | None = None,
+        taps: Mapping[str, torch.nn.Module] | Sequence[str] | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        cache_dir=None,
+        overwrite: bool = False,
+        fields: Mapping | None = None,
+        **more_fields,
+    ):
         from ncsim.api import open_store
 
         self.spec = RecordedSpec(name, seed, epochs, {**(fields or {}), **more_fields})
@@ -90,12 +103,16 @@ class Recorder:
         self.store: RunStore = open_store(cache_dir)
         self.overwrite = overwrite
         if not overwrite and self.spec.key() in self.store:
-            raise AlreadyRecorded(self.spec.key(), f"{self.spec.label()} is already recorded with this description "
-                                                   f"(key {self.spec.key()} in {self.store.root}); pass overwrite=True "
-                                                   f"to replace it")
+            raise AlreadyRecorded(
+                self.spec.key(),
+                f"{self.spec.label()} is already recorded with this description "
+                f"(key {self.spec.key()} in {self.store.root}); pass overwrite=True "
+                f"to replace it",
+            )
         if not isinstance(classifier, torch.nn.Linear):
-            raise TypeError(f"classifier must be the final torch.nn.Linear (logits = W h + b), "
-                            f"got {type(classifier).__name__}")
+            raise TypeError(
+                f"classifier must be the final torch.nn.Linear (logits = W h + b), got {type(classifier).__name__}"
+            )
         for what, module in (("model", model), ("penultimate", penultimate)):
             if not isinstance(module, torch.nn.Module):
                 raise TypeError(f"{what} must be a torch.nn.Module, got {type(module).__name__}")
@@ -109,7 +126,7 @@ class Recorder:
         self.signals: dict[str, int] = {}
         self.reported = set()
         self.closed = False
-        self.trajectory: Trajectory | None = None   # the record, once close() wrote it
+        self.trajectory: Trajectory | None = None  # the record, once close() wrote it
         self.t_start = time.perf_counter()
         self._measure(0)
 
@@ -117,8 +134,9 @@ class Recorder:
     def num_classes(self) -> int:
         return self.classifier.out_features
 
-    def after_epoch(self, epoch: int, *, fit_loss: float | None = None, fit_error: float | None = None,
-                    lr: float | None = None) -> bool:
+    def after_epoch(
+        self, epoch: int, *, fit_loss: float | None = None, fit_error: float | None = None, lr: float | None = None
+    ) -> bool:
         """Training epoch `epoch` (1, 2, ... in order) is done: measure if the schedule says so.
         `fit_loss`, `fit_error` (the fraction of train samples the epoch's minibatches misclassified,
         from which the stable TPT is found) and `lr` are the pass's own values, recorded when given.
@@ -128,8 +146,10 @@ class Recorder:
         if self.history.status != "ok":
             return False
         if epoch != self.epoch + 1 or epoch > self.spec.epochs:
-            raise ValueError(f"{self.spec.label()}: after_epoch({epoch}) after epoch {self.epoch}: call it after "
-                             f"every epoch 1..{self.spec.epochs}, in order")
+            raise ValueError(
+                f"{self.spec.label()}: after_epoch({epoch}) after epoch {self.epoch}: call it after "
+                f"every epoch 1..{self.spec.epochs}, in order"
+            )
         self.epoch = epoch
         h = self.history
         for column, value in (("fit_loss", fit_loss), ("fit_error", fit_error), ("fit_lr", lr)):
@@ -156,8 +176,9 @@ class Recorder:
                 h.status, h.reason = STOPPED, f"stopped by the user after epoch {self.epoch} of {self.spec.epochs}"
         record = self._record()
         if not self.overwrite and record.key in self.store:
-            raise self.store._save_fallback(record, FileExistsError(
-                "recorded meanwhile by another process; pass overwrite=True to replace it"))
+            raise self.store._save_fallback(
+                record, FileExistsError("recorded meanwhile by another process; pass overwrite=True to replace it")
+            )
         try:
             self.store.save(record)
         except OSError as e:
@@ -182,13 +203,18 @@ class Recorder:
     def _measure(self, epoch: int) -> None:
         """One evaluation row at `epoch` (ncsim.train.evaluate_splits), or the run's stop."""
         layers = epoch in self.layer_at and bool(self.taps)
-        splits = {split: self._chunks(split, loader, layers and split == "train")
-                  for split, loader in self.loaders.items()}
+        splits = {
+            split: self._chunks(split, loader, layers and split == "train") for split, loader in self.loaders.items()
+        }
         h = self.history
         with h.timed("eval"), self._evaluating():
             try:
-                h.rows.append({"epoch": epoch, **trainer.evaluate_splits(
-                    splits, self.classifier, self.num_classes, self.loss, self._ridge())})
+                h.rows.append(
+                    {
+                        "epoch": epoch,
+                        **trainer.evaluate_splits(splits, self.classifier, self.num_classes, self.loss, self._ridge()),
+                    }
+                )
             except trainer.RunStopped as stop:
                 h.stopped(epoch, stop)
 
@@ -217,9 +243,11 @@ class Recorder:
     def _keeper(self, name: str):
         def keep(module, inputs, output):
             if not isinstance(output, torch.Tensor):
-                raise TypeError(f"{self.spec.label()}: the output of {name} is a {type(output).__name__}, "
-                                f"not a tensor of features")
+                raise TypeError(
+                    f"{self.spec.label()}: the output of {name} is a {type(output).__name__}, not a tensor of features"
+                )
             self._outputs[name] = output.flatten(1)
+
         return keep
 
     def _device(self) -> torch.device:
@@ -240,6 +268,7 @@ class Recorder:
                 feats = {name: self._outputs[name] for name in names}
                 self.widths.update({name: f.shape[1] for name, f in feats.items()})
                 yield logits, feats, y.to(logits.device)
+
         return run
 
     # ---- the record --------------------------------------------------------------------------------
@@ -253,15 +282,30 @@ class Recorder:
             arrays[column] = np.asarray(getattr(h, column), dtype=np.float64)
         total = time.perf_counter() - self.t_start
         meta = {
-            "source": SOURCE, "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
-            "status_reason": h.reason, "taps": taps,
+            "source": SOURCE,
+            "spec": spec.to_dict(),
+            "key": spec.key(),
+            "label": spec.label(),
+            "status": h.status,
+            "status_reason": h.reason,
+            "taps": taps,
             "skipped_taps": [f"{t} (p={self.widths[t]} < C-1)" for t in narrow],
-            "epochs_run": self.epoch, "splits": list(self.loaders), "train_signals": self.signals.get("train"),
-            "modules": {"model": type(self.model).__name__, "penultimate": type(self.penultimate).__name__,
-                        "classifier": f"Linear({self.classifier.in_features}, {self.classifier.out_features})"},
-            "timings": {"total_s": total, "fit_s": total - h.seconds["eval"], "eval_s": h.seconds["eval"],
-                        "threads": torch.get_num_threads()},
-            "versions": trainer.versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "epochs_run": self.epoch,
+            "splits": list(self.loaders),
+            "train_signals": self.signals.get("train"),
+            "modules": {
+                "model": type(self.model).__name__,
+                "penultimate": type(self.penultimate).__name__,
+                "classifier": f"Linear({self.classifier.in_features}, {self.classifier.out_features})",
+            },
+            "timings": {
+                "total_s": total,
+                "fit_s": total - h.seconds["eval"],
+                "eval_s": h.seconds["eval"],
+                "threads": torch.get_num_threads(),
+            },
+            "versions": trainer.versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         return Record(key=spec.key(), meta=meta, arrays=arrays)
 
@@ -276,8 +320,9 @@ def _resolve_taps(model: torch.nn.Module, taps) -> dict[str, torch.nn.Module]:
         named = dict(model.named_modules())
         unknown = [t for t in taps if t not in named]
         if unknown:
-            raise ValueError(f"taps {unknown} name no module of the model; its modules: "
-                             f"{sorted(n for n in named if n)}")
+            raise ValueError(
+                f"taps {unknown} name no module of the model; its modules: {sorted(n for n in named if n)}"
+            )
         out = {t: named[t] for t in taps}
     bad = [n for n, m in out.items() if not isinstance(m, torch.nn.Module) or n == "penultimate" or not n]
     if bad:

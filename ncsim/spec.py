@@ -29,8 +29,15 @@ TRAINER_VERSION = 4
 
 # Fields hashed only when they differ from their default (RunSpec.key), with the defaults: adding such a
 # field leaves the key, and the stored record, of every spec that does not use it.
-HASHED_WHEN_SET = {"eval_bn_stats": "running", "classifier": "learned", "label_smoothing": 0.0, "focal_gamma": 0.0,
-                   "label_noise": 0.0, "train_classes": 0, "precision": "fp32"}
+HASHED_WHEN_SET = {
+    "eval_bn_stats": "running",
+    "classifier": "learned",
+    "label_smoothing": 0.0,
+    "focal_gamma": 0.0,
+    "label_noise": 0.0,
+    "train_classes": 0,
+    "precision": "fp32",
+}
 
 MODELS = ("cnn1d", "cnn1d-seed")
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs")
@@ -44,18 +51,18 @@ DEVICES = ("cpu", "cuda")
 # optimizer state and every evaluation in float32 (metrics in float64 either way).
 PRECISIONS = ("fp32", "bf16-mixed")
 # Upper bounds: beyond them a run is a typo that would exhaust memory or never finish, not an experiment.
-MAX_SEED = 2**63 - 1          # with the trainer's offset for its batch generator, still a valid torch seed
+MAX_SEED = 2**63 - 1  # with the trainer's offset for its batch generator, still a valid torch seed
 MAX_LR = 10.0
 MAX_WEIGHT_DECAY = 1.0
 MAX_WIDTH = 1024
 MAX_KERNEL_SIZE = 99
-MAX_EPOCHS = 100_000          # also bounds K in the every:K / log:K schedules
+MAX_EPOCHS = 100_000  # also bounds K in the every:K / log:K schedules
 MAX_BATCH_SIZE = 1_000_000
 MAX_TRAIN_SIZE = 1_000_000
 MAX_LBFGS_ITER = 1000
 MAX_FOCAL_GAMMA = 10.0
-LBFGS_MAX_ITER_DEFAULT = 20   # torch.optim.LBFGS's max_iter
-MAX_DATA_LENGTH = 1000        # every length of the MNIST-1D generator (template, padding, shift, signal)
+LBFGS_MAX_ITER_DEFAULT = 20  # torch.optim.LBFGS's max_iter
+MAX_DATA_LENGTH = 1000  # every length of the MNIST-1D generator (template, padding, shift, signal)
 # C: MNIST-1D's digit templates 0-9 (mnist1d.data.get_templates()). A spec's width and train_classes are
 # bounded by it; ncsim.data.load checks the generated labels against it.
 NUM_CLASSES = 10
@@ -66,11 +73,16 @@ NUM_CLASSES = 10
 # 1 + scale_coeff * (u - 1/2) positive; final_seq_length >= 4 leaves cnn1d-seed's two 2x max-pools a
 # non-empty signal; seed is numpy's legacy seed range.
 _DATA_RULES: dict[str, tuple[str, float, float]] = {
-    "template_len": ("int", 2, MAX_DATA_LENGTH), "padding": ("pair", 0, MAX_DATA_LENGTH),
-    "scale_coeff": ("float", 0.0, 1.99), "max_translation": ("int", 1, MAX_DATA_LENGTH),
-    "corr_noise_scale": ("float", 0.0, 100.0), "iid_noise_scale": ("float", 0.0, 100.0),
-    "shear_scale": ("float", 0.0, 100.0), "shuffle_seq": ("bool", 0, 1),
-    "final_seq_length": ("int", 4, MAX_DATA_LENGTH), "seed": ("int", 0, 2**32 - 1),
+    "template_len": ("int", 2, MAX_DATA_LENGTH),
+    "padding": ("pair", 0, MAX_DATA_LENGTH),
+    "scale_coeff": ("float", 0.0, 1.99),
+    "max_translation": ("int", 1, MAX_DATA_LENGTH),
+    "corr_noise_scale": ("float", 0.0, 100.0),
+    "iid_noise_scale": ("float", 0.0, 100.0),
+    "shear_scale": ("float", 0.0, 100.0),
+    "shuffle_seq": ("bool", 0, 1),
+    "final_seq_length": ("int", 4, MAX_DATA_LENGTH),
+    "seed": ("int", 0, 2**32 - 1),
 }
 DATA_ARGS = tuple(_DATA_RULES)
 _SCHEDULE_RE = re.compile(r"^(all|none|every:[1-9]\d*|log:[1-9]\d*)$")
@@ -90,17 +102,17 @@ class RunSpec:
 
     name: str = "run"
     # data
-    data: tuple[tuple[str, Any], ...] = ()      # overrides of mnist1d's generator args, sorted pairs
-    train_size: int = 0                          # 0: the full 4000-signal train set
-    imbalance: float = 1.0                       # R: classes C/2..C-1 keep 1/R of their samples
-    train_classes: int = 0                       # k > 0: train and test on classes 0..k-1 only (a k-way network)
-    label_noise: float = 0.0                     # p: each train label redrawn uniformly over the C classes w.p. p
+    data: tuple[tuple[str, Any], ...] = ()  # overrides of mnist1d's generator args, sorted pairs
+    train_size: int = 0  # 0: the full 4000-signal train set
+    imbalance: float = 1.0  # R: classes C/2..C-1 keep 1/R of their samples
+    train_classes: int = 0  # k > 0: train and test on classes 0..k-1 only (a k-way network)
+    label_noise: float = 0.0  # p: each train label redrawn uniformly over the C classes w.p. p
     # model
     model: str = "cnn1d"
-    width: int = 0                               # base channels w; 0: the model's own (cnn1d 32, cnn1d-seed 64)
+    width: int = 0  # base channels w; 0: the model's own (cnn1d 32, cnn1d-seed 64)
     kernel_size: int = 5
     batch_norm: bool = True
-    classifier: str = "learned"                  # "etf": W fixed to a simplex ETF (Zhu et al. 2021; models.py)
+    classifier: str = "learned"  # "etf": W fixed to a simplex ETF (Zhu et al. 2021; models.py)
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -110,17 +122,17 @@ class RunSpec:
     batch_size: int = 128
     epochs: int = 100
     schedule: str = "multistep"
-    loss: str = "ce"                             # "ce", "mse" (one-hot targets), "focal" (ncsim.train.loss_fn)
-    label_smoothing: float = 0.0                 # alpha of cross-entropy's smoothed target (loss "ce")
-    focal_gamma: float = 0.0                     # gamma of the focal loss (loss "focal": > 0)
-    grad_clip: float = 0.0                       # 0: no clipping
+    loss: str = "ce"  # "ce", "mse" (one-hot targets), "focal" (ncsim.train.loss_fn)
+    label_smoothing: float = 0.0  # alpha of cross-entropy's smoothed target (loss "ce")
+    focal_gamma: float = 0.0  # gamma of the focal loss (loss "focal": > 0)
+    grad_clip: float = 0.0  # 0: no clipping
     lbfgs_max_iter: int = LBFGS_MAX_ITER_DEFAULT  # LBFGS inner iterations per step (torch's default); lbfgs only
     # batch-norm statistics an evaluation uses: the running averages training left ("running"), or
     # recomputed over the train set at the evaluated weights ("recomputed", precise BN; ncsim.train)
     eval_bn_stats: str = "running"
     seed: int = 0
     device: str = "cpu"
-    precision: str = "fp32"                      # "fp32" or "bf16-mixed" training passes (PRECISIONS)
+    precision: str = "fp32"  # "fp32" or "bf16-mixed" training passes (PRECISIONS)
     # evaluation: "all", "every:K", "log:K" (K log-spaced epochs), "none"; epoch 0 and the last always
     eval_schedule: str = "all"
     layer_schedule: str = "log:12"
@@ -222,12 +234,10 @@ def _data_value(key: str, value: Any) -> Any:
     name = f"data.{key}"
     if kind == "pair":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise SpecError(f"{name}={value!r} must be a pair [low, high] of integers, "
-                            f"0 <= low <= high <= {high}")
+            raise SpecError(f"{name}={value!r} must be a pair [low, high] of integers, 0 <= low <= high <= {high}")
         pair = tuple(_coerce(name, "int", v) for v in value)
         if not low <= pair[0] <= pair[1] <= high:
-            raise SpecError(f"{name}={list(pair)!r} must be a pair [low, high] of integers, "
-                            f"0 <= low <= high <= {high}")
+            raise SpecError(f"{name}={list(pair)!r} must be a pair [low, high] of integers, 0 <= low <= high <= {high}")
         return pair
     value = _coerce(name, kind, value)
     if kind != "bool" and not (math.isfinite(value) and low <= value <= high):
@@ -259,13 +269,22 @@ def _validate(s: RunSpec) -> None:
         ("batch_size", 1 <= s.batch_size <= MAX_BATCH_SIZE, f"must be >= 1 and <= {MAX_BATCH_SIZE}"),
         ("width", 0 <= s.width <= MAX_WIDTH, f"must be >= 0 (0: the model's default) and <= {MAX_WIDTH}"),
         # Both models' penultimate layer is 4w-D, and the NC metrics need p >= C-1.
-        ("width", s.width == 0 or 4 * s.width >= NUM_CLASSES - 1,
-         f"must be 0 (the model's default) or >= {-(-(NUM_CLASSES - 1) // 4)}: the 4w-D penultimate "
-         f"layer needs at least C-1 = {NUM_CLASSES - 1} features"),
-        ("kernel_size", 1 <= s.kernel_size <= MAX_KERNEL_SIZE and s.kernel_size % 2 == 1,
-         f"must be an odd integer >= 1 and <= {MAX_KERNEL_SIZE}"),
-        ("batch_norm", s.model != "cnn1d-seed" or s.batch_norm,
-         "cnn1d-seed always has batch norm: batch_norm must be true"),
+        (
+            "width",
+            s.width == 0 or 4 * s.width >= NUM_CLASSES - 1,
+            f"must be 0 (the model's default) or >= {-(-(NUM_CLASSES - 1) // 4)}: the 4w-D penultimate "
+            f"layer needs at least C-1 = {NUM_CLASSES - 1} features",
+        ),
+        (
+            "kernel_size",
+            1 <= s.kernel_size <= MAX_KERNEL_SIZE and s.kernel_size % 2 == 1,
+            f"must be an odd integer >= 1 and <= {MAX_KERNEL_SIZE}",
+        ),
+        (
+            "batch_norm",
+            s.model != "cnn1d-seed" or s.batch_norm,
+            "cnn1d-seed always has batch norm: batch_norm must be true",
+        ),
         ("weight_decay", 0 <= s.weight_decay <= MAX_WEIGHT_DECAY, f"must be >= 0 and <= {MAX_WEIGHT_DECAY:g}"),
         ("momentum", 0 <= s.momentum < 1, "must be in [0, 1)"),
         ("imbalance", s.imbalance >= 1, "must be >= 1 (R = majority/minority size)"),
@@ -273,18 +292,30 @@ def _validate(s: RunSpec) -> None:
         ("grad_clip", s.grad_clip >= 0, "must be >= 0"),
         ("seed", 0 <= s.seed <= MAX_SEED, "must be in [0, 2**63 - 1]"),
         ("lbfgs_max_iter", 1 <= s.lbfgs_max_iter <= MAX_LBFGS_ITER, f"must be >= 1 and <= {MAX_LBFGS_ITER}"),
-        ("lbfgs_max_iter", s.optimizer == "lbfgs" or s.lbfgs_max_iter == LBFGS_MAX_ITER_DEFAULT,
-         f"is for optimizer='lbfgs' only (leave it at {LBFGS_MAX_ITER_DEFAULT})"),
-        ("train_classes", s.train_classes == 0 or 2 <= s.train_classes < NUM_CLASSES,
-         f"must be 0 (all {NUM_CLASSES} classes) or a number of classes in [2, {NUM_CLASSES - 1}]"),
+        (
+            "lbfgs_max_iter",
+            s.optimizer == "lbfgs" or s.lbfgs_max_iter == LBFGS_MAX_ITER_DEFAULT,
+            f"is for optimizer='lbfgs' only (leave it at {LBFGS_MAX_ITER_DEFAULT})",
+        ),
+        (
+            "train_classes",
+            s.train_classes == 0 or 2 <= s.train_classes < NUM_CLASSES,
+            f"must be 0 (all {NUM_CLASSES} classes) or a number of classes in [2, {NUM_CLASSES - 1}]",
+        ),
         ("label_noise", 0 <= s.label_noise <= 1, "must be a fraction in [0, 1]"),
         ("label_smoothing", 0 <= s.label_smoothing < 1, "must be in [0, 1)"),
         ("label_smoothing", s.loss == "ce" or s.label_smoothing == 0, "is for loss='ce' only (leave it at 0)"),
         ("focal_gamma", 0 <= s.focal_gamma <= MAX_FOCAL_GAMMA, f"must be >= 0 and <= {MAX_FOCAL_GAMMA:g}"),
-        ("focal_gamma", (s.loss == "focal") == (s.focal_gamma > 0),
-         "must be > 0 with loss='focal' (gamma = 0 is cross-entropy) and 0 with any other loss"),
-        ("eval_bn_stats", s.eval_bn_stats == "running" or s.batch_norm,
-         "needs batch_norm=true: a network without batch norm has no statistics to recompute"),
+        (
+            "focal_gamma",
+            (s.loss == "focal") == (s.focal_gamma > 0),
+            "must be > 0 with loss='focal' (gamma = 0 is cross-entropy) and 0 with any other loss",
+        ),
+        (
+            "eval_bn_stats",
+            s.eval_bn_stats == "running" or s.batch_norm,
+            "needs batch_norm=true: a network without batch norm has no statistics to recompute",
+        ),
     ]
     for name, ok, why in checks:
         if not ok:
@@ -341,8 +372,10 @@ def _read_toml(source: str | Path) -> tuple[Path, dict]:
     except OSError as e:
         raise SpecError(f"cannot read spec file {str(path)!r}: {e.strerror or e}") from None
     if not doc:
-        raise SpecError(f"{path}: empty spec (no key set): it would train RunSpec's generic defaults, not a "
-                        f"run you described; start from a preset with base = \"standard\", or set the keys")
+        raise SpecError(
+            f"{path}: empty spec (no key set): it would train RunSpec's generic defaults, not a "
+            f'run you described; start from a preset with base = "standard", or set the keys'
+        )
     return path, doc
 
 
@@ -402,8 +435,9 @@ def load_specs(source: str | Path, overrides: dict[str, Any] | None = None) -> l
         specs = []
         for run in runs:
             for seed in seeds if seeds is not None else [None]:
-                spec = RunSpec.from_dict({**doc, **run, **({"seed": seed} if seed is not None else {}),
-                                          **(overrides or {})})
+                spec = RunSpec.from_dict(
+                    {**doc, **run, **({"seed": seed} if seed is not None else {}), **(overrides or {})}
+                )
                 specs.append(spec if base is None or "name" in run else distinct_name(spec, base))
         return specs
     except SpecError as e:

@@ -144,9 +144,11 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> No
         if a.dtype.hasobject:
             raise ValueError(f"array {name!r} has object dtype {a.dtype}; records never hold pickled data")
     meta_bytes = json.dumps(meta, ensure_ascii=False).encode("utf-8")
-    entries = {**arrays,
-               _META: np.frombuffer(meta_bytes, dtype=np.uint8),
-               _DIGEST: np.frombuffer(_digest(meta_bytes, arrays).encode("ascii"), dtype=np.uint8)}
+    entries = {
+        **arrays,
+        _META: np.frombuffer(meta_bytes, dtype=np.uint8),
+        _DIGEST: np.frombuffer(_digest(meta_bytes, arrays).encode("ascii"), dtype=np.uint8),
+    }
 
     with atomic_file(path) as f:
         # Written entry by entry (the layout np.savez produces) so that array names never collide
@@ -253,9 +255,12 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
             return NotImplemented
-        return (self.key == other.key and self.meta == other.meta
-                and self.arrays.keys() == other.arrays.keys()
-                and all(_same_array(np.asarray(a), np.asarray(other.arrays[n])) for n, a in self.arrays.items()))
+        return (
+            self.key == other.key
+            and self.meta == other.meta
+            and self.arrays.keys() == other.arrays.keys()
+            and all(_same_array(np.asarray(a), np.asarray(other.arrays[n])) for n, a in self.arrays.items())
+        )
 
 
 class RunStore:
@@ -304,8 +309,11 @@ class RunStore:
             return None
         except CorruptFileError as e:
             aside = self._move_aside(key)
-            warnings.warn(f"corrupt record {self.path(key)} ({e}); moved aside to {aside.name} and will be "
-                          f"recomputed", CorruptRecordWarning, stacklevel=3)
+            warnings.warn(
+                f"corrupt record {self.path(key)} ({e}); moved aside to {aside.name} and will be recomputed",
+                CorruptRecordWarning,
+                stacklevel=3,
+            )
             return None
 
     def _move_aside(self, key: str) -> Path:
@@ -331,8 +339,9 @@ class RunStore:
             write_npz(path, record.arrays, {"key": record.key, "meta": record.meta})
         return path
 
-    def get_or_create(self, key: str, create: Callable[[], Record], refresh: bool = False,
-                      timeout: float | None = None) -> Record:
+    def get_or_create(
+        self, key: str, create: Callable[[], Record], refresh: bool = False, timeout: float | None = None
+    ) -> Record:
         """The record for `key`, computing it with `create()` only if no valid one is stored (or if `refresh`).
 
         A valid stored record is returned without taking the lock (so a read-only store serves what it

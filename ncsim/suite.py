@@ -73,7 +73,7 @@ def preset_runs() -> dict[str, RunSpec]:
     return out
 
 
-STANDARD = "standard"   # the default configuration, of which the others are variants
+STANDARD = "standard"  # the default configuration, of which the others are variants
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,11 @@ def variant_changes(name: str) -> dict[str, Any]:
     runs = preset_runs()
     base, variant = runs[STANDARD].to_dict(), runs[name].to_dict()
     changes = {k: v for k, v in variant.items() if k not in ("name", "seed", "data") and v != base[k]}
-    data = {k: variant["data"].get(k) for k in {*base["data"], *variant["data"]}
-            if variant["data"].get(k) != base["data"].get(k)}
+    data = {
+        k: variant["data"].get(k)
+        for k in {*base["data"], *variant["data"]}
+        if variant["data"].get(k) != base["data"].get(k)
+    }
     return {**changes, **({"data": data} if data else {})}
 
 
@@ -146,8 +149,10 @@ def load_user_spec(source: str | Path) -> RunSpec:
     problem."""
     specs = load_specs(source)
     if len(specs) != 1:
-        raise SpecError(f"{Path(source).name}: describes {len(specs)} runs; a spec to check the claims on is "
-                        f"one run (no [[runs]] tables, no `seeds`: the session's seeds replace its seed)")
+        raise SpecError(
+            f"{Path(source).name}: describes {len(specs)} runs; a spec to check the claims on is "
+            f"one run (no [[runs]] tables, no `seeds`: the session's seeds replace its seed)"
+        )
     return named_apart(specs[0])
 
 
@@ -217,8 +222,9 @@ def parse_seed_list(raw: str) -> list[int]:
             continue
         match = _SEEDS_PART.fullmatch(part.strip())
         if match is None:
-            raise ValueError(f"seeds take integers >= 0 and ranges a-b, comma-separated (e.g. 0-49 or 0,1,5), "
-                             f"got {raw!r}")
+            raise ValueError(
+                f"seeds take integers >= 0 and ranges a-b, comma-separated (e.g. 0-49 or 0,1,5), got {raw!r}"
+            )
         low, high = int(match[1]), int(match[2] or match[1])
         if high < low:
             raise ValueError(f"seed range {part.strip()!r} runs backwards")
@@ -250,13 +256,21 @@ def threads_note(traj: Trajectory, threads: int) -> str | None:
     recorded = timings.get("threads") if isinstance(timings, dict) else None
     if not isinstance(recorded, int) or recorded == threads:
         return None
-    return (f"run {traj.label} ({traj.key}) was served from the store as trained on "
-            f"{recorded} threads, not {threads}: its values differ from a training on {threads} in the last digits "
-            f"(retrain it with --refresh to store the {threads}-thread run)")
+    return (
+        f"run {traj.label} ({traj.key}) was served from the store as trained on "
+        f"{recorded} threads, not {threads}: its values differ from a training on {threads} in the last digits "
+        f"(retrain it with --refresh to store the {threads}-thread run)"
+    )
 
 
-def obtain_run(spec: RunSpec, store: RunStore | None = None, refresh: bool = False,
-               progress: bool = False, wait: bool = True, threads: int | None = None) -> Trajectory:
+def obtain_run(
+    spec: RunSpec,
+    store: RunStore | None = None,
+    refresh: bool = False,
+    progress: bool = False,
+    wait: bool = True,
+    threads: int | None = None,
+) -> Trajectory:
     """The run's trajectory: the stored record, or a new one trained and stored. Across processes
     sharing a store exactly one trains a given spec (the store's lock); `refresh` retrains and
     overwrites; with `wait` False, a run another process is training raises filelock.Timeout at once
@@ -279,8 +293,11 @@ def obtain_run(spec: RunSpec, store: RunStore | None = None, refresh: bool = Fal
         with limit_threads(threads):
             return train(spec, cache_dir=store.root, progress=progress)
 
-    traj = Trajectory(store.get_or_create(spec.key(), create, refresh=refresh, timeout=None if wait else 0), spec,
-                      data_cache=store.root)
+    traj = Trajectory(
+        store.get_or_create(spec.key(), create, refresh=refresh, timeout=None if wait else 0),
+        spec,
+        data_cache=store.root,
+    )
     traj.trained = bool(trained)
     note = None if traj.trained else threads_note(traj, threads)
     if note is not None:

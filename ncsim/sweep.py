@@ -38,6 +38,7 @@ class SweepError(ValueError):
 
 # --- which runs ------------------------------------------------------------------------------------
 
+
 def unique(specs, key=RunSpec.key) -> list[RunSpec]:
     """`specs` without repeats (by `key`: the run key, or e.g. the name), the first of each kept."""
     first: dict = {}
@@ -53,8 +54,9 @@ def _with_overrides(spec: RunSpec, overrides: dict) -> RunSpec:
     return spec.replace(**overrides).with_data(**data)
 
 
-def sweep_specs(source: str | Path, seeds: Sequence[int] | None = None, vary_data_seed: bool = False,
-                overrides: dict | None = None) -> list[RunSpec]:
+def sweep_specs(
+    source: str | Path, seeds: Sequence[int] | None = None, vary_data_seed: bool = False, overrides: dict | None = None
+) -> list[RunSpec]:
     """The runs of a sweep: for a suite configuration name ("standard", "adam", ...), its spec as the
     claims train it (ncsim.suite.config) at each seed (default: the suite's default seeds); for a
     preset name or TOML file, each of its runs at each seed (default: the seeds it names). With
@@ -66,8 +68,10 @@ def sweep_specs(source: str | Path, seeds: Sequence[int] | None = None, vary_dat
         base = [suite.config(source, 0)]
         seeds = suite.DEFAULT_SEEDS if seeds is None else seeds
     elif not Path(source).suffix and str(source) not in presets():
-        raise SpecError(f"unknown configuration or preset {str(source)!r}; configurations: "
-                        f"{', '.join(sorted(suite.preset_runs()))}; presets: {', '.join(presets())}")
+        raise SpecError(
+            f"unknown configuration or preset {str(source)!r}; configurations: "
+            f"{', '.join(sorted(suite.preset_runs()))}; presets: {', '.join(presets())}"
+        )
     else:
         base = load_specs(source)
     if overrides:
@@ -81,6 +85,7 @@ def sweep_specs(source: str | Path, seeds: Sequence[int] | None = None, vary_dat
 
 # --- one run, on whichever machine ----------------------------------------------------------------
 
+
 @contextmanager
 def group_readable():
     """Clear the group read and search bits of the process umask for the block (restored after), so
@@ -92,16 +97,32 @@ def group_readable():
         os.umask(before)
 
 
-def summary(spec: RunSpec | None, *, label: str | None = None, key: str | None = None, trained: bool = False,
-            status: str = "failed", reason: str | None = None, error: str | None = None,
-            seconds: float = 0.0, host: str | None = "") -> dict:
+def summary(
+    spec: RunSpec | None,
+    *,
+    label: str | None = None,
+    key: str | None = None,
+    trained: bool = False,
+    status: str = "failed",
+    reason: str | None = None,
+    error: str | None = None,
+    seconds: float = 0.0,
+    host: str | None = "",
+) -> dict:
     """The JSON-able result of one run of a sweep: key, label, whether this task trained it, the
     run's status ("ok", "diverged", "degenerate"; "failed" when no record came of it) and reason,
     the error of a failed run, the seconds the task took, and the host it ran on ("": this one;
     None: unknown)."""
-    return {"key": key or (spec.key() if spec else None), "label": label or (spec.label() if spec else None),
-            "trained": trained, "status": status, "reason": reason, "error": error,
-            "seconds": round(seconds, 3), "host": socket.gethostname() if host == "" else host}
+    return {
+        "key": key or (spec.key() if spec else None),
+        "label": label or (spec.label() if spec else None),
+        "trained": trained,
+        "status": status,
+        "reason": reason,
+        "error": error,
+        "seconds": round(seconds, 3),
+        "host": socket.gethostname() if host == "" else host,
+    }
 
 
 def train_into_store(spec_dict: dict, store_root: str, threads: int = 1) -> dict:
@@ -121,8 +142,13 @@ def train_into_store(spec_dict: dict, store_root: str, threads: int = 1) -> dict
             store = open_store(store_root)
             check_device(spec, store)
             traj = obtain_run(spec, store, threads=threads)
-        return summary(spec, trained=traj.trained, status=traj.status, reason=traj.meta.get("status_reason"),
-                       seconds=time.perf_counter() - t0)
+        return summary(
+            spec,
+            trained=traj.trained,
+            status=traj.status,
+            reason=traj.meta.get("status_reason"),
+            seconds=time.perf_counter() - t0,
+        )
     except Exception as e:  # noqa: BLE001 - reported in the summary, the sweep goes on
         name = spec_dict.get("name") if spec is None and isinstance(spec_dict, dict) else None
         return summary(spec, label=name, error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
@@ -130,8 +156,14 @@ def train_into_store(spec_dict: dict, store_root: str, threads: int = 1) -> dict
 
 # --- the map ---------------------------------------------------------------------------------------
 
-def sweep(specs: Sequence[RunSpec], store_root: str | Path, scheduler=None, threads: int = 1,
-          on_result: Callable[[dict], None] | None = None) -> list[dict]:
+
+def sweep(
+    specs: Sequence[RunSpec],
+    store_root: str | Path,
+    scheduler=None,
+    threads: int = 1,
+    on_result: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Obtain every run of `specs` in the store at `store_root` (each run once: specs with equal keys
     count once) and return their summaries (train_into_store) in the order of `specs`;
     `on_result(summary)` is called as each run finishes.
@@ -174,8 +206,9 @@ def _client(scheduler, threads: int, stack: ExitStack):
     try:
         if scheduler == "local":
             workers = max(1, (os.cpu_count() or 1) // threads)
-            scheduler = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                         dashboard_address=None))
+            scheduler = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
         return stack.enter_context(Client(scheduler))
     except (OSError, ValueError, TypeError) as e:
         raise SweepError(f"cannot reach the Dask scheduler {scheduler!r}: {e}") from None
@@ -186,9 +219,17 @@ def _run_on_dask(client, specs: Sequence[RunSpec], root: str, threads: int, repo
     from distributed import as_completed
 
     batch = uuid.uuid4().hex[:8]
-    futures = {client.submit(train_into_store, spec.to_dict(), root, threads, pure=False,
-                             key=f"ncsim-train-{spec.label()}-{spec.key()}-{batch}"): spec
-               for spec in specs}
+    futures = {
+        client.submit(
+            train_into_store,
+            spec.to_dict(),
+            root,
+            threads,
+            pure=False,
+            key=f"ncsim-train-{spec.label()}-{spec.key()}-{batch}",
+        ): spec
+        for spec in specs
+    }
     results = {}
     try:
         for future in as_completed(futures):

@@ -24,6 +24,7 @@ TRAIN_THREADS = 1
 def limit_threads(n: int):
     """Run the block with `n` torch intra-op threads and `n` BLAS threads, restoring both after."""
     import torch  # here, not at module level: a process that never trains need not import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -36,6 +37,7 @@ def limit_threads(n: int):
 def set_threads(n: int) -> None:
     """Use `n` torch intra-op threads and `n` BLAS threads from now on."""
     import torch
+
     torch.set_num_threads(n)
     threadpoolctl.threadpool_limits(n, user_api="blas")
 

@@ -67,9 +67,12 @@ class RunStopped(Exception):
 def columns(taps: list[str], splits: tuple[str, ...] = ("train", "test")) -> list[str]:
     """Every trajectory column of a run with these layer taps, measured on these splits (the keys of
     its evaluation rows)."""
-    return ["epoch", *(f"{split}_{m}" for split in splits for m in ("loss", "error")),
-            *(f"{split}.{k}" for split in splits for k in PENULTIMATE_KEYS),
-            *(f"layer.{tap}.{k}" for tap in taps for k in LAYER_KEYS)]
+    return [
+        "epoch",
+        *(f"{split}_{m}" for split in splits for m in ("loss", "error")),
+        *(f"{split}.{k}" for split in splits for k in PENULTIMATE_KEYS),
+        *(f"layer.{tap}.{k}" for tap in taps for k in LAYER_KEYS),
+    ]
 
 
 def column_arrays(rows: list[dict], taps: list[str], splits: tuple[str, ...] = ("train", "test")) -> dict:
@@ -90,7 +93,7 @@ def loss_fn(spec: RunSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
         return F.cross_entropy(logits, y, label_smoothing=spec.label_smoothing)
     if spec.loss == "focal":
         log_p = F.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
-        return (-(1 - log_p.exp()) ** spec.focal_gamma * log_p).mean()
+        return (-((1 - log_p.exp()) ** spec.focal_gamma) * log_p).mean()
     onehot = F.one_hot(y, logits.shape[1]).to(logits.dtype)
     return ((logits - onehot) ** 2).sum(1).mean()
 
@@ -98,16 +101,18 @@ def loss_fn(spec: RunSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 def make_optimizer(spec: RunSpec, params) -> torch.optim.Optimizer:
     params = list(params)
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
-                               weight_decay=spec.weight_decay)
+        return torch.optim.SGD(
+            params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=spec.weight_decay
+        )
     if spec.optimizer == "adam":
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     if spec.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
     # As Zhu et al.'s code (tding1/Neural-Collapse, utils.make_optimizer): history 10, strong-Wolfe line
     # search, torch's other defaults; LBFGS has no weight_decay argument, so the L2 term is in the closure.
-    return torch.optim.LBFGS(params, lr=spec.lr, max_iter=spec.lbfgs_max_iter, history_size=10,
-                             line_search_fn="strong_wolfe")
+    return torch.optim.LBFGS(
+        params, lr=spec.lr, max_iter=spec.lbfgs_max_iter, history_size=10, line_search_fn="strong_wolfe"
+    )
 
 
 def make_scheduler(spec: RunSpec, opt: torch.optim.Optimizer):
@@ -151,7 +156,7 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator)
     total, n, wrong = 0.0, 0, 0
     params = [p for p in model.parameters() if p.requires_grad]
     for i in range(0, len(perm), spec.batch_size):
-        idx = perm[i:i + spec.batch_size]
+        idx = perm[i : i + spec.batch_size]
         xb, yb = ds.x[idx], ds.y[idx]
 
         first = [True]
@@ -192,7 +197,7 @@ def forward_all(model, x: torch.Tensor, taps: bool) -> list[tuple[torch.Tensor, 
     model.eval()
     out = []
     for i in range(0, len(x), EVAL_CHUNK):
-        z, outs = model(x[i:i + EVAL_CHUNK], taps=True)
+        z, outs = model(x[i : i + EVAL_CHUNK], taps=True)
         out.append((z, models.tap_features(outs) if taps else {"penultimate": outs["penultimate"]}))
     return out
 
@@ -214,7 +219,7 @@ def recompute_bn_statistics(model, x: torch.Tensor) -> None:
             m.momentum = None
         model.train()
         for i in range(0, len(x), EVAL_CHUNK):
-            model(x[i:i + EVAL_CHUNK])
+            model(x[i : i + EVAL_CHUNK])
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -232,15 +237,25 @@ def evaluate(spec: RunSpec, model, ds: data.Dataset, layers: bool) -> dict[str, 
         chunks = [(z, f, part) for (z, f), part in zip(forward_all(model, x, taps), y.split(EVAL_CHUNK))]
         return lambda: iter(chunks)
 
-    return evaluate_splits({"train": split(ds.x, ds.y, layers), "test": split(ds.x_test, ds.y_test, False)},
-                           model.classifier, ds.num_classes, lambda z, y: loss_fn(spec, z, y), ridge_lambda(spec))
+    return evaluate_splits(
+        {"train": split(ds.x, ds.y, layers), "test": split(ds.x_test, ds.y_test, False)},
+        model.classifier,
+        ds.num_classes,
+        lambda z, y: loss_fn(spec, z, y),
+        ridge_lambda(spec),
+    )
 
 
 Chunks = Callable[[], Iterable[tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]]]
 
 
-def evaluate_splits(splits: dict[str, Chunks], classifier: torch.nn.Linear, num_classes: int,
-                    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ridge: float) -> dict[str, float]:
+def evaluate_splits(
+    splits: dict[str, Chunks],
+    classifier: torch.nn.Linear,
+    num_classes: int,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ridge: float,
+) -> dict[str, float]:
     """One evaluation row, the measurement ncsim's trainer and ncsim.recorder share. For each split,
     `splits[split]()` yields one (logits, features, labels) triple per chunk of the split, each time
     the same samples in the same order, `features` mapping "penultimate" (and any layer tap) to the
@@ -267,15 +282,17 @@ def evaluate_splits(splits: dict[str, Chunks], classifier: torch.nn.Linear, num_
             raise RunStopped("diverged", f"non-finite logits on the {split} set", row)
         where = "penultimate features"
         try:
-            m = collapse_metrics_streaming(_float64(chunks, "penultimate"), W, b, num_classes,
-                                           ridge=ridge, resolution=FLOAT32_RESOLUTION)
+            m = collapse_metrics_streaming(
+                _float64(chunks, "penultimate"), W, b, num_classes, ridge=ridge, resolution=FLOAT32_RESOLUTION
+            )
             row.update({f"{split}.{k}": v for k, v in m.items()})
             for tap, width in widths.items():
                 if tap == "penultimate" or _too_narrow(width, num_classes):
                     continue
                 where = f"features at {tap}"
-                m = collapse_metrics_streaming(_float64(chunks, tap), num_classes=num_classes,
-                                               resolution=FLOAT32_RESOLUTION)
+                m = collapse_metrics_streaming(
+                    _float64(chunks, tap), num_classes=num_classes, resolution=FLOAT32_RESOLUTION
+                )
                 row.update({f"layer.{tap}.{k}": v for k, v in m.items()})
         except NonFiniteError as e:
             raise RunStopped("diverged", f"non-finite {where} on the {split} set ({e})", row) from e
@@ -298,8 +315,7 @@ def ridge_lambda(spec: RunSpec) -> float:
 def _float64(chunks: Chunks, name: str) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
     """The (features, labels) batches of one feature name for the streaming metrics, each pass
     converting a chunk's features (flattened to 2-D) to float64 as it comes."""
-    return lambda: ((f[name].flatten(1).cpu().numpy().astype(np.float64), y.cpu().numpy())
-                    for _, f, y in chunks())
+    return lambda: ((f[name].flatten(1).cpu().numpy().astype(np.float64), y.cpu().numpy()) for _, f, y in chunks())
 
 
 def _too_narrow(width: int, num_classes: int) -> bool:
@@ -393,13 +409,24 @@ def _record(spec: RunSpec, ds: data.Dataset, model, h: History, t_start: float) 
     for name, tensor in model.state_dict().items():
         arrays[f"weights.{name}"] = tensor.detach().cpu().numpy()
     meta = {
-        "spec": spec.to_dict(), "key": spec.key(), "label": spec.label(), "status": h.status,
-        "status_reason": h.reason, "taps": taps,
+        "spec": spec.to_dict(),
+        "key": spec.key(),
+        "label": spec.label(),
+        "status": h.status,
+        "status_reason": h.reason,
+        "taps": taps,
         "skipped_taps": [f"{name} (p={p} < C-1)" for name, p in widths if _too_narrow(p, ds.num_classes)],
-        "epochs_run": len(h.fit_loss), "train_signals": len(ds.y),
-        "timings": {"total_s": time.perf_counter() - t_start, "fit_s": h.seconds["fit"],
-                    "eval_s": h.seconds["eval"], "threads": torch.get_num_threads()},
-        "versions": versions(), "trainer_version": TRAINER_VERSION, "precision": precision_meta(spec),
+        "epochs_run": len(h.fit_loss),
+        "train_signals": len(ds.y),
+        "timings": {
+            "total_s": time.perf_counter() - t_start,
+            "fit_s": h.seconds["fit"],
+            "eval_s": h.seconds["eval"],
+            "threads": torch.get_num_threads(),
+        },
+        "versions": versions(),
+        "trainer_version": TRAINER_VERSION,
+        "precision": precision_meta(spec),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return Record(key=spec.key(), meta=meta, arrays=arrays)
@@ -417,8 +444,12 @@ def precision_meta(spec: RunSpec) -> dict:
         probe = getattr(cpu, name, None)
         return bool(probe()) if callable(probe) else None
 
-    return {"precision": spec.precision, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "avx512_bf16": has("_is_avx512_bf16_supported"), "amx_tile": has("_is_amx_tile_supported")}
+    return {
+        "precision": spec.precision,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "avx512_bf16": has("_is_avx512_bf16_supported"),
+        "amx_tile": has("_is_amx_tile_supported"),
+    }
 
 
 def versions() -> dict[str, str]:
@@ -426,8 +457,13 @@ def versions() -> dict[str, str]:
 
     import mnist1d  # noqa: F401
 
-    return {"ncsim": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "mnist1d": version("mnist1d"), "python": platform.python_version()}
+    return {
+        "ncsim": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "mnist1d": version("mnist1d"),
+        "python": platform.python_version(),
+    }
 
 
 def _tap_widths(model, ds: data.Dataset) -> list[tuple[str, int]]:
@@ -451,8 +487,11 @@ def _progress_bar(spec: RunSpec, enabled: bool):
     def show(epoch: int, h: History) -> None:
         last, nan = (h.rows[-1] if h.rows else {}), float("nan")
         bar.update(1 if epoch else 0)
-        bar.set_postfix(loss=f"{h.fit_loss[-1] if h.fit_loss else nan:.3g}",
-                        err=f"{last.get('train_error', nan):.4f}", nc1=f"{last.get('train.nc1', nan):.3g}")
+        bar.set_postfix(
+            loss=f"{h.fit_loss[-1] if h.fit_loss else nan:.3g}",
+            err=f"{last.get('train_error', nan):.4f}",
+            nc1=f"{last.get('train.nc1', nan):.3g}",
+        )
 
     try:
         yield show

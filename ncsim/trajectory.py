@@ -19,7 +19,7 @@ from ncsim.recorded import RecordedSpec, is_recorded
 from ncsim.spec import TRAINER_VERSION, RunSpec, SpecError
 from ncsim.store import Record
 
-_PER_RUN = ("fit_loss", "fit_error", "fit_lr")   # one value per training epoch 1..E, not per evaluation
+_PER_RUN = ("fit_loss", "fit_error", "fit_lr")  # one value per training epoch 1..E, not per evaluation
 
 
 def first_zero_error_epoch(epochs, train_error) -> int | None:
@@ -48,7 +48,7 @@ def tpt_epoch(epochs, train_error, fit_error, tolerance: float) -> int | None:
     epochs, err = np.asarray(epochs), np.asarray(train_error)
     fit = np.asarray(fit_error)
     for i, e in enumerate(epochs):
-        if (err[i:] == 0.0).all() and (fit[int(e):] <= tolerance).all():
+        if (err[i:] == 0.0).all() and (fit[int(e) :] <= tolerance).all():
             return int(e)
     return None
 
@@ -61,11 +61,15 @@ def spec_of(record: Record) -> RunSpec | RecordedSpec:
         return (RecordedSpec if is_recorded(record.meta) else RunSpec).from_dict(record.meta["spec"])
     except SpecError as e:
         versions = record.meta.get("versions") if isinstance(record.meta.get("versions"), dict) else {}
-        wrote = (f"ncsim {versions.get('ncsim', '(unrecorded version)')}, trainer version "
-                 f"{record.meta.get('trainer_version', '(unrecorded)')}")
-        raise SpecError(f"record {record.key} was written by {wrote}; this is ncsim {__version__}, trainer version "
-                        f"{TRAINER_VERSION}, which cannot read its spec ({e}): read it with the version that wrote "
-                        f"it, or retrain the run") from None
+        wrote = (
+            f"ncsim {versions.get('ncsim', '(unrecorded version)')}, trainer version "
+            f"{record.meta.get('trainer_version', '(unrecorded)')}"
+        )
+        raise SpecError(
+            f"record {record.key} was written by {wrote}; this is ncsim {__version__}, trainer version "
+            f"{TRAINER_VERSION}, which cannot read its spec ({e}): read it with the version that wrote "
+            f"it, or retrain the run"
+        ) from None
 
 
 class Trajectory:
@@ -99,13 +103,20 @@ class Trajectory:
     key = property(lambda self: self.record.key)
     label = property(lambda self: self.spec.label())
     status = property(lambda self: self.meta["status"])
-    tpt_epoch = property(lambda self: tpt_epoch(self.epochs, self["train_error"], self.fit_error,
-                                                fit_error_tolerance(self.train_signals)),
-                         doc="The run's stable TPT (module function tpt_epoch, from the columns), or None.")
-    first_zero_error_epoch = property(lambda self: first_zero_error_epoch(self.epochs, self["train_error"]),
-                                      doc="The first evaluated epoch with train error 0, or None.")
-    fit_error = property(lambda self: self._column("fit_error", "per-pass fit error (rec.after_epoch(fit_error=...))"),
-                         doc="Per training pass 1..E: the fraction of train signals its minibatches misclassified.")
+    tpt_epoch = property(
+        lambda self: tpt_epoch(
+            self.epochs, self["train_error"], self.fit_error, fit_error_tolerance(self.train_signals)
+        ),
+        doc="The run's stable TPT (module function tpt_epoch, from the columns), or None.",
+    )
+    first_zero_error_epoch = property(
+        lambda self: first_zero_error_epoch(self.epochs, self["train_error"]),
+        doc="The first evaluated epoch with train error 0, or None.",
+    )
+    fit_error = property(
+        lambda self: self._column("fit_error", "per-pass fit error (rec.after_epoch(fit_error=...))"),
+        doc="Per training pass 1..E: the fraction of train signals its minibatches misclassified.",
+    )
 
     @functools.cached_property
     def train_signals(self) -> int:
@@ -125,14 +136,19 @@ class Trajectory:
     def _needs_network(self) -> None:
         """KeyError for a run recorded from a user's loop, which keeps no network to rebuild."""
         if is_recorded(self.meta):
-            raise KeyError(f"run {self.label} was recorded from its own training loop and keeps no network "
-                           f"(no features, embeddings or initial weights)")
+            raise KeyError(
+                f"run {self.label} was recorded from its own training loop and keeps no network "
+                f"(no features, embeddings or initial weights)"
+            )
 
     def columns(self) -> list[str]:
         """The names t[name] accepts."""
         n = len(self.epochs)
-        return sorted(k for k, v in self.record.arrays.items()
-                      if not k.startswith("weights.") and k not in _PER_RUN and v.shape == (n,))
+        return sorted(
+            k
+            for k, v in self.record.arrays.items()
+            if not k.startswith("weights.") and k not in _PER_RUN and v.shape == (n,)
+        )
 
     def __getitem__(self, name: str) -> np.ndarray:
         """The column over the evaluated epochs (float64, one value per entry of `epochs`)."""
@@ -175,7 +191,7 @@ class Trajectory:
 
     def weights(self) -> dict[str, np.ndarray]:
         """The final state dict as numpy arrays (parameters and batch-norm buffers)."""
-        return {k[len("weights."):]: v for k, v in self.record.arrays.items() if k.startswith("weights.")}
+        return {k[len("weights.") :]: v for k, v in self.record.arrays.items() if k.startswith("weights.")}
 
     def truncated(self, epoch: int) -> Trajectory:
         """The same run's trajectory cut after `epoch` (a negative control: e.g. truncated at
@@ -183,12 +199,14 @@ class Trajectory:
         embed()) is the initial one for epoch 0 (rebuilt from the seed, ncsim.models.initial_network) and
         the final one otherwise (a record keeps no weights between)."""
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"truncated({epoch!r}): the epoch to cut after must be an integer >= 0 "
-                             f"(0: initialisation)")
+            raise ValueError(
+                f"truncated({epoch!r}): the epoch to cut after must be an integer >= 0 (0: initialisation)"
+            )
         keep = self.epochs <= epoch
         cols = set(self.columns())
-        arrays = {k: (v[keep] if k in cols else v[:epoch] if k in _PER_RUN else v)
-                  for k, v in self.record.arrays.items()}
+        arrays = {
+            k: (v[keep] if k in cols else v[:epoch] if k in _PER_RUN else v) for k, v in self.record.arrays.items()
+        }
         if epoch == 0:
             arrays.update({f"weights.{k}": v for k, v in self.initial_weights().items()})
         meta = {**self.meta, "truncated_at": epoch}
@@ -242,9 +260,12 @@ class Trajectory:
         ds = data.load(self.spec, cache_dir or self.data_cache)
         x, y = (ds.x, ds.y) if split == "train" else (ds.x_test, ds.y_test)
         net = self.model()
-        return {"h": self.embed(x, net), "y": y.numpy(),
-                "W": net.classifier.weight.detach().double().numpy(),
-                "b": net.classifier.bias.detach().double().numpy()}
+        return {
+            "h": self.embed(x, net),
+            "y": y.numpy(),
+            "W": net.classifier.weight.detach().double().numpy(),
+            "b": net.classifier.bias.detach().double().numpy(),
+        }
 
     def embed(self, x, net=None) -> np.ndarray:
         """Penultimate features h (N x p, float64) of signals x (N x 1 x L, any that the network takes,

@@ -43,10 +43,13 @@ def relabelled(record: Record, key: str, label: str) -> Record:
 
 # --- import ncsim -----------------------------------------------------------------------------------
 
+
 def test_import_ncsim_stays_light_and_exports_the_api():
-    code = ("import sys, ncsim; light = not {'torch', 'numpy'} & set(sys.modules); "
-            "f = ncsim.load_run, ncsim.obtain_run, ncsim.collapse_metrics, ncsim.RunSpec, ncsim.Trajectory; "
-            "print(light, 'torch' in sys.modules)")
+    code = (
+        "import sys, ncsim; light = not {'torch', 'numpy'} & set(sys.modules); "
+        "f = ncsim.load_run, ncsim.obtain_run, ncsim.collapse_metrics, ncsim.RunSpec, ncsim.Trajectory; "
+        "print(light, 'torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False"]  # nothing heavy on import, and no torch for the API
@@ -64,6 +67,7 @@ def test_the_exports_are_the_api_functions():
 
 
 # --- load_run -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("query", ["tiny-s0", "key", "prefix"])
 def test_load_run_by_label_key_or_prefix(store, tiny_record, no_training, query):
@@ -120,6 +124,7 @@ def test_load_run_with_a_store_path_that_is_a_file(tmp_path):
 
 # --- obtain_run ---------------------------------------------------------------------------------------
 
+
 def test_obtain_run_serves_a_stored_run(store, tiny_spec, tiny_record, no_training):
     t = ncsim.obtain_run(tiny_spec, cache_dir=store.root)
     assert t.trained is False and t.record == tiny_record
@@ -146,13 +151,16 @@ def test_resolve_spec_of_a_toml_file(tmp_path):
     assert api.resolve_spec(str(path)) == RunSpec(name="one", epochs=3)
 
 
-@pytest.mark.parametrize("source, fragments", [
-    ("optimizers", ["'optimizers' describes", "runs (", "adam", "give a seed"]),
-    ("nowhere.toml", ["no such spec file 'nowhere.toml'"]),
-    ("nope", ["unknown preset 'nope'"]),
-    ({"lr": -1}, ["lr=-1.0 must be > 0"]),
-    (3, ["got int"]),
-])
+@pytest.mark.parametrize(
+    "source, fragments",
+    [
+        ("optimizers", ["'optimizers' describes", "runs (", "adam", "give a seed"]),
+        ("nowhere.toml", ["no such spec file 'nowhere.toml'"]),
+        ("nope", ["unknown preset 'nope'"]),
+        ({"lr": -1}, ["lr=-1.0 must be > 0"]),
+        (3, ["got int"]),
+    ],
+)
 def test_resolve_spec_of_a_bad_description(source, fragments):
     with pytest.raises(SpecError) as e:
         api.resolve_spec(source)
@@ -181,6 +189,7 @@ def test_a_stored_cuda_run_is_served_without_cuda(store, tiny_spec, tiny_record,
 
 
 # --- exports ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def tiny(tiny_record) -> Trajectory:

@@ -16,14 +16,14 @@ from ncsim.trajectory import Trajectory
 from ncsim.verdict import Verdict, from_property, property_value
 from tests.test_negative_controls import CHECKS, CLAIMS_DIR
 
-TOML = '''
+TOML = """
 [nc1_end_max]
 value = 0.05
 op = "<="
 statistic = "NC1 at the end"
 source = "PNAS 2020"
 calibration = "none"
-'''
+"""
 
 
 def write(tmp_path, tolerances=TOML, expected=None):
@@ -40,12 +40,16 @@ def test_tolerance_holds_and_nan_never_does(tmp_path):
     assert tol.holds(0.05) and not tol.holds(0.06) and not tol.holds(float("nan"))
 
 
-@pytest.mark.parametrize("text,problem", [
-    ('[a]\nvalue = 1\nop = "=="\nstatistic = "s"\nsource = "s"\ncalibration = "c"\n', "op '=='"),
-    ('[a]\nvalue = 1\nop = "<="\n', "missing"),
-    ('a = 3\n', "must be a table"),
-    ('[a\n', "cannot read"),
-], ids=["bad-op", "missing-field", "not-a-table", "bad-toml"])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ('[a]\nvalue = 1\nop = "=="\nstatistic = "s"\nsource = "s"\ncalibration = "c"\n', "op '=='"),
+        ('[a]\nvalue = 1\nop = "<="\n', "missing"),
+        ("a = 3\n", "must be a table"),
+        ("[a\n", "cannot read"),
+    ],
+    ids=["bad-op", "missing-field", "not-a-table", "bad-toml"],
+)
 def test_a_bad_tolerance_table_names_the_entry(tmp_path, text, problem):
     with pytest.raises(ValueError, match=problem):
         checks.load_tolerances(write(tmp_path, text))
@@ -68,19 +72,23 @@ def test_a_borderline_expected_failure_expects_an_inconclusive_verdict(tmp_path)
     assert xfail.verdict == "inconclusive"
     tol = checks.tolerance(root, "nc1_end_max")
     with pytest.raises(checks.Inconclusive):
-        checks.assert_holds(checks.decide(tol, [0.01, 0.09]))      # some seeds hold: inconclusive
+        checks.assert_holds(checks.decide(tol, [0.01, 0.09]))  # some seeds hold: inconclusive
     with pytest.raises(AssertionError) as failed:
-        checks.assert_holds(checks.decide(tol, [0.07, 0.09]))      # none holds: does not reproduce
+        checks.assert_holds(checks.decide(tol, [0.07, 0.09]))  # none holds: does not reproduce
     assert not isinstance(failed.value, checks.Inconclusive)
     checks.assert_holds(checks.decide(tol, [0.01, 0.02]))
 
 
-@pytest.mark.parametrize("text,problem", [
-    ('[nc7_max.lbfgs]\nreason = "r"\n', "names no tolerance"),
-    ('[nc1_end_max.lbfgs]\nnote = "r"\n', "takes a `reason`"),
-    ('[nc1_end_max.lbfgs]\nreason = "r"\nseeds = [1]\n', "takes a `reason`"),
-    ('[nc1_end_max.lbfgs]\nreason = "r"\nverdict = "maybe"\n', "verdict must be one of"),
-], ids=["stale-entry", "no-reason", "by-seed", "bad-verdict"])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ('[nc7_max.lbfgs]\nreason = "r"\n', "names no tolerance"),
+        ('[nc1_end_max.lbfgs]\nnote = "r"\n', "takes a `reason`"),
+        ('[nc1_end_max.lbfgs]\nreason = "r"\nseeds = [1]\n', "takes a `reason`"),
+        ('[nc1_end_max.lbfgs]\nreason = "r"\nverdict = "maybe"\n', "verdict must be one of"),
+    ],
+    ids=["stale-entry", "no-reason", "by-seed", "bad-verdict"],
+)
 def test_a_bad_expected_failure_is_named(tmp_path, text, problem):
     with pytest.raises(ValueError, match=problem):
         checks.load_expected_failures(write(tmp_path, expected=text))
@@ -91,16 +99,29 @@ def test_decide_records_nan_as_null_and_the_failure_message_names_everything(tmp
     record = checks.decide(tol, [0.01, float("nan")], runs=["standard-s0", "standard-s1"], note="why")
     assert record.values == (0.01, None) and not record.holds and record.verdict == "inconclusive"
     message = checks.failure_message(record)
-    for part in ("NC1 at the end", "nan", "<= 0.05", "standard-s0 0.01", "standard-s1 nan", "PNAS 2020", "why",
-                 "every seed"):
+    for part in (
+        "NC1 at the end",
+        "nan",
+        "<= 0.05",
+        "standard-s0 0.01",
+        "standard-s1 nan",
+        "PNAS 2020",
+        "why",
+        "every seed",
+    ):
         assert part in message, part
 
 
 def test_the_test_property_is_json_and_reads_back_as_the_record(tmp_path):
     import json
+
     tol = checks.tolerance(write(tmp_path), "nc1_end_max")
-    record = dataclasses.replace(checks.decide(tol, [0.01, 0.02], runs=["standard-s0", "standard-s1"]),
-                                 bound=math.inf, values=(np.float64(-math.inf), None), measured=math.nan)
+    record = dataclasses.replace(
+        checks.decide(tol, [0.01, 0.02], runs=["standard-s0", "standard-s1"]),
+        bound=math.inf,
+        values=(np.float64(-math.inf), None),
+        measured=math.nan,
+    )
     text = property_value(record)
     assert isinstance(text, str) and json.loads(text)["bound"] == "inf"  # strict JSON: no Infinity/NaN
     assert json.loads(text)["values"] == ["-inf", None] and json.loads(text)["measured"] == "nan"
@@ -112,15 +133,59 @@ def test_the_test_property_is_json_and_reads_back_as_the_record(tmp_path):
 
 def test_the_json_form_keeps_the_fields_verdicts_json_has_always_had(tmp_path):
     tol = checks.tolerance(write(tmp_path), "nc1_end_max")
-    over_seeds = checks.decide(tol, [0.01, 0.02], claim="test_x", case="standard-nc1_end_max", figures=["a.png"],
-                               extended=False, seeds=[0, 1], runs=["standard-s0", "standard-s1"], config="standard",
-                               against=None, note="")
+    over_seeds = checks.decide(
+        tol,
+        [0.01, 0.02],
+        claim="test_x",
+        case="standard-nc1_end_max",
+        figures=["a.png"],
+        extended=False,
+        seeds=[0, 1],
+        runs=["standard-s0", "standard-s1"],
+        config="standard",
+        against=None,
+        note="",
+    )
     assert list(over_seeds.to_json()) == [
-        "tolerance", "statistic", "op", "threshold", "rule", "scale", "source", "values", "measured", "aggregate",
-        "bound", "interval", "p_value", "n", "holds", "verdict", "claim", "case", "figures", "extended", "seeds",
-        "runs", "config", "against", "note"]
-    one_run = checks.decide(tol, [0.01], claim="test_ufm_x", case="c", figures=[], extended=False, seeds=[0],
-                            runs=["ufm-a"], run="ufm-a", config=None, note="")
+        "tolerance",
+        "statistic",
+        "op",
+        "threshold",
+        "rule",
+        "scale",
+        "source",
+        "values",
+        "measured",
+        "aggregate",
+        "bound",
+        "interval",
+        "p_value",
+        "n",
+        "holds",
+        "verdict",
+        "claim",
+        "case",
+        "figures",
+        "extended",
+        "seeds",
+        "runs",
+        "config",
+        "against",
+        "note",
+    ]
+    one_run = checks.decide(
+        tol,
+        [0.01],
+        claim="test_ufm_x",
+        case="c",
+        figures=[],
+        extended=False,
+        seeds=[0],
+        runs=["ufm-a"],
+        run="ufm-a",
+        config=None,
+        note="",
+    )
     assert "run" in one_run.to_json() and "against" not in one_run.to_json()
     equivalence = checks.Tolerance("r", 3.0, "within", "ratio", "src", "", rule="equivalence")
     assert "p_differs" in checks.decide(equivalence, [1.0, 1.1, 0.9]).to_json()
@@ -148,11 +213,14 @@ def test_mean_rule_is_a_one_sided_t_bound_on_the_log_values():
     assert d["holds"] and d["verdict"] == "reproduces"
 
 
-@pytest.mark.parametrize("values,verdict", [
-    ([0.04, 0.045, 0.048, 0.046, 0.044], "reproduces"),
-    ([0.02, 0.09, 0.05, 0.03, 0.11], "inconclusive"),
-    ([0.5, 0.6, 0.55, 0.52, 0.58], "does not reproduce"),
-])
+@pytest.mark.parametrize(
+    "values,verdict",
+    [
+        ([0.04, 0.045, 0.048, 0.046, 0.044], "reproduces"),
+        ([0.02, 0.09, 0.05, 0.03, 0.11], "inconclusive"),
+        ([0.5, 0.6, 0.55, 0.52, 0.58], "does not reproduce"),
+    ],
+)
 def test_mean_rule_has_three_verdicts(values, verdict):
     d = checks.apply_rule(rule("mean"), values)
     assert d["verdict"] == verdict and d["holds"] == (verdict == "reproduces")
@@ -168,7 +236,8 @@ def test_linear_mean_rule_takes_negative_values():
     d = checks.apply_rule(rule("mean", "<=", -0.8, "linear"), [-0.99, -0.98, -0.97, -0.99, -0.96])
     assert d["holds"] and d["bound"] == pytest.approx(
         np.mean([-0.99, -0.98, -0.97, -0.99, -0.96])
-        + stats.t.ppf(0.95, 4) * np.std([-0.99, -0.98, -0.97, -0.99, -0.96], ddof=1) / np.sqrt(5))
+        + stats.t.ppf(0.95, 4) * np.std([-0.99, -0.98, -0.97, -0.99, -0.96], ddof=1) / np.sqrt(5)
+    )
 
 
 def test_equivalence_is_tost_on_the_log_ratios_and_reports_a_systematic_difference():
@@ -182,8 +251,9 @@ def test_equivalence_is_tost_on_the_log_ratios_and_reports_a_systematic_differen
     assert not checks.apply_rule(rule("equivalence", "within", 3.0), [20.0, 30.0, 25.0, 18.0, 40.0])["holds"]
 
 
-@pytest.mark.parametrize("values", [[0.01, float("inf")], [0.01, float("nan")], [0.01, 0.0]],
-                         ids=["inf", "nan", "zero"])
+@pytest.mark.parametrize(
+    "values", [[0.01, float("inf")], [0.01, float("nan")], [0.01, 0.0]], ids=["inf", "nan", "zero"]
+)
 def test_the_mean_rule_fails_on_values_it_cannot_average(values):
     d = checks.apply_rule(rule("mean"), values)
     assert not d["holds"] and d["aggregate"] is None
@@ -200,8 +270,9 @@ def test_one_seed_is_decided_on_its_value_without_a_bound():
     assert d["holds"] and d["p_value"] is None and d["bound"] == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("field,text", [("rule", 'rule = "median"'), ("scale", 'scale = "sqrt"'),
-                                        ("op", 'op = "within"')])
+@pytest.mark.parametrize(
+    "field,text", [("rule", 'rule = "median"'), ("scale", 'scale = "sqrt"'), ("op", 'op = "within"')]
+)
 def test_a_bad_rule_is_named(tmp_path, field, text):
     body = TOML.replace('op = "<="', text if field == "op" else f'op = "<="\n{text}')
     with pytest.raises(ValueError, match=field if field != "op" else "equivalence"):

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 
 # The standard preset cut down to about a second: 1 epoch on 300 signals at width 12.
 TINY_STANDARD = ["--preset", "standard", "--set", "epochs=1", "--set", "train_size=300", "--set", "width=12"]
-TINY_FILE = ('name = "filerun"\nepochs = 1\ntrain_size = 200\nwidth = 12\neval_schedule = "none"\n'
-             'layer_schedule = "none"\n')
+TINY_FILE = (
+    'name = "filerun"\nepochs = 1\ntrain_size = 200\nwidth = 12\neval_schedule = "none"\nlayer_schedule = "none"\n'
+)
 
 
 def train_args(root, *args) -> list[str]:
@@ -69,6 +70,7 @@ def trained(tmp_path_factory, data_cache):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if anything trains."""
+
     def fail(*args, **kwargs):
         raise AssertionError("trained")
 
@@ -76,6 +78,7 @@ def no_training(monkeypatch):
 
 
 # --- train ------------------------------------------------------------------------------------------
+
 
 def test_train_preset_exits_zero_and_stores_the_run(trained):
     root, rc, _ = trained
@@ -100,7 +103,7 @@ def test_train_again_is_served_from_the_store(trained, capsys, no_training):
     out = capsys.readouterr().out
     assert out.startswith(f"[from store] run {LABEL}")
     # The same summary apart from the marker (timings included: they are the stored ones).
-    assert out[len("[from store] "):] == first
+    assert out[len("[from store] ") :] == first
 
 
 def test_train_a_toml_file(cache_dir, tmp_path, capsys):
@@ -130,6 +133,7 @@ def test_train_honours_ncsim_cache_without_cache_dir(trained, monkeypatch, capsy
 
 # --- show -------------------------------------------------------------------------------------------
 
+
 def test_show_lists_the_stored_run_under_a_header(trained, capsys):
     root, _, _ = trained
     assert main(["show", "--cache-dir", str(root)]) == 0
@@ -138,8 +142,15 @@ def test_show_lists_the_stored_run_under_a_header(trained, capsys):
     assert lines[0].split() == ["key", "label", "status", "epochs", "TPT", "train", "NC1", "test", "error"]
     fields = lines[1].split()
     t = Trajectory(RunStore(root).read(standard_key()))
-    assert fields == [standard_key(), LABEL, "ok", "1", str(t.tpt_epoch or "-"),
-                      format(t.final("train.nc1"), ".3g"), format(t.final("test_error"), ".4f")]
+    assert fields == [
+        standard_key(),
+        LABEL,
+        "ok",
+        "1",
+        str(t.tpt_epoch or "-"),
+        format(t.final("train.nc1"), ".3g"),
+        format(t.final("test_error"), ".4f"),
+    ]
 
 
 def test_show_a_key_prefix_prints_the_summary(trained, capsys):
@@ -213,9 +224,15 @@ def test_show_json_lists_the_run_with_its_final_values(trained, capsys):
     (entry,) = json_out(capsys)
     t = Trajectory(RunStore(root).read(standard_key()))
     assert list(entry) == list(LIST_FIELDS)
-    assert {k: entry[k] for k in ("key", "kind", "label", "status", "epochs", "tpt_epoch", "reason")} == \
-           {"key": standard_key(), "kind": "run", "label": LABEL, "status": "ok", "epochs": 1,
-            "tpt_epoch": t.tpt_epoch, "reason": None}
+    assert {k: entry[k] for k in ("key", "kind", "label", "status", "epochs", "tpt_epoch", "reason")} == {
+        "key": standard_key(),
+        "kind": "run",
+        "label": LABEL,
+        "status": "ok",
+        "epochs": 1,
+        "tpt_epoch": t.tpt_epoch,
+        "reason": None,
+    }
     for name in ("train_error", "test_error", "train.nc1", "train.nc2_etf_distance", "train.nc3", "train.nc4"):
         assert same_number(entry[name], t.final(name)), name
 
@@ -287,45 +304,75 @@ def test_show_one_record_without_a_trajectory_as_json_exits_2(damaged_store, cap
 def test_show_an_unknown_run_names_close_matches(trained, capsys):
     root, _, _ = trained
     assert main(["show", LABEL.replace("-s0", "-s9"), "--cache-dir", str(root)]) == 2
-    assert_one_line_error(capsys.readouterr().err, f"no stored run matches '{LABEL.replace('-s0', '-s9')}'",
-                          f"close matches: {LABEL}")
+    assert_one_line_error(
+        capsys.readouterr().err, f"no stored run matches '{LABEL.replace('-s0', '-s9')}'", f"close matches: {LABEL}"
+    )
 
 
 # --- errors: exit code 2, a message naming the problem, nothing trained ------------------------------
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--preset", "standard", "--set", "optimizer=adamx"], ["adamx", "sgd, adam, adamw, lbfgs"]),
-    (["--preset", "standard", "--set", "lr=0"], ["lr=0.0 must be > 0"]),
-    (["--preset", "standard", "--set", "lr=-1e-3"], ["lr=-0.001 must be > 0"]),
-    (["--preset", "standard", "--set", "epochs=0"], ["epochs=0 must be >= 1"]),
-    (["--preset", "standard", "--set", "epochs=true"], ["epochs=True is not a valid int"]),
-    (["--preset", "standard", "--set", "kernel_size=4"], ["kernel_size=4"]),
-    (["--preset", "standard", "--set", "eval_schedule=weekly"], ["eval_schedule='weekly'", "every:K"]),
-    (["--preset", "standard", "--set", "bogus=1"], ["bogus", "valid keys", "optimizer", "layer_schedule"]),
-    (["--preset", "standard", "--set", "data.bogus=1"], ["bogus", "template_len"]),
-    (["--preset", "standard", "--set", "lr"], ["key=value", "'lr'"]),
-    (["--preset", "nope"], ["unknown preset 'nope'", *presets()]),
-    (["--preset", "standard", "missing.toml"], ["exactly one"]),
-    ([], ["exactly one", "standard"]),
-    (["--preset", "standard", "--set", "seed=-1"], ["seed=-1 must be in"]),
-    (["--preset", "standard", "--set", "seed=1180591620717411303424"], ["seed=1180591620717411303424"]),
-    (["--preset", "standard", "--set", "lr=inf"], ["lr=inf must be finite"]),
-    (["--preset", "standard", "--set", "weight_decay=1e308"], ["weight_decay=1e+308"]),
-    (["--preset", "standard", "--set", "data=3"], ["data=3 must be a table"]),
-    (["--preset", "standard", "--set", "data.scale_coeff=1e308"], ["data.scale_coeff=1e+308"]),
-    (["--preset", "standard", "--set", "data.template_len=10000000"], ["data.template_len=10000000"]),
-    (["--preset", "standard", "--set", "data.padding=[-1, 5]"], ["data.padding=[-1, 5]"]),
-    (["--preset", "standard", "--set", "width=100000"], ["width=100000"]),
-    (["--preset", "standard", "--set", "epochs=1000000000"], ["epochs=1000000000"]),
-    (["--preset", "standard", "--set", "eval_schedule=log:99999999999"], ["eval_schedule='log:99999999999'"]),
-    (["--preset", "standard", "--threads", "-1"], ["--threads -1 must be in [1, "]),
-    (["--preset", "standard", "--threads", "0"], ["--threads 0 must be in [1, "]),
-    (["--preset", "standard", "--threads", "100000"], ["--threads 100000 must be in [1, "]),
-], ids=["optimizer", "lr-zero", "lr-negative", "epochs-zero", "epochs-bool", "even-kernel", "schedule",
-        "unknown-key", "unknown-data-key", "set-without-value", "unknown-preset", "preset-and-file", "neither",
-        "seed-negative", "seed-huge", "lr-inf", "wd-huge", "data-not-a-table", "scale-coeff", "template-len",
-        "padding", "width-huge", "epochs-huge", "schedule-k-huge", "threads-negative", "threads-zero",
-        "threads-huge"])
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--preset", "standard", "--set", "optimizer=adamx"], ["adamx", "sgd, adam, adamw, lbfgs"]),
+        (["--preset", "standard", "--set", "lr=0"], ["lr=0.0 must be > 0"]),
+        (["--preset", "standard", "--set", "lr=-1e-3"], ["lr=-0.001 must be > 0"]),
+        (["--preset", "standard", "--set", "epochs=0"], ["epochs=0 must be >= 1"]),
+        (["--preset", "standard", "--set", "epochs=true"], ["epochs=True is not a valid int"]),
+        (["--preset", "standard", "--set", "kernel_size=4"], ["kernel_size=4"]),
+        (["--preset", "standard", "--set", "eval_schedule=weekly"], ["eval_schedule='weekly'", "every:K"]),
+        (["--preset", "standard", "--set", "bogus=1"], ["bogus", "valid keys", "optimizer", "layer_schedule"]),
+        (["--preset", "standard", "--set", "data.bogus=1"], ["bogus", "template_len"]),
+        (["--preset", "standard", "--set", "lr"], ["key=value", "'lr'"]),
+        (["--preset", "nope"], ["unknown preset 'nope'", *presets()]),
+        (["--preset", "standard", "missing.toml"], ["exactly one"]),
+        ([], ["exactly one", "standard"]),
+        (["--preset", "standard", "--set", "seed=-1"], ["seed=-1 must be in"]),
+        (["--preset", "standard", "--set", "seed=1180591620717411303424"], ["seed=1180591620717411303424"]),
+        (["--preset", "standard", "--set", "lr=inf"], ["lr=inf must be finite"]),
+        (["--preset", "standard", "--set", "weight_decay=1e308"], ["weight_decay=1e+308"]),
+        (["--preset", "standard", "--set", "data=3"], ["data=3 must be a table"]),
+        (["--preset", "standard", "--set", "data.scale_coeff=1e308"], ["data.scale_coeff=1e+308"]),
+        (["--preset", "standard", "--set", "data.template_len=10000000"], ["data.template_len=10000000"]),
+        (["--preset", "standard", "--set", "data.padding=[-1, 5]"], ["data.padding=[-1, 5]"]),
+        (["--preset", "standard", "--set", "width=100000"], ["width=100000"]),
+        (["--preset", "standard", "--set", "epochs=1000000000"], ["epochs=1000000000"]),
+        (["--preset", "standard", "--set", "eval_schedule=log:99999999999"], ["eval_schedule='log:99999999999'"]),
+        (["--preset", "standard", "--threads", "-1"], ["--threads -1 must be in [1, "]),
+        (["--preset", "standard", "--threads", "0"], ["--threads 0 must be in [1, "]),
+        (["--preset", "standard", "--threads", "100000"], ["--threads 100000 must be in [1, "]),
+    ],
+    ids=[
+        "optimizer",
+        "lr-zero",
+        "lr-negative",
+        "epochs-zero",
+        "epochs-bool",
+        "even-kernel",
+        "schedule",
+        "unknown-key",
+        "unknown-data-key",
+        "set-without-value",
+        "unknown-preset",
+        "preset-and-file",
+        "neither",
+        "seed-negative",
+        "seed-huge",
+        "lr-inf",
+        "wd-huge",
+        "data-not-a-table",
+        "scale-coeff",
+        "template-len",
+        "padding",
+        "width-huge",
+        "epochs-huge",
+        "schedule-k-huge",
+        "threads-negative",
+        "threads-zero",
+        "threads-huge",
+    ],
+)
 def test_bad_train_command_exits_2_before_training(cache_dir, capsys, no_training, args, fragments):
     assert main(train_args(cache_dir, *args)) == 2
     captured = capsys.readouterr()
@@ -348,8 +395,10 @@ def test_non_utf8_toml_file_is_named(cache_dir, tmp_path, capsys, no_training):
     assert_one_line_error(capsys.readouterr().err, "latin1.toml: invalid TOML: not UTF-8")
 
 
-@pytest.mark.parametrize("text, fragment", [("seeds = 5\n", "seeds=5"), ("runs = [1]\n", "runs=[1]"),
-                                            ("runs = []\n", "runs=[]"), ("base = 3\n", "base=3")])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [("seeds = 5\n", "seeds=5"), ("runs = [1]\n", "runs=[1]"), ("runs = []\n", "runs=[]"), ("base = 3\n", "base=3")],
+)
 def test_malformed_toml_file_exits_2(cache_dir, tmp_path, capsys, no_training, text, fragment):
     path = tmp_path / "m.toml"
     path.write_text(text)
@@ -399,8 +448,12 @@ def test_cuda_without_cuda_exits_2_before_training(cache_dir, capsys, no_trainin
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(train_args(cache_dir, *TINY_STANDARD, "--set", "device=cuda")) == 2
-    assert_one_line_error(capsys.readouterr().err, f"run {tiny_label(device='cuda')} asks for device 'cuda'",
-                          "no CUDA device", 'set device = "cpu"')
+    assert_one_line_error(
+        capsys.readouterr().err,
+        f"run {tiny_label(device='cuda')} asks for device 'cuda'",
+        "no CUDA device",
+        'set device = "cpu"',
+    )
     assert RunStore(cache_dir).keys() == []
 
 
@@ -422,19 +475,33 @@ def a_file(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("argv, fragments", [
-    (["report", "--seeds", "a,b"], ["--seeds: seeds take integers >= 0 and ranges a-b", "'a,b'"]),
-    (["report", "--seeds", "3-1"], ["--seeds: seed range '3-1' runs backwards"]),
-    (["report", "--seeds", "0-99999999"], ["--seeds: '0-99999999' gives more than 10000 seeds"]),
-    (["train", *TINY_STANDARD, "--threads", "-1"], ["--threads -1 must be in [1, "]),
-    (["sweep", "standard", "--threads", "-1"], ["--threads -1 must be in [1, "]),
-    (["sweep", "standard", "--seeds", "x"], ["--seeds: seeds take integers"]),
-    (["sweep", "nope"], ["unknown configuration or preset 'nope'", "adamw", "optimizers"]),
-    (["sweep", "nope.toml"], ["no such spec file 'nope.toml'"]),
-    (["sweep", "standard", "--set", "lr=0"], ["lr=0.0 must be > 0"]),
-    (["show", "zzzz"], ["no stored run matches 'zzzz'"]),
-], ids=["report-seeds-letters", "report-seeds-backwards", "report-seeds-huge", "train-threads", "sweep-threads",
-        "sweep-seeds", "sweep-unknown", "sweep-missing-file", "sweep-bad-set", "show-unknown"])
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["report", "--seeds", "a,b"], ["--seeds: seeds take integers >= 0 and ranges a-b", "'a,b'"]),
+        (["report", "--seeds", "3-1"], ["--seeds: seed range '3-1' runs backwards"]),
+        (["report", "--seeds", "0-99999999"], ["--seeds: '0-99999999' gives more than 10000 seeds"]),
+        (["train", *TINY_STANDARD, "--threads", "-1"], ["--threads -1 must be in [1, "]),
+        (["sweep", "standard", "--threads", "-1"], ["--threads -1 must be in [1, "]),
+        (["sweep", "standard", "--seeds", "x"], ["--seeds: seeds take integers"]),
+        (["sweep", "nope"], ["unknown configuration or preset 'nope'", "adamw", "optimizers"]),
+        (["sweep", "nope.toml"], ["no such spec file 'nope.toml'"]),
+        (["sweep", "standard", "--set", "lr=0"], ["lr=0.0 must be > 0"]),
+        (["show", "zzzz"], ["no stored run matches 'zzzz'"]),
+    ],
+    ids=[
+        "report-seeds-letters",
+        "report-seeds-backwards",
+        "report-seeds-huge",
+        "train-threads",
+        "sweep-threads",
+        "sweep-seeds",
+        "sweep-unknown",
+        "sweep-missing-file",
+        "sweep-bad-set",
+        "show-unknown",
+    ],
+)
 def test_user_errors_exit_2_with_one_line(cache_dir, capsys, no_training, argv, fragments):
     assert main([*argv, "--cache-dir", str(cache_dir)]) == 2
     captured = capsys.readouterr()
@@ -442,9 +509,17 @@ def test_user_errors_exit_2_with_one_line(cache_dir, capsys, no_training, argv, 
     assert captured.out == "" and RunStore(cache_dir).keys() == []
 
 
-@pytest.mark.parametrize("argv", [["train", *TINY_STANDARD, "--quiet"], ["show"], ["show", "--json"], ["report"],
-                                  ["sweep", "standard", "--seeds", "0"]],
-                         ids=["train", "show", "show-json", "report", "sweep"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", *TINY_STANDARD, "--quiet"],
+        ["show"],
+        ["show", "--json"],
+        ["report"],
+        ["sweep", "standard", "--seeds", "0"],
+    ],
+    ids=["train", "show", "show-json", "report", "sweep"],
+)
 @pytest.mark.parametrize("below", [False, True], ids=["is-a-file", "under-a-file"])
 def test_a_cache_dir_that_is_a_file_exits_2(a_file, capsys, no_training, argv, below):
     root = a_file / "store" if below else a_file
@@ -476,16 +551,21 @@ def test_too_narrow_width_exits_2_before_training(cache_dir, capsys, no_training
 
 # --- a damaged store: listed and flagged, never fatal --------------------------------------------------
 
+
 def stored_record(trained_root) -> Record:
     return RunStore(trained_root).read(standard_key())
 
 
 def without_metrics(record: Record, **meta) -> Record:
     """The record as a run that diverged at epoch 0 left it: no metric columns."""
-    arrays = {k: v for k, v in record.arrays.items()
-              if k in ("epoch", "fit_loss", "fit_error", "fit_lr") or k.startswith("weights.")}
-    return Record(record.key, {**record.meta, "status": "diverged", "status_reason": "epoch 1: training loss nan",
-                               **meta}, arrays)
+    arrays = {
+        k: v
+        for k, v in record.arrays.items()
+        if k in ("epoch", "fit_loss", "fit_error", "fit_lr") or k.startswith("weights.")
+    }
+    return Record(
+        record.key, {**record.meta, "status": "diverged", "status_reason": "epoch 1: training loss nan", **meta}, arrays
+    )
 
 
 @pytest.fixture
@@ -519,13 +599,24 @@ def test_show_lists_every_record_of_a_damaged_store(damaged_store, capsys):
     assert (root / "corrupt.npz").is_file() and (root / "isdir.npz").is_dir()  # show changes nothing
 
 
-@pytest.mark.parametrize("name, fragments", [
-    ("nometrics", ["status diverged", "reason: epoch 1: training loss nan", "final train error -",
-                   "(no metric columns in this record)", "s total"]),
-    ("bare", ["run ?  key bare  status ?", "epochs ?/?", "TPT epoch: never", "(no metric columns"]),
-    ("isdir", ["isdir  unreadable:", "not a regular file"]),
-    ("corrupt", ["corrupt  unreadable:"]),
-])
+@pytest.mark.parametrize(
+    "name, fragments",
+    [
+        (
+            "nometrics",
+            [
+                "status diverged",
+                "reason: epoch 1: training loss nan",
+                "final train error -",
+                "(no metric columns in this record)",
+                "s total",
+            ],
+        ),
+        ("bare", ["run ?  key bare  status ?", "epochs ?/?", "TPT epoch: never", "(no metric columns"]),
+        ("isdir", ["isdir  unreadable:", "not a regular file"]),
+        ("corrupt", ["corrupt  unreadable:"]),
+    ],
+)
 def test_show_one_damaged_record_prints_what_it_has(damaged_store, capsys, name, fragments):
     root, keys = damaged_store
     assert main(["show", keys[name], "--cache-dir", str(root)]) == 0
@@ -543,8 +634,9 @@ def test_train_serves_a_record_without_metric_columns_and_exits_3(trained, cache
 
 
 def test_a_run_that_stops_in_training_exits_3_with_its_reason(trained, cache_dir, capsys, monkeypatch):
-    record = without_metrics(stored_record(trained[0]), status="degenerate",
-                             status_reason="epoch 2: train set: identical class means")
+    record = without_metrics(
+        stored_record(trained[0]), status="degenerate", status_reason="epoch 2: train set: identical class means"
+    )
     monkeypatch.setattr(train_mod, "train", lambda spec, cache_dir=None, progress=False: record)
     assert main(train_args(cache_dir, *TINY_STANDARD)) == 3
     captured = capsys.readouterr()
@@ -589,8 +681,12 @@ def test_failed_final_write_exits_2_naming_the_fallback(trained, cache_dir, tmp_
     fail_store_writes(monkeypatch, cache_dir)
     assert main(train_args(cache_dir, *TINY_STANDARD)) == 2
     (fallback,) = tmp_path.glob("ncsim-*.npz")
-    assert_one_line_error(capsys.readouterr().err, f"could not write record {cache_dir / record.key}.npz",
-                          "No space left on device", f"kept in {fallback}")
+    assert_one_line_error(
+        capsys.readouterr().err,
+        f"could not write record {cache_dir / record.key}.npz",
+        "No space left on device",
+        f"kept in {fallback}",
+    )
     assert RunStore(cache_dir).keys() == []
 
 
@@ -613,16 +709,26 @@ def test_read_only_store_serves_train_and_show(trained, capsys, no_training, mon
 
 # --- parse_overrides --------------------------------------------------------------------------------
 
+
 def test_overrides_are_parsed_as_toml_values():
-    got = parse_overrides(["lr=1e-3", "epochs=3", "batch_norm=false", "optimizer=adam",
-                           "eval_schedule=every:4", 'name="x y"'])
-    assert got == {"lr": 1e-3, "epochs": 3, "batch_norm": False, "optimizer": "adam",
-                   "eval_schedule": "every:4", "name": "x y"}
+    got = parse_overrides(
+        ["lr=1e-3", "epochs=3", "batch_norm=false", "optimizer=adam", "eval_schedule=every:4", 'name="x y"']
+    )
+    assert got == {
+        "lr": 1e-3,
+        "epochs": 3,
+        "batch_norm": False,
+        "optimizer": "adam",
+        "eval_schedule": "every:4",
+        "name": "x y",
+    }
 
 
 def test_data_overrides_go_to_the_data_table():
-    assert parse_overrides(["data.seed=3", "data.shear_scale=0.5", "seed=1"]) == \
-           {"data": {"seed": 3, "shear_scale": 0.5}, "seed": 1}
+    assert parse_overrides(["data.seed=3", "data.shear_scale=0.5", "seed=1"]) == {
+        "data": {"seed": 3, "shear_scale": 0.5},
+        "seed": 1,
+    }
 
 
 @pytest.mark.parametrize("item", ["lr", "=3", ""])
@@ -632,6 +738,7 @@ def test_override_without_key_or_value_is_a_spec_error(item):
 
 
 # --- the installed entry point ----------------------------------------------------------------------
+
 
 def test_entry_point_help():
     exe = shutil.which("ncsim", path=str(Path(sys.executable).parent)) or shutil.which("ncsim")

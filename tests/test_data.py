@@ -72,6 +72,7 @@ def no_generate(monkeypatch):
 
 # --- generation ------------------------------------------------------------------------------------
 
+
 def test_generate_leaves_python_random_state_unchanged(generation):
     before, after, _ = generation
     assert after[0] == before[0]
@@ -122,6 +123,7 @@ def test_generator_overrides_are_applied():
 
 
 # --- the npz cache ---------------------------------------------------------------------------------
+
 
 def test_cache_file_holds_the_arrays_and_overrides(data_cache, clean_arrays):
     arrays, meta = store.read_npz(cache_file(data_cache))
@@ -182,7 +184,7 @@ def _truncate(path):
 def _flip_bytes(path):
     raw = bytearray(path.read_bytes())
     mid = len(raw) // 2  # inside the stored (uncompressed) x array
-    raw[mid:mid + 8] = bytes(b ^ 0xFF for b in raw[mid:mid + 8])
+    raw[mid : mid + 8] = bytes(b ^ 0xFF for b in raw[mid : mid + 8])
     path.write_bytes(bytes(raw))
 
 
@@ -246,9 +248,15 @@ def test_processes_racing_on_a_corrupt_cache_regenerate_it_once(cache_dir, data_
     path = cache_file(cache_dir)
     _truncate(path)
     damaged, log = path.read_bytes(), tmp_path / "generate.log"
-    procs = [subprocess.Popen([sys.executable, "-c", RACE_WORKER, str(cache_dir), str(cache_file(data_cache)),
-                               str(log), str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_WORKER, str(cache_dir), str(cache_file(data_cache)), str(log), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -259,6 +267,7 @@ def test_processes_racing_on_a_corrupt_cache_regenerate_it_once(cache_dir, data_
 
 
 # --- subsetting and imbalance ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def y(data_cache):
@@ -288,17 +297,17 @@ def test_every_class_keeps_at_least_one_sample(y):
 def test_imbalance_keeps_one_in_r_of_the_upper_classes(y, ratio):
     idx = data.subset_indices(y, 0, ratio, seed=0, num_classes=C)
     full, kept = np.bincount(y, minlength=C), np.bincount(y[idx], minlength=C)
-    np.testing.assert_array_equal(kept[: C // 2], full[: C // 2])          # majority: all kept
-    np.testing.assert_allclose(kept[C // 2:], full[C // 2:] / ratio, atol=0.5 + 1e-9)
+    np.testing.assert_array_equal(kept[: C // 2], full[: C // 2])  # majority: all kept
+    np.testing.assert_allclose(kept[C // 2 :], full[C // 2 :] / ratio, atol=0.5 + 1e-9)
     # Overall the minority is ~1/R of the majority (class sizes differ by up to 4%: 5% tolerance).
-    assert kept[C // 2:].sum() / kept[: C // 2].sum() == pytest.approx(1 / ratio, rel=0.05)
+    assert kept[C // 2 :].sum() / kept[: C // 2].sum() == pytest.approx(1 / ratio, rel=0.05)
 
 
 def test_imbalance_combines_with_train_size(y):
     idx = data.subset_indices(y, 1000, 10.0, seed=3, num_classes=C)
     kept = np.bincount(y[idx], minlength=C)
-    assert all(95 <= k <= 105 for k in kept[: C // 2]), kept      # ~100 = 1000/10 per class
-    assert all(9 <= k <= 11 for k in kept[C // 2:]), kept          # ~10 = 100/R
+    assert all(95 <= k <= 105 for k in kept[: C // 2]), kept  # ~100 = 1000/10 per class
+    assert all(9 <= k <= 11 for k in kept[C // 2 :]), kept  # ~10 = 100/R
 
 
 def test_subset_is_deterministic_for_a_seed(y):
@@ -321,6 +330,7 @@ def test_subset_does_not_touch_global_rngs(y):
 
 
 # --- load ------------------------------------------------------------------------------------------
+
 
 def test_load_gives_float32_channel_tensors(cache_dir, clean_arrays):
     ds = data.load(RunSpec(), cache_dir)
@@ -384,6 +394,7 @@ def test_load_passes_the_specs_data_overrides_to_the_cache(cache_dir, monkeypatc
 
 
 # --- a subset of the classes, label noise -----------------------------------------------------------
+
 
 def changed_fraction(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a != b).double().mean())
@@ -477,8 +488,9 @@ def test_label_noise_is_applied_after_the_imbalanced_subset(cache_dir, clean_arr
     assert torch.equal(clean.x, noisy.x) and len(noisy.y) == len(clean.y)
     idx = data.subset_indices(clean_arrays["y"], 1000, 5.0, 7, C)
     np.testing.assert_array_equal(clean.y.numpy(), clean_arrays["y"][idx])
-    np.testing.assert_array_equal(noisy.y.numpy(),
-                                  data.noisy_labels(clean_arrays["y"][idx].astype(np.int64), 0.4, 7, C))
+    np.testing.assert_array_equal(
+        noisy.y.numpy(), data.noisy_labels(clean_arrays["y"][idx].astype(np.int64), 0.4, 7, C)
+    )
     assert not torch.equal(clean.y, noisy.y)
 
 

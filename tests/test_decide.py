@@ -21,9 +21,11 @@ def csv_file(tmp_path, text: str) -> Path:
 
 
 def test_a_claims_decision_is_reproduced_from_its_per_seed_values(tmp_path, capsys):
-    values = {"nc1_end_max": [0.0031, 0.0024, 0.0027, 0.0035, 0.0029],      # rule mean, log scale
-              "nc4_end_max": [0.0, 0.0, 0.00025, 0.0, 0.0],                  # rule every
-              "optimizer_nc1_ratio_within": [1.4, 0.9, 1.2, 1.1, 0.8]}  # rule equivalence
+    values = {
+        "nc1_end_max": [0.0031, 0.0024, 0.0027, 0.0035, 0.0029],  # rule mean, log scale
+        "nc4_end_max": [0.0, 0.0, 0.00025, 0.0, 0.0],  # rule every
+        "optimizer_nc1_ratio_within": [1.4, 0.9, 1.2, 1.1, 0.8],
+    }  # rule equivalence
     rows = [f"{name},adam,{seed},{v!r}" for name, vs in values.items() for seed, v in enumerate(vs)]
     path = csv_file(tmp_path, "check,configuration,seed,value\n" + "\n".join(rows) + "\n")
     code = main(["decide", str(path), "--claims", str(CLAIMS)])
@@ -34,12 +36,14 @@ def test_a_claims_decision_is_reproduced_from_its_per_seed_values(tmp_path, caps
             assert decided[name][field] == claim.to_json()[field], (name, field)
     out = capsys.readouterr().out
     assert "nc1_end_max" in out and "reproduces" in out and "inconclusive" in out
-    assert code == 1                                              # nc4 fails on seed 2
+    assert code == 1  # nc4 fails on seed 2
 
 
 def test_a_threshold_on_the_command_line_decides_any_statistic(tmp_path, capsys):
-    path = csv_file(tmp_path, "statistic,configuration,seed,value\nmy_nc1,lab-net,0,0.01\nmy_nc1,lab-net,1,0.012\n"
-                              "my_nc1,lab-net,2,0.011\n")
+    path = csv_file(
+        tmp_path,
+        "statistic,configuration,seed,value\nmy_nc1,lab-net,0,0.01\nmy_nc1,lab-net,1,0.012\nmy_nc1,lab-net,2,0.011\n",
+    )
     out = tmp_path / "d.csv"
     assert main(["decide", str(path), "--threshold", "0.05", "--op", "<=", "--rule", "mean", "--out", str(out)]) == 0
     record = decide_file(path, given={"threshold": 0.05, "op": "<=", "rule": "mean", "scale": "log"})[0]
@@ -47,18 +51,25 @@ def test_a_threshold_on_the_command_line_decides_any_statistic(tmp_path, capsys)
     assert out.read_text().splitlines()[0].startswith("tolerance,config,n,seeds,values")
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("check,configuration,seed\n", r"row 1 \(header\): missing column\(s\) value"),
-    ("configuration,seed,value\n", r"missing column\(s\) check \(or statistic\)"),
-    ("check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,x,0.1\n",
-     r"row 3: seed 'x' is not an integer"),
-    ("check,configuration,seed,value\nnc1_end_max,std,0,small\n", r"row 2: value 'small' is not a number"),
-    ("check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,0,0.2\n",
-     r"row 3: .* given twice \(first in row 2\)"),
-    ("check,configuration,seed,value\nnc1_end_max,,0,0.1\n", r"row 2: empty configuration"),
-    ("check,configuration,seed,value\nnc1_end_max,std,0\n", r"row 2: 3 cells, the header has 4"),
-    ("check,configuration,seed,value\n", r"no values"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("check,configuration,seed\n", r"row 1 \(header\): missing column\(s\) value"),
+        ("configuration,seed,value\n", r"missing column\(s\) check \(or statistic\)"),
+        (
+            "check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,x,0.1\n",
+            r"row 3: seed 'x' is not an integer",
+        ),
+        ("check,configuration,seed,value\nnc1_end_max,std,0,small\n", r"row 2: value 'small' is not a number"),
+        (
+            "check,configuration,seed,value\nnc1_end_max,std,0,0.1\nnc1_end_max,std,0,0.2\n",
+            r"row 3: .* given twice \(first in row 2\)",
+        ),
+        ("check,configuration,seed,value\nnc1_end_max,,0,0.1\n", r"row 2: empty configuration"),
+        ("check,configuration,seed,value\nnc1_end_max,std,0\n", r"row 2: 3 cells, the header has 4"),
+        ("check,configuration,seed,value\n", r"no values"),
+    ],
+)
 def test_bad_csv_is_one_line_naming_the_row_and_the_problem(tmp_path, capsys, text, problem):
     path = csv_file(tmp_path, text)
     with pytest.raises(DecideError, match=problem):

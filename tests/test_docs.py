@@ -57,11 +57,15 @@ def fenced_blocks(text: str, language: str) -> list[str]:
 
 # ---- generated pages -------------------------------------------------------------------------------
 
+
 def test_generated_pages_are_current(regenerated):
     written = sorted(p.name for p in regenerated.glob("*.md"))
     assert written == sorted(generate.pages())
-    stale = [name for name in written
-             if not (DOCS / name).is_file() or (DOCS / name).read_text() != (regenerated / name).read_text()]
+    stale = [
+        name
+        for name in written
+        if not (DOCS / name).is_file() or (DOCS / name).read_text() != (regenerated / name).read_text()
+    ]
     assert not stale, f"generated docs out of date: {', '.join(stale)}; run `{REGENERATE}` and commit them"
 
 
@@ -74,18 +78,28 @@ def test_every_generated_page_says_so_on_its_first_line(regenerated):
 def _doc(outcomes: list[RecordedTest]) -> dict:
     """A verdicts.json document as ncsim.report.write makes it (no figures), read back from JSON."""
     claims = report.verdicts(outcomes)
-    doc = {"format": 1, "created": "2026-12-01T10:00:00Z", "folder": "2026-12-01T1000Z", "seeds": [0, 1, 2],
-           "store": None, "session": {"command": "pytest claims -n auto", "finished": "2026-12-01T10:00:00Z",
-                                      "exitstatus": 0},
-           "summary": report.counts(outcomes), "headline": report.headline(claims), "claims": claims, "runs": {},
-           "not_drawn": [], "figures": {}}
+    doc = {
+        "format": 1,
+        "created": "2026-12-01T10:00:00Z",
+        "folder": "2026-12-01T1000Z",
+        "seeds": [0, 1, 2],
+        "store": None,
+        "session": {"command": "pytest claims -n auto", "finished": "2026-12-01T10:00:00Z", "exitstatus": 0},
+        "summary": report.counts(outcomes),
+        "headline": report.headline(claims),
+        "claims": claims,
+        "runs": {},
+        "not_drawn": [],
+        "figures": {},
+    }
     return json.loads(json.dumps(jsonable(doc), allow_nan=False))
 
 
 def _record(tolerance: str, values, config="standard", claim="test_nc1_variability", **extra) -> Verdict:
     tol = checks.load_tolerances(ROOT / "claims")[tolerance]
-    return checks.decide(tol, values, claim=claim, config=config, seeds=[0, 1, 2],
-                         runs=[f"{config}-s{s}" for s in range(3)], **extra)
+    return checks.decide(
+        tol, values, claim=claim, config=config, seeds=[0, 1, 2], runs=[f"{config}-s{s}" for s in range(3)], **extra
+    )
 
 
 NC1 = "claims/test_nc1_variability.py::test_nc1_collapses"
@@ -95,16 +109,25 @@ WL = "claims/test_webb_lowe_cnn.py::test_webb_lowe_on_collapsed_features"
 def test_results_page_shows_every_check_of_a_session_with_its_verdict():
     outcomes = [
         RecordedTest(f"{NC1}[standard-nc1_end_max]", "passed", "", [_record("nc1_end_max", [2.3e-3, 2.4e-3, 2.5e-3])]),
-        RecordedTest(f"{NC1}[standard-nc1_tpt_over_end_min]", "failed", "AssertionError",
-                     [_record("nc1_tpt_over_end_min", [1.2, 1.5, 1.1])]),
-        RecordedTest(f"{WL}[standard-wl_cnn_nc3_max]", "xfail", "NC3 is 1.9",
-                     [_record("wl_cnn_nc3_max", [1.9, 1.91, 1.89], claim="test_webb_lowe_cnn")]),
+        RecordedTest(
+            f"{NC1}[standard-nc1_tpt_over_end_min]",
+            "failed",
+            "AssertionError",
+            [_record("nc1_tpt_over_end_min", [1.2, 1.5, 1.1])],
+        ),
+        RecordedTest(
+            f"{WL}[standard-wl_cnn_nc3_max]",
+            "xfail",
+            "NC3 is 1.9",
+            [_record("wl_cnn_nc3_max", [1.9, 1.91, 1.89], claim="test_webb_lowe_cnn")],
+        ),
         RecordedTest("claims/test_ufm_mse.py::test_converges[gd-seed0]", "passed", "", []),
     ]
     page = generate.results_page(_doc(outcomes), "reports/readme/verdicts.json")
     rows = {line.split(" | ")[1]: line for line in page.splitlines() if line.startswith("| test_")}
     assert "2.3e-3 to 2.5e-3" in rows["nc1_end_max [standard]"] and rows["nc1_end_max [standard]"].endswith(
-        "| reproduces |")
+        "| reproduces |"
+    )
     assert rows["nc1_tpt_over_end_min [standard]"].endswith("| does not reproduce |")
     assert rows["wl_cnn_nc3_max [standard]"].endswith("| does not reproduce (strict xfail, expected) |")
     assert "](claims.md#test_webb_lowe_cnn)" in page  # each claim links to its section of the claims page
@@ -134,18 +157,25 @@ def test_the_claims_page_has_a_section_per_claim_file_and_per_tolerance():
 
 # ---- the site --------------------------------------------------------------------------------------
 
+
 def test_the_site_builds_strictly(tmp_path):
     """`mkdocs build --strict`: a warning (a broken link or anchor, a page missing from the nav's files)
     fails. mkdocs is in the test extra, so a missing mkdocs is a broken install, not a reason to skip."""
     if importlib.util.find_spec("mkdocs") is None:
         pytest.fail("mkdocs is not installed: pip install -e '.[test]' (the test extra includes it)")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "results" / "index.html").is_file()
 
 
 # ---- the README ------------------------------------------------------------------------------------
+
 
 def ci_block(marker: str) -> str:
     """The first fenced block after a marker line, as .ci/run's awk reads it."""
@@ -153,17 +183,19 @@ def ci_block(marker: str) -> str:
     start = next(i for i, line in enumerate(lines) if marker in line)
     fence = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("```"))
     end = next(i for i in range(fence + 1, len(lines)) if lines[i].startswith("```"))
-    return "\n".join(lines[fence + 1:end])
+    return "\n".join(lines[fence + 1 : end])
 
 
 def test_readme_is_short_and_keeps_the_blocks_ci_runs():
     assert len(README.read_text().splitlines()) <= 200, "README.md: keep it to the quick start; the rest is docs/"
     assert ci_block("<!-- ci:install -->") == (
-        "python3 -m venv .venv && . .venv/bin/activate\npip install torch==2.13.0 && pip install -e '.[test]'")
+        "python3 -m venv .venv && . .venv/bin/activate\npip install torch==2.13.0 && pip install -e '.[test]'"
+    )
     assert ci_block("<!-- ci:test -->") == "pytest -n auto --extended"
 
 
 # ---- examples --------------------------------------------------------------------------------------
+
 
 def test_every_python_example_compiles():
     blocks = [(path.name, block) for path in markdown_files() for block in fenced_blocks(path.read_text(), "python")]
@@ -176,15 +208,21 @@ STARTS_WORKERS = ("LocalCluster(", "SLURMCluster(")
 
 
 def _has_main_guard(block: str) -> bool:
-    return any(isinstance(node, ast.If) and ast.unparse(node.test) in ("__name__ == '__main__'",)
-               for node in ast.parse(block).body)
+    return any(
+        isinstance(node, ast.If) and ast.unparse(node.test) in ("__name__ == '__main__'",)
+        for node in ast.parse(block).body
+    )
 
 
 def test_examples_that_start_dask_workers_have_a_main_guard():
     """Dask starts worker processes, which re-import the script: without the guard, a script that builds
     a cluster at import time fails."""
-    found = [(path.name, block) for path in markdown_files() for block in fenced_blocks(path.read_text(), "python")
-             if any(s in block for s in STARTS_WORKERS)]
+    found = [
+        (path.name, block)
+        for path in markdown_files()
+        for block in fenced_blocks(path.read_text(), "python")
+        if any(s in block for s in STARTS_WORKERS)
+    ]
     assert found, "the sweep examples (docs/scaling.md) were not found"
     assert [name for name, block in found if not _has_main_guard(block)] == []
     assert not _has_main_guard("from distributed import LocalCluster\ncluster = LocalCluster()\n")

@@ -43,21 +43,34 @@ HOLDS = """
 
 def run_pytest(cwd: Path, *args: str, store: Path) -> subprocess.CompletedProcess:
     """pytest in a fresh process started in `cwd`, as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "NCSIM_CACHE": str(store)}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--seeds", "0", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "NCSIM_CACHE": str(store),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--seeds", "0", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # --- the report folder --------------------------------------------------------------------------------
 
+
 def test_an_unwritable_report_dir_is_a_usage_error_before_anything_runs(pytester, tmp_path):
     write_claims(pytester.path, HOLDS)
     (tmp_path / "a-file").write_text("")
-    for where, why in (("/proc/nope", "cannot make a folder in '/proc'"),
-                       (str(tmp_path / "a-file" / "reports"), "a-file' is not a directory")):
-        result = pytester.runpytest_inprocess("--seeds", "0", "--cache-dir", str(tmp_path / "store"),
-                                              "--report-dir", where, "-p", "no:cacheprovider")
+    for where, why in (
+        ("/proc/nope", "cannot make a folder in '/proc'"),
+        (str(tmp_path / "a-file" / "reports"), "a-file' is not a directory"),
+    ):
+        result = pytester.runpytest_inprocess(
+            "--seeds", "0", "--cache-dir", str(tmp_path / "store"), "--report-dir", where, "-p", "no:cacheprovider"
+        )
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         err = result.stderr.str()
         assert f"--report-dir {where}: cannot write the report there" in err and why in err, err
@@ -100,8 +113,19 @@ XFAIL_CLAIMS = """
 
 def test_the_report_quotes_its_command_and_counts_xpassed_as_pytest_does(pytester, tmp_path):
     write_claims(pytester.path / "my claims", XFAIL_CLAIMS)
-    args = ["my claims", "--seeds", "0", "--cache-dir", str(tmp_path / "store"), "--report-dir", "out",
-            "-k", "holds or borderline", "-p", "no:cacheprovider"]
+    args = [
+        "my claims",
+        "--seeds",
+        "0",
+        "--cache-dir",
+        str(tmp_path / "store"),
+        "--report-dir",
+        "out",
+        "-k",
+        "holds or borderline",
+        "-p",
+        "no:cacheprovider",
+    ]
     result = pytester.runpytest_inprocess(*args)
     result.assert_outcomes(passed=1, xpassed=1)
     doc = json.loads((pytester.path / "out" / "latest" / "verdicts.json").read_text())
@@ -116,19 +140,27 @@ def test_the_report_quotes_its_command_and_counts_xpassed_as_pytest_does(pyteste
 
 # --- `ncsim report` shows one session's verdicts, or none ---------------------------------------------
 
+
 def test_ncsim_report_never_shows_another_sessions_verdicts(tmp_path):
     out, store = tmp_path / "reports", RunStore(tmp_path / "store")
     spec = tmp_path / "mine.toml"
     spec.write_text('name = "mine"\nepochs = 3\n')
     configs = suite.user_configurations(spec)
-    session = {"finished": "2026-11-24T10:00:00Z", "command": "pytest claims --spec mine.toml --seeds 0,1,2",
-               "exitstatus": 0, "vary_data_seed": False,
-               "spec": {"file": str(spec), "run": configs.specs["standard"].to_dict()}}
+    session = {
+        "finished": "2026-11-24T10:00:00Z",
+        "command": "pytest claims --spec mine.toml --seeds 0,1,2",
+        "exitstatus": 0,
+        "vary_data_seed": False,
+        "spec": {"file": str(spec), "run": configs.specs["standard"].to_dict()},
+    }
     tests = [RecordedTest("claims/test_x.py::t[standard-c]", "passed")]
     report.write(out, {}, [], outcomes=tests, session=session, seeds=[0, 1, 2], sweeps={})
     # other seeds, the suite's own configurations, the data seeds varied: no verdicts, and it says so
-    for kwargs in ({"seeds": [7], "configs": configs}, {"seeds": [0, 1, 2]},
-                   {"seeds": [0, 1, 2], "configs": configs, "vary_data_seed": True}):
+    for kwargs in (
+        {"seeds": [7], "configs": configs},
+        {"seeds": [0, 1, 2]},
+        {"seeds": [0, 1, 2], "configs": configs, "vary_data_seed": True},
+    ):
         doc = json.loads((report.from_store(store, out, **kwargs) / "verdicts.json").read_text())
         assert doc["session"] is None and doc["summary"] is None and doc["claims"] == [], kwargs
     md = (report.from_store(store, out, seeds=[7], configs=configs) / "report.md").read_text()
@@ -139,6 +171,7 @@ def test_ncsim_report_never_shows_another_sessions_verdicts(tmp_path):
 
 
 # --- labels -----------------------------------------------------------------------------------------------
+
 
 def test_a_run_that_differs_from_a_suite_configuration_never_takes_its_label(cache_dir, tmp_path, capsys):
     standard = suite.config("standard", 0)
@@ -172,6 +205,7 @@ def test_a_run_that_differs_from_a_suite_configuration_never_takes_its_label(cac
 
 
 # --- the thread count -------------------------------------------------------------------------------------
+
 
 def tiny_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.toml"
@@ -211,6 +245,7 @@ def test_a_store_hit_on_another_thread_count_is_reported(cache_dir, tmp_path, ti
 
 # --- spec files ---------------------------------------------------------------------------------------------
 
+
 def test_an_empty_spec_is_refused(tmp_path, cache_dir, capsys, pytester):
     empty = tmp_path / "empty.toml"
     empty.write_bytes(b"")
@@ -220,8 +255,9 @@ def test_an_empty_spec_is_refused(tmp_path, cache_dir, capsys, pytester):
     assert_one_line_error(capsys.readouterr().err, "empty spec (no key set)")
     assert RunStore(cache_dir).keys() == []
     write_claims(pytester.path, HOLDS)
-    result = pytester.runpytest_inprocess("--spec", str(empty), "--cache-dir", str(cache_dir), "--no-report",
-                                          "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(
+        "--spec", str(empty), "--cache-dir", str(cache_dir), "--no-report", "-p", "no:cacheprovider"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "empty spec" in result.stderr.str()
 
 
@@ -240,6 +276,7 @@ def test_run_spec_defaults_are_not_called_the_suites_regime():
 
 # --- the store's location and files -----------------------------------------------------------------------
 
+
 def test_an_empty_cache_dir_counts_as_unset(no_home_cache, tmp_path, monkeypatch, capsys):
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
@@ -252,8 +289,9 @@ def test_an_empty_cache_dir_counts_as_unset(no_home_cache, tmp_path, monkeypatch
 def test_pytest_cache_dir_that_is_a_file_is_one_usage_error(pytester, tmp_path):
     write_claims(pytester.path, HOLDS)
     (tmp_path / "a-file").write_text("")
-    result = pytester.runpytest_inprocess("--seeds", "0", "--cache-dir", str(tmp_path / "a-file"), "--no-report",
-                                          "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(
+        "--seeds", "0", "--cache-dir", str(tmp_path / "a-file"), "--no-report", "-p", "no:cacheprovider"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert "--cache-dir: run store" in err and "is not a directory" in err and "Traceback" not in err
@@ -284,12 +322,20 @@ def test_a_sweep_makes_its_store_folder_readable_as_its_records(tmp_path, monkey
 
 # --- records --------------------------------------------------------------------------------------------------
 
+
 def test_a_record_of_another_trainer_version_names_the_version(cache_dir, tiny_record):
-    meta = {**tiny_record.meta, "spec": {**tiny_record.meta["spec"], "warmup": 5},
-            "versions": {**tiny_record.meta["versions"], "ncsim": "9.9.0"}, "trainer_version": 9}
+    meta = {
+        **tiny_record.meta,
+        "spec": {**tiny_record.meta["spec"], "warmup": 5},
+        "versions": {**tiny_record.meta["versions"], "ncsim": "9.9.0"},
+        "trainer_version": 9,
+    }
     RunStore(cache_dir).save(Record(tiny_record.key, meta, tiny_record.arrays))
-    with pytest.raises(SpecError, match=r"written by ncsim 9\.9\.0, trainer version 9; this is ncsim .*, trainer "
-                                        r"version 4, which cannot read its spec .*unknown spec key\(s\) \['warmup'\]"):
+    with pytest.raises(
+        SpecError,
+        match=r"written by ncsim 9\.9\.0, trainer version 9; this is ncsim .*, trainer "
+        r"version 4, which cannot read its spec .*unknown spec key\(s\) \['warmup'\]",
+    ):
         load_run(tiny_record.key, cache_dir)
 
 
@@ -303,10 +349,15 @@ def test_truncated_refuses_a_negative_epoch(tiny_record):
 
 # --- the CLI's output ------------------------------------------------------------------------------------------
 
+
 def test_show_to_a_closed_pipe_exits_quietly(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    p = subprocess.Popen([sys.executable, "-m", "ncsim", "--cache-dir", str(tmp_path / "store"), "show", "--csv"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "ncsim", "--cache-dir", str(tmp_path / "store"), "show", "--csv"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     p.stdout.close()  # the reader is gone before anything is written
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141 and err == "", err
@@ -314,8 +365,12 @@ def test_show_to_a_closed_pipe_exits_quietly(tmp_path):
 
 def test_show_escapes_control_characters_of_a_record(cache_dir, tiny_record, capsys):
     evil = "evil\nrun\x1b[2J"
-    meta = {**tiny_record.meta, "spec": {**tiny_record.meta["spec"], "name": evil}, "label": f"{evil}-s0",
-            "status_reason": "a\rb"}
+    meta = {
+        **tiny_record.meta,
+        "spec": {**tiny_record.meta["spec"], "name": evil},
+        "label": f"{evil}-s0",
+        "status_reason": "a\rb",
+    }
     RunStore(cache_dir).save(Record("evilkey", meta, tiny_record.arrays))
     for args in (["show"], ["show", "evilkey"]):
         assert main([*args, "--cache-dir", str(cache_dir)]) == 0
@@ -356,6 +411,7 @@ def test_repeated_seeds_are_a_usage_error(pytester, tmp_path, capsys):
 
 # --- figures a reader can read ---------------------------------------------------------------------------------
 
+
 def drawn(fig):
     """The figure laid out and drawn (Agg), and its renderer."""
     canvas = FigureCanvasAgg(fig)
@@ -377,8 +433,15 @@ def test_contrast_panel_titles_fit_their_panels(name, tiny):
 
 
 def test_verdict_labels_are_legible_at_page_width():
-    records = [check(tol(f"statistic_{i}_with_a_long_name_max", 0.05), (0.01 * (i % 7 + 1),) * 3,
-                     config=("standard", "label-smoothing")[i % 2], claim=f"test_claim_{i // 6}") for i in range(40)]
+    records = [
+        check(
+            tol(f"statistic_{i}_with_a_long_name_max", 0.05),
+            (0.01 * (i % 7 + 1),) * 3,
+            config=("standard", "label-smoothing")[i % 2],
+            claim=f"test_claim_{i // 6}",
+        )
+        for i in range(40)
+    ]
     trend = tol("trend_max", -0.8, scale="linear")  # a symlog panel over several decades
     records += [check(trend, values) for values in ((-0.99, -0.5, 0.3), (-0.8001,) * 3)]
     fig = figures.verdicts(records)
@@ -394,6 +457,7 @@ def test_verdict_labels_are_legible_at_page_width():
         assert all(box.x0 >= 0 for box in boxes)
         for side in ("label1", "label2"):  # the axis labels below and above the panel
             texts = [getattr(tick, side) for tick in ax.xaxis.get_major_ticks()]
-            ticks = sorted((t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()),
-                           key=lambda b: b.x0)
+            ticks = sorted(
+                (t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()), key=lambda b: b.x0
+            )
             assert all(a.x1 <= b.x0 for a, b in zip(ticks, ticks[1:])), [t.get_text() for t in ax.get_xticklabels()]

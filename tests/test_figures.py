@@ -26,15 +26,28 @@ from ncsim.trajectory import Trajectory
 from ncsim.verdict import Verdict
 
 TINY = {"epochs": 3, "train_size": 400, "width": 12, "layer_schedule": "every:1", "eval_schedule": "all"}
-TINY_SEEDS = {"standard": (0, 1), "adam": (0,), "adamw": (0,), "lbfgs": (0,), "no-wd": (0,), "mse": (0,),
-              "etf-classifier": (0,), "label-smoothing": (0,), "focal": (0,), "label-noise": (0,),
-              "label-noise-ls": (0,), "imbalance-10": (0, 1), "imbalance-100": (0, 1), "source-5": (0, 1)}
+TINY_SEEDS = {
+    "standard": (0, 1),
+    "adam": (0,),
+    "adamw": (0,),
+    "lbfgs": (0,),
+    "no-wd": (0,),
+    "mse": (0,),
+    "etf-classifier": (0,),
+    "label-smoothing": (0,),
+    "focal": (0,),
+    "label-noise": (0,),
+    "label-noise-ls": (0,),
+    "imbalance-10": (0, 1),
+    "imbalance-100": (0, 1),
+    "source-5": (0, 1),
+}
 
 
 @dataclass
 class TinyRuns:
-    root: Path                                 # the store (and its MNIST-1D arrays)
-    runs: dict[str, list[Trajectory]]          # configuration name -> trajectories over seeds
+    root: Path  # the store (and its MNIST-1D arrays)
+    runs: dict[str, list[Trajectory]]  # configuration name -> trajectories over seeds
 
 
 _TRAINED: list[TinyRuns] = []
@@ -48,11 +61,14 @@ def tiny_runs(tmp_path_factory, data_cache) -> TinyRuns:
         store = RunStore(root)
         # The tiny runs stand in for the suite's runs, and the figures show them under the configurations'
         # names (obtain_run names them apart, as runs that differ from the configurations).
-        specs = {name: [suite.config(name, seed).replace(**TINY) for seed in seeds]
-                 for name, seeds in TINY_SEEDS.items()}
+        specs = {
+            name: [suite.config(name, seed).replace(**TINY) for seed in seeds] for name, seeds in TINY_SEEDS.items()
+        }
         with limit_threads(1):
-            runs = {name: [Trajectory(obtain_run(spec, store).record, spec, data_cache=root) for spec in group]
-                    for name, group in specs.items()}
+            runs = {
+                name: [Trajectory(obtain_run(spec, store).record, spec, data_cache=root) for spec in group]
+                for name, group in specs.items()
+            }
         _TRAINED.append(TinyRuns(root, runs))
     return _TRAINED[0]
 
@@ -109,39 +125,87 @@ def assert_png(fig: Figure, path: Path) -> None:
     assert pixels[..., :3].std() > 0.01
 
 
-SWEEP = {"R": np.array([1.0, 2, 5, 10]), "minority_cos": np.array([-1 / 3, -0.2, 0.1, 0.9]),
-         "majority_cos": np.array([-1 / 3, -0.5, -0.7, -0.9]), "minority_norm_ratio": np.array([1, 0.8, 0.6, 0.3]),
-         "means_etf_distance": np.array([0, 0.3, 0.6, 0.9]), "w_etf_distance": np.array([0, 0.2, 0.5, 0.8])}
+SWEEP = {
+    "R": np.array([1.0, 2, 5, 10]),
+    "minority_cos": np.array([-1 / 3, -0.2, 0.1, 0.9]),
+    "majority_cos": np.array([-1 / 3, -0.5, -0.7, -0.9]),
+    "minority_norm_ratio": np.array([1, 0.8, 0.6, 0.3]),
+    "means_etf_distance": np.array([0, 0.3, 0.6, 0.9]),
+    "w_etf_distance": np.array([0, 0.2, 0.5, 0.8]),
+}
 SWEEPS = {0: SWEEP, 1: {**SWEEP, "minority_cos": SWEEP["minority_cos"] + 0.05}}
 
 # name -> (draw(tiny runs), words the suptitle holds, panel titles)
 CASES = {
-    "training": (lambda t: figures.training(t.runs["standard"]), ["Training dynamics", "seeds 0, 1"],
-                 ["Loss (log scale)", "Error (symlog scale, 0 drawn)"]),
-    "nc_metrics": (lambda t: figures.nc_metrics(t.runs["standard"]), ["NC1-NC4", "train set"],
-                   ["NC1: within-class variability", "NC2: equinorm", "NC2: equiangularity", "NC2: max-angle",
-                    "NC3: self-duality", "NC4: nearest class centre"]),
-    "layerwise": (lambda t: figures.layerwise(t.runs["standard"]), ["Layer-wise collapse"],
-                  ["NC1 over training", "NC2: ETF distance over training", "NCC accuracy over training",
-                   "NC1 at the end", "NC2: ETF distance at the end", "NCC accuracy at the end"]),
-    "optimizers": (lambda t: figures.optimizers(t.runs), ["Optimizer comparison"],
-                   ["Train loss", "Train error", "Test accuracy", "NC1", "NC3", "NC2: ETF distance of means"]),
-    "geometry": (lambda t: figures.geometry(t.runs["standard"], cache_dir=t.root),
-                 ["Geometry at the end of training", "standard-s0", "deviation from the simplex ETF", "seed 0 shown"],
-                 None),
-    "ablation": (lambda t: figures.ablation(t.runs), ["Regime ablation"],
-                 ["NC1", "NC3", "W vs ridge", "Test error"] * 3),
-    "losses": (lambda t: figures.losses(t.runs), ["All losses collapse", "seeds 0, 1"],
-               ["NC1", "NC3", "W vs ridge", "Test error"] * 3),
-    "label_noise": (lambda t: figures.label_noise(t.runs), ["Collapse under label noise", "given (noisy) labels"],
-                    ["NC1", "NC3", "Train error", "Test error"] * 2),
-    "imbalance": (lambda t: figures.imbalance(t.runs), ["Minority collapse under class imbalance", "seeds 0, 1"],
-                  ["Minority classifier rows 5-9", "Test error by class group"]),
-    "transfer": (lambda t: figures.transfer(t.runs), ["Collapse on new classes", "classes 5-9 unseen by source-5",
-                                                      "seeds 0, 1"],
-                 ["CDNV of classes 5-9 (log scale)", "5-shot nearest-class-centre error\n(200 episodes)"]),
-    "ufm_imbalance": (lambda t: figures.ufm_imbalance(SWEEPS), ["UFM geometry under class imbalance", "seeds 0, 1"],
-                      ["Mean pairwise cosine of rows", "Distance to the ETF and to SELI", "Classifier norm ratio"]),
+    "training": (
+        lambda t: figures.training(t.runs["standard"]),
+        ["Training dynamics", "seeds 0, 1"],
+        ["Loss (log scale)", "Error (symlog scale, 0 drawn)"],
+    ),
+    "nc_metrics": (
+        lambda t: figures.nc_metrics(t.runs["standard"]),
+        ["NC1-NC4", "train set"],
+        [
+            "NC1: within-class variability",
+            "NC2: equinorm",
+            "NC2: equiangularity",
+            "NC2: max-angle",
+            "NC3: self-duality",
+            "NC4: nearest class centre",
+        ],
+    ),
+    "layerwise": (
+        lambda t: figures.layerwise(t.runs["standard"]),
+        ["Layer-wise collapse"],
+        [
+            "NC1 over training",
+            "NC2: ETF distance over training",
+            "NCC accuracy over training",
+            "NC1 at the end",
+            "NC2: ETF distance at the end",
+            "NCC accuracy at the end",
+        ],
+    ),
+    "optimizers": (
+        lambda t: figures.optimizers(t.runs),
+        ["Optimizer comparison"],
+        ["Train loss", "Train error", "Test accuracy", "NC1", "NC3", "NC2: ETF distance of means"],
+    ),
+    "geometry": (
+        lambda t: figures.geometry(t.runs["standard"], cache_dir=t.root),
+        ["Geometry at the end of training", "standard-s0", "deviation from the simplex ETF", "seed 0 shown"],
+        None,
+    ),
+    "ablation": (
+        lambda t: figures.ablation(t.runs),
+        ["Regime ablation"],
+        ["NC1", "NC3", "W vs ridge", "Test error"] * 3,
+    ),
+    "losses": (
+        lambda t: figures.losses(t.runs),
+        ["All losses collapse", "seeds 0, 1"],
+        ["NC1", "NC3", "W vs ridge", "Test error"] * 3,
+    ),
+    "label_noise": (
+        lambda t: figures.label_noise(t.runs),
+        ["Collapse under label noise", "given (noisy) labels"],
+        ["NC1", "NC3", "Train error", "Test error"] * 2,
+    ),
+    "imbalance": (
+        lambda t: figures.imbalance(t.runs),
+        ["Minority collapse under class imbalance", "seeds 0, 1"],
+        ["Minority classifier rows 5-9", "Test error by class group"],
+    ),
+    "transfer": (
+        lambda t: figures.transfer(t.runs),
+        ["Collapse on new classes", "classes 5-9 unseen by source-5", "seeds 0, 1"],
+        ["CDNV of classes 5-9 (log scale)", "5-shot nearest-class-centre error\n(200 episodes)"],
+    ),
+    "ufm_imbalance": (
+        lambda t: figures.ufm_imbalance(SWEEPS),
+        ["UFM geometry under class imbalance", "seeds 0, 1"],
+        ["Mean pairwise cosine of rows", "Distance to the ETF and to SELI", "Classifier norm ratio"],
+    ),
 }
 
 
@@ -168,8 +232,11 @@ def test_bottom_rows_carry_the_epoch_axis(tiny):
 
 def tpt_legend(runs) -> list[str]:
     """The legend entries tpt_marks gives these runs."""
-    return [f"{what}: " + ", ".join(f"s{r.spec.seed} {'never' if getattr(r, attr) is None else getattr(r, attr)}"
-                                    for r in runs) for attr, _, what in figures.TPT_MARKS]
+    return [
+        f"{what}: "
+        + ", ".join(f"s{r.spec.seed} {'never' if getattr(r, attr) is None else getattr(r, attr)}" for r in runs)
+        for attr, _, what in figures.TPT_MARKS
+    ]
 
 
 def test_training_figure_scales_and_legend(tiny):
@@ -232,20 +299,26 @@ def test_optimizer_legend_names_each_optimizer(tiny):
 def test_ablation_compares_with_the_default(tiny):
     fig = figures.ablation(tiny.runs)
     rows = [fig.axes[0], fig.axes[4], fig.axes[8]]  # the NC1 panel of each contrast's row
-    wants = [{"standard: wd 0.005, CE, learned W", "no-wd: wd 0, CE, learned W"},
-             {"standard: wd 0.005, CE, learned W", "mse: wd 0.005, MSE, learned W"},
-             {"standard: wd 0.005, CE, learned W", "etf-classifier: wd 0.005, CE, etf W"}]
+    wants = [
+        {"standard: wd 0.005, CE, learned W", "no-wd: wd 0, CE, learned W"},
+        {"standard: wd 0.005, CE, learned W", "mse: wd 0.005, MSE, learned W"},
+        {"standard: wd 0.005, CE, learned W", "etf-classifier: wd 0.005, CE, etf W"},
+    ]
     for ax, want in zip(rows, wants):
         assert {line.get_label() for line in ax.get_lines()} >= want
 
 
 def test_contrast_figures_name_what_distinguishes_their_configurations(tiny):
     wants = {
-        figures.losses: [{"standard: CE", "label-smoothing: CE, label smoothing α 0.1"},
-                         {"standard: CE", "focal: focal loss, γ 3"}, {"standard: CE", "mse: MSE"}],
-        figures.label_noise: [{"standard: clean labels, CE", "label-noise: 20% label noise, CE"},
-                              {"standard: clean labels, CE",
-                               "label-noise-ls: 20% label noise, CE, label smoothing α 0.1"}],
+        figures.losses: [
+            {"standard: CE", "label-smoothing: CE, label smoothing α 0.1"},
+            {"standard: CE", "focal: focal loss, γ 3"},
+            {"standard: CE", "mse: MSE"},
+        ],
+        figures.label_noise: [
+            {"standard: clean labels, CE", "label-noise: 20% label noise, CE"},
+            {"standard: clean labels, CE", "label-noise-ls: 20% label noise, CE, label smoothing α 0.1"},
+        ],
     }
     for draw, rows in wants.items():
         fig = draw(tiny.runs)
@@ -275,7 +348,10 @@ def test_imbalance_draws_the_probes_against_R(tiny, probe_cache):
     cos_ax, err_ax = fig.axes
     names = ["standard", "imbalance-10", "imbalance-100"]
     assert cos_ax.get_xscale() == "log" and [t.get_text() for t in cos_ax.get_xticklabels()] == [
-        "1\nstandard", "10\nimbalance-10", "100\nimbalance-100"]
+        "1\nstandard",
+        "10\nimbalance-10",
+        "100\nimbalance-100",
+    ]
     minority, majority = tuple(range(5, 10)), tuple(range(5))
     assert minority == minority_claim.MINORITY  # the classes the claim checks
 
@@ -283,14 +359,18 @@ def test_imbalance_draws_the_probes_against_R(tiny, probe_cache):
         (line,) = [line for line in ax.get_lines() if line.get_label() == label]
         assert list(line.get_xdata()) == [1, 10, 100]
         return line.get_ydata()
+
     for centred, what in ((False, "raw rows"), (True, "rows centred by their mean")):
         want = [np.mean([probes.classifier_cosine(r, minority, centred) for r in tiny.runs[n]]) for n in names]
         assert means(cos_ax, f"minority rows: {what}") == pytest.approx(want)
     for classes, what in ((minority, "minority classes 5-9"), (majority, "majority classes 0-4")):
         want = [np.mean([probes.class_test_error(r, classes) for r in tiny.runs[n]]) for n in names]
         assert means(err_ax, what) == pytest.approx(want)
-    flat = {line.get_label(): line.get_ydata()[0] for line in cos_ax.get_lines()
-            if len(set(line.get_ydata())) == 1 and not line.get_label().startswith("_")}
+    flat = {
+        line.get_label(): line.get_ydata()[0]
+        for line in cos_ax.get_lines()
+        if len(set(line.get_ydata())) == 1 and not line.get_label().startswith("_")
+    }
     assert flat["simplex ETF: −1/(C−1) = -0.111"] == pytest.approx(-1 / 9) and flat["collapsed: 1"] == 1
     seed_points = [line for line in cos_ax.get_lines() if line.get_label().startswith("_") and line.get_marker() == "o"]
     assert [len(line.get_xdata()) for line in seed_points] == [2, 2, 2]  # one point per seed at each R
@@ -298,17 +378,26 @@ def test_imbalance_draws_the_probes_against_R(tiny, probe_cache):
 
 def test_transfer_draws_new_class_statistics_of_three_networks(tiny, probe_cache):
     assert suite.new_class_probe("source-5") == (
-        new_classes_claim.NEW_CLASSES, new_classes_claim.SHOTS, new_classes_claim.EPISODES)  # the claim's probe
+        new_classes_claim.NEW_CLASSES,
+        new_classes_claim.SHOTS,
+        new_classes_claim.EPISODES,
+    )  # the claim's probe
     fig = figures.transfer(tiny.runs)
     cdnv_ax, ncc_ax = fig.axes
     assert cdnv_ax.get_yscale() == "log"
     assert [t.get_text() for t in cdnv_ax.get_xticklabels()] == [
-        "untrained\n(source-5 at epoch 0)", "trained on classes\n0-4 (source-5)", "trained on all\nclasses (standard)"]
+        "untrained\n(source-5 at epoch 0)",
+        "trained on classes\n0-4 (source-5)",
+        "trained on all\nclasses (standard)",
+    ]
     source, seen = tiny.runs["source-5"], tiny.runs["standard"]
     networks = [[r.truncated(0) for r in source], source, seen]
     for ax, key, log in ((cdnv_ax, "cdnv", True), (ncc_ax, "few_shot_error", False)):
-        aggregates = [line.get_ydata()[0] for line in ax.get_lines() if line.get_marker() == "o"
-                      and line.get_markersize() == 6 and len(line.get_xdata())]
+        aggregates = [
+            line.get_ydata()[0]
+            for line in ax.get_lines()
+            if line.get_marker() == "o" and line.get_markersize() == 6 and len(line.get_xdata())
+        ]
         want = []
         for runs in networks:
             v = np.array([probes.new_class_statistics(r, (5, 6, 7, 8, 9), 5, 200)[key] for r in runs])
@@ -381,8 +470,12 @@ def test_band_is_the_mean_or_geometric_mean_with_a_min_max_band():
 
 
 def run_with(seed, tpt, first):
-    return SimpleNamespace(tpt_epoch=tpt, first_zero_error_epoch=first, label=f"standard-s{seed}",
-                           spec=SimpleNamespace(name="standard", seed=seed))
+    return SimpleNamespace(
+        tpt_epoch=tpt,
+        first_zero_error_epoch=first,
+        label=f"standard-s{seed}",
+        spec=SimpleNamespace(name="standard", seed=seed),
+    )
 
 
 def test_tpt_marks_every_seeds_stable_tpt_and_first_zero_error_epoch():
@@ -394,10 +487,14 @@ def test_tpt_marks_every_seeds_stable_tpt_and_first_zero_error_epoch():
     assert marks == [(12, "--"), (20, "--"), (8, ":"), (20, ":"), (15, ":")]
     assert all(line.get_linewidth() < 1 for line in ax.get_lines())
     assert ax.get_legend_handles_labels()[1] == [
-        "stable TPT: s0 12, s1 20, s2 never, s3 never", "first zero train error: s0 8, s1 20, s2 15, s3 never"]
+        "stable TPT: s0 12, s1 20, s2 never, s3 never",
+        "first zero train error: s0 8, s1 20, s2 15, s3 never",
+    ]
     figures.tpt_marks(ax, runs[3:], color="C1", name="adam")
-    assert ax.get_legend_handles_labels()[1][2:] == ["adam stable TPT: s3 never",
-                                                     "adam first zero train error: s3 never"]
+    assert ax.get_legend_handles_labels()[1][2:] == [
+        "adam stable TPT: s3 never",
+        "adam first zero train error: s3 never",
+    ]
 
 
 ALL = {
@@ -453,9 +550,18 @@ def test_ufm_imbalance_without_sweeps_says_so():
 
 # --- the verdict figure: check records as ncsim.checks.decide makes them (test_report.py uses them too) --
 
+
 def tol(name, value, op="<=", rule="mean", scale="log") -> checks.Tolerance:
-    return checks.Tolerance(name=name, value=value, op=op, statistic=f"the statistic of {name}",
-                            source="Papyan, Han & Donoho, PNAS 2020, Fig. 6", calibration="", rule=rule, scale=scale)
+    return checks.Tolerance(
+        name=name,
+        value=value,
+        op=op,
+        statistic=f"the statistic of {name}",
+        source="Papyan, Han & Donoho, PNAS 2020, Fig. 6",
+        calibration="",
+        rule=rule,
+        scale=scale,
+    )
 
 
 NC1_END = tol("nc1_end_max", 0.05)
@@ -470,16 +576,42 @@ UFM_GRAD = tol("ufm_grad_norm_max", 1e-6, rule="every")
 
 def ufm_check(tolerance=UFM_GRAD, value=1e-9, seed=0, run="ufm-mse-adam") -> Verdict:
     """The record claim_check(...) makes of one value of a UFM claim."""
-    return checks.decide(tolerance, [value], claim="test_ufm_mse", case="x", seeds=[seed], runs=[run], run=run,
-                         config=None, note="", figures=[])
+    return checks.decide(
+        tolerance,
+        [value],
+        claim="test_ufm_mse",
+        case="x",
+        seeds=[seed],
+        runs=[run],
+        run=run,
+        config=None,
+        note="",
+        figures=[],
+    )
 
 
-def check(tolerance=NC1_END, values=(2.4e-3, 2.2e-3, 2.5e-3), config="standard", claim="test_nc1_variability",
-          against=None, figures=(), note="") -> Verdict:
+def check(
+    tolerance=NC1_END,
+    values=(2.4e-3, 2.2e-3, 2.5e-3),
+    config="standard",
+    claim="test_nc1_variability",
+    against=None,
+    figures=(),
+    note="",
+) -> Verdict:
     """The record claim_check.of makes of a check decided over seeds 0, 1, 2 of `config`."""
-    return checks.decide(tolerance, values, claim=claim, case=f"{config}-{tolerance.name}", config=config,
-                         seeds=[0, 1, 2][:len(values)], runs=[f"{config}-s{s}" for s in range(len(values))],
-                         against=against, note=note, figures=list(figures))
+    return checks.decide(
+        tolerance,
+        values,
+        claim=claim,
+        case=f"{config}-{tolerance.name}",
+        config=config,
+        seeds=[0, 1, 2][: len(values)],
+        runs=[f"{config}-s{s}" for s in range(len(values))],
+        against=against,
+        note=note,
+        figures=list(figures),
+    )
 
 
 RECORDS = [  # ratio panel: one holds, one fails; equivalence; difference panel: linear, threshold 0; a UFM check
@@ -494,20 +626,33 @@ RECORDS = [  # ratio panel: one holds, one fails; equivalence; difference panel:
 
 def panels(fig: Figure) -> dict:
     """Each panel of the verdict figure by the start of its title: (axes, row labels, verdict labels)."""
-    return {ax.get_title(loc="left").split(",")[0]: (ax, [t.get_text() for t in ax.get_yticklabels()],
-                                                     ax.child_axes[0].get_yticklabels()) for ax in fig.axes}
+    return {
+        ax.get_title(loc="left").split(",")[0]: (
+            ax,
+            [t.get_text() for t in ax.get_yticklabels()],
+            ax.child_axes[0].get_yticklabels(),
+        )
+        for ax in fig.axes
+    }
 
 
 def mark_lines(ax, marker: str, row: int) -> list:
     """The lines that draw the marks `marker` on a row of a panel (jittered seeds included)."""
-    return [line for line in ax.get_lines() if line.get_marker() == marker
-            and any(abs(y - row) < 0.3 for y in np.atleast_1d(line.get_ydata()))]
+    return [
+        line
+        for line in ax.get_lines()
+        if line.get_marker() == marker and any(abs(y - row) < 0.3 for y in np.atleast_1d(line.get_ydata()))
+    ]
 
 
 def marks(ax, marker: str, row: int) -> list[float]:
     """x positions of the marks `marker` on a row of a panel."""
-    return [float(x) for line in mark_lines(ax, marker, row)
-            for x, y in zip(np.atleast_1d(line.get_xdata()), np.atleast_1d(line.get_ydata())) if abs(y - row) < 0.3]
+    return [
+        float(x)
+        for line in mark_lines(ax, marker, row)
+        for x, y in zip(np.atleast_1d(line.get_xdata()), np.atleast_1d(line.get_ydata()))
+        if abs(y - row) < 0.3
+    ]
 
 
 def test_verdict_figure_has_a_row_per_check_of_the_cnn_claims(tmp_path):
@@ -515,14 +660,22 @@ def test_verdict_figure_has_a_row_per_check_of_the_cnn_claims(tmp_path):
     assert fig.get_suptitle().startswith("Verdicts over seeds\n5 checks of the CNN claims")
     assert "numerical UFM checks not drawn: 1" in fig.get_suptitle()
     found = panels(fig)
-    assert list(found) == ["One-sided thresholds", "Equivalence to the reference configuration",
-                           "One-sided thresholds on linear statistics"]
-    assert found["One-sided thresholds"][1] == [f"{name} [standard]\nnc1_variability · 95% bound, geometric mean"
-                                                for name in ("nc1_end_max", "nc1_tpt_over_end_min")]
+    assert list(found) == [
+        "One-sided thresholds",
+        "Equivalence to the reference configuration",
+        "One-sided thresholds on linear statistics",
+    ]
+    assert found["One-sided thresholds"][1] == [
+        f"{name} [standard]\nnc1_variability · 95% bound, geometric mean"
+        for name in ("nc1_end_max", "nc1_tpt_over_end_min")
+    ]
     assert found["Equivalence to the reference configuration"][1] == [
-        "optimizer_nc1_ratio_within [lbfgs]\noptimizer_invariance · TOST, 90% interval"]
+        "optimizer_nc1_ratio_within [lbfgs]\noptimizer_invariance · TOST, 90% interval"
+    ]
     assert [label.split("\n")[0] for label in found["One-sided thresholds on linear statistics"][1]] == [
-        "nc1_post_tpt_trend_max [standard]", "wl_cnn_nc4_max [standard]"]
+        "nc1_post_tpt_trend_max [standard]",
+        "wl_cnn_nc4_max [standard]",
+    ]
     assert not any("ufm" in text for _, labels, _ in found.values() for text in labels)
     assert_png(fig, tmp_path / "verdicts.png")
 
@@ -541,8 +694,9 @@ def test_verdict_figure_draws_each_statistic_against_its_threshold():
     assert sorted(marks(ratio, "o", 1)) == pytest.approx(sorted(3.0 / np.array([1.2, 1.5, 1.1])))
     # equivalence: the ratio itself, its 90% interval between two caps, the margins at 1/3 and 3
     assert marks(equivalence, "|", 0) == pytest.approx(RECORDS[2].interval)
-    assert [1 / 3, 3.0] == pytest.approx([line.get_xdata()[0] for line in equivalence.get_lines()
-                                          if line.get_linestyle() == "--"])
+    assert [1 / 3, 3.0] == pytest.approx(
+        [line.get_xdata()[0] for line in equivalence.get_lines() if line.get_linestyle() == "--"]
+    )
     # linear statistics and thresholds of 0: value - threshold
     assert marks(difference, "D", 0) == pytest.approx([RECORDS[3].measured + 0.8])
     assert marks(difference, "D", 1) == [0.0]
@@ -586,7 +740,11 @@ def test_relative_places_left_as_holding():
     assert figures.relative(check(tol("x", 0.0, ">", scale="linear")), [0.01]) == pytest.approx([-0.01])
     assert figures.relative(check(RATIO), [2.0]) == pytest.approx([2.0])
     assert [figures.verdict_panel(check(t)) for t in (NC1_END, RATIO, TREND, WL_NC4)] == [
-        "ratio", "equivalence", "difference", "difference"]
+        "ratio",
+        "equivalence",
+        "difference",
+        "difference",
+    ]
 
 
 def test_verdict_figure_grows_with_its_rows():

@@ -1,6 +1,7 @@
-"""The code is linted: `ruff check` over the repository passes with the configuration in pyproject.toml
-([tool.ruff]: pyflakes, pycodestyle, import order, bugbear, pyupgrade; 120 columns). ruff is in the
-test extra, so CI has it; a missing ruff is a failure naming the install command, not a skip."""
+"""The code is linted and formatted: `ruff check` and `ruff format --check` over the repository pass with
+the configuration in pyproject.toml ([tool.ruff]: pyflakes, pycodestyle, import order, bugbear,
+pyupgrade; ruff's formatter; 120 columns). ruff is in the test extra, so CI has it; a missing ruff is a
+failure naming the install command, not a skip."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ def ruff() -> list[str]:
 
 
 def test_ruff_check_passes():
-    done = subprocess.run([*ruff(), "check", "--no-cache", "--output-format", "concise", "."], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*ruff(), "check", "--no-cache", "--output-format", "concise", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"ruff check found problems (fix them, or `ruff check --fix`):\n{done.stdout}"
+
+
+def test_ruff_format_leaves_the_code_as_it_is():
+    done = subprocess.run(
+        [*ruff(), "format", "--check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"ruff format would change these files (run `ruff format .`):\n{done.stdout}"

@@ -14,16 +14,36 @@ from ncsim.metrics import collapse_metrics
 
 HYPOTHESIS = settings(max_examples=50, deadline=None)
 
-FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "within_offspan", "means_conditioning", "nc2_equinorm",
-                "nc2_equiangularity", "nc2_maxangle", "nc2_etf_distance", "ncc_error")
-WEIGHT_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3",
-               "nc3_etf_distance", "nc4")
+FEATURE_KEYS = (
+    "nc1",
+    "nc1_trace",
+    "cdnv",
+    "within_offspan",
+    "means_conditioning",
+    "nc2_equinorm",
+    "nc2_equiangularity",
+    "nc2_maxangle",
+    "nc2_etf_distance",
+    "ncc_error",
+)
+WEIGHT_KEYS = ("w_equinorm", "w_equiangularity", "w_maxangle", "w_etf_distance", "nc3", "nc3_etf_distance", "nc4")
 RIDGE_KEYS = ("ridge_distance", "ridge_direction_distance", "ridge_nc3", "ridge_nc4")
-SCALE_FREE_FEATURE_KEYS = ("nc1", "nc1_trace", "cdnv", "within_offspan", "means_conditioning", "nc2_equinorm",
-                           "nc2_equiangularity", "nc2_maxangle", "nc2_etf_distance", "ncc_error")
+SCALE_FREE_FEATURE_KEYS = (
+    "nc1",
+    "nc1_trace",
+    "cdnv",
+    "within_offspan",
+    "means_conditioning",
+    "nc2_equinorm",
+    "nc2_equiangularity",
+    "nc2_maxangle",
+    "nc2_etf_distance",
+    "ncc_error",
+)
 
 
 # ---- data ---------------------------------------------------------------------------------------------
+
 
 def random_problem(rng: np.random.Generator, counts, p: int, spread: float = 1.0):
     """Features around random class means (with an offset), labels shuffled, a random classifier."""
@@ -57,6 +77,7 @@ def assert_same(a: dict, b: dict, keys, rtol=1e-8, atol=1e-12):
 
 # ---- a plain textbook reference (p x p matrices, loops) -------------------------------------------------
 
+
 def textbook_metrics(h, y, w=None, b=None, ridge=None):
     c = y.max() + 1
     n, p = h.shape
@@ -65,20 +86,26 @@ def textbook_metrics(h, y, w=None, b=None, ridge=None):
     sigma_w = sum(np.outer(h[i] - means[y[i]], h[i] - means[y[i]]) for i in range(n)) / n
     sigma_b = sum(np.outer(m - global_mean, m - global_mean) for m in means) / c
     eigenvalues, eigenvectors = np.linalg.eigh(sigma_b)
-    top = eigenvectors[:, -(c - 1):]
-    sigma_b_pinv = top @ np.diag(1 / eigenvalues[-(c - 1):]) @ top.T
+    top = eigenvectors[:, -(c - 1) :]
+    sigma_b_pinv = top @ np.diag(1 / eigenvalues[-(c - 1) :]) @ top.T
     centered = means - global_mean
     variances = [np.mean([np.sum((x - means[k]) ** 2) for x in h[y == k]]) for k in range(c)]
-    cdnv = np.mean([(variances[i] + variances[j]) / (2 * np.sum((means[i] - means[j]) ** 2))
-                    for i, j in itertools.combinations(range(c), 2)])
+    cdnv = np.mean(
+        [
+            (variances[i] + variances[j]) / (2 * np.sum((means[i] - means[j]) ** 2))
+            for i, j in itertools.combinations(range(c), 2)
+        ]
+    )
     nearest = np.array([np.argmin([np.linalg.norm(x - m) for m in means]) for x in h])
-    out = {"nc1": np.trace(sigma_w @ sigma_b_pinv) / c,
-           "nc1_trace": np.trace(sigma_w) / np.trace(sigma_b),
-           "within_offspan": 1 - np.trace(top.T @ sigma_w @ top) / np.trace(sigma_w),
-           "means_conditioning": np.sqrt(eigenvalues[-(c - 1)] / eigenvalues[-1]),
-           "cdnv": cdnv,
-           "ncc_error": np.mean(nearest != y),
-           **textbook_simplex(centered, "nc2")}
+    out = {
+        "nc1": np.trace(sigma_w @ sigma_b_pinv) / c,
+        "nc1_trace": np.trace(sigma_w) / np.trace(sigma_b),
+        "within_offspan": 1 - np.trace(top.T @ sigma_w @ top) / np.trace(sigma_w),
+        "means_conditioning": np.sqrt(eigenvalues[-(c - 1)] / eigenvalues[-1]),
+        "cdnv": cdnv,
+        "ncc_error": np.mean(nearest != y),
+        **textbook_simplex(centered, "nc2"),
+    }
     if w is not None:
         etf = (np.eye(c) - np.ones((c, c)) / c) / np.sqrt(c - 1)
         wm = w @ centered.T
@@ -108,22 +135,25 @@ def textbook_simplex(v, prefix):
     cosines = [v[i] @ v[j] / (norms[i] * norms[j]) for i in range(c) for j in range(c) if i != j]
     gram = v @ v.T
     etf = (np.eye(c) - np.ones((c, c)) / c) / np.sqrt(c - 1)
-    return {f"{prefix}_equinorm": np.std(norms, ddof=1) / np.mean(norms),
-            f"{prefix}_equiangularity": np.std(cosines, ddof=1),
-            f"{prefix}_maxangle": np.mean([abs(x + 1 / (c - 1)) for x in cosines]),
-            f"{prefix}_etf_distance": np.linalg.norm(gram / np.linalg.norm(gram) - etf)}
+    return {
+        f"{prefix}_equinorm": np.std(norms, ddof=1) / np.mean(norms),
+        f"{prefix}_equiangularity": np.std(cosines, ddof=1),
+        f"{prefix}_maxangle": np.mean([abs(x + 1 / (c - 1)) for x in cosines]),
+        f"{prefix}_etf_distance": np.linalg.norm(gram / np.linalg.norm(gram) - etf),
+    }
 
 
 # ---- exact cases --------------------------------------------------------------------------------------
+
 
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("c, p", [(2, 3), (4, 9), (10, 32)])
 def test_simplex_etf_with_no_spread_is_fully_collapsed(c, p):
     rng = np.random.default_rng(c)
-    etf = np.sqrt(c / (c - 1)) * (np.eye(c) - 1 / c)            # C x C, rows a simplex ETF
-    centered = 3.0 * etf @ orthonormal(rng, p, c).T               # rows in a random C-dim subspace of R^p
+    etf = np.sqrt(c / (c - 1)) * (np.eye(c) - 1 / c)  # C x C, rows a simplex ETF
+    centered = 3.0 * etf @ orthonormal(rng, p, c).T  # rows in a random C-dim subspace of R^p
     offset = rng.standard_normal(p)
-    labels = np.repeat(np.arange(c), 5)                           # balanced, so mu_G = offset
+    labels = np.repeat(np.arange(c), 5)  # balanced, so mu_G = offset
     features = centered[labels] + offset
     weight = 0.7 * centered
     m = collapse_metrics(features, labels, weight, bias=-weight @ offset)
@@ -150,18 +180,25 @@ def test_weight_keys_only_with_weight():
     assert set(collapse_metrics(h, y, w)) == set(FEATURE_KEYS + WEIGHT_KEYS)
     assert all(type(v) is float for v in collapse_metrics(h, y, w, b).values())
     assert set(collapse_metrics(h, y, w, ridge=0.1)) == set(FEATURE_KEYS + WEIGHT_KEYS + RIDGE_KEYS)
-    assert ((metrics.FEATURE_KEYS, metrics.CLASSIFIER_KEYS, metrics.RIDGE_KEYS)
-            == (FEATURE_KEYS, WEIGHT_KEYS, RIDGE_KEYS))
+    assert (metrics.FEATURE_KEYS, metrics.CLASSIFIER_KEYS, metrics.RIDGE_KEYS) == (
+        FEATURE_KEYS,
+        WEIGHT_KEYS,
+        RIDGE_KEYS,
+    )
 
 
 # ---- the textbook formulas ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("counts, p", [
-    ([40, 40, 40, 40], 6),          # p < N
-    ([5, 5, 5, 5, 5], 60),          # p > N
-    ([3, 50, 12, 1, 27, 8], 10),    # unbalanced, a class of one
-    ([2, 30], 1),                   # C = 2, p = C-1
-])
+
+@pytest.mark.parametrize(
+    "counts, p",
+    [
+        ([40, 40, 40, 40], 6),  # p < N
+        ([5, 5, 5, 5, 5], 60),  # p > N
+        ([3, 50, 12, 1, 27, 8], 10),  # unbalanced, a class of one
+        ([2, 30], 1),  # C = 2, p = C-1
+    ],
+)
 def test_matches_textbook_formulas(counts, p):
     h, y, w, b = random_problem(np.random.default_rng(len(counts) * p), counts, p)
     fast, slow = collapse_metrics(h, y, w, b), textbook_metrics(h, y, w, b)
@@ -205,11 +242,11 @@ def test_singular_value_cut_is_at_the_features_resolution():
     c, p, n = 4, 8, 50
     means = np.zeros((c, p))
     means[:3, :2] = [[1, 0], [0, 1], [-1, -1]]
-    means[3] = means[:3].mean(0) + 1e-9 * rng.standard_normal(p)        # a fourth mean at rounding distance
+    means[3] = means[:3].mean(0) + 1e-9 * rng.standard_normal(p)  # a fourth mean at rounding distance
     y = np.repeat(np.arange(c), n)
     noise = 0.01 * rng.standard_normal((c * n, p))
     for k in range(c):
-        noise[y == k] -= noise[y == k].mean(0)                          # the class means stay `means`
+        noise[y == k] -= noise[y == k].mean(0)  # the class means stay `means`
     h = (means[y] + noise).astype(np.float32)
     at_float32 = collapse_metrics(h, y)
     at_float64 = collapse_metrics(h.astype(np.float64), y)
@@ -224,19 +261,17 @@ def test_nc1_scales_with_the_square_of_within_class_noise():
     means = rng.standard_normal((c, p))
     noise = rng.standard_normal((len(labels), p))
     for k in range(c):
-        noise[labels == k] -= noise[labels == k].mean(axis=0)       # class means stay exactly `means`
+        noise[labels == k] -= noise[labels == k].mean(axis=0)  # class means stay exactly `means`
     base = collapse_metrics(means[labels] + noise, labels)["nc1"]
     for t in (0.01, 0.3, 7.0):
-        assert collapse_metrics(means[labels] + t * noise, labels)["nc1"] == pytest.approx(t**2 * base,
-                                                                                          rel=1e-8)
+        assert collapse_metrics(means[labels] + t * noise, labels)["nc1"] == pytest.approx(t**2 * base, rel=1e-8)
 
 
 def test_nc1_of_label_independent_features_grows_with_samples_per_class():
     """NC_REFERENCE: for random features NC1 grows about linearly with the samples per class."""
     rng = np.random.default_rng(4)
     c, p = 10, 64
-    nc1 = {n: collapse_metrics(rng.standard_normal((c * n, p)), np.repeat(np.arange(c), n))["nc1"]
-           for n in (50, 500)}
+    nc1 = {n: collapse_metrics(rng.standard_normal((c * n, p)), np.repeat(np.arange(c), n))["nc1"] for n in (50, 500)}
     assert 5 < nc1[500] / nc1[50] < 20
 
 
@@ -245,14 +280,16 @@ def test_num_classes_and_input_types():
     reference = collapse_metrics(h, y, w, b)
     assert collapse_metrics(h, y, w, b, num_classes=3) == reference
     torch = pytest.importorskip("torch")
-    from_torch = collapse_metrics(torch.tensor(h, requires_grad=True), torch.tensor(y), torch.tensor(w),
-                                  torch.tensor(b))
+    from_torch = collapse_metrics(
+        torch.tensor(h, requires_grad=True), torch.tensor(y), torch.tensor(w), torch.tensor(b)
+    )
     assert_same(from_torch, reference, reference, rtol=1e-12)
     from_float32 = collapse_metrics(h.astype(np.float32), y.astype(np.int32), w.astype(np.float32), b)
     assert_same(from_float32, reference, ("nc1", "nc2_equinorm"), rtol=1e-4)
 
 
 # ---- invariances (hypothesis) -------------------------------------------------------------------------
+
 
 @HYPOTHESIS
 @given(problem=problems(), seed=st.integers(0, 2**32 - 1))
@@ -261,7 +298,7 @@ def test_rotation_and_translation_invariance(problem, seed):
     rng = np.random.default_rng(seed)
     q = orthonormal(rng, h.shape[1], h.shape[1])
     shift = 5 * rng.standard_normal(h.shape[1])
-    rotated_w = w @ q.T                                             # W h = (W Q^T)(Q h)
+    rotated_w = w @ q.T  # W h = (W Q^T)(Q h)
     moved = collapse_metrics(h @ q.T + shift, y, rotated_w, b - rotated_w @ shift)
     assert_same(moved, collapse_metrics(h, y, w, b), FEATURE_KEYS + WEIGHT_KEYS, rtol=1e-7, atol=1e-10)
 
@@ -284,7 +321,7 @@ def test_sample_permutation_and_class_relabelling_invariance(problem, seed):
     reference = collapse_metrics(h, y, w, b)
     order = rng.permutation(len(y))
     assert_same(collapse_metrics(h[order], y[order], w, b), reference, reference, rtol=1e-9)
-    relabel = rng.permutation(len(w))                               # class k becomes relabel[k]
+    relabel = rng.permutation(len(w))  # class k becomes relabel[k]
     inverse = np.argsort(relabel)
     renamed = collapse_metrics(h, relabel[y], w[inverse], b[inverse])
     assert_same(renamed, reference, reference, rtol=1e-9)
@@ -307,27 +344,30 @@ def _with(array, index, value):
     return array
 
 
-@pytest.mark.parametrize("call, message", [
-    (_bad(labels=_Y[:-1]), "length mismatch"),
-    (_bad(labels=_with(_Y, 0, 3).astype(int), num_classes=3), r"labels outside \[0, 3\): found label 3"),
-    (_bad(labels=_with(_Y, 0, -1).astype(int)), "labels outside .* found label -1"),
-    (_bad(labels=np.where(_Y == 1, 2, _Y), weight=None, bias=None), "class 1 has no samples"),
-    (_bad(labels=_Y, num_classes=4, weight=None, bias=None), "class 3 has no samples"),
-    (_bad(labels=np.zeros_like(_Y), weight=None, bias=None), "fewer than 2 classes"),
-    (_bad(features=_H[:, :1]), "feature dimension p = 1 is less than C-1 = 2"),
-    (_bad(features=_with(_H, (2, 3), np.nan)), "features contain NaN"),
-    (_bad(features=_with(_H, (2, 3), -np.inf)), "features contain inf"),
-    (_bad(weight=_with(_W, (1, 1), np.nan)), "weight contains NaN"),
-    (_bad(bias=_with(_B, 2, np.inf)), "bias contains inf"),
-    (_bad(weight=_W[:, :4]), r"weight has shape \(3, 4\), expected \(C, p\) = \(3, 5\)"),
-    (_bad(weight=_W[:2]), r"weight has shape \(2, 5\)"),
-    (_bad(bias=_B[:2]), r"bias has shape \(2,\), expected"),
-    (_bad(weight=None), "bias given without weight"),
-    (_bad(weight=_with(_W, 2, 0.0)), "weight row 2 is zero"),
-    (_bad(labels=_Y.astype(float)), "integer dtype"),
-    (_bad(features=_H[:, 0]), "two-dimensional"),
-    (_bad(features=_H[:0], labels=_Y[:0]), "no samples"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (_bad(labels=_Y[:-1]), "length mismatch"),
+        (_bad(labels=_with(_Y, 0, 3).astype(int), num_classes=3), r"labels outside \[0, 3\): found label 3"),
+        (_bad(labels=_with(_Y, 0, -1).astype(int)), "labels outside .* found label -1"),
+        (_bad(labels=np.where(_Y == 1, 2, _Y), weight=None, bias=None), "class 1 has no samples"),
+        (_bad(labels=_Y, num_classes=4, weight=None, bias=None), "class 3 has no samples"),
+        (_bad(labels=np.zeros_like(_Y), weight=None, bias=None), "fewer than 2 classes"),
+        (_bad(features=_H[:, :1]), "feature dimension p = 1 is less than C-1 = 2"),
+        (_bad(features=_with(_H, (2, 3), np.nan)), "features contain NaN"),
+        (_bad(features=_with(_H, (2, 3), -np.inf)), "features contain inf"),
+        (_bad(weight=_with(_W, (1, 1), np.nan)), "weight contains NaN"),
+        (_bad(bias=_with(_B, 2, np.inf)), "bias contains inf"),
+        (_bad(weight=_W[:, :4]), r"weight has shape \(3, 4\), expected \(C, p\) = \(3, 5\)"),
+        (_bad(weight=_W[:2]), r"weight has shape \(2, 5\)"),
+        (_bad(bias=_B[:2]), r"bias has shape \(2,\), expected"),
+        (_bad(weight=None), "bias given without weight"),
+        (_bad(weight=_with(_W, 2, 0.0)), "weight row 2 is zero"),
+        (_bad(labels=_Y.astype(float)), "integer dtype"),
+        (_bad(features=_H[:, 0]), "two-dimensional"),
+        (_bad(features=_H[:0], labels=_Y[:0]), "no samples"),
+    ],
+)
 def test_bad_input_is_a_value_error_naming_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -336,7 +376,7 @@ def test_bad_input_is_a_value_error_naming_the_problem(call, message):
 def test_identical_class_means_are_a_value_error():
     rng = np.random.default_rng(7)
     points = rng.standard_normal((6, 4)) + 10
-    features = np.vstack([points, points, points])                # every class has the same samples
+    features = np.vstack([points, points, points])  # every class has the same samples
     with pytest.raises(ValueError, match=r"class means are identical \(Sigma_B = 0\)"):
         collapse_metrics(features, np.repeat(np.arange(3), 6))
 
@@ -356,11 +396,13 @@ def test_class_mean_at_the_global_mean_is_a_value_error():
 
 # ---- extreme inputs: stray labels, num_classes, feature and weight scales -------------------------------
 
+
 def test_a_stray_huge_label_is_named_without_allocating_for_it():
     labels = _Y.copy()
     labels[0] = 10**9
-    with pytest.raises(ValueError,
-                       match=r"class \d has no samples \(C = 1000000001 from the largest label, 1000000000\)"):
+    with pytest.raises(
+        ValueError, match=r"class \d has no samples \(C = 1000000001 from the largest label, 1000000000\)"
+    ):
         collapse_metrics(_H, labels)
     with pytest.raises(ValueError, match=r"labels outside \[0, 3\): found label 1000000000"):
         collapse_metrics(_H, labels, num_classes=3)
@@ -400,7 +442,7 @@ def test_extreme_weight_scales_give_the_unit_scale_metrics(scale):
 @given(problem=problems(), exponent=st.integers(-300, 300), weight_exponent=st.integers(-300, 300))
 def test_metrics_are_invariant_to_scales_over_the_float64_range(problem, exponent, weight_exponent):
     h, y, w, b = problem
-    a, c = 2.0 ** exponent, 2.0 ** weight_exponent
+    a, c = 2.0**exponent, 2.0**weight_exponent
     reference = collapse_metrics(h, y, w, b)
     assert_same(collapse_metrics(h * a, y, w * c, b * a * c), reference, reference, rtol=1e-12, atol=0)
 
@@ -428,8 +470,11 @@ def test_exact_least_squares_jumps_where_the_ridge_classifier_does_not():
     etf = np.sqrt(c / (c - 1)) * (np.eye(c) - 1 / c) @ span.T
     y = np.repeat(np.arange(c), n)
     z = 0.012 * rng.standard_normal((c * n, c))
-    h = etf[y] + z @ span.T + (z @ rng.standard_normal((c, p - c)) * 0.5 / np.sqrt(c)
-                                + 1e-3 * rng.standard_normal((c * n, p - c))) @ off.T
+    h = (
+        etf[y]
+        + z @ span.T
+        + (z @ rng.standard_normal((c, p - c)) * 0.5 / np.sqrt(c) + 1e-3 * rng.standard_normal((c * n, p - c))) @ off.T
+    )
     m = collapse_metrics(h, y)
     assert 5e-4 < m["nc1"] < 2e-3 and m["within_offspan"] > 0.5
     exact = collapse_metrics(h, y, *metrics.ridge_classifier(h, y, c, 0.0))
@@ -439,6 +484,7 @@ def test_exact_least_squares_jumps_where_the_ridge_classifier_does_not():
 
 
 # ---- few-shot nearest-class-centre error ----------------------------------------------------------------
+
 
 def few_shot(support, ys, query, yq, shots=2, episodes=5, seed=0):
     return metrics.few_shot_ncc_error(support, ys, query, yq, shots=shots, episodes=episodes, seed=seed)
@@ -454,7 +500,7 @@ def clusters(rng: np.random.Generator, c: int, n: int, p: int, spread: float, la
 
 def test_few_shot_error_of_separated_clusters_is_zero_and_of_swapped_labels_one():
     hs, ys = clusters(np.random.default_rng(2), 4, 10, 6, spread=1e-3)
-    hq, yq = clusters(np.random.default_rng(2), 4, 5, 6, spread=1e-3)   # the same centres
+    hq, yq = clusters(np.random.default_rng(2), 4, 5, 6, spread=1e-3)  # the same centres
     assert few_shot(hs, ys, hq, yq, shots=3, episodes=4, seed=5) == 0.0
     assert few_shot(hs, ys, hq, (yq + 1) % 4, shots=1, episodes=4) == 1.0
 
@@ -498,8 +544,8 @@ def test_few_shot_error_averages_the_episodes_draws():
 
 
 def test_a_tie_goes_to_the_lower_label():
-    hs, ys = np.array([[-1.0, 0.0], [1.0, 0.0]]), np.array([7, 3])   # class 7 at -1, class 3 at +1
-    query = np.array([[0.0, 5.0]])                                     # equidistant from both
+    hs, ys = np.array([[-1.0, 0.0], [1.0, 0.0]]), np.array([7, 3])  # class 7 at -1, class 3 at +1
+    query = np.array([[0.0, 5.0]])  # equidistant from both
     assert few_shot(hs, ys, query, np.array([3]), shots=1, episodes=1) == 0.0
     assert few_shot(hs, ys, query, np.array([7]), shots=1, episodes=1) == 1.0
 
@@ -524,8 +570,15 @@ def test_few_shot_error_leaves_the_global_rng_alone_and_takes_tensors():
     state = np.random.get_state()[1].copy()
     a = few_shot(hs, ys, hq, yq, shots=2, episodes=6, seed=2)
     np.testing.assert_array_equal(np.random.get_state()[1], state)
-    b = few_shot(torch.tensor(hs, dtype=torch.float64), torch.tensor(ys), torch.tensor(hq, dtype=torch.float64),
-                 torch.tensor(yq), shots=2, episodes=6, seed=2)
+    b = few_shot(
+        torch.tensor(hs, dtype=torch.float64),
+        torch.tensor(ys),
+        torch.tensor(hq, dtype=torch.float64),
+        torch.tensor(yq),
+        shots=2,
+        episodes=6,
+        seed=2,
+    )
     assert a == b
 
 
@@ -544,11 +597,16 @@ def few_shot_problems(draw):
 
 
 @HYPOTHESIS
-@given(problem=few_shot_problems(), shots=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
-       scale=st.floats(1e-3, 1e3), shift=st.floats(-100, 100))
+@given(
+    problem=few_shot_problems(),
+    shots=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.floats(1e-3, 1e3),
+    shift=st.floats(-100, 100),
+)
 def test_few_shot_error_is_invariant_to_translating_and_scaling_all_features(problem, shots, seed, scale, shift):
     hs, ys, hq, yq = problem
-    t = shift * np.linspace(-1, 1, hs.shape[1])                     # one translation for support and query
+    t = shift * np.linspace(-1, 1, hs.shape[1])  # one translation for support and query
     e = few_shot(hs, ys, hq, yq, shots=shots, episodes=3, seed=seed)
     assert few_shot(scale * hs + t, ys, scale * hq + t, yq, shots=shots, episodes=3, seed=seed) == e
     assert 0 <= e <= 1 and e * 3 * len(yq) == pytest.approx(round(e * 3 * len(yq)), abs=1e-6)
@@ -558,21 +616,36 @@ _HS, _YS = np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 2])
 _HQ, _YQ = np.ones((3, 2)), np.array([0, 1, 2])
 
 
-@pytest.mark.parametrize("changes, error, message", [
-    ({"query_labels": np.array([0, 1, 3])}, ValueError, r"every query label.*support classes \[0, 1, 2\]"),
-    ({"support_labels": np.zeros(6, dtype=int), "query_labels": np.zeros(3, dtype=int)}, ValueError, ">= 2 classes"),
-    ({"shots": 2}, ValueError, "2-shot episode needs 2 support samples per class; the smallest class has 1"),
-    ({"shots": 0}, ValueError, "shots and episodes must be >= 1"),
-    ({"episodes": 0}, ValueError, "shots and episodes must be >= 1"),
-    ({"query": np.ones((3, 3))}, ValueError, "support features have p = 2, query features p = 3"),
-    ({"support_labels": _YS[:-1]}, ValueError, "length mismatch"),
-    ({"support": _with(_HS, (1, 1), np.nan)}, metrics.NonFiniteError, "support features contain NaN"),
-    ({"query": _with(_HQ, (2, 0), np.nan)}, metrics.NonFiniteError, "query features contain NaN"),
-    ({"query": _with(_HQ, (0, 0), np.inf)}, metrics.NonFiniteError, "query features contain inf"),
-])
+@pytest.mark.parametrize(
+    "changes, error, message",
+    [
+        ({"query_labels": np.array([0, 1, 3])}, ValueError, r"every query label.*support classes \[0, 1, 2\]"),
+        (
+            {"support_labels": np.zeros(6, dtype=int), "query_labels": np.zeros(3, dtype=int)},
+            ValueError,
+            ">= 2 classes",
+        ),
+        ({"shots": 2}, ValueError, "2-shot episode needs 2 support samples per class; the smallest class has 1"),
+        ({"shots": 0}, ValueError, "shots and episodes must be >= 1"),
+        ({"episodes": 0}, ValueError, "shots and episodes must be >= 1"),
+        ({"query": np.ones((3, 3))}, ValueError, "support features have p = 2, query features p = 3"),
+        ({"support_labels": _YS[:-1]}, ValueError, "length mismatch"),
+        ({"support": _with(_HS, (1, 1), np.nan)}, metrics.NonFiniteError, "support features contain NaN"),
+        ({"query": _with(_HQ, (2, 0), np.nan)}, metrics.NonFiniteError, "query features contain NaN"),
+        ({"query": _with(_HQ, (0, 0), np.inf)}, metrics.NonFiniteError, "query features contain inf"),
+    ],
+)
 def test_bad_few_shot_input_is_an_error_naming_the_problem(changes, error, message):
-    args = {"support": _HS, "support_labels": _YS, "query": _HQ, "query_labels": _YQ, "shots": 1, "episodes": 2,
-            "seed": 0, **changes}
+    args = {
+        "support": _HS,
+        "support_labels": _YS,
+        "query": _HQ,
+        "query_labels": _YQ,
+        "shots": 1,
+        "episodes": 2,
+        "seed": 0,
+        **changes,
+    }
     with pytest.raises(error, match=message):
         metrics.few_shot_ncc_error(**args)
     assert issubclass(metrics.NonFiniteError, ValueError)

@@ -46,8 +46,7 @@ def test_generator_function_and_torch_float32_batches(problem):
         for features, labels in split(h32, y, [17] * 6):
             yield torch.from_numpy(features), torch.from_numpy(labels)
 
-    streamed = collapse_metrics_streaming(batches, torch.tensor(w, dtype=torch.float32), torch.tensor(b),
-                                          num_classes=5)
+    streamed = collapse_metrics_streaming(batches, torch.tensor(w, dtype=torch.float32), torch.tensor(b), num_classes=5)
     assert_same(streamed, collapse_metrics(h32, y, w.astype(np.float32), b), streamed, rtol=1e-10, atol=0)
 
 
@@ -74,13 +73,20 @@ def test_batches_that_change_between_passes_are_a_value_error(problem):
         collapse_metrics_streaming(lambda: iter(next(calls)))
 
 
-@pytest.mark.parametrize("batches, message", [
-    ([], "no samples"),
-    ([(np.ones((2, 3)), np.array([0, 1])), (np.ones((2, 4)), np.array([0, 1]))],
-     "batches disagree on the feature dimension: 3 then 4"),
-    ([(np.ones((2, 3)), np.array([0, 1])), (np.ones((2, 3)), np.array([2, 5]))],
-     r"labels outside \[0, 3\): found label 5"),
-])
+@pytest.mark.parametrize(
+    "batches, message",
+    [
+        ([], "no samples"),
+        (
+            [(np.ones((2, 3)), np.array([0, 1])), (np.ones((2, 4)), np.array([0, 1]))],
+            "batches disagree on the feature dimension: 3 then 4",
+        ),
+        (
+            [(np.ones((2, 3)), np.array([0, 1])), (np.ones((2, 3)), np.array([2, 5]))],
+            r"labels outside \[0, 3\): found label 5",
+        ),
+    ],
+)
 def test_bad_batches_are_a_value_error(batches, message):
     with pytest.raises(ValueError, match=message):
         collapse_metrics_streaming(batches, num_classes=3)

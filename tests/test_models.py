@@ -143,8 +143,9 @@ def _bf16_convolutions(net):
     torch.nn's float32 layer, for the reference."""
     r = _Bf16.apply
     for conv in [m for m in net.modules() if isinstance(m, torch.nn.Conv1d)]:
-        conv.forward = lambda x, c=conv: r(F.conv1d(r(x), r(c.weight), None if c.bias is None else r(c.bias),
-                                                    padding=c.padding))
+        conv.forward = lambda x, c=conv: r(
+            F.conv1d(r(x), r(c.weight), None if c.bias is None else r(c.bias), padding=c.padding)
+        )
     return net
 
 
@@ -174,8 +175,9 @@ def test_bf16_mixed_training_pass_matches_the_layer_by_layer_network_to_bf16_rou
         np.testing.assert_allclose(g_fast[name], g, rtol=0, atol=0.1 * float(g.abs().max()), err_msg=name)
     for name, v in ref.state_dict().items():  # the batch-norm statistics of the bf16 pass
         v = v.float()
-        np.testing.assert_allclose(fast.state_dict()[name].float(), v, rtol=0, atol=1e-2 * float(v.abs().max()) + 1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            fast.state_dict()[name].float(), v, rtol=0, atol=1e-2 * float(v.abs().max()) + 1e-6, err_msg=name
+        )
 
 
 def test_bf16_mixed_evaluates_and_recomputes_statistics_in_float32():

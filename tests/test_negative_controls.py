@@ -50,15 +50,18 @@ def claim_checks() -> list[tuple[str, checks.Check]]:
 
 
 CHECKS = claim_checks()
-CASES = [pytest.param(check, control, id=f"{claim}-{check.tolerance}-{control}")
-         for claim, check in CHECKS for control in check.controls]
+CASES = [
+    pytest.param(check, control, id=f"{claim}-{check.tolerance}-{control}")
+    for claim, check in CHECKS
+    for control in check.controls
+]
 
 
 def train_as_test(run: Trajectory) -> Trajectory:
     arrays = dict(run.record.arrays)
     for k in list(arrays):
         if k.startswith("train.") or k.startswith("train_"):
-            arrays["test" + k[len("train"):]] = arrays[k]
+            arrays["test" + k[len("train") :]] = arrays[k]
     return Trajectory(Record(run.key, run.meta, arrays), run.spec, run.data_cache)
 
 
@@ -69,8 +72,15 @@ def reversed_metrics(run: Trajectory) -> Trajectory:
 
 def controls(run: Trajectory, no_bn: Trajectory) -> dict[str, Trajectory]:
     assert run.tpt_epoch is not None, f"{run.label} must reach TPT for the at-tpt control"
-    return {"run": run, "init": run.truncated(0), "at-tpt": run.truncated(run.tpt_epoch), "no-bn": no_bn,
-            "train-as-test": train_as_test(run), "reversed": reversed_metrics(run), "balanced": run}
+    return {
+        "run": run,
+        "init": run.truncated(0),
+        "at-tpt": run.truncated(run.tpt_epoch),
+        "no-bn": no_bn,
+        "train-as-test": train_as_test(run),
+        "reversed": reversed_metrics(run),
+        "balanced": run,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +90,11 @@ def control_runs(obtain_run, prefetched) -> list[dict[str, Trajectory]]:
 
 def control_value(check: checks.Check, control: str, runs: dict[str, Trajectory]) -> float:
     if check.against is not None:
-        pairs = {"self": (runs["run"], runs["run"]), "untrained": (runs["init"], runs["run"]),
-                 "untrained-reference": (runs["run"], runs["init"])}
+        pairs = {
+            "self": (runs["run"], runs["run"]),
+            "untrained": (runs["init"], runs["run"]),
+            "untrained-reference": (runs["run"], runs["init"]),
+        }
         return check.measure(*pairs[control])
     return check.measure(runs[control])
 

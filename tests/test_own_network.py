@@ -39,25 +39,56 @@ def recorded(tmp_path_factory) -> Path:
 
 def claims(store: Path, report: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "pytest", *args, "--cache-dir", str(store),
-                           "--report-dir", str(report), "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=-ra",
-                           "-q"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *args,
+            "--cache-dir",
+            str(store),
+            "--report-dir",
+            str(report),
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-o",
+            "addopts=-ra",
+            "-q",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_the_claims_run_on_recorded_runs_and_decide_reproduces_them(recorded, tmp_path):
     files = [f"claims/{name}.py" for name in ("test_nc1_variability", "test_regime_ablation", "test_webb_lowe_cnn")]
-    done = claims(recorded, tmp_path / "reports", *files, "--runs", "digits-mlp", "--compare",
-                  "no-wd=digits-mlp-nowd", "--seeds", SEEDS)
+    done = claims(
+        recorded,
+        tmp_path / "reports",
+        *files,
+        "--runs",
+        "digits-mlp",
+        "--compare",
+        "no-wd=digits-mlp-nowd",
+        "--seeds",
+        SEEDS,
+    )
     assert done.returncode in (0, 1), done.stdout + done.stderr
     doc = json.loads((tmp_path / "reports" / "latest" / "verdicts.json").read_text())
     records = [c for claim in doc["claims"] for t in claim["tests"] for c in t.get("checks", [])]
     by_name = {(r["tolerance"], r["config"]): r for r in records}
     assert by_name[("nc1_end_max", "standard")]["runs"] == ["digits-mlp-s0", "digits-mlp-s1"]
     assert by_name[("no_wd_nc1_ratio_min", "no-wd")]["runs"] == ["digits-mlp-nowd-s0", "digits-mlp-nowd-s1"]
-    assert doc["runs"] == {"standard": ["digits-mlp-s0", "digits-mlp-s1"], "no-wd": ["digits-mlp-nowd-s0",
-                                                                                      "digits-mlp-nowd-s1"]}
-    assert "keeps no network" in done.stdout                          # the Webb-Lowe CNN claim, skipped
+    assert doc["runs"] == {
+        "standard": ["digits-mlp-s0", "digits-mlp-s1"],
+        "no-wd": ["digits-mlp-nowd-s0", "digits-mlp-nowd-s1"],
+    }
+    assert "keeps no network" in done.stdout  # the Webb-Lowe CNN claim, skipped
     assert "mse: not recorded" in done.stdout and "--compare mse=NAME" in done.stdout
     assert (tmp_path / "reports" / "latest" / "nc_metrics.png").is_file()
 
@@ -66,22 +97,29 @@ def test_the_claims_run_on_recorded_runs_and_decide_reproduces_them(recorded, tm
         w = csv.writer(f)
         w.writerow(["check", "configuration", "seed", "value"])
         for r in records:
-            w.writerows([r["tolerance"], r["config"], seed, "nan" if v is None else repr(v)]
-                        for seed, v in zip(r["seeds"], r["values"]))
+            w.writerows(
+                [r["tolerance"], r["config"], seed, "nan" if v is None else repr(v)]
+                for seed, v in zip(r["seeds"], r["values"])
+            )
     main(["decide", str(values), "--claims", str(ROOT / "claims")])
     decided = json.loads((tmp_path / "values.decisions.json").read_text())
     assert len(decided) == len(records) >= 6
     for d in decided:
         r = by_name[(d["tolerance"], d["config"])]
-        assert (d["verdict"], d["measured"], d["bound"], d["p_value"]) == (r["verdict"], r["measured"], r["bound"],
-                                                                          r["p_value"]), d["tolerance"]
+        assert (d["verdict"], d["measured"], d["bound"], d["p_value"]) == (
+            r["verdict"],
+            r["measured"],
+            r["bound"],
+            r["p_value"],
+        ), d["tolerance"]
 
 
 def test_a_seed_not_recorded_is_a_clear_error_before_anything_runs(recorded, tmp_path):
     with pytest.raises(RecordedRunMissing, match=r"'digits-mlp-nowd' has no run of seed 5 .*has seeds 0, 1"):
         recorded_configurations("digits-mlp", ["no-wd=digits-mlp-nowd"], [0, 5], RunStore(recorded))
-    done = claims(recorded, tmp_path / "reports", "claims/test_nc1_variability.py", "--runs", "digits-mlp",
-                  "--seeds", "0,3")
+    done = claims(
+        recorded, tmp_path / "reports", "claims/test_nc1_variability.py", "--runs", "digits-mlp", "--seeds", "0,3"
+    )
     assert done.returncode == 4 and "'digits-mlp' has no run of seed 3" in done.stderr
     assert not (tmp_path / "reports").exists()
 

@@ -61,23 +61,29 @@ def only_report(result, when: str):
 
 # --- installation ---------------------------------------------------------------------------------
 
+
 def test_the_plugin_is_registered_once_by_its_entry_point(pytestconfig):
     (entry,) = [e for e in importlib.metadata.entry_points(group="pytest11") if e.value == "ncsim.pytest_plugin"]
-    registered = [name for name, plugin in pytestconfig.pluginmanager.list_name_plugin()
-                  if plugin is ncsim.pytest_plugin]
+    registered = [
+        name for name, plugin in pytestconfig.pluginmanager.list_name_plugin() if plugin is ncsim.pytest_plugin
+    ]
     assert registered == [entry.name]
 
 
 def test_a_claims_directory_is_wherever_its_tolerances_are(pytester, tmp_path):
     """A claim file in a folder of any name, with its tables beside it, is decided and reported."""
-    write_claims(pytester.path / "my_checks", """
+    write_claims(
+        pytester.path / "my_checks",
+        """
         def test_holds(claim_check):
             claim_check("loose", 0.5, seed=0, run="x-s0")
-    """)
+    """,
+    )
     (pytester.path / "other").mkdir()
     (pytester.path / "other" / "test_plain.py").write_text("def test_plain():\n    pass\n")
-    result = pytester.runpytest_inprocess("--seeds", "0", "--cache-dir", str(tmp_path / "store"),
-                                          "--report-dir", "out", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(
+        "--seeds", "0", "--cache-dir", str(tmp_path / "store"), "--report-dir", "out", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=2)
     doc = json.loads((pytester.path / "out" / "latest" / "verdicts.json").read_text())
     (claim,) = doc["claims"]
@@ -96,24 +102,38 @@ EXTENDED_CLAIM = """
 """
 
 
-@pytest.mark.parametrize("args, passed, deselected", [
-    ((), 1, 1),                                  # by default the extended claims are left out
-    (("--extended",), 2, 0),
-    (("-m", "extended"), 1, 1),                   # only them
-    (("-m", "not extended", "--extended"), 1, 1),  # an explicit -m decides
-])
+@pytest.mark.parametrize(
+    "args, passed, deselected",
+    [
+        ((), 1, 1),  # by default the extended claims are left out
+        (("--extended",), 2, 0),
+        (("-m", "extended"), 1, 1),  # only them
+        (("-m", "not extended", "--extended"), 1, 1),  # an explicit -m decides
+    ],
+)
 def test_extended_claims_run_only_when_asked_for(pytester, tmp_path, args, passed, deselected):
     write_claims(pytester.path / "claims", EXTENDED_CLAIM)
     (pytester.path / "claims" / "test_plain.py").write_text("def test_plain():\n    pass\n")
-    result = pytester.runpytest_inprocess("claims", "--seeds", "0", "--cache-dir", str(tmp_path / "store"),
-                                          "--no-report", "-p", "no:cacheprovider", *args)
+    result = pytester.runpytest_inprocess(
+        "claims", "--seeds", "0", "--cache-dir", str(tmp_path / "store"), "--no-report", "-p", "no:cacheprovider", *args
+    )
     result.assert_outcomes(passed=passed, deselected=deselected)
 
 
 def test_an_extended_claim_is_reported_in_its_own_section(pytester, tmp_path):
     write_claims(pytester.path / "claims", EXTENDED_CLAIM)
-    result = pytester.runpytest_inprocess("claims", "--extended", "--seeds", "0", "--cache-dir",
-                                          str(tmp_path / "store"), "--report-dir", "out", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(
+        "claims",
+        "--extended",
+        "--seeds",
+        "0",
+        "--cache-dir",
+        str(tmp_path / "store"),
+        "--report-dir",
+        "out",
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=1)
     doc = json.loads((pytester.path / "out" / "latest" / "verdicts.json").read_text())
     (claim,) = doc["claims"]
@@ -125,9 +145,15 @@ def test_the_suites_extended_claims_are_left_out_by_default():
     """On the suite's own claims: without --extended, no extended claim file is collected (so none of
     the configurations only they read is trained: ncsim.pytest_plugin.runs.needed_runs reads the
     collected items); with it, all of them are."""
+
     def collected(*args) -> set[str]:
-        out = subprocess.run([sys.executable, "-m", "pytest", "claims", "--co", "-q", "-p", "no:cacheprovider", *args],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest", "claims", "--co", "-q", "-p", "no:cacheprovider", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return {line.split("::")[0].removeprefix("claims/") for line in out.splitlines() if "::" in line}
 
     files, files_ext = collected(), collected("--extended")
@@ -136,6 +162,7 @@ def test_the_suites_extended_claims_are_left_out_by_default():
 
 
 # --- a claim file written wrong -------------------------------------------------------------------
+
 
 def claim_file_error(pytester, claim: str, message: str) -> None:
     """A claims directory whose one claim file is `claim` stops the session at collection with the
@@ -149,75 +176,107 @@ def claim_file_error(pytester, claim: str, message: str) -> None:
 
 
 def test_a_statistic_named_test_is_an_error_naming_it(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         from ncsim.checks import Check
 
         def test_end_nc1(run):
             return run.final("train.nc1")
 
         CHECKS = (Check("loose", test_end_nc1),)
-    """, "test_claim.py: test_end_nc1 is a function of the check 'loose' in CHECKS, and pytest collects every "
-         "test_* function as a test; rename it (e.g. end_nc1)")
+    """,
+        "test_claim.py: test_end_nc1 is a function of the check 'loose' in CHECKS, and pytest collects every "
+        "test_* function as a test; rename it (e.g. end_nc1)",
+    )
 
 
 def test_a_test_of_its_own_that_takes_runs_is_an_error_naming_the_test(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         def test_claim(runs):
             pass
-    """, "test_claim.py::test_claim takes `runs`: the plugin makes the tests of a claim's checks itself; declare "
-         "them in a CHECKS table*")
+    """,
+        "test_claim.py::test_claim takes `runs`: the plugin makes the tests of a claim's checks itself; declare "
+        "them in a CHECKS table*",
+    )
 
 
 def test_checks_of_the_wrong_type_are_an_error_naming_the_type(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         CHECKS = {"loose": len}
-    """, "test_claim.py: CHECKS must be a tuple of ncsim.checks.Check, a ncsim.claim.Checks table "
-         "or a tuple of them (docs/adding-a-claim.md), got dict")
+    """,
+        "test_claim.py: CHECKS must be a tuple of ncsim.checks.Check, a ncsim.claim.Checks table "
+        "or a tuple of them (docs/adding-a-claim.md), got dict",
+    )
 
 
 def test_a_table_holding_something_else_is_an_error_naming_it(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         from ncsim.checks import Check
         CHECKS = (Check("loose", len), "never")
-    """, "test_claim.py: CHECKS holds 'never' (str); CHECKS must be a tuple of*")
+    """,
+        "test_claim.py: CHECKS holds 'never' (str); CHECKS must be a tuple of*",
+    )
 
 
 def test_a_check_of_an_unknown_tolerance_is_an_error_naming_it(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         from ncsim.checks import Check
         CHECKS = (Check("loose", len), Check("lose", len))
-    """, "test_claim.py: test_claim: check 'lose' names no tolerance of tolerances.toml")
+    """,
+        "test_claim.py: test_claim: check 'lose' names no tolerance of tolerances.toml",
+    )
 
 
 def test_a_case_check_with_configurations_is_an_error(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         from ncsim.checks import Check
         from ncsim.claim import Case, Checks
         CHECKS = Checks("test_value", Check("loose", float, configs=("adam",)),
                         cases=[Case("one", lambda store: 1.0, run="x")])
-    """, "test_claim.py: test_value: check 'loose' is measured on the table's cases: it takes no configs, against or "
-         "controls")
+    """,
+        "test_claim.py: test_value: check 'loose' is measured on the table's cases: it takes no configs, against or "
+        "controls",
+    )
 
 
 def test_a_table_named_as_a_test_function_of_the_module_is_an_error(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         from ncsim.checks import Check
         from ncsim.claim import Checks
         CHECKS = Checks("test_value", Check("loose", len))
 
         def test_value():
             pass
-    """, "test_claim.py: test_value is both a table of CHECKS and a function of the module; rename one")
+    """,
+        "test_claim.py: test_value is both a table of CHECKS and a function of the module; rename one",
+    )
 
 
 def test_a_case_declared_twice_and_a_table_name_that_is_no_test_name_are_errors(pytester):
-    claim_file_error(pytester, """
+    claim_file_error(
+        pytester,
+        """
         from ncsim.checks import Check
         from ncsim.claim import Case, Checks
         CASE = Case("one", lambda store: 1.0, run="x")
         CHECKS = Checks("value", Check("loose", float), cases=[CASE, CASE])
-    """, "test_claim.py: table 'value': its name is the test name pytest shows and must start with 'test' "
-         "(e.g. 'test_value'); value[one-loose] is declared twice")
+    """,
+        "test_claim.py: table 'value': its name is the test name pytest shows and must start with 'test' "
+        "(e.g. 'test_value'); value[one-loose] is declared twice",
+    )
 
 
 CASE_CLAIM = """
@@ -246,19 +305,31 @@ def test_a_case_table_makes_one_test_per_case_and_check_with_its_record(pytester
     (pytester.path / "expected_failures.toml").write_text('[never.x1]\nreason = "never holds"\n')
     result = pytester.inline_run("-p", "no:cacheprovider", "--no-report")
     reports = {r.nodeid: r for r in result.getreports("pytest_runtest_logreport") if r.when == "call"}
-    assert list(reports) == ["test_claim.py::test_value[x1-loose]", "test_claim.py::test_value[x1-never]",
-                             "test_claim.py::test_value[x2-loose]", "test_claim.py::test_value[x2-never]",
-                             "test_claim.py::test_other[x3-loose]"]
+    assert list(reports) == [
+        "test_claim.py::test_value[x1-loose]",
+        "test_claim.py::test_value[x1-never]",
+        "test_claim.py::test_value[x2-loose]",
+        "test_claim.py::test_value[x2-never]",
+        "test_claim.py::test_other[x3-loose]",
+    ]
     assert {r.location[0] for r in reports.values()} == {"test_claim.py"}  # reported at the claim file
     assert reports["test_claim.py::test_value[x1-never]"].skipped  # the expected failure: xfail
     assert reports["test_claim.py::test_value[x2-never]"].failed
     record = checks.from_property(dict(reports["test_claim.py::test_value[x2-loose]"].user_properties)[checks.PROPERTY])
     assert {k: record[k] for k in ("claim", "case", "values", "seeds", "runs", "run", "config", "note")} == {
-        "claim": "test_claim", "case": "x2-loose", "values": [1.0], "seeds": [2], "runs": ["model-2"],
-        "run": "model-2", "config": None, "note": "x = 2.0"}
+        "claim": "test_claim",
+        "case": "x2-loose",
+        "values": [1.0],
+        "seeds": [2],
+        "runs": ["model-2"],
+        "run": "model-2",
+        "config": None,
+        "note": "x = 2.0",
+    }
 
 
 # --- --spec: the configurations of a user's spec ---------------------------------------------------
+
 
 def write_spec(folder: Path, text: str, name: str = "mine.toml") -> Path:
     path = folder / name
@@ -267,13 +338,16 @@ def write_spec(folder: Path, text: str, name: str = "mine.toml") -> Path:
 
 
 def test_the_spec_stands_for_standard_and_the_variants_apply_their_changes(tmp_path):
-    path = write_spec(tmp_path, """
+    path = write_spec(
+        tmp_path,
+        """
         name = "mine"
         model = "cnn1d"
         width = 8
         epochs = 3
         seed = 7
-    """)
+    """,
+    )
     configs = suite.user_configurations(path)
     mine = configs.specs["standard"]
     assert (mine.name, mine.model, mine.width, mine.epochs) == ("mine", "cnn1d", 8, 3)
@@ -293,8 +367,10 @@ def test_a_variant_whose_changes_do_not_apply_is_left_out_with_the_reason(tmp_pa
     configs = suite.user_configurations(path)
     assert set(configs.left_out) == {"lbfgs"} and "lbfgs" not in configs.specs
     reason = configs.left_out["lbfgs"]
-    assert reason.endswith("do not apply to mine.toml: eval_bn_stats='recomputed' needs batch_norm=true: a network "
-                           "without batch norm has no statistics to recompute")
+    assert reason.endswith(
+        "do not apply to mine.toml: eval_bn_stats='recomputed' needs batch_norm=true: a network "
+        "without batch norm has no statistics to recompute"
+    )
     assert reason.startswith("its changes from standard (optimizer='lbfgs', lr=0.1,")
     with pytest.raises(KeyError, match="'lbfgs' is left out: its changes from standard"):
         configs.spec(suite.RunId("lbfgs", 0))
@@ -324,20 +400,26 @@ def test_a_spec_based_on_standard_never_takes_the_label_of_the_suite_run(tmp_pat
     assert not set(labels) & suite_labels
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ('name = "m"\nseeds = [1, 2]\n', "mine.toml: describes 2 runs; a spec to check the claims on is one run"),
-    ('name = "m"\nlr = 0\n', "mine.toml: lr=0.0 must be > 0"),
-    ('name = "m"\nlearning_rate = 0.1\n', "unknown spec key(s) ['learning_rate']"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('name = "m"\nseeds = [1, 2]\n', "mine.toml: describes 2 runs; a spec to check the claims on is one run"),
+        ('name = "m"\nlr = 0\n', "mine.toml: lr=0.0 must be > 0"),
+        ('name = "m"\nlearning_rate = 0.1\n', "unknown spec key(s) ['learning_rate']"),
+    ],
+)
 def test_a_bad_spec_file_is_a_spec_error(tmp_path, text, fragment):
     with pytest.raises(SpecError, match=re.escape(fragment)):
         suite.user_configurations(write_spec(tmp_path, text))
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("missing.toml", "--spec: no such spec file"),
-    ("bad.toml", "--spec: bad.toml: unknown spec key(s) ['bogus']"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("missing.toml", "--spec: no such spec file"),
+        ("bad.toml", "--spec: bad.toml: unknown spec key(s) ['bogus']"),
+    ],
+)
 def test_a_bad_spec_option_is_a_usage_error(pytester, spec, fragment):
     write_spec(pytester.path, "bogus = 1\n", "bad.toml")
     write_claims(pytester.path, "def test_plain():\n    pass\n")
@@ -381,13 +463,27 @@ def test_spec_checks_the_claims_on_the_users_runs(pytester, cache_dir):
     claims = write_claims(pytester.path / "claims", USER_CLAIMS)
     (claims / "expected_failures.toml").write_text(EXPECTED)
     spec = write_spec(pytester.path, USER_SPEC)
-    result = pytester.runpytest_subprocess("claims", "--spec", "mine.toml", "--seeds", "0", f"--cache-dir={cache_dir}",
-                                           "--report-dir", "out", "-p", "no:cacheprovider", "-rs")
+    result = pytester.runpytest_subprocess(
+        "claims",
+        "--spec",
+        "mine.toml",
+        "--seeds",
+        "0",
+        f"--cache-dir={cache_dir}",
+        "--report-dir",
+        "out",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+    )
     result.assert_outcomes(passed=2, xpassed=1, skipped=1)
-    result.stdout.fnmatch_lines(["ncsim: claims checked on *mine.toml (standard = mine, *adam = mine+adam*; "
-                                 "left out: lbfgs)",
-                                 "claims checked on the spec *mine.toml",
-                                 "SKIPPED*lbfgs: its changes from standard*needs batch_norm=true*"])
+    result.stdout.fnmatch_lines(
+        [
+            "ncsim: claims checked on *mine.toml (standard = mine, *adam = mine+adam*; left out: lbfgs)",
+            "claims checked on the spec *mine.toml",
+            "SKIPPED*lbfgs: its changes from standard*needs batch_norm=true*",
+        ]
+    )
     configs = suite.user_configurations(spec)
     keys = {configs.spec(suite.RunId(name, 0)).key() for name in ("standard", "adam", "mse")}
     assert set(RunStore(cache_dir).keys()) == keys  # the user's runs, on the session's seed, and only those
@@ -397,8 +493,12 @@ def test_spec_checks_the_claims_on_the_users_runs(pytester, cache_dir):
     assert doc["session"]["spec"]["left_out"] == {"lbfgs": configs.left_out["lbfgs"]}
     (claim,) = doc["claims"]
     outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in claim["tests"]}
-    assert outcomes == {"test_claim[standard-loose]": "passed", "test_claim[adam-loose]": "xpassed",
-                        "test_claim[lbfgs-loose]": "skipped", "test_claim[mse-loose]": "passed"}
+    assert outcomes == {
+        "test_claim[standard-loose]": "passed",
+        "test_claim[adam-loose]": "xpassed",
+        "test_claim[lbfgs-loose]": "skipped",
+        "test_claim[mse-loose]": "passed",
+    }
     records = {c["config"]: c for t in claim["tests"] for c in t["checks"]}
     assert records["standard"]["runs"] == ["mine-s0"] and records["adam"]["runs"] == ["mine+adam-s0"]
     assert records["mse"]["runs"] == ["mine+mse-s0"] and records["mse"]["against"] == "standard"
@@ -407,6 +507,7 @@ def test_spec_checks_the_claims_on_the_users_runs(pytester, cache_dir):
 
 
 # --- an installed ncsim, outside the repository ---------------------------------------------------
+
 
 def _run(args: list, ok: tuple[int, ...] = (0,), **kwargs) -> subprocess.CompletedProcess:
     """Run a command; its output tail when it exits with another status than `ok`."""
@@ -442,14 +543,35 @@ def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path,
     where = _run([python, "-c", "import ncsim; print(ncsim.__file__)"], cwd=project, env=env).stdout
     assert Path(where.strip()).is_relative_to(venv)
 
-    done = _run([python, "-m", "pytest", "claims", "-p", "no:cacheprovider", "-rA", "--spec", "my_regime.toml",
-                 "--seeds", "0", f"--cache-dir={store}", "--report-dir", "out"], cwd=project, env=env, ok=(0, 1))
+    done = _run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "claims",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            "--spec",
+            "my_regime.toml",
+            "--seeds",
+            "0",
+            f"--cache-dir={store}",
+            "--report-dir",
+            "out",
+        ],
+        cwd=project,
+        env=env,
+        ok=(0, 1),
+    )
     doc = json.loads((project / "out" / "latest" / "verdicts.json").read_text())
     (claim,) = doc["claims"]
     assert claim["file"] == "claims/test_nc4_nearest_center.py"
     outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in claim["tests"]}
-    assert set(outcomes) == {"test_nearest_class_center[standard-nc4_end_max]",
-                             "test_nearest_class_center[standard-nc4_late_tpt_mean_max]"}
+    assert set(outcomes) == {
+        "test_nearest_class_center[standard-nc4_end_max]",
+        "test_nearest_class_center[standard-nc4_late_tpt_mean_max]",
+    }
     assert set(outcomes.values()) <= {"passed", "failed"}, done.stdout[-4000:]
     mine = load_specs(project / "my_regime.toml")[0]
     assert doc["session"]["spec"]["configurations"]["standard"] == mine.name != "standard"

@@ -28,8 +28,10 @@ def test_two_processes_share_the_training_and_train_each_run_once(cache_dir, mon
         return real(spec, **kw)
 
     monkeypatch.setattr(train_mod, "train", train)
-    workers = [threading.Thread(target=plugin.prefetch, args=(wanted, RunStore(cache_dir), configs), name=f"w{i}")
-               for i in range(2)]
+    workers = [
+        threading.Thread(target=plugin.prefetch, args=(wanted, RunStore(cache_dir), configs), name=f"w{i}")
+        for i in range(2)
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -43,12 +45,15 @@ def test_two_processes_share_the_training_and_train_each_run_once(cache_dir, mon
 def test_needed_runs_are_the_claims_configurations_and_their_references(pytester):
     """The runs a session prefetches: each CHECKS configuration and each `against` reference, over the
     session's seeds, the costliest first."""
-    pytester.makefile(".toml",
-                      tolerances='[t]\nvalue = 1\nop = "<="\nstatistic = "s"\nsource = "s"\ncalibration = "c"\n')
-    pytester.makepyfile(test_claim='''
+    pytester.makefile(
+        ".toml", tolerances='[t]\nvalue = 1\nop = "<="\nstatistic = "s"\nsource = "s"\ncalibration = "c"\n'
+    )
+    pytester.makepyfile(
+        test_claim="""
 from ncsim.checks import Check
 CHECKS = (Check("t", len, configs=("lbfgs", "adam"), against="standard", controls=("self",)),)
-''')
+"""
+    )
     items, _ = pytester.inline_genitems("--seeds", "0,1", "-p", "no:cacheprovider")
     needed = plugin.needed_runs(items)
     assert needed[:2] == [suite.RunId("lbfgs", 0), suite.RunId("lbfgs", 1)]

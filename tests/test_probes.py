@@ -38,8 +38,9 @@ def run(tiny_record):
 @pytest.fixture(scope="module")
 def source_run(data_cache):
     """A tiny 5-way network (classes 0-4), as the transfer preset's "source-5" at toy size."""
-    spec = RunSpec(name="source", train_classes=5, epochs=2, train_size=200, width=12, eval_schedule="none",
-                   layer_schedule="none")
+    spec = RunSpec(
+        name="source", train_classes=5, epochs=2, train_size=200, width=12, eval_schedule="none", layer_schedule="none"
+    )
     with limit_threads(1):
         return Trajectory(train(spec, cache_dir=data_cache))
 
@@ -60,6 +61,7 @@ def simplex(k: int) -> np.ndarray:
 
 
 # --- mean_pairwise_cosine ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("k", [2, 3, 5, 10])
 def test_simplex_etf_rows_have_mean_cosine_minus_one_over_k_minus_one(k):
@@ -103,6 +105,7 @@ def test_fewer_than_two_rows_or_not_a_matrix_is_a_value_error(bad):
 
 # --- classifier_cosine ---------------------------------------------------------------------------------
 
+
 def test_classifier_cosine_raw_and_centred_on_a_trained_run(run):
     w = run.weights()["classifier.weight"].astype(np.float64)
     classes = [5, 6, 7, 8, 9]
@@ -133,6 +136,7 @@ def test_classifier_cosine_of_the_initialisation_reads_the_initial_weights(run):
 
 # --- class_test_error, class_signals ---------------------------------------------------------------------
 
+
 def test_class_test_errors_average_to_the_recorded_test_error(run, env_data_cache):
     f = run.features("test")
     counts = np.bincount(f["y"], minlength=C)
@@ -142,21 +146,26 @@ def test_class_test_errors_average_to_the_recorded_test_error(run, env_data_cach
     assert abs(probes.class_test_error(run, range(C)) - run.final("test_error")) <= 1 / counts.sum() + 1e-12
     minority = [5, 6, 7, 8, 9]
     assert probes.class_test_error(run, minority) == pytest.approx(
-        counts[minority] @ per_class[minority] / counts[minority].sum(), abs=1e-12)
+        counts[minority] @ per_class[minority] / counts[minority].sum(), abs=1e-12
+    )
 
 
 def test_class_test_error_of_a_network_that_predicts_one_class(run, env_data_cache):
     # W = 0 with bias favouring class 3: every prediction is 3, so class 3 has error 0 and the others 1.
-    arrays = {**run.record.arrays, "weights.classifier.weight": np.zeros_like(run.weights()["classifier.weight"]),
-              "weights.classifier.bias": np.eye(C, dtype=np.float32)[3]}
+    arrays = {
+        **run.record.arrays,
+        "weights.classifier.weight": np.zeros_like(run.weights()["classifier.weight"]),
+        "weights.classifier.bias": np.eye(C, dtype=np.float32)[3],
+    }
     const = Trajectory(Record(run.key, run.meta, arrays))
     assert probes.class_test_error(const, [3]) == 0.0
     assert probes.class_test_error(const, [0, 1, 9]) == 1.0
 
 
 @pytest.mark.parametrize("split, xs, ys", [("train", "x", "y"), ("test", "x_test", "y_test")])
-def test_class_signals_are_the_full_splits_signals_of_the_classes_renumbered(source_run, clean_arrays,
-                                                                              env_data_cache, split, xs, ys):
+def test_class_signals_are_the_full_splits_signals_of_the_classes_renumbered(
+    source_run, clean_arrays, env_data_cache, split, xs, ys
+):
     x, y = probes.class_signals(source_run, [5, 7, 8], split)
     keep = np.isin(clean_arrays[ys], [5, 7, 8])
     assert x.shape == (int(keep.sum()), 1, clean_arrays[xs].shape[1]) and y.dtype == np.int64
@@ -172,8 +181,10 @@ def test_class_signals_of_train_ignore_the_runs_subset(source_run, clean_arrays,
 
 # --- new_class_statistics -----------------------------------------------------------------------------
 
-def test_new_class_statistics_are_the_cdnv_and_few_shot_error_of_the_held_out_classes(source_run, clean_arrays,
-                                                                                      env_data_cache):
+
+def test_new_class_statistics_are_the_cdnv_and_few_shot_error_of_the_held_out_classes(
+    source_run, clean_arrays, env_data_cache
+):
     new = (5, 6, 7, 8, 9)
     s = probes.new_class_statistics(source_run, new, 3, 4)
     assert source_run.weights()["classifier.weight"].shape[0] == 5
@@ -183,7 +194,8 @@ def test_new_class_statistics_are_the_cdnv_and_few_shot_error_of_the_held_out_cl
     ys, yq = clean_arrays["y"][train_keep] - 5, clean_arrays["y_test"][test_keep] - 5
     assert s["cdnv"] == pytest.approx(metrics.collapse_metrics(hq, yq)["cdnv"], rel=1e-12)
     assert s["few_shot_error"] == pytest.approx(
-        metrics.few_shot_ncc_error(hs, ys, hq, yq, shots=3, episodes=4, seed=source_run.spec.seed), abs=1e-15)
+        metrics.few_shot_ncc_error(hs, ys, hq, yq, shots=3, episodes=4, seed=source_run.spec.seed), abs=1e-15
+    )
     assert 0 < s["few_shot_error"] < 0.8  # better than chance (4/5) even for a barely trained network
 
 

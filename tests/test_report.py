@@ -54,21 +54,44 @@ LBFGS_REASON = "LBFGS end NC1 is 15-40x SGD's"
 
 OUTCOMES = [
     outcome(f"{NC1}[standard-nc1_end_max]", records=[check()]),
-    outcome(f"{NC1}[standard-nc1_tpt_over_end_min]", "failed", "AssertionError: NC1 ...",
-            [check(NC1_FALL, (1.2, 1.5, 1.1))]),
-    outcome(f"{NC1}[standard-nc1_post_tpt_trend_max]", "failed", "AssertionError: NC1 ...",
-            [check(TREND, (-0.99, -0.5, -0.95))]),
-    outcome(f"{NC1}[standard-nc1_init_over_end_min]", "failed", "AssertionError: NC1 ...",
-            [check(tol("nc1_init_over_end_min", 100.0, ">="), (2e4, float("nan"), 3e4))]),
-    outcome(f"{TPT}[standard-tpt_fraction_max]",
-            records=[check(TPT_FRACTION, (0.5, 0.44, 0.52), claim="test_terminal_phase", figures=["training.png"])]),
-    outcome(f"{WL}[standard-wl_cnn_nc3_max]", "xfail", XFAIL_REASON,
-            [check(WL_NC3, (1.9, 1.91, 1.89), claim="test_webb_lowe_cnn")]),
+    outcome(
+        f"{NC1}[standard-nc1_tpt_over_end_min]", "failed", "AssertionError: NC1 ...", [check(NC1_FALL, (1.2, 1.5, 1.1))]
+    ),
+    outcome(
+        f"{NC1}[standard-nc1_post_tpt_trend_max]",
+        "failed",
+        "AssertionError: NC1 ...",
+        [check(TREND, (-0.99, -0.5, -0.95))],
+    ),
+    outcome(
+        f"{NC1}[standard-nc1_init_over_end_min]",
+        "failed",
+        "AssertionError: NC1 ...",
+        [check(tol("nc1_init_over_end_min", 100.0, ">="), (2e4, float("nan"), 3e4))],
+    ),
+    outcome(
+        f"{TPT}[standard-tpt_fraction_max]",
+        records=[check(TPT_FRACTION, (0.5, 0.44, 0.52), claim="test_terminal_phase", figures=["training.png"])],
+    ),
+    outcome(
+        f"{WL}[standard-wl_cnn_nc3_max]",
+        "xfail",
+        XFAIL_REASON,
+        [check(WL_NC3, (1.9, 1.91, 1.89), claim="test_webb_lowe_cnn")],
+    ),
     outcome(f"{WL}[standard-wl_cnn_nc4_max]", records=[check(WL_NC4, (0.0, 0.0, 0.0), claim="test_webb_lowe_cnn")]),
-    outcome(f"{OPT}[lbfgs-optimizer_nc1_ratio_within]", "xfail", LBFGS_REASON,
-            [check(RATIO, (15.6, 38.3, 20.0), "lbfgs", "test_optimizer_invariance", "standard")]),
-    outcome(f"{OPT}[lbfgs-tpt_fraction_max]", "failed", "AssertionError: TPT ...",
-            [check(TPT_FRACTION, (0.8, 0.44, float("inf")), "lbfgs", "test_optimizer_invariance")]),
+    outcome(
+        f"{OPT}[lbfgs-optimizer_nc1_ratio_within]",
+        "xfail",
+        LBFGS_REASON,
+        [check(RATIO, (15.6, 38.3, 20.0), "lbfgs", "test_optimizer_invariance", "standard")],
+    ),
+    outcome(
+        f"{OPT}[lbfgs-tpt_fraction_max]",
+        "failed",
+        "AssertionError: TPT ...",
+        [check(TPT_FRACTION, (0.8, 0.44, float("inf")), "lbfgs", "test_optimizer_invariance")],
+    ),
     outcome(f"{UFM}[gd-seed0]", "skipped", "not today"),
     outcome(f"{UFM}[gd-seed1]", "error", "RuntimeError: fixture broke"),
     outcome(f"{UFM}[adam-seed0]", "xpass", "[XPASS(strict)] expected to fail", [ufm_check()]),
@@ -78,15 +101,35 @@ OUTCOMES = [
 
 # --- the verdict table ------------------------------------------------------------------------------
 
+
 def test_counts_by_outcome():
-    assert report.counts(OUTCOMES) == {"passed": 4, "xpassed": 0, "failed": 4, "xfail": 2, "xpass": 1, "skipped": 1,
-                                       "error": 1}
+    assert report.counts(OUTCOMES) == {
+        "passed": 4,
+        "xpassed": 0,
+        "failed": 4,
+        "xfail": 2,
+        "xpass": 1,
+        "skipped": 1,
+        "error": 1,
+    }
 
 
 def test_each_test_says_what_it_decided_of_its_check():
     assert [report.check_status(t) for t in OUTCOMES] == [
-        "reproduces", "does not reproduce", "inconclusive", "does not reproduce", "reproduces", "xfail",
-        "reproduces", "xfail", "inconclusive", "skipped", "error", "xpass", "reproduces"]
+        "reproduces",
+        "does not reproduce",
+        "inconclusive",
+        "does not reproduce",
+        "reproduces",
+        "xfail",
+        "reproduces",
+        "xfail",
+        "inconclusive",
+        "skipped",
+        "error",
+        "xpass",
+        "reproduces",
+    ]
     assert report.check_status(outcome(f"{NC1}[x]", "failed", "KeyError: 'train.nc1'")) == "error"
 
 
@@ -96,15 +139,20 @@ def test_claim_verdicts_count_the_checks_decided_over_seeds():
     assert table["claims/test_terminal_phase.py"]["verdict"] == "reproduces: 1 of 1 checks"
     nc1 = table["claims/test_nc1_variability.py"]
     assert nc1["status"] == "does not reproduce"
-    assert nc1["verdict"] == ("does not reproduce: nc1_init_over_end_min [standard], nc1_tpt_over_end_min [standard]; "
-                              "inconclusive: nc1_post_tpt_trend_max [standard]; 1 of 4 checks reproduce")
+    assert nc1["verdict"] == (
+        "does not reproduce: nc1_init_over_end_min [standard], nc1_tpt_over_end_min [standard]; "
+        "inconclusive: nc1_post_tpt_trend_max [standard]; 1 of 4 checks reproduce"
+    )
     assert nc1["check_statuses"] == {"reproduces": 1, "does not reproduce": 2, "inconclusive": 1}
     assert table["claims/test_optimizer_invariance.py"]["verdict"] == (
         "inconclusive: tpt_fraction_max [lbfgs]; 0 of 2 checks reproduce; 1 does not (strict xfail, expected): "
-        f"optimizer_nc1_ratio_within [lbfgs vs standard]: {LBFGS_REASON}")
+        f"optimizer_nc1_ratio_within [lbfgs vs standard]: {LBFGS_REASON}"
+    )
     ufm = table["claims/test_ufm_mse.py"]
-    assert ufm["verdict"] == ("error before deciding: gd-seed1; passes although a strict xfail (which fails the "
-                              "suite): ufm_grad_norm_max [ufm-mse-adam s0]; 1 of 3 checks reproduce; 1 skipped")
+    assert ufm["verdict"] == (
+        "error before deciding: gd-seed1; passes although a strict xfail (which fails the "
+        "suite): ufm_grad_norm_max [ufm-mse-adam s0]; 1 of 3 checks reproduce; 1 skipped"
+    )
     assert [c["kind"] for c in table.values()] == ["cnn", "cnn", "cnn", "ufm", "cnn"]
     assert [len(c["tests"]) for c in table.values()] == [4, 2, 1, 4, 2]
 
@@ -112,26 +160,32 @@ def test_claim_verdicts_count_the_checks_decided_over_seeds():
 def test_an_expected_failure_that_measured_inconclusive_is_named_so():
     """A borderline xfail (its check's bound straddles the threshold) is reported as inconclusive, not
     as a check that does not reproduce; beside a strict one each is named for what it measured."""
-    borderline = outcome(f"{NC1}[standard-nc1_tpt_over_end_min]", "xfail", "borderline at 5 seeds",
-                         [check(NC1_FALL, (1.2, 5.0, 4.0))])
+    borderline = outcome(
+        f"{NC1}[standard-nc1_tpt_over_end_min]", "xfail", "borderline at 5 seeds", [check(NC1_FALL, (1.2, 5.0, 4.0))]
+    )
     assert borderline.checks[0].verdict == "inconclusive"
     assert report.check_status(borderline) == "xfail-inconclusive"
     assert report.claim_verdict([borderline]) == (
         "inconclusive (xfail, expected)",
-        "inconclusive (xfail, expected): nc1_tpt_over_end_min [standard]: borderline at 5 seeds")
+        "inconclusive (xfail, expected): nc1_tpt_over_end_min [standard]: borderline at 5 seeds",
+    )
     strict = next(t for t in OUTCOMES if t.nodeid.startswith(WL) and t.outcome == "xfail")
     status, line = report.claim_verdict([borderline, strict, OUTCOMES[0]])
     assert status == "partly reproduces"
-    assert line == ("partly reproduces: 1 check reproduces; 1 does not (strict xfail, expected): "
-                    "wl_cnn_nc3_max [standard]; 1 is inconclusive (xfail, expected): nc1_tpt_over_end_min "
-                    f"[standard]: {XFAIL_REASON}; borderline at 5 seeds")
+    assert line == (
+        "partly reproduces: 1 check reproduces; 1 does not (strict xfail, expected): "
+        "wl_cnn_nc3_max [standard]; 1 is inconclusive (xfail, expected): nc1_tpt_over_end_min "
+        f"[standard]: {XFAIL_REASON}; borderline at 5 seeds"
+    )
 
 
 def test_a_claim_with_an_expected_failure_is_not_headlined_as_reproducing():
     wl = {c["file"]: c for c in report.verdicts(OUTCOMES)}["claims/test_webb_lowe_cnn.py"]
     assert wl["status"] == "partly reproduces"
-    assert wl["verdict"] == ("partly reproduces: 1 check reproduces; 1 does not (strict xfail, expected): "
-                             f"wl_cnn_nc3_max [standard]: {XFAIL_REASON}")
+    assert wl["verdict"] == (
+        "partly reproduces: 1 check reproduces; 1 does not (strict xfail, expected): "
+        f"wl_cnn_nc3_max [standard]: {XFAIL_REASON}"
+    )
     status, line = report.claim_verdict([t for t in OUTCOMES if t.nodeid.startswith(WL) and t.outcome == "xfail"])
     assert status == "does not reproduce (strict xfail, expected)"
     assert line == f"does not reproduce (strict xfail, expected): wl_cnn_nc3_max [standard]: {XFAIL_REASON}"
@@ -140,18 +194,26 @@ def test_a_claim_with_an_expected_failure_is_not_headlined_as_reproducing():
 
 def test_the_headline_counts_cnn_claims_apart_from_ufm_checks():
     assert report.headline(report.verdicts(OUTCOMES)) == {
-        "cnn": {"claims": {"does not reproduce": 1, "inconclusive": 1, "reproduces": 1, "partly reproduces": 1},
-                "checks": {"reproduces": 3, "xfail": 2, "does not reproduce": 2, "inconclusive": 2}},
-        "ufm": {"claims": {"error before deciding": 1},
-                "checks": {"reproduces": 1, "error": 1, "xpass": 1, "skipped": 1}},
+        "cnn": {
+            "claims": {"does not reproduce": 1, "inconclusive": 1, "reproduces": 1, "partly reproduces": 1},
+            "checks": {"reproduces": 3, "xfail": 2, "does not reproduce": 2, "inconclusive": 2},
+        },
+        "ufm": {
+            "claims": {"error before deciding": 1},
+            "checks": {"reproduces": 1, "error": 1, "xpass": 1, "skipped": 1},
+        },
     }
     md = report.markdown(document())
-    assert ("**Empirical claims on trained CNNs (MNIST-1D), decided over seeds: 4 claim files (does not reproduce: 1, "
-            "inconclusive: 1, reproduces: 1, partly reproduces: 1); 9 checks (reproduces: 3, does not reproduce "
-            "(strict xfail, expected): 2, does not reproduce: 2, inconclusive: 2).**") in md
-    assert ("**Numerical checks of the unconstrained features model (theory, one value per test): 1 claim file "
-            "(error before deciding: 1); 4 checks (reproduces: 1, error before deciding: 1, passes although a strict "
-            "xfail (which fails the suite): 1, skipped: 1).**") in md
+    assert (
+        "**Empirical claims on trained CNNs (MNIST-1D), decided over seeds: 4 claim files (does not reproduce: 1, "
+        "inconclusive: 1, reproduces: 1, partly reproduces: 1); 9 checks (reproduces: 3, does not reproduce "
+        "(strict xfail, expected): 2, does not reproduce: 2, inconclusive: 2).**"
+    ) in md
+    assert (
+        "**Numerical checks of the unconstrained features model (theory, one value per test): 1 claim file "
+        "(error before deciding: 1); 4 checks (reproduces: 1, error before deciding: 1, passes although a strict "
+        "xfail (which fails the suite): 1, skipped: 1).**"
+    ) in md
     assert "13 tests: 4 passed, 4 failed, 2 xfail, 1 xpass, 1 skipped, 1 error." in md
 
 
@@ -165,10 +227,18 @@ def test_claims_map_to_the_figures_they_declare():
 
 def document(outcomes=OUTCOMES) -> dict:
     claims = report.verdicts(outcomes)
-    return {"folder": "2026-11-24T1530Z", "created": "2026-11-24T15:30:12Z", "seeds": [0, 1, 2], "store": "/s",
-            "session": SESSION, "summary": report.counts(outcomes), "headline": report.headline(claims),
-            "claims": claims, "not_drawn": ["adam-s1 (not in the run store)"],
-            "figures": {name: {"title": title, "error": None} for name, title in report.FIGURES.items()}}
+    return {
+        "folder": "2026-11-24T1530Z",
+        "created": "2026-11-24T15:30:12Z",
+        "seeds": [0, 1, 2],
+        "store": "/s",
+        "session": SESSION,
+        "summary": report.counts(outcomes),
+        "headline": report.headline(claims),
+        "claims": claims,
+        "not_drawn": ["adam-s1 (not in the run store)"],
+        "figures": {name: {"title": title, "error": None} for name, title in report.FIGURES.items()},
+    }
 
 
 def rows(md: str, claim: str) -> dict[str, list[str]]:
@@ -181,18 +251,26 @@ def rows(md: str, claim: str) -> dict[str, list[str]]:
 def test_markdown_has_a_row_per_check_with_its_values_over_seeds():
     md = report.markdown(document())
     assert "adam-s1 (not in the run store)" in md
-    assert ("| [test_terminal_phase](#claimstest_terminal_phasepy) | reproduces: 1 of 1 checks | 1 passed "
-            "| [training.png](training.png) |") in md
+    assert (
+        "| [test_terminal_phase](#claimstest_terminal_phasepy) | reproduces: 1 of 1 checks | 1 passed "
+        "| [training.png](training.png) |"
+    ) in md
     for name in report.FIGURES:
         assert f"]({name})" in md and f"![{report.FIGURES[name]}]({name})" in md
     assert md.index("**Empirical claims on trained CNNs") < md.index("**Numerical checks of the unconstrained")
-    assert ("| check | configuration | rule | values per seed | aggregate | bound / interval | p | needs | verdict "
-            "| outcome | note |") in md
+    assert (
+        "| check | configuration | rule | values per seed | aggregate | bound / interval | p | needs | verdict "
+        "| outcome | note |"
+    ) in md
     nc1 = rows(md, "test_nc1_variability")
     end = nc1["`nc1_end_max`"][1:]
-    assert end[:5] == ["standard", "one-sided 95% bound of the geometric mean over seeds",
-                       "s0 2.4e-3, s1 2.2e-3, s2 2.5e-3", f"{report.number(OUTCOMES[0].checks[0].measured)} "
-                       "(geometric mean)", f"95% bound {report.number(OUTCOMES[0].checks[0].bound)}"]
+    assert end[:5] == [
+        "standard",
+        "one-sided 95% bound of the geometric mean over seeds",
+        "s0 2.4e-3, s1 2.2e-3, s2 2.5e-3",
+        f"{report.number(OUTCOMES[0].checks[0].measured)} (geometric mean)",
+        f"95% bound {report.number(OUTCOMES[0].checks[0].bound)}",
+    ]
     assert end[6:9] == ["<= 0.05", "reproduces", "passed"]
     assert nc1["`nc1_init_over_end_min`"][3] == "s0 2e4, s1 nan, s2 3e4"
     assert nc1["`nc1_post_tpt_trend_max`"][8:10] == ["inconclusive", "**failed**"]
@@ -212,27 +290,56 @@ def test_markdown_has_a_row_per_check_with_its_values_over_seeds():
     wl = [line for line in md.splitlines() if line.startswith("| `wl_cnn_nc3_max`")][0]
     assert "1.9 \\| not 0" in wl and len(wl.split(" | ")) == len(report.CHECK_COLUMNS)
     ufm = rows(md, "test_ufm_mse")
-    assert ufm["test_converges[gd-seed1]"] == ["test_converges[gd-seed1]"] + [""] * 8 + ["**error**",
-                                                                                     "RuntimeError: fixture broke"]
+    assert ufm["test_converges[gd-seed1]"] == ["test_converges[gd-seed1]"] + [""] * 8 + [
+        "**error**",
+        "RuntimeError: fixture broke",
+    ]
     assert ufm["`ufm_grad_norm_max`"][:5] == ["`ufm_grad_norm_max`", "ufm-mse-adam s1", "every seed", "s1 1e-9", "1e-9"]
 
 
-@pytest.mark.parametrize("value, text", [(None, "nan"), ("inf", "inf"), (float("inf"), "inf"), (0.0, "0"),
-                                         (0.052, "0.052"), (2.4e-3, "2.4e-3"), (2.45e-7, "2.45e-7"), (1234.0, "1.23e3"),
-                                         (1.5e5, "1.5e5"), (-0.0101, "-0.0101")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, "nan"),
+        ("inf", "inf"),
+        (float("inf"), "inf"),
+        (0.0, "0"),
+        (0.052, "0.052"),
+        (2.4e-3, "2.4e-3"),
+        (2.45e-7, "2.45e-7"),
+        (1234.0, "1.23e3"),
+        (1.5e5, "1.5e5"),
+        (-0.0101, "-0.0101"),
+    ],
+)
 def test_numbers_are_compact(value, text):
     assert report.number(value) == text
 
 
 # --- the folder -------------------------------------------------------------------------------------
 
+
 def test_write_a_report_folder_from_tiny_runs(tiny, probe_cache, tmp_path):
     out = tmp_path / "reports"
     every_figure = [name for name in report.FIGURES if name != "verdicts.png"]  # a session whose claims declare all
-    outcomes = [*OUTCOMES, outcome("claims/test_all.py::test_all[standard-nc1_end_max]",
-                                   records=[check(claim="test_all", figures=every_figure)])]
-    folder = report.write(out, tiny.runs, [RunId("adam", 1)], outcomes=outcomes, session=SESSION, seeds=[0, 1],
-                          store_root=tiny.root, sweeps=SWEEPS, now=NOW)
+    outcomes = [
+        *OUTCOMES,
+        outcome(
+            "claims/test_all.py::test_all[standard-nc1_end_max]",
+            records=[check(claim="test_all", figures=every_figure)],
+        ),
+    ]
+    folder = report.write(
+        out,
+        tiny.runs,
+        [RunId("adam", 1)],
+        outcomes=outcomes,
+        session=SESSION,
+        seeds=[0, 1],
+        store_root=tiny.root,
+        sweeps=SWEEPS,
+        now=NOW,
+    )
     assert folder == out / "runs" / "2026-11-24T1530Z"
     for name in report.FIGURES:
         assert (folder / name).stat().st_size > 5000
@@ -288,6 +395,7 @@ def test_a_figure_that_raises_is_named_not_fatal(tmp_path, monkeypatch):
 
 # --- ncsim report: from the store -------------------------------------------------------------------
 
+
 def test_collect_runs_looks_runs_up_by_their_suite_key(tiny, tmp_path):
     store = RunStore(tmp_path / "store")
     record = tiny.runs["adam"][0].record
@@ -312,10 +420,26 @@ def test_from_an_empty_store_says_what_is_missing(tmp_path, capsys):
 
 def test_from_store_takes_the_newest_session_verdicts(tmp_path):
     out = tmp_path / "reports"
-    old = report.write(out, {}, [], outcomes=OUTCOMES[:1], session={**SESSION, "finished": "2026-11-24T10:00:00Z"},
-                       seeds=[0], sweeps=SWEEPS, now=NOW)
-    new = report.write(out, {}, [], outcomes=OUTCOMES, session={**SESSION, "finished": "2026-11-24T11:00:00Z"},
-                       seeds=[0], sweeps=SWEEPS, now=datetime(2026, 11, 24, 9, tzinfo=timezone.utc))
+    old = report.write(
+        out,
+        {},
+        [],
+        outcomes=OUTCOMES[:1],
+        session={**SESSION, "finished": "2026-11-24T10:00:00Z"},
+        seeds=[0],
+        sweeps=SWEEPS,
+        now=NOW,
+    )
+    new = report.write(
+        out,
+        {},
+        [],
+        outcomes=OUTCOMES,
+        session={**SESSION, "finished": "2026-11-24T11:00:00Z"},
+        seeds=[0],
+        sweeps=SWEEPS,
+        now=datetime(2026, 11, 24, 9, tzinfo=timezone.utc),
+    )
     assert old.name > new.name  # the folder name does not decide: the session's end time does
     folder = report.from_store(RunStore(tmp_path / "store"), out, seeds=[0])
     doc = json.loads((folder / "verdicts.json").read_text())
@@ -337,7 +461,7 @@ def test_cli_report_command(tmp_path, capsys):
 
 # --- the pytest plugin, end to end ------------------------------------------------------------------
 
-SYNTHETIC_CLAIMS = '''
+SYNTHETIC_CLAIMS = """
 import pytest
 
 @pytest.fixture
@@ -364,15 +488,24 @@ def test_skipped():
 
 def test_setup_error(broken):
     pass
-'''
+"""
 
 
 def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess:
     """pytest in a fresh process, as a user runs it (the report is written at the very end)."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "NCSIM_CACHE": str(project / "store")}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--seeds", "0", *args],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "NCSIM_CACHE": str(project / "store"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--seeds", "0", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def write_project(root: Path) -> Path:
@@ -407,7 +540,8 @@ def test_plugin_writes_the_report_after_claims(tmp_path):
     assert claim["verdict"] == (
         "does not reproduce: nc1_end_max [synthetic-s1 s1]; error before deciding: test_setup_error; passes although "
         "a strict xfail (which fails the suite): nc1_end_max [synthetic-s2 s2]; 1 of 5 checks reproduce; 1 does not "
-        "(strict xfail, expected): nc1_end_max [synthetic-s0 s0]: known not to reproduce; 1 skipped")
+        "(strict xfail, expected): nc1_end_max [synthetic-s0 s0]: known not to reproduce; 1 skipped"
+    )
     assert (folder / "verdicts.png").stat().st_size > 5000
     md = (folder / "report.md").read_text()
     assert "6 tests: 1 passed, 1 failed, 1 xfail, 1 xpass, 1 skipped, 1 error." in md
@@ -423,10 +557,16 @@ def test_plugin_writes_nothing_without_claims_or_with_no_report(pytester, monkey
     assert not (pytester.path / "out").exists()
 
 
-@pytest.mark.parametrize("error, lines", [
-    (RuntimeError("disk full"), ["*could not write the report: Traceback*", "RuntimeError: disk full"]),  # a bug
-    (OSError(28, "No space left on device"),  # the environment: one line
-     ["could not write the report: OSError: [[]Errno 28[]] No space left on device"])])
+@pytest.mark.parametrize(
+    "error, lines",
+    [
+        (RuntimeError("disk full"), ["*could not write the report: Traceback*", "RuntimeError: disk full"]),  # a bug
+        (
+            OSError(28, "No space left on device"),  # the environment: one line
+            ["could not write the report: OSError: [[]Errno 28[]] No space left on device"],
+        ),
+    ],
+)
 def test_a_report_that_cannot_be_written_is_printed_and_fails_the_session(pytester, monkeypatch, error, lines):
     def broken(*args, **kwargs):
         raise error
@@ -442,8 +582,10 @@ def test_a_report_that_cannot_be_written_is_printed_and_fails_the_session(pytest
 
 
 def test_a_session_reads_only_the_configurations_its_checks_name():
-    tests = [RecordedTest("claims/test_x.py::t[adam-c]", "passed", checks=[check(config="adam", against="standard")]),
-             RecordedTest("claims/test_ufm_y.py::t[u]", "passed", checks=[ufm_check()])]
+    tests = [
+        RecordedTest("claims/test_x.py::t[adam-c]", "passed", checks=[check(config="adam", against="standard")]),
+        RecordedTest("claims/test_ufm_y.py::t[u]", "passed", checks=[ufm_check()]),
+    ]
     assert report.session_configs(tests) == ("standard", "adam")
     assert report.session_configs(None) == report.session_configs([]) == suite.CLAIM_CONFIGS
 
@@ -457,9 +599,12 @@ def test_a_comparison_figure_none_of_whose_configurations_was_asked_for_is_not_d
 
 
 def test_a_session_draws_the_figures_its_claims_declare(tiny, probe_cache):
-    tests = [outcome(f"{TPT}[standard-tpt_fraction_max]",
-                     records=[check(TPT_FRACTION, (0.5, 0.44, 0.52),
-                                    claim="test_terminal_phase", figures=["training.png"])])]
+    tests = [
+        outcome(
+            f"{TPT}[standard-tpt_fraction_max]",
+            records=[check(TPT_FRACTION, (0.5, 0.44, 0.52), claim="test_terminal_phase", figures=["training.png"])],
+        )
+    ]
     assert set(report.figure_makers(tiny.runs, outcomes=tests, sweeps=SWEEPS)) == {"verdicts.png", "training.png"}
 
 

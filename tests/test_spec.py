@@ -73,9 +73,11 @@ ALTERNATIVES = {
     "precision": "bf16-mixed",
 }
 # Fields valid only together with another value: the base each is changed from.
-NEEDS = {"lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False},
-         "label_smoothing": {"loss": "ce", "focal_gamma": 0.0},
-         "focal_gamma": {"loss": "focal", "focal_gamma": 1.0, "label_smoothing": 0.0}}
+NEEDS = {
+    "lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False},
+    "label_smoothing": {"loss": "ce", "focal_gamma": 0.0},
+    "focal_gamma": {"loss": "focal", "focal_gamma": 1.0, "label_smoothing": 0.0},
+}
 
 FIELD_NAMES = [f.name for f in dataclasses.fields(RunSpec)]
 
@@ -113,6 +115,7 @@ specs_strategy = st.builds(
 
 # --- round trips ----------------------------------------------------------------------------------
 
+
 def test_dict_round_trip_of_default_spec():
     s = RunSpec()
     assert RunSpec.from_dict(s.to_dict()) == s
@@ -127,8 +130,18 @@ def test_to_dict_gives_data_as_a_plain_dict():
 
 
 def test_toml_round_trip_through_a_written_file(tmp_path):
-    s = RunSpec.from_dict({"name": "x", "data": {"seed": 3}, "lr": 0.0125, "epochs": 7, "optimizer": "adamw",
-                           "batch_norm": False, "weight_decay": 0.0, "layer_schedule": "every:3"})
+    s = RunSpec.from_dict(
+        {
+            "name": "x",
+            "data": {"seed": 3},
+            "lr": 0.0125,
+            "epochs": 7,
+            "optimizer": "adamw",
+            "batch_norm": False,
+            "weight_decay": 0.0,
+            "layer_schedule": "every:3",
+        }
+    )
     path = write(tmp_path / "x.toml", to_toml(s))
     assert load_specs(path) == [s]
     assert load_specs(path)[0].key() == s.key()
@@ -171,8 +184,10 @@ def test_the_name_apart_differs_between_changes_and_not_between_seeds(tmp_path):
     one = load_specs(write(tmp_path / "a.toml", 'base = "standard"\nepochs = 3\n'))[0]
     other = load_specs(write(tmp_path / "b.toml", 'base = "standard"\nepochs = 4\n'))[0]
     assert one.name != other.name
-    assert spec_mod.distinct_name(one.replace(name="standard", seed=5, data={"seed": 5}),
-                                  load_specs("standard")[0]).name == one.name
+    assert (
+        spec_mod.distinct_name(one.replace(name="standard", seed=5, data={"seed": 5}), load_specs("standard")[0]).name
+        == one.name
+    )
 
 
 def test_a_run_equal_to_its_base_preset_or_named_keeps_its_name(tmp_path):
@@ -187,6 +202,7 @@ def test_a_run_equal_to_its_base_preset_or_named_keeps_its_name(tmp_path):
 
 
 # --- the key --------------------------------------------------------------------------------------
+
 
 def test_default_key_is_pinned():
     assert RunSpec().key() == DEFAULT_KEY
@@ -226,35 +242,41 @@ def test_a_field_added_within_version_4_leaves_the_keys_of_specs_that_do_not_set
     assert hashlib.sha256(blob).hexdigest()[:20] == DEFAULT_KEY == RunSpec().key()
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"eval_bn_stats": "precise"}, r"unknown eval_bn_stats 'precise'; valid choices: running, recomputed"),
-    ({"eval_bn_stats": "recomputed", "batch_norm": False}, r"eval_bn_stats='recomputed' needs batch_norm=true"),
-    ({"classifier": "fixed"}, r"unknown classifier 'fixed'; valid choices: learned, etf"),
-    ({"precision": "bf16"}, r"unknown precision 'bf16'; valid choices: fp32, bf16-mixed"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"eval_bn_stats": "precise"}, r"unknown eval_bn_stats 'precise'; valid choices: running, recomputed"),
+        ({"eval_bn_stats": "recomputed", "batch_norm": False}, r"eval_bn_stats='recomputed' needs batch_norm=true"),
+        ({"classifier": "fixed"}, r"unknown classifier 'fixed'; valid choices: learned, etf"),
+        ({"precision": "bf16"}, r"unknown precision 'bf16'; valid choices: fp32, bf16-mixed"),
+    ],
+)
 def test_fields_added_within_version_4_are_validated(changes, fragment):
     with pytest.raises(SpecError, match=fragment):
         RunSpec(**changes)
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"train_classes": 1}, r"^train_classes=1 must be 0 \(all 10 classes\) or a number of classes in \[2, 9\]"),
-    ({"train_classes": 10}, r"^train_classes=10 must be 0"),
-    ({"train_classes": -1}, r"^train_classes=-1 must be 0"),
-    ({"label_noise": -0.1}, r"^label_noise=-0\.1 must be a fraction in \[0, 1\]"),
-    ({"label_noise": 1.5}, r"^label_noise=1\.5 must be a fraction"),
-    ({"label_noise": float("nan")}, r"^label_noise=nan must be finite"),
-    ({"label_smoothing": 1.0}, r"^label_smoothing=1\.0 must be in \[0, 1\)"),
-    ({"label_smoothing": -0.1}, r"^label_smoothing=-0\.1 must be in \[0, 1\)"),
-    ({"label_smoothing": 0.1, "loss": "mse"}, r"^label_smoothing=0\.1 is for loss='ce' only"),
-    ({"label_smoothing": 0.1, "loss": "focal", "focal_gamma": 2.0}, r"^label_smoothing=0\.1 is for loss='ce' only"),
-    ({"loss": "focal"}, r"^focal_gamma=0\.0 must be > 0 with loss='focal'"),
-    ({"focal_gamma": 2.0}, r"^focal_gamma=2\.0 must be > 0 with loss='focal' .* and 0 with any other loss"),
-    ({"focal_gamma": 2.0, "loss": "mse"}, r"^focal_gamma=2\.0 must be > 0 with loss='focal'"),
-    ({"focal_gamma": -1.0, "loss": "focal"}, r"^focal_gamma=-1\.0 must be >= 0 and <= 10"),
-    ({"focal_gamma": 10.5, "loss": "focal"}, r"^focal_gamma=10\.5 must be >= 0 and <= 10"),
-    ({"focal_gamma": float("inf"), "loss": "focal"}, r"^focal_gamma=inf must be finite"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"train_classes": 1}, r"^train_classes=1 must be 0 \(all 10 classes\) or a number of classes in \[2, 9\]"),
+        ({"train_classes": 10}, r"^train_classes=10 must be 0"),
+        ({"train_classes": -1}, r"^train_classes=-1 must be 0"),
+        ({"label_noise": -0.1}, r"^label_noise=-0\.1 must be a fraction in \[0, 1\]"),
+        ({"label_noise": 1.5}, r"^label_noise=1\.5 must be a fraction"),
+        ({"label_noise": float("nan")}, r"^label_noise=nan must be finite"),
+        ({"label_smoothing": 1.0}, r"^label_smoothing=1\.0 must be in \[0, 1\)"),
+        ({"label_smoothing": -0.1}, r"^label_smoothing=-0\.1 must be in \[0, 1\)"),
+        ({"label_smoothing": 0.1, "loss": "mse"}, r"^label_smoothing=0\.1 is for loss='ce' only"),
+        ({"label_smoothing": 0.1, "loss": "focal", "focal_gamma": 2.0}, r"^label_smoothing=0\.1 is for loss='ce' only"),
+        ({"loss": "focal"}, r"^focal_gamma=0\.0 must be > 0 with loss='focal'"),
+        ({"focal_gamma": 2.0}, r"^focal_gamma=2\.0 must be > 0 with loss='focal' .* and 0 with any other loss"),
+        ({"focal_gamma": 2.0, "loss": "mse"}, r"^focal_gamma=2\.0 must be > 0 with loss='focal'"),
+        ({"focal_gamma": -1.0, "loss": "focal"}, r"^focal_gamma=-1\.0 must be >= 0 and <= 10"),
+        ({"focal_gamma": 10.5, "loss": "focal"}, r"^focal_gamma=10\.5 must be >= 0 and <= 10"),
+        ({"focal_gamma": float("inf"), "loss": "focal"}, r"^focal_gamma=inf must be finite"),
+    ],
+)
 def test_invalid_new_loss_and_data_fields_are_spec_errors_naming_the_field(changes, fragment):
     with pytest.raises(SpecError, match=fragment):
         RunSpec(**changes)
@@ -262,11 +284,18 @@ def test_invalid_new_loss_and_data_fields_are_spec_errors_naming_the_field(chang
         RunSpec.from_dict(changes)
 
 
-@pytest.mark.parametrize("changes", [
-    {"train_classes": 2}, {"train_classes": 9}, {"label_noise": 1.0}, {"label_noise": 0.0},
-    {"label_smoothing": 0.999}, {"loss": "focal", "focal_gamma": spec_mod.MAX_FOCAL_GAMMA},
-    {"loss": "focal", "focal_gamma": 1e-6},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"train_classes": 2},
+        {"train_classes": 9},
+        {"label_noise": 1.0},
+        {"label_noise": 0.0},
+        {"label_smoothing": 0.999},
+        {"loss": "focal", "focal_gamma": spec_mod.MAX_FOCAL_GAMMA},
+        {"loss": "focal", "focal_gamma": 1e-6},
+    ],
+)
 def test_new_fields_accept_the_ends_of_their_ranges(changes):
     s = RunSpec(**changes)
     assert {k: getattr(s, k) for k in changes} == changes
@@ -278,9 +307,16 @@ def test_new_fields_given_at_their_defaults_keep_the_default_key():
     assert RunSpec.from_dict({"train_classes": "0", "label_noise": 0, "label_smoothing": "0.0"}).key() == DEFAULT_KEY
 
 
-@pytest.mark.parametrize("changes", [
-    {"train_classes": 5}, {"label_noise": 0.3}, {"label_smoothing": 0.1}, {"loss": "focal", "focal_gamma": 2.0},
-], ids=lambda c: "-".join(c))
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"train_classes": 5},
+        {"label_noise": 0.3},
+        {"label_smoothing": 0.1},
+        {"loss": "focal", "focal_gamma": 2.0},
+    ],
+    ids=lambda c: "-".join(c),
+)
 def test_setting_a_new_field_changes_the_key_and_its_value_is_hashed(changes):
     s = RunSpec(**changes)
     assert s.key() != DEFAULT_KEY
@@ -295,8 +331,10 @@ def test_focal_loss_keys_differ_from_cross_entropy_and_mse():
 
 
 def test_new_fields_survive_dict_and_toml_round_trips(tmp_path):
-    for changes in ({"train_classes": 3, "label_noise": 0.25, "loss": "focal", "focal_gamma": 1.5},
-                    {"train_classes": 9, "label_noise": 1.0, "label_smoothing": 0.05}):
+    for changes in (
+        {"train_classes": 3, "label_noise": 0.25, "loss": "focal", "focal_gamma": 1.5},
+        {"train_classes": 9, "label_noise": 1.0, "label_smoothing": 0.05},
+    ):
         s = RunSpec(name="x", **changes)
         d = s.to_dict()
         assert {k: d[k] for k in changes} == changes
@@ -307,12 +345,16 @@ def test_new_fields_survive_dict_and_toml_round_trips(tmp_path):
 
 
 def test_new_fields_are_read_from_a_spec_file_and_coerced(tmp_path):
-    path = write(tmp_path / "noisy.toml",
-                 'train_classes = 5\nlabel_noise = 0\nloss = "focal"\nfocal_gamma = 2\n'
-                 '[[runs]]\nlabel_noise = 0.2\n[[runs]]\nlabel_noise = "0.4"\n')
+    path = write(
+        tmp_path / "noisy.toml",
+        'train_classes = 5\nlabel_noise = 0\nloss = "focal"\nfocal_gamma = 2\n'
+        '[[runs]]\nlabel_noise = 0.2\n[[runs]]\nlabel_noise = "0.4"\n',
+    )
     specs = load_specs(path)
-    assert [(s.train_classes, s.label_noise, s.loss, s.focal_gamma) for s in specs] == \
-        [(5, 0.2, "focal", 2.0), (5, 0.4, "focal", 2.0)]
+    assert [(s.train_classes, s.label_noise, s.loss, s.focal_gamma) for s in specs] == [
+        (5, 0.2, "focal", 2.0),
+        (5, 0.4, "focal", 2.0),
+    ]
     assert isinstance(specs[0].focal_gamma, float) and specs[0].key() != specs[1].key()
 
 
@@ -337,8 +379,9 @@ def test_equal_specs_built_with_int_or_float_have_equal_keys():
 @settings(max_examples=60, deadline=None)
 @given(specs_strategy, specs_strategy)
 def test_keys_are_equal_exactly_when_all_fields_but_name_are(a, b):
-    same = {k: v for k, v in a.to_dict().items() if k != "name"} == \
-           {k: v for k, v in b.to_dict().items() if k != "name"}
+    same = {k: v for k, v in a.to_dict().items() if k != "name"} == {
+        k: v for k, v in b.to_dict().items() if k != "name"
+    }
     assert (a.key() == b.key()) == same
 
 
@@ -365,6 +408,7 @@ def test_changing_any_field_of_a_random_spec_changes_its_key(s, field):
 
 # --- validation -----------------------------------------------------------------------------------
 
+
 def test_spec_error_is_a_value_error():
     assert issubclass(SpecError, ValueError)
 
@@ -386,13 +430,16 @@ def test_unknown_data_key_is_named_and_generator_args_listed():
         assert arg in str(e.value)
 
 
-@pytest.mark.parametrize("field, bad, choices", [
-    ("optimizer", "adamx", OPTIMIZERS),
-    ("model", "resnet", MODELS),
-    ("loss", "hinge", LOSSES),
-    ("schedule", "step", SCHEDULES),
-    ("device", "tpu", ("cpu", "cuda")),
-])
+@pytest.mark.parametrize(
+    "field, bad, choices",
+    [
+        ("optimizer", "adamx", OPTIMIZERS),
+        ("model", "resnet", MODELS),
+        ("loss", "hinge", LOSSES),
+        ("schedule", "step", SCHEDULES),
+        ("device", "tpu", ("cpu", "cuda")),
+    ],
+)
 def test_unknown_choice_is_named_and_choices_listed(field, bad, choices):
     with pytest.raises(SpecError) as e:
         RunSpec.from_dict({field: bad})
@@ -402,23 +449,52 @@ def test_unknown_choice_is_named_and_choices_listed(field, bad, choices):
         assert choice in msg
 
 
-@pytest.mark.parametrize("field, bad", [
-    ("lr", 0.0), ("lr", -0.1), ("epochs", 0), ("epochs", -3), ("kernel_size", 4), ("kernel_size", 0),
-    ("batch_size", 0), ("width", -1), ("weight_decay", -1e-4), ("momentum", 1.0), ("momentum", -0.1),
-    ("imbalance", 0.5), ("train_size", -1), ("grad_clip", -1.0),
-    # non-finite floats and the upper bounds (beyond them: MemoryError, overflow or a hang)
-    ("lr", float("inf")), ("lr", float("nan")), ("lr", 11.0), ("weight_decay", float("inf")),
-    ("weight_decay", 1e308), ("weight_decay", 1.5), ("grad_clip", float("inf")), ("imbalance", float("inf")),
-    ("momentum", float("nan")), ("seed", -1), ("seed", 2**63), ("seed", 2**70), ("width", 1025),
-    ("epochs", 100_001), ("batch_size", 10**7), ("kernel_size", 101), ("train_size", 10**7),
-])
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("lr", 0.0),
+        ("lr", -0.1),
+        ("epochs", 0),
+        ("epochs", -3),
+        ("kernel_size", 4),
+        ("kernel_size", 0),
+        ("batch_size", 0),
+        ("width", -1),
+        ("weight_decay", -1e-4),
+        ("momentum", 1.0),
+        ("momentum", -0.1),
+        ("imbalance", 0.5),
+        ("train_size", -1),
+        ("grad_clip", -1.0),
+        # non-finite floats and the upper bounds (beyond them: MemoryError, overflow or a hang)
+        ("lr", float("inf")),
+        ("lr", float("nan")),
+        ("lr", 11.0),
+        ("weight_decay", float("inf")),
+        ("weight_decay", 1e308),
+        ("weight_decay", 1.5),
+        ("grad_clip", float("inf")),
+        ("imbalance", float("inf")),
+        ("momentum", float("nan")),
+        ("seed", -1),
+        ("seed", 2**63),
+        ("seed", 2**70),
+        ("width", 1025),
+        ("epochs", 100_001),
+        ("batch_size", 10**7),
+        ("kernel_size", 101),
+        ("train_size", 10**7),
+    ],
+)
 def test_out_of_range_value_is_a_spec_error_naming_the_field(field, bad):
     with pytest.raises(SpecError, match=rf"^{field}="):
         RunSpec(**{field: bad})
 
 
-@pytest.mark.parametrize("optimizer, max_iter, fragment", [
-    ("lbfgs", 0, "must be >= 1"), ("lbfgs", 1001, "<= 1000"), ("sgd", 5, "for optimizer='lbfgs' only")])
+@pytest.mark.parametrize(
+    "optimizer, max_iter, fragment",
+    [("lbfgs", 0, "must be >= 1"), ("lbfgs", 1001, "<= 1000"), ("sgd", 5, "for optimizer='lbfgs' only")],
+)
 def test_lbfgs_inner_iterations_are_bounded_and_for_lbfgs_only(optimizer, max_iter, fragment):
     with pytest.raises(SpecError, match=rf"^lbfgs_max_iter={max_iter} .*{fragment}"):
         RunSpec(optimizer=optimizer, lbfgs_max_iter=max_iter)
@@ -426,9 +502,16 @@ def test_lbfgs_inner_iterations_are_bounded_and_for_lbfgs_only(optimizer, max_it
 
 
 def test_upper_bounds_are_valid():
-    top = RunSpec(seed=spec_mod.MAX_SEED, lr=spec_mod.MAX_LR, weight_decay=spec_mod.MAX_WEIGHT_DECAY,
-                  width=spec_mod.MAX_WIDTH, epochs=spec_mod.MAX_EPOCHS, batch_size=spec_mod.MAX_BATCH_SIZE,
-                  eval_schedule=f"every:{spec_mod.MAX_EPOCHS}", layer_schedule=f"log:{spec_mod.MAX_EPOCHS}")
+    top = RunSpec(
+        seed=spec_mod.MAX_SEED,
+        lr=spec_mod.MAX_LR,
+        weight_decay=spec_mod.MAX_WEIGHT_DECAY,
+        width=spec_mod.MAX_WIDTH,
+        epochs=spec_mod.MAX_EPOCHS,
+        batch_size=spec_mod.MAX_BATCH_SIZE,
+        eval_schedule=f"every:{spec_mod.MAX_EPOCHS}",
+        layer_schedule=f"log:{spec_mod.MAX_EPOCHS}",
+    )
     assert RunSpec.from_dict(top.to_dict()) == top
 
 
@@ -447,7 +530,7 @@ def test_default_and_narrow_but_sufficient_widths_are_valid(width):
 def test_width_check_reads_c_from_the_data_module(monkeypatch):
     from ncsim import data
 
-    assert data.NUM_CLASSES is spec_mod.NUM_CLASSES     # the data module's C is the spec's one definition
+    assert data.NUM_CLASSES is spec_mod.NUM_CLASSES  # the data module's C is the spec's one definition
     monkeypatch.setattr(spec_mod, "NUM_CLASSES", 20)
     with pytest.raises(SpecError, match=r"^width=4 .*>= 5.*C-1 = 19"):
         RunSpec(width=4)
@@ -457,13 +540,16 @@ def test_width_check_reads_c_from_the_data_module(monkeypatch):
 def test_validating_a_spec_does_not_import_the_data_module():
     """spec sits below data (data imports spec, never the other way): validating every field, the class
     bounds included, leaves ncsim.data unimported."""
-    code = ("import sys; from ncsim.spec import RunSpec; RunSpec(width=3, train_classes=5); "
-            "print('ncsim.data' in sys.modules)")
+    code = (
+        "import sys; from ncsim.spec import RunSpec; RunSpec(width=3, train_classes=5); "
+        "print('ncsim.data' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
 
 # --- the [data] table -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bad", [3, "seed", [1, 2], None])
 def test_data_that_is_not_a_table_is_a_spec_error(bad):
@@ -471,18 +557,40 @@ def test_data_that_is_not_a_table_is_a_spec_error(bad):
         RunSpec.from_dict({"data": bad})
 
 
-@pytest.mark.parametrize("key, bad", [
-    ("template_len", 10_000_000), ("template_len", 1), ("template_len", 2.5), ("template_len", True),
-    ("padding", [-1, 3]), ("padding", [5, 2]), ("padding", [1]), ("padding", [1, 2, 3]), ("padding", "36,60"),
-    ("padding", [0, 1001]), ("padding", [1.5, 2]),
-    ("scale_coeff", 1e308), ("scale_coeff", 2.0), ("scale_coeff", -0.1), ("scale_coeff", float("nan")),
-    ("max_translation", 0), ("max_translation", 10**6),
-    ("corr_noise_scale", -1.0), ("corr_noise_scale", float("inf")), ("iid_noise_scale", 1e308),
-    ("shear_scale", float("nan")), ("shear_scale", -0.5),
-    ("shuffle_seq", "maybe"), ("shuffle_seq", 2),
-    ("final_seq_length", 3), ("final_seq_length", 1001),
-    ("seed", -1), ("seed", 2**32), ("seed", "x"),
-])
+@pytest.mark.parametrize(
+    "key, bad",
+    [
+        ("template_len", 10_000_000),
+        ("template_len", 1),
+        ("template_len", 2.5),
+        ("template_len", True),
+        ("padding", [-1, 3]),
+        ("padding", [5, 2]),
+        ("padding", [1]),
+        ("padding", [1, 2, 3]),
+        ("padding", "36,60"),
+        ("padding", [0, 1001]),
+        ("padding", [1.5, 2]),
+        ("scale_coeff", 1e308),
+        ("scale_coeff", 2.0),
+        ("scale_coeff", -0.1),
+        ("scale_coeff", float("nan")),
+        ("max_translation", 0),
+        ("max_translation", 10**6),
+        ("corr_noise_scale", -1.0),
+        ("corr_noise_scale", float("inf")),
+        ("iid_noise_scale", 1e308),
+        ("shear_scale", float("nan")),
+        ("shear_scale", -0.5),
+        ("shuffle_seq", "maybe"),
+        ("shuffle_seq", 2),
+        ("final_seq_length", 3),
+        ("final_seq_length", 1001),
+        ("seed", -1),
+        ("seed", 2**32),
+        ("seed", "x"),
+    ],
+)
 def test_bad_data_value_is_a_spec_error_naming_the_key(key, bad):
     with pytest.raises(SpecError, match=rf"^data\.{key}="):
         RunSpec.from_dict({"data": {key: bad}})
@@ -504,8 +612,23 @@ def test_data_values_are_coerced_like_top_level_fields():
 
 
 @pytest.mark.parametrize("field", ["eval_schedule", "layer_schedule"])
-@pytest.mark.parametrize("bad", ["every:0", "log:0", "every", "every:", "log:-2", "every:2.5", "sometimes",
-                                 "ALL", " all", "all\n", "every:3\n", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "every:0",
+        "log:0",
+        "every",
+        "every:",
+        "log:-2",
+        "every:2.5",
+        "sometimes",
+        "ALL",
+        " all",
+        "all\n",
+        "every:3\n",
+        "",
+    ],
+)
 def test_bad_schedule_string_is_a_spec_error_listing_the_forms(field, bad):
     with pytest.raises(SpecError) as e:
         RunSpec(**{field: bad})
@@ -542,6 +665,7 @@ def test_nesterov_with_sgd_and_momentum_is_valid():
 
 # --- coercion (TOML / command-line values) ---------------------------------------------------------
 
+
 def test_string_float_is_coerced():
     s = RunSpec.from_dict({"lr": "0.1", "weight_decay": "5e-4"})
     assert (s.lr, s.weight_decay) == (0.1, 5e-4)
@@ -567,8 +691,19 @@ def test_int_field_rejects_non_integral_values(raw):
         RunSpec.from_dict({"epochs": raw})
 
 
-@pytest.mark.parametrize("raw, value", [("true", True), ("True", True), ("false", False), ("FALSE", False),
-                                        ("1", True), ("0", False), (True, True), (False, False)])
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        ("true", True),
+        ("True", True),
+        ("false", False),
+        ("FALSE", False),
+        ("1", True),
+        ("0", False),
+        (True, True),
+        (False, False),
+    ],
+)
 def test_bool_field_accepts_true_false_strings(raw, value):
     assert RunSpec.from_dict({"batch_norm": raw}).batch_norm is value
 
@@ -593,19 +728,23 @@ def test_unparseable_float_is_a_spec_error():
 
 # --- schedule_epochs ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("schedule, epochs, expected", [
-    ("all", 5, [0, 1, 2, 3, 4, 5]),
-    ("every:2", 5, [0, 2, 4, 5]),
-    ("every:5", 10, [0, 5, 10]),
-    ("every:50", 10, [0, 10]),
-    ("none", 7, [0, 7]),
-    ("log:1", 9, [0, 1, 9]),
-    ("log:4", 1000, [0, 1, 10, 100, 1000]),
-    ("log:5", 10, [0, 1, 2, 3, 6, 10]),
-    ("all", 1, [0, 1]),
-    ("log:12", 1, [0, 1]),
-    ("none", 1, [0, 1]),
-])
+
+@pytest.mark.parametrize(
+    "schedule, epochs, expected",
+    [
+        ("all", 5, [0, 1, 2, 3, 4, 5]),
+        ("every:2", 5, [0, 2, 4, 5]),
+        ("every:5", 10, [0, 5, 10]),
+        ("every:50", 10, [0, 10]),
+        ("none", 7, [0, 7]),
+        ("log:1", 9, [0, 1, 9]),
+        ("log:4", 1000, [0, 1, 10, 100, 1000]),
+        ("log:5", 10, [0, 1, 2, 3, 6, 10]),
+        ("all", 1, [0, 1]),
+        ("log:12", 1, [0, 1]),
+        ("none", 1, [0, 1]),
+    ],
+)
 def test_schedule_epochs_examples(schedule, epochs, expected):
     assert schedule_epochs(schedule, epochs) == expected
 
@@ -631,6 +770,7 @@ def test_schedule_epochs_are_sorted_in_range_and_include_first_and_last(kind, k,
 
 # --- presets and files ----------------------------------------------------------------------------
 
+
 def test_presets_lists_the_shipped_files():
     assert set(suite.PRESETS) <= set(presets())
     assert presets() == sorted(p.stem for p in spec_mod.PRESETS_DIR.glob("*.toml"))
@@ -645,8 +785,16 @@ def test_every_shipped_preset_loads(preset):
 
 def test_standard_preset_is_the_documented_default_regime():
     (s,) = load_specs("standard")
-    assert (s.name, s.model, s.width, s.optimizer, s.lr, s.weight_decay, s.epochs, s.schedule) == \
-           ("standard", "cnn1d-seed", 32, "sgd", 0.05, 5e-3, 100, "cosine")
+    assert (s.name, s.model, s.width, s.optimizer, s.lr, s.weight_decay, s.epochs, s.schedule) == (
+        "standard",
+        "cnn1d-seed",
+        32,
+        "sgd",
+        0.05,
+        5e-3,
+        100,
+        "cosine",
+    )
 
 
 def test_runs_of_a_preset_inherit_its_base():
@@ -714,9 +862,12 @@ def test_seeds_repeat_the_spec_per_seed(tmp_path):
 
 
 def test_runs_tables_times_seeds(tmp_path):
-    path = write(tmp_path / "r.toml", 'epochs = 4\nseeds = [0, 1]\n\n'
-                                      '[[runs]]\nname = "sgd"\n\n'
-                                      '[[runs]]\nname = "adam"\noptimizer = "adam"\nlr = 1e-3\n')
+    path = write(
+        tmp_path / "r.toml",
+        "epochs = 4\nseeds = [0, 1]\n\n"
+        '[[runs]]\nname = "sgd"\n\n'
+        '[[runs]]\nname = "adam"\noptimizer = "adam"\nlr = 1e-3\n',
+    )
     specs = load_specs(path)
     assert [(s.name, s.seed) for s in specs] == [("sgd", 0), ("sgd", 1), ("adam", 0), ("adam", 1)]
     assert specs[2] == RunSpec(name="adam", epochs=4, optimizer="adam", lr=1e-3, seed=0)
@@ -724,8 +875,9 @@ def test_runs_tables_times_seeds(tmp_path):
 
 
 def test_overrides_apply_last_to_every_run(tmp_path):
-    path = write(tmp_path / "o.toml",
-                 'lr = 0.3\nseeds = [0, 1]\n[[runs]]\nname = "a"\n[[runs]]\nname = "b"\nlr = 0.2\n')
+    path = write(
+        tmp_path / "o.toml", 'lr = 0.3\nseeds = [0, 1]\n[[runs]]\nname = "a"\n[[runs]]\nname = "b"\nlr = 0.2\n'
+    )
     specs = load_specs(path, {"lr": "0.05", "epochs": 2})
     assert len(specs) == 4
     assert all(s.lr == 0.05 and s.epochs == 2 for s in specs)
@@ -737,18 +889,21 @@ def test_error_in_a_run_table_names_the_file_and_the_value(tmp_path):
         load_specs(path)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("seeds = 5\n", "seeds=5 must be a non-empty array"),
-    ("seeds = []\n", "seeds=[] must be a non-empty array"),
-    ('seeds = ["a"]\n', "seed='a' is not a valid int"),
-    ("seeds = [-1]\n", "seed=-1 must be in"),
-    ("runs = [1]\n", "runs=[1] must be a non-empty array of tables"),
-    ("runs = []\n", "runs=[] must be a non-empty array of tables"),
-    ("[runs]\nname = 'x'\n", "must be a non-empty array of tables"),
-    ("base = 3\n", "base=3 must be a preset name"),
-    ("data = 3\n", "data=3 must be a table"),
-    ("[data]\ntemplate_len = 10000000\n", "data.template_len=10000000"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("seeds = 5\n", "seeds=5 must be a non-empty array"),
+        ("seeds = []\n", "seeds=[] must be a non-empty array"),
+        ('seeds = ["a"]\n', "seed='a' is not a valid int"),
+        ("seeds = [-1]\n", "seed=-1 must be in"),
+        ("runs = [1]\n", "runs=[1] must be a non-empty array of tables"),
+        ("runs = []\n", "runs=[] must be a non-empty array of tables"),
+        ("[runs]\nname = 'x'\n", "must be a non-empty array of tables"),
+        ("base = 3\n", "base=3 must be a preset name"),
+        ("data = 3\n", "data=3 must be a table"),
+        ("[data]\ntemplate_len = 10000000\n", "data.template_len=10000000"),
+    ],
+)
 def test_malformed_spec_file_is_a_spec_error_naming_file_and_key(tmp_path, text, fragment):
     with pytest.raises(SpecError, match=r"^m\.toml: ") as e:
         load_specs(write(tmp_path / "m.toml", text))

@@ -34,17 +34,21 @@ KEY = "abc123"
 
 
 def make_record(key: str = KEY, **meta) -> Record:
-    return Record(key, {"spec": {"width": 16, "lr": 0.05, "tags": ["a", "ü"]}, "status": "ok", **meta}, {
-        "loss": np.linspace(0.0, 1.0, 7, dtype=np.float32),
-        "weights": np.arange(12, dtype=np.float64).reshape(3, 4) / 7,
-        "fortran": np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)),
-        "steps": np.array([1, 2, 3], dtype=np.int64),
-        "mask": np.array([True, False, True]),
-        "scalar": np.array(3.5),
-        "empty": np.zeros((0, 4), dtype=np.float32),
-        "big_endian": np.arange(3, dtype=">u2"),
-        "nan": np.array([np.nan, -0.0, np.inf]),
-    })
+    return Record(
+        key,
+        {"spec": {"width": 16, "lr": 0.05, "tags": ["a", "ü"]}, "status": "ok", **meta},
+        {
+            "loss": np.linspace(0.0, 1.0, 7, dtype=np.float32),
+            "weights": np.arange(12, dtype=np.float64).reshape(3, 4) / 7,
+            "fortran": np.asfortranarray(np.arange(6, dtype=np.int32).reshape(2, 3)),
+            "steps": np.array([1, 2, 3], dtype=np.int64),
+            "mask": np.array([True, False, True]),
+            "scalar": np.array(3.5),
+            "empty": np.zeros((0, 4), dtype=np.float32),
+            "big_endian": np.arange(3, dtype=">u2"),
+            "nan": np.array([np.nan, -0.0, np.inf]),
+        },
+    )
 
 
 class Creator:
@@ -68,6 +72,7 @@ def corrupt_files(store: RunStore, key: str = KEY) -> list[Path]:
 
 
 # --- round trip ---------------------------------------------------------------------------------------------
+
 
 def test_round_trip_preserves_dtypes_bits_and_meta(store):
     record = make_record(nested={"a": [1, 2.5, None, True], "b": {"c": "d"}}, as_tuple=(1, 2))
@@ -120,6 +125,7 @@ def test_save_overwrites(store):
 
 
 # --- get_or_create ------------------------------------------------------------------------------------------
+
 
 def test_get_or_create_computes_once_then_loads(store):
     create = Creator(make_record())
@@ -183,8 +189,15 @@ WORKER = textwrap.dedent("""
 def test_concurrent_processes_create_exactly_once(tmp_path):
     n = 4
     root, log = tmp_path / "store", tmp_path / "create.log"
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(root), str(log), str(n)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(root), str(log), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -198,6 +211,7 @@ def test_concurrent_processes_create_exactly_once(tmp_path):
 
 
 # --- corruption ---------------------------------------------------------------------------------------------
+
 
 def rezip(path: Path, change) -> None:
     """Rewrite the zip at `path` as a valid zip, with `change(entries)` applied to its {member: bytes}."""
@@ -228,14 +242,17 @@ CORRUPTIONS = {
     "flipped array byte": flip_array_byte,
     "not a zip": lambda p: p.write_bytes(b"these bytes are no zip archive at all\n" * 10),
     "plain npy": lambda p: p.write_bytes(npy_bytes(np.arange(3))),
-    "tampered digest": lambda p: rezip(p, lambda e: e.update({"__sha256__.npy": npy_bytes(
-        np.frombuffer(b"0" * 64, dtype=np.uint8))})),
-    "array changed, digest stale": lambda p: rezip(p, lambda e: e.update({"steps.npy": npy_bytes(
-        np.array([1, 2, 4]))})),
+    "tampered digest": lambda p: rezip(
+        p, lambda e: e.update({"__sha256__.npy": npy_bytes(np.frombuffer(b"0" * 64, dtype=np.uint8))})
+    ),
+    "array changed, digest stale": lambda p: rezip(
+        p, lambda e: e.update({"steps.npy": npy_bytes(np.array([1, 2, 4]))})
+    ),
     "array added": lambda p: rezip(p, lambda e: e.update({"extra.npy": npy_bytes(np.zeros(2))})),
     "missing meta": lambda p: rezip(p, lambda e: e.pop("__meta__.npy")),
-    "object array": lambda p: rezip(p, lambda e: e.update({"steps.npy": npy_bytes(
-        np.array([1, "x", None], dtype=object))})),
+    "object array": lambda p: rezip(
+        p, lambda e: e.update({"steps.npy": npy_bytes(np.array([1, "x", None], dtype=object))})
+    ),
 }
 
 
@@ -314,6 +331,7 @@ def test_damaged_file_is_rejected_or_read_intact(tmp_path, data):
 
 # --- atomicity ----------------------------------------------------------------------------------------------
 
+
 def test_failing_create_leaves_nothing_behind(store):
     def create():
         raise RuntimeError("training diverged")
@@ -360,6 +378,7 @@ def test_interrupted_write_is_not_a_record(store):
 
 # --- no pickle ----------------------------------------------------------------------------------------------
 
+
 def test_write_npz_refuses_object_arrays_and_reserved_names(tmp_path):
     with pytest.raises(ValueError, match="object"):
         write_npz(tmp_path / "x.npz", {"a": np.array([{"x": 1}], dtype=object)}, {})
@@ -383,6 +402,7 @@ def test_read_npz_missing_file_passes_through(tmp_path):
 
 
 # --- keys and cache dir -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("key", ["", "a.b", "../x", "a/b", "a b", "é", "x\n", 12, None])
 def test_invalid_keys_rejected(store, key):
@@ -409,6 +429,7 @@ def test_default_cache_dir_honours_env(monkeypatch, tmp_path):
 
 
 # --- failure paths: a directory record, a read-only store, a failed final write, orphans, modes ---------------
+
 
 def test_record_path_that_is_a_directory_is_corrupt_and_recomputed(store):
     (store.root / f"{KEY}.npz").mkdir()

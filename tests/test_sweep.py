@@ -44,8 +44,9 @@ def failing(spec: RunSpec) -> RunSpec:
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-threaded worker processes on localhost, for the whole module."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as c:
         yield c
 
 
@@ -66,17 +67,35 @@ def crash(spec_dict, store_root, threads):
 
 # --- which runs --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, seeds", [("0-4", [0, 1, 2, 3, 4]), ("0,1,5", [0, 1, 5]), ("3", [3]),
-                                        ("0-2,10,5", [0, 1, 2, 10, 5]), (" 7 - 8 , 9", [7, 8, 9]), ("2,", [2])])
+
+@pytest.mark.parametrize(
+    "raw, seeds",
+    [
+        ("0-4", [0, 1, 2, 3, 4]),
+        ("0,1,5", [0, 1, 5]),
+        ("3", [3]),
+        ("0-2,10,5", [0, 1, 2, 10, 5]),
+        (" 7 - 8 , 9", [7, 8, 9]),
+        ("2,", [2]),
+    ],
+)
 def test_parse_seed_list(raw, seeds):
     assert parse_seed_list(raw) == seeds
 
 
-@pytest.mark.parametrize("raw, message", [("a,b", "got 'a,b'"), ("-1", "got '-1'"), ("5-1", "'5-1' runs backwards"),
-                                          ("", "no seeds in ''"), ("1.5", "got '1.5'"),
-                                          ("0-10000", "gives more than 10000 seeds"),
-                                          ("0,0,0", r"seed\(s\) 0 given more than once in '0,0,0'"),
-                                          ("0-4,2,9,9", r"seed\(s\) 2, 9 given more than once")])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("a,b", "got 'a,b'"),
+        ("-1", "got '-1'"),
+        ("5-1", "'5-1' runs backwards"),
+        ("", "no seeds in ''"),
+        ("1.5", "got '1.5'"),
+        ("0-10000", "gives more than 10000 seeds"),
+        ("0,0,0", r"seed\(s\) 0 given more than once in '0,0,0'"),
+        ("0-4,2,9,9", r"seed\(s\) 2, 9 given more than once"),
+    ],
+)
 def test_parse_seed_list_rejects(raw, message):
     with pytest.raises(ValueError, match=message):
         parse_seed_list(raw)
@@ -92,8 +111,9 @@ def test_sweep_specs_of_a_preset_take_each_run_at_each_seed():
     names = [s.name for s in load_specs("optimizers")]
     specs = sweep_specs("optimizers", [0, 1], overrides={"epochs": 3, "data": {"shear_scale": 0.5}})
     # each named apart from the suite's configuration of its name (ncsim.suite.named_apart)
-    assert [(s.name.removesuffix(f"-{seedless_key(s)[:6]}"), s.seed) for s in specs] == \
-           [(n, seed) for n in names for seed in (0, 1)]
+    assert [(s.name.removesuffix(f"-{seedless_key(s)[:6]}"), s.seed) for s in specs] == [
+        (n, seed) for n in names for seed in (0, 1)
+    ]
     assert not {s.name for s in specs} & set(names)
     assert all(s.epochs == 3 and dict(s.data)["shear_scale"] == 0.5 for s in specs)
 
@@ -108,14 +128,18 @@ def test_sweep_specs_of_a_file_keep_its_seeds_unless_given(tmp_path):
 
 # --- here, one run after another --------------------------------------------------------------------
 
+
 def test_local_sweep_trains_each_run_once_and_reports_a_failure(root):
     specs = tiny_specs([0, 1])
     L0, L1 = tiny_labels([0, 1])
     seen = []
     results = sweep([specs[0], failing(specs[1]), specs[1]], root, on_result=seen.append)
     assert seen == results
-    assert [(r["label"], r["trained"], r["status"]) for r in results] == \
-           [(L0, True, "ok"), (L1, False, "failed"), (L1, True, "ok")]
+    assert [(r["label"], r["trained"], r["status"]) for r in results] == [
+        (L0, True, "ok"),
+        (L1, False, "failed"),
+        (L1, True, "ok"),
+    ]
     assert "SpecError: train_size=5000 exceeds the 4000 training signals" in results[1]["error"]
     assert RunStore(root).keys() == sorted(s.key() for s in specs)
     again = sweep(specs, root)
@@ -163,6 +187,7 @@ def test_a_failure_in_the_task_is_a_failed_summary_not_an_exception(root, monkey
 
 # --- on a Dask LocalCluster -------------------------------------------------------------------------
 
+
 def test_sweep_on_a_local_cluster(cluster, root):
     """6 runs land in the store, each trained once; a failing run is reported without losing the
     others; a second sweep trains nothing."""
@@ -193,8 +218,17 @@ def test_a_client_is_left_open_and_a_lost_task_is_reported(cluster, root, monkey
 
 
 def test_cli_sweep_on_a_scheduler_address(cluster, root, capsys):
-    argv = ["sweep", "standard", "--seeds", "0-1", *TINY_SET, "--scheduler", cluster.scheduler_address,
-            "--cache-dir", str(root)]
+    argv = [
+        "sweep",
+        "standard",
+        "--seeds",
+        "0-1",
+        *TINY_SET,
+        "--scheduler",
+        cluster.scheduler_address,
+        "--cache-dir",
+        str(root),
+    ]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"sweep: 2 runs into {root} on {cluster.scheduler_address}"
@@ -206,6 +240,7 @@ def test_cli_sweep_on_a_scheduler_address(cluster, root, capsys):
 
 
 # --- the command, here ------------------------------------------------------------------------------
+
 
 def test_cli_sweep_here_then_again(root, capsys):
     argv = ["sweep", "standard", "--seeds", "0", *TINY_SET, "--cache-dir", str(root)]
@@ -230,8 +265,7 @@ def test_cli_sweep_of_cuda_without_cuda_exits_2_here(root, capsys, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main(["sweep", "standard", "--seeds", "0", *TINY_SET, "--set", "device=cuda",
-                 "--cache-dir", str(root)]) == 2
+    assert main(["sweep", "standard", "--seeds", "0", *TINY_SET, "--set", "device=cuda", "--cache-dir", str(root)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and "asks for device 'cuda'" in captured.err
 
@@ -240,8 +274,22 @@ def test_cli_sweep_with_an_unreachable_scheduler_exits_2(root, capsys):
     import dask
 
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        assert main(["sweep", "standard", "--seeds", "0", *TINY_SET, "--scheduler", "tcp://127.0.0.1:1",
-                     "--cache-dir", str(root)]) == 2
+        assert (
+            main(
+                [
+                    "sweep",
+                    "standard",
+                    "--seeds",
+                    "0",
+                    *TINY_SET,
+                    "--scheduler",
+                    "tcp://127.0.0.1:1",
+                    "--cache-dir",
+                    str(root),
+                ]
+            )
+            == 2
+        )
     err = capsys.readouterr().err
     assert err.startswith("ncsim: error: cannot reach the Dask scheduler 'tcp://127.0.0.1:1'") and err.count("\n") == 1
     assert RunStore(root).keys() == []
@@ -271,8 +319,17 @@ def test_pytest_scheduler_trains_the_sessions_runs_on_the_cluster(pytester, clus
     write_claims(pytester.path / "claims", SCHEDULER_CLAIM, TOLERANCES)
     pytester.makeconftest(NO_LOCAL_TRAINING)
     spec = write_spec(pytester.path, "name = 'mine'\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
-    args = ["claims", "--spec", str(spec), "--seeds", "0,1", f"--cache-dir={root}", "--no-report",
-            "-p", "no:cacheprovider"]
+    args = [
+        "claims",
+        "--spec",
+        str(spec),
+        "--seeds",
+        "0,1",
+        f"--cache-dir={root}",
+        "--no-report",
+        "-p",
+        "no:cacheprovider",
+    ]
     result = pytester.runpytest_subprocess(*args, "--scheduler", cluster.scheduler_address)
     result.assert_outcomes(passed=2)
     configs = suite.user_configurations(spec)
@@ -289,9 +346,19 @@ def test_pytest_scheduler_failure_is_named(pytester, root, monkeypatch):
 
     write_claims(pytester.path / "claims", SCHEDULER_CLAIM, TOLERANCES)
     spec = write_spec(pytester.path, "name = 'mine'\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
-    result = pytester.runpytest_subprocess("claims", "--spec", str(spec), "--seeds", "0", f"--cache-dir={root}",
-                                           "--no-report", "-p", "no:cacheprovider",
-                                           "--scheduler", "tcp://127.0.0.1:9")
+    result = pytester.runpytest_subprocess(
+        "claims",
+        "--spec",
+        str(spec),
+        "--seeds",
+        "0",
+        f"--cache-dir={root}",
+        "--no-report",
+        "-p",
+        "no:cacheprovider",
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+    )
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*--scheduler tcp://127.0.0.1:9: cannot reach the Dask scheduler*"])
 
@@ -308,6 +375,15 @@ def test_a_sweep_on_the_cluster_leaves_nothing_for_pytest_claims_to_train(pytest
     specs = [configs.spec(suite.RunId(c, s)) for c in ("standard", "adam") for s in (0, 1, 2)]
     results = sweep(specs, root, scheduler=cluster)
     assert [r["trained"] for r in results] == [True] * 6 and {r["status"] for r in results} == {"ok"}
-    result = pytester.runpytest_subprocess("claims", "--spec", str(spec), "--seeds", "0,1,2", f"--cache-dir={root}",
-                                           "--no-report", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "claims",
+        "--spec",
+        str(spec),
+        "--seeds",
+        "0,1,2",
+        f"--cache-dir={root}",
+        "--no-report",
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=2)

@@ -33,11 +33,33 @@ pytestmark = pytest.mark.usefixtures("no_home_cache", "single_thread")
 # A cheaper run than TINY: no per-epoch evaluation, no layer taps.
 SMALL = RunSpec(name="small", epochs=2, train_size=200, width=12, eval_schedule="none", layer_schedule="none")
 
-PENULTIMATE_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
-                    "nc2_etf_distance", "ncc_error", "w_equinorm", "w_equiangularity", "w_maxangle",
-                    "w_etf_distance", "nc3", "nc3_etf_distance", "nc4")
-LAYER_KEYS = ("nc1", "nc1_trace", "cdnv", "nc2_equinorm", "nc2_equiangularity", "nc2_maxangle",
-              "nc2_etf_distance", "ncc_error")
+PENULTIMATE_KEYS = (
+    "nc1",
+    "nc1_trace",
+    "cdnv",
+    "nc2_equinorm",
+    "nc2_equiangularity",
+    "nc2_maxangle",
+    "nc2_etf_distance",
+    "ncc_error",
+    "w_equinorm",
+    "w_equiangularity",
+    "w_maxangle",
+    "w_etf_distance",
+    "nc3",
+    "nc3_etf_distance",
+    "nc4",
+)
+LAYER_KEYS = (
+    "nc1",
+    "nc1_trace",
+    "cdnv",
+    "nc2_equinorm",
+    "nc2_equiangularity",
+    "nc2_maxangle",
+    "nc2_etf_distance",
+    "ncc_error",
+)
 
 
 def assert_same_arrays(a: dict, b: dict):
@@ -78,6 +100,7 @@ def expected_taps(spec: RunSpec) -> list[str]:
 
 # --- the shared tiny run ---------------------------------------------------------------------------
 
+
 def test_record_has_the_trajectory_columns(tiny_record, tiny_spec):
     a = tiny_record.arrays
     for k in ("epoch", "train_loss", "train_error", "test_loss", "test_error", "fit_loss", "fit_error", "fit_lr"):
@@ -106,8 +129,13 @@ def test_every_epoch_is_evaluated_with_schedule_all(tiny_record):
 
 def test_penultimate_metrics_are_finite_at_every_evaluated_epoch(tiny_record):
     a = tiny_record.arrays
-    for k in ("train_loss", "train_error", "test_loss", "test_error",
-              *(f"{s}.{m}" for s in ("train", "test") for m in PENULTIMATE_KEYS)):
+    for k in (
+        "train_loss",
+        "train_error",
+        "test_loss",
+        "test_error",
+        *(f"{s}.{m}" for s in ("train", "test") for m in PENULTIMATE_KEYS),
+    ):
         assert np.isfinite(a[k]).all(), k
     assert ((a["train_error"] >= 0) & (a["train_error"] <= 1)).all()
 
@@ -127,7 +155,7 @@ def test_layer_metrics_only_at_layer_epochs(tiny_record, tiny_spec):
 
 def test_weights_are_the_models_state_dict(tiny_record, tiny_spec):
     state = models.build(tiny_spec, 10).state_dict()
-    weights = {k[len("weights."):]: v for k, v in tiny_record.arrays.items() if k.startswith("weights.")}
+    weights = {k[len("weights.") :]: v for k, v in tiny_record.arrays.items() if k.startswith("weights.")}
     assert list(weights) == list(state)
     for k, v in state.items():
         assert weights[k].shape == tuple(v.shape), k
@@ -153,7 +181,7 @@ def fit_with_probes(spec: RunSpec, data_cache):
     optimizer step (0 for a step without closure))."""
     ds, model, opt, _, gen = train_mod.setup(spec, data_cache)
     order = torch.randperm(len(ds.x), generator=torch.Generator().set_state(gen.get_state()))
-    batches = [order[i:i + spec.batch_size] for i in range(0, len(order), spec.batch_size)]
+    batches = [order[i : i + spec.batch_size] for i in range(0, len(order), spec.batch_size)]
     forwards, steps = [], []
 
     def hook(module, args, logits):
@@ -216,8 +244,7 @@ def test_recomputed_bn_statistics_are_the_train_sets_batch_statistics(data_cache
         m.running_mean.fill_(1e3)  # what line-search trial points could leave
     params = {k: v.clone() for k, v in net.named_parameters()}
     inputs = {}
-    hooks = [m.register_forward_pre_hook(lambda mod, args: inputs.setdefault(mod, []).append(args[0]))
-             for m in norms]
+    hooks = [m.register_forward_pre_hook(lambda mod, args: inputs.setdefault(mod, []).append(args[0])) for m in norms]
     train_mod.recompute_bn_statistics(net.eval(), ds.x)
     for h in hooks:
         h.remove()
@@ -278,8 +305,9 @@ def test_meta_status_taps_and_epochs_run(tiny_record, tiny_spec):
 def test_tpt_epochs_are_derived_from_the_train_and_fit_error(tiny_record):
     a, t = tiny_record.arrays, Trajectory(tiny_record)
     assert t.first_zero_error_epoch == first_zero_error_epoch(a["epoch"], a["train_error"])
-    assert t.tpt_epoch == tpt_epoch(a["epoch"], a["train_error"], a["fit_error"],
-                                    trajectory.fit_error_tolerance(t.train_signals))
+    assert t.tpt_epoch == tpt_epoch(
+        a["epoch"], a["train_error"], a["fit_error"], trajectory.fit_error_tolerance(t.train_signals)
+    )
     assert "tpt_epoch" not in tiny_record.meta  # derived state is not stored twice
 
 
@@ -311,6 +339,7 @@ def test_final_row_is_computed_from_the_final_weights(tiny_record, tiny_spec, da
 
 # --- determinism ------------------------------------------------------------------------------------
 
+
 def test_same_spec_trains_bit_identically(tiny_record, tiny_spec, data_cache):
     again = train(tiny_spec, cache_dir=data_cache)
     assert_same_arrays(again.arrays, tiny_record.arrays)
@@ -337,6 +366,7 @@ def test_training_does_not_depend_on_the_global_torch_rng(data_cache):
 
 # --- evaluation schedules ---------------------------------------------------------------------------
 
+
 def test_schedule_none_evaluates_epoch_zero_and_the_last_only(data_cache):
     rec = train(SMALL.replace(epochs=3), cache_dir=data_cache)
     np.testing.assert_array_equal(rec.arrays["epoch"], [0, 3])
@@ -351,12 +381,15 @@ def test_layer_epochs_are_evaluated_even_off_the_eval_schedule(data_cache):
     assert np.isfinite(v[[0, 1, 2]]).all()  # 0, 2 on the layer schedule; 3 is the last
 
 
-@pytest.mark.parametrize("epochs, err, first", [
-    ([0, 5, 10], [0.9, 0.0, 0.0], 5),
-    ([0, 5, 10], [0.0, 0.1, 0.0], 0),        # the first zero, although the error comes back
-    ([0, 5, 10], [0.9, 1e-12, 0.1], None),   # exactly 0, not nearly
-    ([0, 5, 10], [0.9, 0.5, np.nan], None),  # a stopped run's last row
-])
+@pytest.mark.parametrize(
+    "epochs, err, first",
+    [
+        ([0, 5, 10], [0.9, 0.0, 0.0], 5),
+        ([0, 5, 10], [0.0, 0.1, 0.0], 0),  # the first zero, although the error comes back
+        ([0, 5, 10], [0.9, 1e-12, 0.1], None),  # exactly 0, not nearly
+        ([0, 5, 10], [0.9, 0.5, np.nan], None),  # a stopped run's last row
+    ],
+)
 def test_first_zero_error_epoch(epochs, err, first):
     assert first_zero_error_epoch(np.array(epochs), np.array(err)) == first
 
@@ -369,20 +402,23 @@ def passes(n: int, **bounces: float) -> np.ndarray:
     return fit
 
 
-@pytest.mark.parametrize("epochs, err, fit, tpt", [
-    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10), 5),
-    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p7=0.01), 10),      # a bounce only the passes see
-    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p6=0.01), 10),      # ... in the first pass after epoch 5
-    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p5=0.3), 5),        # pass 5 leads up to epoch 5: before it
-    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p8=1 / 4000), 5),   # one signal of 4000: within the tolerance
-    ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p8=2 / 4000), 10),  # two are a bounce
-    ([0, 5, 10, 15], [0.9, 0.0, 0.1, 0.0], passes(15), 15),      # a later non-zero evaluation
-    ([0, 5, 10], [0.0, 0.1, 0.0], passes(10), 10),
-    ([0, 5, 10], [0.9, 0.5, 0.1], passes(10), None),             # no zero at all
-    ([0, 5, 10], [0.9, 0.5, 0.0], np.full(10, 0.2), 10),         # zero at the last evaluation, no pass after it
-    ([0, 5, 10], [0.9, 0.0, np.nan], passes(10), None),          # a stopped run's last row
-    ([0], [0.0], passes(0), 0),                                  # initialisation only
-])
+@pytest.mark.parametrize(
+    "epochs, err, fit, tpt",
+    [
+        ([0, 5, 10], [0.9, 0.0, 0.0], passes(10), 5),
+        ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p7=0.01), 10),  # a bounce only the passes see
+        ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p6=0.01), 10),  # ... in the first pass after epoch 5
+        ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p5=0.3), 5),  # pass 5 leads up to epoch 5: before it
+        ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p8=1 / 4000), 5),  # one signal of 4000: within the tolerance
+        ([0, 5, 10], [0.9, 0.0, 0.0], passes(10, p8=2 / 4000), 10),  # two are a bounce
+        ([0, 5, 10, 15], [0.9, 0.0, 0.1, 0.0], passes(15), 15),  # a later non-zero evaluation
+        ([0, 5, 10], [0.0, 0.1, 0.0], passes(10), 10),
+        ([0, 5, 10], [0.9, 0.5, 0.1], passes(10), None),  # no zero at all
+        ([0, 5, 10], [0.9, 0.5, 0.0], np.full(10, 0.2), 10),  # zero at the last evaluation, no pass after it
+        ([0, 5, 10], [0.9, 0.0, np.nan], passes(10), None),  # a stopped run's last row
+        ([0], [0.0], passes(0), 0),  # initialisation only
+    ],
+)
 def test_tpt_epoch_is_the_stable_tpt(epochs, err, fit, tpt):
     assert tpt_epoch(np.array(epochs), np.array(err), fit, trajectory.fit_error_tolerance(4000)) == tpt
 
@@ -455,23 +491,28 @@ def test_meta_tpt_epoch_moves_past_a_bounce_between_evaluations(data_cache, monk
 
 # --- optimisers, schedules, losses, model variants -------------------------------------------------
 
-@pytest.mark.parametrize("changes", [
-    {"optimizer": "sgd"},
-    {"optimizer": "adam", "lr": 1e-3},
-    {"optimizer": "adamw", "lr": 1e-3},
-    {"optimizer": "lbfgs", "lr": 1.0, "batch_size": 200},
-    {"optimizer": "sgd", "nesterov": True},
-    {"loss": "ce"},
-    {"loss": "mse"},
-    {"grad_clip": 0.5},
-    {"model": "cnn1d-seed"},
-    {"batch_norm": False},
-    {"imbalance": 4.0},
-    {"loss": "focal", "focal_gamma": 2.0},
-    {"label_smoothing": 0.1},
-    {"train_classes": 4},
-    {"label_noise": 0.5},
-], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"optimizer": "sgd"},
+        {"optimizer": "adam", "lr": 1e-3},
+        {"optimizer": "adamw", "lr": 1e-3},
+        {"optimizer": "lbfgs", "lr": 1.0, "batch_size": 200},
+        {"optimizer": "sgd", "nesterov": True},
+        {"loss": "ce"},
+        {"loss": "mse"},
+        {"grad_clip": 0.5},
+        {"model": "cnn1d-seed"},
+        {"batch_norm": False},
+        {"imbalance": 4.0},
+        {"loss": "focal", "focal_gamma": 2.0},
+        {"label_smoothing": 0.1},
+        {"train_classes": 4},
+        {"label_noise": 0.5},
+    ],
+    ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()),
+)
 def test_variant_trains_and_moves_the_weights(data_cache, changes):
     spec = SMALL.replace(**changes)
     rec = train(spec, cache_dir=data_cache)
@@ -483,8 +524,17 @@ def test_variant_trains_and_moves_the_weights(data_cache, changes):
 def test_seed_model_taps_are_its_blocks_in_order(data_cache):
     spec = SMALL.replace(model="cnn1d-seed", epochs=1, layer_schedule="all")
     rec = train(spec, cache_dir=data_cache)
-    assert rec.meta["taps"] == ["conv1.flat", "conv1.pool", "conv2.flat", "conv2.pool", "conv3.flat",
-                                "conv3.pool", "conv4.flat", "conv4.pool", "pool"]
+    assert rec.meta["taps"] == [
+        "conv1.flat",
+        "conv1.pool",
+        "conv2.flat",
+        "conv2.pool",
+        "conv3.flat",
+        "conv3.pool",
+        "conv4.flat",
+        "conv4.pool",
+        "pool",
+    ]
     assert rec.arrays["weights.classifier.weight"].shape == (10, 4 * 12)  # 4w-D penultimate layer
 
 
@@ -504,11 +554,14 @@ def test_grad_clip_bounds_every_step(data_cache):
     assert 0 < moved <= 2 * 0.1 * 1e-3 * (1 + 1e-6)
 
 
-@pytest.mark.parametrize("schedule, lrs", [
-    ("constant", [0.1, 0.1, 0.1]),
-    ("multistep", [0.1, 0.01, 0.001]),                          # x0.1 at 1/3 and 2/3 of training
-    ("cosine", [0.1, 0.1 * (1 + math.cos(math.pi / 3)) / 2, 0.1 * (1 + math.cos(2 * math.pi / 3)) / 2]),
-])
+@pytest.mark.parametrize(
+    "schedule, lrs",
+    [
+        ("constant", [0.1, 0.1, 0.1]),
+        ("multistep", [0.1, 0.01, 0.001]),  # x0.1 at 1/3 and 2/3 of training
+        ("cosine", [0.1, 0.1 * (1 + math.cos(math.pi / 3)) / 2, 0.1 * (1 + math.cos(2 * math.pi / 3)) / 2]),
+    ],
+)
 def test_lr_schedule(data_cache, schedule, lrs):
     rec = train(SMALL.replace(epochs=3, schedule=schedule), cache_dir=data_cache)
     assert rec.meta["status"] == "ok"
@@ -541,7 +594,7 @@ def softmax_rows(z: torch.Tensor) -> list[list[float]]:
 @pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
 def test_focal_loss_is_the_mean_of_minus_one_minus_p_to_the_gamma_times_log_p(gamma):
     probs = softmax_rows(LOGITS)
-    expected = sum(-(1 - p[y]) ** gamma * math.log(p[y]) for p, y in zip(probs, TARGETS.tolist())) / len(probs)
+    expected = sum(-((1 - p[y]) ** gamma) * math.log(p[y]) for p, y in zip(probs, TARGETS.tolist())) / len(probs)
     got = loss_fn(RunSpec(loss="focal", focal_gamma=gamma), LOGITS, TARGETS)
     assert got.dtype == torch.float64
     assert float(got) == pytest.approx(expected, rel=1e-12)
@@ -561,8 +614,7 @@ def test_label_smoothing_is_cross_entropy_against_the_smoothed_one_hot_target(al
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=strategies.integers(0, 2**32 - 1), gamma=strategies.floats(0.01, 10.0),
-       scale=strategies.floats(0.1, 20.0))
+@given(seed=strategies.integers(0, 2**32 - 1), gamma=strategies.floats(0.01, 10.0), scale=strategies.floats(0.1, 20.0))
 def test_focal_loss_is_below_cross_entropy(seed, gamma, scale):
     # -(1 - p)^g log p < -log p for every p in (0, 1) and g > 0: the batch mean is below CE's.
     g = torch.Generator().manual_seed(seed)
@@ -596,6 +648,7 @@ def test_tiny_run_with_three_classes_noisy_labels_and_focal_loss(data_cache):
 
 
 # --- divergence -------------------------------------------------------------------------------------
+
 
 def test_huge_lr_diverges_and_returns_a_record(data_cache, tmp_path):
     # The largest lr a spec allows, on the MSE loss: the training loss is inf in epoch 2.
@@ -655,8 +708,10 @@ def test_a_run_stopped_at_initialisation_has_every_column(data_cache, tmp_path, 
     if failure == "diverged":
         infinite_signals(monkeypatch)
     else:
+
         def dead(*args, **kwargs):
             raise train_mod.DegenerateFeaturesError("class means are identical (Sigma_B = 0)")
+
         monkeypatch.setattr(train_mod, "collapse_metrics_streaming", dead)
     rec = train(spec, cache_dir=data_cache)
     assert rec.meta["status"] == failure and rec.meta["epochs_run"] == 0
@@ -692,6 +747,7 @@ def test_narrow_width_with_layer_taps_trains(data_cache):
 
 
 # --- suite.obtain_run and the store --------------------------------------------------------------------
+
 
 @pytest.fixture
 def no_training(monkeypatch):
@@ -745,6 +801,7 @@ def test_obtain_refresh_retrains(cache_dir, tiny_record, tiny_spec, monkeypatch)
 
 # --- Trajectory -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def traj(tiny_record):
     return Trajectory(tiny_record)
@@ -754,8 +811,11 @@ def with_train_error(record: Record, err: list[float], fit_error: list[float] | 
     """A copy of `record` whose train error is `err` and whose training passes' error is `fit_error`
     (default: every pass clean), with both TPT epochs as train() would set them."""
     fit = np.zeros(len(record.arrays["fit_error"])) if fit_error is None else fit_error
-    arrays = {**record.arrays, "train_error": np.asarray(err, dtype=np.float64),
-              "fit_error": np.asarray(fit, dtype=np.float64)}
+    arrays = {
+        **record.arrays,
+        "train_error": np.asarray(err, dtype=np.float64),
+        "fit_error": np.asarray(fit, dtype=np.float64),
+    }
     return Trajectory(Record(record.key, record.meta, arrays))
 
 
@@ -945,6 +1005,7 @@ def test_embed_takes_signals_of_any_class_and_uses_the_given_network(traj, data_
 
 
 # --- threads ----------------------------------------------------------------------------------------
+
 
 def blas_threads() -> list[int]:
     return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]

@@ -34,13 +34,13 @@ from ncsim.claim import tables
 from ncsim.store import Record, RunStore
 
 CLAIMS_DIR = Path(claims.__file__).parent
-TINY = {loss: ufm.UFMProblem(3, 2, 2, lambda_w=0.1, lambda_h=0.05, lambda_b=0.02, loss=loss)
-        for loss in ufm.LOSSES}
+TINY = {loss: ufm.UFMProblem(3, 2, 2, lambda_w=0.1, lambda_h=0.05, lambda_b=0.02, loss=loss) for loss in ufm.LOSSES}
 CE = UFM_PROBLEMS["C4-p6"]
 MSE = mse_claim.PROBLEM
 
 
 # ---- objective, gradient, problem validation -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("loss", ufm.LOSSES)
 def test_objective_gradcheck(loss):
@@ -63,8 +63,11 @@ def test_closed_form_gradient_matches_autograd(loss):
         auto_h = auto[1] if batch is None else auto[1][:, batch]
         for a, c in zip((auto[0], auto_h, auto[2]), closed):
             np.testing.assert_allclose(c.numpy(), a.numpy(), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(ufm.gradient(pr, W.detach(), H.detach(), b.detach())[1],
-                               torch.autograd.grad(ufm.objective(pr, W, H, b), H)[0].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        ufm.gradient(pr, W.detach(), H.detach(), b.detach())[1],
+        torch.autograd.grad(ufm.objective(pr, W, H, b), H)[0].numpy(),
+        rtol=1e-12,
+    )
 
 
 def test_minibatch_objective_is_unbiased():
@@ -78,14 +81,17 @@ def test_minibatch_objective_is_unbiased():
     assert mean == pytest.approx(float(f.value(W, H, b)), rel=1e-14)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(num_classes=4, dim=0, counts=5), "dim"),
-    (dict(num_classes=1, dim=3, counts=5), "num_classes"),
-    (dict(num_classes=3, dim=3, counts=(5, 5)), "counts"),
-    (dict(num_classes=3, dim=3, counts=0), "counts"),
-    (dict(num_classes=3, dim=3, counts=5, lambda_w=-1.0), "lambda_w"),
-    (dict(num_classes=3, dim=3, counts=5, loss="hinge"), "loss 'hinge'; valid choices: ce, mse"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_classes=4, dim=0, counts=5), "dim"),
+        (dict(num_classes=1, dim=3, counts=5), "num_classes"),
+        (dict(num_classes=3, dim=3, counts=(5, 5)), "counts"),
+        (dict(num_classes=3, dim=3, counts=0), "counts"),
+        (dict(num_classes=3, dim=3, counts=5, lambda_w=-1.0), "lambda_w"),
+        (dict(num_classes=3, dim=3, counts=5, loss="hinge"), "loss 'hinge'; valid choices: ce, mse"),
+    ],
+)
 def test_bad_problem(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ufm.UFMProblem(**kwargs)
@@ -111,6 +117,7 @@ def test_imbalanced_problem():
 
 
 # ---- solvers -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("solver", ufm.SOLVERS)
 def test_deterministic_for_a_seed(solver):
@@ -147,12 +154,20 @@ def test_solve_restores_thread_count():
 
 # ---- closed forms --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("problem", [CE, MSE, UFM_PROBLEMS["C6-p5"], ufm.UFMProblem(5, 7, 3, 1e-3, 2e-3)],
-                         ids=["ce-C4", "mse-C4", "ce-C6", "ce-small-lambda"])
+
+@pytest.mark.parametrize(
+    "problem",
+    [CE, MSE, UFM_PROBLEMS["C6-p5"], ufm.UFMProblem(5, 7, 3, 1e-3, 2e-3)],
+    ids=["ce-C4", "mse-C4", "ce-C6", "ce-small-lambda"],
+)
 def test_optimal_product_minimises_reduced_objective(problem):
     q = ufm.optimal_product(problem)
-    numeric = minimize_scalar(lambda x: float(ufm.reduced_objective(problem, x)), bounds=(0, 10 * q + 1),
-                              method="bounded", options={"xatol": 1e-12})
+    numeric = minimize_scalar(
+        lambda x: float(ufm.reduced_objective(problem, x)),
+        bounds=(0, 10 * q + 1),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     assert q == pytest.approx(numeric.x, rel=1e-6)
 
 
@@ -161,8 +176,9 @@ def test_closed_form_minimizer_is_critical(problem):
     """The closed form is a critical point of f and attains g(q*)."""
     point = ufm.evaluate(problem, *ufm.closed_form_minimizer(problem, rng=3))
     assert point.grad_norm < 1e-13
-    assert point.objective == pytest.approx(float(ufm.reduced_objective(problem, ufm.optimal_product(problem))),
-                                            rel=1e-14)
+    assert point.objective == pytest.approx(
+        float(ufm.reduced_objective(problem, ufm.optimal_product(problem))), rel=1e-14
+    )
 
 
 def test_ce_wrong_class_probability_is_kappa():
@@ -189,6 +205,7 @@ def test_simplex_etf():
 
 
 # ---- p < C-1 -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("C", [3, 5, 8])
 def test_regular_polygon_attains_lower_bound(C):
@@ -222,7 +239,7 @@ def test_centered_means_convention():
     to 0 (the plain sum does not); any p, torch input; an empty class is a ValueError."""
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), [9, 9, 2, 2])
-    h = rng.standard_normal((4, 2))[y] + 0.1 * rng.standard_normal((len(y), 2))     # p = 2 < C-1
+    h = rng.standard_normal((4, 2))[y] + 0.1 * rng.standard_normal((len(y), 2))  # p = 2 < C-1
     A = metrics.centered_means(h, y, 4)
     means = np.stack([h[y == c].mean(0) for c in range(4)])
     np.testing.assert_allclose(A, means - h.mean(0), atol=1e-14)
@@ -234,6 +251,7 @@ def test_centered_means_convention():
 
 
 # ---- Webb & Lowe ---------------------------------------------------------------------------------------
+
 
 def test_webb_lowe_general_form_matches_lstsq_under_imbalance():
     """With imbalance, diag(N_c/N) M^T Sigma_T^+ is the least-squares solution and Proposition 1's
@@ -263,8 +281,7 @@ def test_webb_lowe_classifier_is_least_squares(C, p, n, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(counts=st.lists(st.integers(1, 6), min_size=2, max_size=7), p=st.integers(1, 8),
-       seed=st.integers(0, 2**31))
+@given(counts=st.lists(st.integers(1, 6), min_size=2, max_size=7), p=st.integers(1, 8), seed=st.integers(0, 2**31))
 def test_webb_lowe_is_least_squares_for_any_counts(counts, p, seed):
     """The general form W = diag(N_c/N) M^T Sigma_T^+, b = pi - W mu_G is the least-squares solution for
     any class counts and dimension, whenever it is unique ([H^T 1] of full column rank: N >= p + 1 here,
@@ -284,10 +301,20 @@ def test_webb_lowe_bad_input():
 
 # ---- class imbalance -------------------------------------------------------------------------------
 
+
 def test_imbalance_sweep_shapes():
     sweep = ufm.imbalance_sweep((1, 3), num_classes=5, dim=5, n_min=2)
-    assert set(sweep) >= {"R", "minority_cos", "majority_cos", "means_etf_distance", "w_etf_distance",
-                          "seli_w_distance", "seli_means_distance", "seli_logits_distance", "refined"}
+    assert set(sweep) >= {
+        "R",
+        "minority_cos",
+        "majority_cos",
+        "means_etf_distance",
+        "w_etf_distance",
+        "seli_w_distance",
+        "seli_means_distance",
+        "seli_logits_distance",
+        "refined",
+    }
     assert all(len(v) == 2 for v in sweep.values()) and sweep["converged"].all() and not sweep["refined"].any()
     assert sweep["minority_cos"][0] == pytest.approx(-1 / 4, abs=1e-6)
     assert sweep["R"].dtype == np.float64 and sweep["converged"].dtype == np.float64
@@ -327,6 +354,7 @@ def test_no_bias_problem():
 
 # ---- SELI -----------------------------------------------------------------------------------------
 
+
 def seli_point(counts, d: int = 6, rng: int = 0):
     """(W, H) built from the SVD of the SEL matrix Zhat = V Lambda U^T: W = V Lambda^(1/2) Q^T,
     H = Q Lambda^(1/2) U^T (Q: d x (k-1) random orthonormal), so that W H = Zhat, W W^T = V Lambda V^T,
@@ -334,7 +362,7 @@ def seli_point(counts, d: int = 6, rng: int = 0):
     k, y = len(counts), np.repeat(np.arange(len(counts)), counts)
     Zhat = np.eye(k)[y].T - 1 / k
     V, lam, Ut = np.linalg.svd(Zhat, full_matrices=False)
-    V, lam, Ut = V[:, :k - 1], lam[:k - 1], Ut[:k - 1]
+    V, lam, Ut = V[:, : k - 1], lam[: k - 1], Ut[: k - 1]
     Q, _ = np.linalg.qr(np.random.default_rng(rng).standard_normal((d, k - 1)))
     return V * np.sqrt(lam) @ Q.T, Q * np.sqrt(lam) @ Ut, Zhat
 
@@ -362,8 +390,10 @@ def test_seli_is_the_etf_when_balanced_and_not_otherwise():
     for target in ufm.seli_geometry((3, 3, 3, 3)).values():
         assert metrics.direction_distance(target, P) < 1e-14
     imbalanced = ufm.seli_geometry((10, 10, 1, 1))
-    assert (metrics.direction_distance(imbalanced["W"], P) > 0.3
-            and metrics.direction_distance(imbalanced["logits"], P) == 0)
+    assert (
+        metrics.direction_distance(imbalanced["W"], P) > 0.3
+        and metrics.direction_distance(imbalanced["logits"], P) == 0
+    )
     # the means' Gram is the classifier Gram's pseudo-inverse: their product is the projector P
     np.testing.assert_allclose(imbalanced["W"] @ imbalanced["means"], P, atol=1e-12)
     with pytest.raises(ValueError, match="positive class counts"):
@@ -404,14 +434,20 @@ def test_solve_is_stored_then_loaded(tmp_path, monkeypatch):
 
     def no_solving(*args, **kw):
         raise AssertionError("solved again instead of loading")
+
     monkeypatch.setattr(ufm.cache, "solve", no_solving)
     monkeypatch.setattr(ufm.cache, "_SOLVED", {})
     again = ufm.solve_cached(CE, "gd", 1, store=store)
     assert again is not first
     for field in ("W", "H", "b"):
         np.testing.assert_array_equal(getattr(again, field), getattr(first, field))
-    assert (again.objective, again.grad_norm, again.iterations, again.converged, again.history) == \
-        (first.objective, first.grad_norm, first.iterations, first.converged, first.history)
+    assert (again.objective, again.grad_norm, again.iterations, again.converged, again.history) == (
+        first.objective,
+        first.grad_norm,
+        first.iterations,
+        first.converged,
+        first.history,
+    )
     assert (again.solver, again.seed, again.gtol) == ("gd", 1, ufm.DEFAULT_GTOL)
     with pytest.raises(AssertionError, match="solved again"):
         ufm.solve_cached(CE, "gd", 2, store=store)
@@ -428,26 +464,37 @@ def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
     assert store.keys() == [key] and len(key) == len("ufm-imbalance-") + 20 and key.startswith("ufm-imbalance-")
     record = store.load(key)
     assert record.meta["kind"] == "ufm-imbalance-sweep" and record.meta["ufm_version"] == ufm.UFM_VERSION
-    assert record.meta["params"] == {"R_values": [1.0, 3.0], "seed": 4, "gtol": ufm.DEFAULT_GTOL, "lam": 5e-3,
-                                     "loss": "ce", "bias": False, "solver": "lbfgs", "max_iter": None,
-                                     "refine": True, "collapse_tol": ufm.COLLAPSE_TOL, **SMALL_SWEEP}
+    assert record.meta["params"] == {
+        "R_values": [1.0, 3.0],
+        "seed": 4,
+        "gtol": ufm.DEFAULT_GTOL,
+        "lam": 5e-3,
+        "loss": "ce",
+        "bias": False,
+        "solver": "lbfgs",
+        "max_iter": None,
+        "refine": True,
+        "collapse_tol": ufm.COLLAPSE_TOL,
+        **SMALL_SWEEP,
+    }
     assert all(a.dtype == np.float64 for a in first.values())
     direct = ufm.imbalance_sweep((1, 3), seed=4, **SMALL_SWEEP)
     assert all(np.array_equal(first[k], direct[k]) for k in direct)
 
     def no_solving(*args, **kw):
         raise AssertionError("solved again instead of loading")
+
     monkeypatch.setattr(ufm.cache, "solve", no_solving)
     monkeypatch.setattr(ufm.cache, "_SOLVED", {})
     second = ufm.imbalance_sweep_stored(store, (1.0, 3.0), seed=4, **SMALL_SWEEP)
     assert second.keys() == first.keys() and all(np.array_equal(second[k], first[k]) for k in first)
-    store.save(Record("0123abcd", {"spec": {}}, {"x": np.zeros(1)}))      # a run record: passed over
+    store.save(Record("0123abcd", {"spec": {}}, {"x": np.zeros(1)}))  # a run record: passed over
     stored = ufm.stored_imbalance_sweeps(store)
     assert list(stored) == [4] and all(np.array_equal(stored[4][k], first[k]) for k in first)
     with pytest.raises(AssertionError, match="solved again"):
-        ufm.imbalance_sweep_stored(store, (1, 3), seed=5, **SMALL_SWEEP)    # other parameters: other key
+        ufm.imbalance_sweep_stored(store, (1, 3), seed=5, **SMALL_SWEEP)  # other parameters: other key
     monkeypatch.setattr(ufm.cache, "UFM_VERSION", ufm.UFM_VERSION + 1)
-    assert ufm.stored_imbalance_sweeps(store) == {}                          # another version: stale
+    assert ufm.stored_imbalance_sweeps(store) == {}  # another version: stale
 
 
 def test_stored_imbalance_sweeps_take_the_newest_per_seed(tmp_path):
@@ -470,6 +517,7 @@ def test_landscape_statistics_need_one_problem():
 
 # ---- Hessian and constructed critical points ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_hessian_matches_finite_differences_of_the_gradient(bias):
     """Each column of ufm.hessian equals the central difference of the closed-form gradient (step 1e-6:
@@ -484,6 +532,7 @@ def test_hessian_matches_finite_differences_of_the_gradient(bias):
     def grad(v):
         point = (t.numpy() for t in ufm.landscape._unpack(pr, torch.as_tensor(v)))
         return np.concatenate([g.ravel() for g in ufm.gradient(pr, *point)])[: len(x)]
+
     for j in range(len(x)):
         e = np.zeros(len(x))
         e[j] = 1e-6
@@ -498,9 +547,10 @@ def test_origin_hessian_has_the_closed_form_smallest_eigenvalue():
     point = ufm.frame_critical_point(pr)
     assert point.grad_norm < 1e-15 and not point.W.any() and not point.H.any() and np.abs(point.b).max() < 1e-15
     C, n, lw, lh = pr.num_classes, pr.counts[0], pr.lambda_w, pr.lambda_h
-    closed = (lw + lh) / 2 - math.sqrt(((lw - lh) / 2) ** 2 + 1 / (C ** 2 * n))
-    assert np.linalg.svd(ufm.logit_gradient(pr, point.W, point.H, point.b), compute_uv=False)[0] == \
-        pytest.approx(1 / (C * math.sqrt(n)), rel=1e-14)
+    closed = (lw + lh) / 2 - math.sqrt(((lw - lh) / 2) ** 2 + 1 / (C**2 * n))
+    assert np.linalg.svd(ufm.logit_gradient(pr, point.W, point.H, point.b), compute_uv=False)[0] == pytest.approx(
+        1 / (C * math.sqrt(n)), rel=1e-14
+    )
     assert landscape_claim.hessian_min_eigenvalue(point) == pytest.approx(closed, rel=1e-12)
 
 
@@ -532,6 +582,7 @@ def test_solve_cached_saves_an_earlier_unstored_solve(tmp_path, monkeypatch):
 
 
 # ---- negative controls: every check of every UFM claim fails where its effect is absent ------------------
+
 
 def ufm_claims() -> dict[str, ModuleType]:
     """claims/test_ufm_*.py by module name, each declaring its CHECKS tables of cases (ncsim.claim)."""
@@ -569,17 +620,24 @@ def perturbed_minimizer(problem: ufm.UFMProblem, scale: float = 1e-3) -> ufm.UFM
 
 def minimizer_controls(problem: ufm.UFMProblem, tolerances, prefix: str = "") -> tuple[Control, ...]:
     """A solver stopped after one GD step, and a minimiser perturbed by 1e-3."""
-    return (Control(prefix + "one-iteration", tuple(tolerances), lambda: (ufm.solve(problem, "gd", max_iter=1),)),
-            Control(prefix + "perturbed", tuple(tolerances), lambda: (perturbed_minimizer(problem),)))
+    return (
+        Control(prefix + "one-iteration", tuple(tolerances), lambda: (ufm.solve(problem, "gd", max_iter=1),)),
+        Control(prefix + "perturbed", tuple(tolerances), lambda: (perturbed_minimizer(problem),)),
+    )
 
 
 def trivial_controls(loss: str) -> tuple[Control, ...]:
     """C kappa >= 1: a solver stopped after one GD step, and a small random point (not W = H = 0)."""
     pr = mse_claim.TRIVIAL[loss]
     tolerances = tuple(c.tolerance for c in mse_claim.TRIVIAL_CHECKS)
-    return (Control(f"{loss}-one-iteration", tolerances, lambda: (ufm.solve(pr, "gd", max_iter=1),)),
-            Control(f"{loss}-small-random", tolerances,
-                    lambda: (ufm.evaluate(pr, *(1e-3 * t.numpy() for t in ufm.random_init(pr, 0))),)))
+    return (
+        Control(f"{loss}-one-iteration", tolerances, lambda: (ufm.solve(pr, "gd", max_iter=1),)),
+        Control(
+            f"{loss}-small-random",
+            tolerances,
+            lambda: (ufm.evaluate(pr, *(1e-3 * t.numpy() for t in ufm.random_init(pr, 0))),),
+        ),
+    )
 
 
 def webb_lowe_args(features, scale: float = 1.0, noise: float = 0.0) -> tuple:
@@ -615,8 +673,9 @@ def etf_sweep(R_values=imbalance_claim.R_VALUES) -> dict[str, np.ndarray]:
     E = ufm.simplex_etf(imbalance_claim.C, imbalance_claim.DIM, rng=0)
     rows = []
     for R in R_values:
-        pr = ufm.sweeps._imbalanced_problem(imbalance_claim.C, imbalance_claim.DIM, 1, R, imbalance_claim.LAM, "ce",
-                                            False)
+        pr = ufm.sweeps._imbalanced_problem(
+            imbalance_claim.C, imbalance_claim.DIM, 1, R, imbalance_claim.LAM, "ce", False
+        )
         rows.append({"R": float(R), **ufm.imbalance_geometry(ufm.evaluate(pr, E, E[pr.labels].T, np.zeros(4)))})
     return {key: np.array([row[key] for row in rows]) for key in rows[0]}
 
@@ -636,43 +695,78 @@ def seli_paths(lams=imbalance_claim.SELI_LAMS, Rs=imbalance_claim.SELI_RS) -> tu
 CONTROLS: dict[str, tuple[Control, ...]] = {
     "test_ufm_global_minimizer": minimizer_controls(CE, statistics(global_claim)),
     "test_ufm_landscape": (
-        Control("stopped-run", tuple(c.tolerance for c in landscape_claim.PER_SOLVER_CHECKS
-                                     + landscape_claim.ALL_SOLVERS_CHECKS), stopped_landscape),
+        Control(
+            "stopped-run",
+            tuple(c.tolerance for c in landscape_claim.PER_SOLVER_CHECKS + landscape_claim.ALL_SOLVERS_CHECKS),
+            stopped_landscape,
+        ),
         Control("perturbed-critical-point", ("ufm_critical_point_grad_norm_max",), perturbed_critical_point),
         # the global minimiser: the same checks, where the point is no saddle
-        Control("global-minimiser", ("ufm_saddle_objective_gap_min", "ufm_saddle_hessian_min_eigenvalue_max"),
-                global_minimiser_point),
+        Control(
+            "global-minimiser",
+            ("ufm_saddle_objective_gap_min", "ufm_saddle_hessian_min_eigenvalue_max"),
+            global_minimiser_point,
+        ),
         # W = H = 0 when C kappa >= 1, where it is the global minimiser (the Hessian is positive semi-definite)
-        Control("trivial-origin", ("ufm_saddle_objective_gap_min", "ufm_saddle_hessian_min_eigenvalue_max"),
-                lambda: (ufm.frame_critical_point(mse_claim.TRIVIAL["ce"]),)),
+        Control(
+            "trivial-origin",
+            ("ufm_saddle_objective_gap_min", "ufm_saddle_hessian_min_eigenvalue_max"),
+            lambda: (ufm.frame_critical_point(mse_claim.TRIVIAL["ce"]),),
+        ),
     ),
     "test_ufm_feature_dim": (
-        Control("stopped-full-dim", ("ufm_etf_distance_max",),
-                lambda: (ufm.solve(dim_claim.problem(dim_claim.C - 1), "lbfgs", max_iter=1),)),
+        Control(
+            "stopped-full-dim",
+            ("ufm_etf_distance_max",),
+            lambda: (ufm.solve(dim_claim.problem(dim_claim.C - 1), "lbfgs", max_iter=1),),
+        ),
         # an (almost) ETF is what a p < C-1 solution cannot be: the low-dimension check rejects it
-        Control("perturbed-etf", ("ufm_lowdim_etf_distance_min",),
-                lambda: (perturbed_minimizer(dim_claim.problem(dim_claim.C - 1)),)),
-        Control("stopped-low-dim", ("ufm_lowdim_nc1_max",),
-                lambda: (ufm.solve(dim_claim.problem(2), "lbfgs", max_iter=1),)),
+        Control(
+            "perturbed-etf",
+            ("ufm_lowdim_etf_distance_min",),
+            lambda: (perturbed_minimizer(dim_claim.problem(dim_claim.C - 1)),),
+        ),
+        Control(
+            "stopped-low-dim", ("ufm_lowdim_nc1_max",), lambda: (ufm.solve(dim_claim.problem(2), "lbfgs", max_iter=1),)
+        ),
     ),
-    "test_ufm_mse": (*minimizer_controls(MSE, [c.tolerance for c in mse_claim.MINIMIZER]),
-                     *minimizer_controls(mse_claim.PROBLEM_REG_BIAS, [c.tolerance for c in mse_claim.REGULARISED_BIAS],
-                                         "lambda_b-"),
-                     *trivial_controls("ce"), *trivial_controls("mse")),
+    "test_ufm_mse": (
+        *minimizer_controls(MSE, [c.tolerance for c in mse_claim.MINIMIZER]),
+        *minimizer_controls(mse_claim.PROBLEM_REG_BIAS, [c.tolerance for c in mse_claim.REGULARISED_BIAS], "lambda_b-"),
+        *trivial_controls("ce"),
+        *trivial_controls("mse"),
+    ),
     "test_ufm_webb_lowe": (
         # features without NC1/NC2: the classifier is neither self-dual nor the nearest-mean rule
-        Control("random-features", ("ufm_webb_lowe_nc3", "ufm_webb_lowe_nc4"),
-                lambda: webb_lowe_args(webb_lowe_claim.random_features)),
-        Control("perturbed-etf", ("ufm_webb_lowe_nc3",),
-                lambda: webb_lowe_args(webb_lowe_claim.collapsed_features, noise=1e-3)),
+        Control(
+            "random-features",
+            ("ufm_webb_lowe_nc3", "ufm_webb_lowe_nc4"),
+            lambda: webb_lowe_args(webb_lowe_claim.random_features),
+        ),
+        Control(
+            "perturbed-etf",
+            ("ufm_webb_lowe_nc3",),
+            lambda: webb_lowe_args(webb_lowe_claim.collapsed_features, noise=1e-3),
+        ),
     ),
     "test_ufm_imbalance": (
-        Control("stopped-sweep", ("ufm_grad_norm_max", "ufm_etf_distance_max", "ufm_imbalance_minority_collapse_max"),
-                lambda: (ufm.imbalance_sweep(imbalance_claim.R_VALUES, max_iter=1),)),
+        Control(
+            "stopped-sweep",
+            ("ufm_grad_norm_max", "ufm_etf_distance_max", "ufm_imbalance_minority_collapse_max"),
+            lambda: (ufm.imbalance_sweep(imbalance_claim.R_VALUES, max_iter=1),),
+        ),
         # an exact simplex ETF at every R: 0 ETF distance with the means centred at the mean of the class means
-        Control("exact-etf", ("ufm_grad_norm_max", "ufm_imbalance_etf_distance_min",
-                              "ufm_imbalance_w_etf_distance_min_increase", "ufm_imbalance_minority_cos_min_increase",
-                              "ufm_imbalance_minority_collapse_max"), lambda: (etf_sweep(),)),
+        Control(
+            "exact-etf",
+            (
+                "ufm_grad_norm_max",
+                "ufm_imbalance_etf_distance_min",
+                "ufm_imbalance_w_etf_distance_min_increase",
+                "ufm_imbalance_minority_cos_min_increase",
+                "ufm_imbalance_minority_collapse_max",
+            ),
+            lambda: (etf_sweep(),),
+        ),
         Control("lambdas-swapped", ("ufm_imbalance_collapse_threshold_error",), swapped_thresholds),
         # the regularisation does not vanish (1e-2 throughout): no step towards SELI
         Control("lambda-fixed", ("ufm_seli_distance_min_decrease",), lambda: seli_paths(lams=(1e-2,) * 3)),
@@ -682,9 +776,12 @@ CONTROLS: dict[str, tuple[Control, ...]] = {
         Control("imbalance-fixed", ("ufm_seli_distance_min_increase_over_R",), lambda: seli_paths(Rs=(10, 10, 10))),
     ),
 }
-CONTROL_CASES = [pytest.param(claim, tolerance, control,
-                              id=f"{claim.removeprefix('test_ufm_')}-{tolerance}-{control.name}")
-                 for claim, controls in CONTROLS.items() for control in controls for tolerance in control.tolerances]
+CONTROL_CASES = [
+    pytest.param(claim, tolerance, control, id=f"{claim.removeprefix('test_ufm_')}-{tolerance}-{control.name}")
+    for claim, controls in CONTROLS.items()
+    for control in controls
+    for tolerance in control.tolerances
+]
 
 
 @pytest.mark.parametrize("claim,tolerance,control", CONTROL_CASES)
@@ -698,10 +795,13 @@ def test_check_fails_on_control(claim, tolerance, control):
 def test_every_ufm_check_has_a_control():
     """Every (claim file, tolerance) of a UFM CHECKS table has a control, and every control a check."""
     assert set(UFM_CLAIMS) == set(CONTROLS), "a UFM claim file without controls, or controls of no file"
-    checked = {(claim, tolerance) for claim, module in UFM_CLAIMS.items()
-               for tolerance in statistics(module)}
-    controlled = {(claim, tolerance) for claim, controls in CONTROLS.items()
-                  for control in controls for tolerance in control.tolerances}
+    checked = {(claim, tolerance) for claim, module in UFM_CLAIMS.items() for tolerance in statistics(module)}
+    controlled = {
+        (claim, tolerance)
+        for claim, controls in CONTROLS.items()
+        for control in controls
+        for tolerance in control.tolerances
+    }
     assert checked - controlled == set(), "checks without a negative control"
     assert controlled - checked == set(), "controls of checks that no claim makes"
 

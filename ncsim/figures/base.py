@@ -20,10 +20,19 @@ from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
 DPI = 110
-WIDTH = 7.3                      # inches: 800 px at DPI
-STYLE = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "xtick.labelsize": 7.5,
-         "ytick.labelsize": 7.5, "legend.fontsize": 7.5, "figure.titlesize": 10.5, "axes.grid": True,
-         "grid.alpha": 0.3, "lines.linewidth": 1.4}
+WIDTH = 7.3  # inches: 800 px at DPI
+STYLE = {
+    "font.size": 8.5,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8.5,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
+    "figure.titlesize": 10.5,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "lines.linewidth": 1.4,
+}
 TRAIN, TEST = "C0", "C1"
 MEANS, CLASSIFIER = "C0", "C3"
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "lbfgs": "LBFGS"}
@@ -34,12 +43,15 @@ Series = Callable[[object], tuple[np.ndarray, np.ndarray]]
 
 # ---- shared helpers ------------------------------------------------------------------------------
 
+
 def styled(draw):
     """Create a figure's artists under the report's style (fonts, grid) without touching global rcParams."""
+
     @functools.wraps(draw)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(STYLE):
             return draw(*args, **kwargs)
+
     return wrapper
 
 
@@ -99,8 +111,9 @@ def tpt_marks(ax, runs: Sequence[Trajectory], color: str = "0.25", name: str = "
         for epoch in epochs:
             if epoch is not None:
                 ax.axvline(epoch, ls=style, lw=0.8, color=color, alpha=0.8)
-        each = ", ".join(f"{short_label(r.label, r.spec.name)} {'never' if e is None else e}"
-                         for r, e in zip(runs, epochs))
+        each = ", ".join(
+            f"{short_label(r.label, r.spec.name)} {'never' if e is None else e}" for r, e in zip(runs, epochs)
+        )
         ax.plot([], [], ls=style, lw=0.8, color=color, label=f"{prefix}{what}: {each}")
 
 
@@ -120,6 +133,7 @@ def log_scale(ax, axis: str = "y") -> None:
         lo, hi = getattr(ax, f"get_{axis}lim")()
         mantissa = round(v / 10 ** np.floor(np.log10(v)))
         return f"{v:g}" if hi / lo < 100 and mantissa in (2, 5) else ""
+
     target.set_minor_formatter(FuncFormatter(minor))
 
 
@@ -170,7 +184,7 @@ def no_data(ax, text: str = "no data recorded") -> None:
 
 
 def seed_list(seeds) -> str:
-    """"seeds 0, 1, 2" or "seed 0"."""
+    """ "seeds 0, 1, 2" or "seed 0"."""
     seeds = sorted(set(seeds))
     return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
@@ -182,8 +196,9 @@ def seeds_note(seeds) -> str:
     return seed_list(seeds) if seeds else ""
 
 
-def finish(fig: Figure, title: str, note: str, absent: Sequence[str] = (), legend_axes=(),
-           handler_map: Mapping | None = None) -> Figure:
+def finish(
+    fig: Figure, title: str, note: str, absent: Sequence[str] = (), legend_axes=(), handler_map: Mapping | None = None
+) -> Figure:
     """Suptitle (title, a note such as the seeds drawn, and any runs not drawn) and one legend for the
     whole figure, gathered from `legend_axes` below the panels (`handler_map`: matplotlib's, for
     legend entries drawn in their own way)."""
@@ -196,8 +211,14 @@ def finish(fig: Figure, title: str, note: str, absent: Sequence[str] = (), legen
     if handles:
         ncols = 3 if max(map(len, handles)) <= 36 else 2
         labels = [wrap(label, 36 if ncols == 3 else 58) for label in handles]  # two columns fit the width
-        fig.legend(list(handles.values()), labels, loc="outside lower center",
-                   ncols=min(ncols, len(handles)), frameon=False, handler_map=handler_map)
+        fig.legend(
+            list(handles.values()),
+            labels,
+            loc="outside lower center",
+            ncols=min(ncols, len(handles)),
+            frameon=False,
+            handler_map=handler_map,
+        )
     return fig
 
 
@@ -220,4 +241,3 @@ def message(title: str, lines: Sequence[str]) -> Figure:
 def _all_absent(title: str, runs: Sequence[Trajectory], missing: Sequence[RunId]) -> Figure:
     absent = not_drawn(runs, missing) or ["no runs were asked for"]
     return message(title, ["No finished run to draw:"] + absent)
-

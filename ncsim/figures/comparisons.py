@@ -44,7 +44,7 @@ DESCRIBED = {  # field of _describe -> its text for a spec ("": left out, at the
 
 
 def _describe(name: str, runs: Sequence[Trajectory], fields: Sequence[str]) -> str:
-    """"<config>: <its fields>", e.g. "standard: wd 0.005, CE, learned W" (DESCRIBED)."""
+    """ "<config>: <its fields>", e.g. "standard: wd 0.005, CE, learned W" (DESCRIBED)."""
     spec = runs[0].spec
     return f"{name}: " + ", ".join(part for part in (DESCRIBED[f](spec) for f in fields) if part)
 
@@ -112,8 +112,11 @@ CONTRAST_PANELS = {  # key of a [figures.X] table's `panels` -> title, series, y
     "train_error": ("Train error", column("train_error"), "misclassified fraction\n(of its train labels)", "zero"),
     "test_error": ("Test error", column("test_error"), "misclassified fraction", "zero"),
 }
-CONTRAST_DEFAULTS = {"panels": ["nc1", "nc3", "ridge", "test_error"], "fields": ["weight_decay", "loss", "classifier"],
-                     "subject": "train set"}
+CONTRAST_DEFAULTS = {
+    "panels": ["nc1", "nc3", "ridge", "test_error"],
+    "fields": ["weight_decay", "loss", "classifier"],
+    "subject": "train set",
+}
 
 
 def contrast_table(figure: str) -> dict:
@@ -155,8 +158,13 @@ def contrasts(figure: str, runs: Mapping[str, Sequence[Trajectory]], missing: Se
         ax.tick_params(labelbottom=False)
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
-    return finish(fig, f"{title} ({table['subject']})", seeds_note(r.spec.seed for g in groups.values() for r in g),
-                  _absent(runs, missing, names), axes[:, 0])
+    return finish(
+        fig,
+        f"{title} ({table['subject']})",
+        seeds_note(r.spec.seed for g in groups.values() for r in g),
+        _absent(runs, missing, names),
+        axes[:, 0],
+    )
 
 
 def ablation(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = ()) -> Figure:
@@ -183,4 +191,3 @@ def label_noise(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunI
     train error on those labels (it falls to 0 as the network memorises them) and the test error, of the
     clean run ("standard") against cross-entropy and label smoothing on noisy labels ([figures.label-noise])."""
     return contrasts("label-noise", runs, missing)
-

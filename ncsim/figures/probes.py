@@ -15,8 +15,16 @@ from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
 
-def _seed_points(ax, xs: Sequence[float], values: Sequence[Sequence[float]], *, color: str, label: str,
-                 marker: str = "o", ls: str = "-") -> None:
+def _seed_points(
+    ax,
+    xs: Sequence[float],
+    values: Sequence[Sequence[float]],
+    *,
+    color: str,
+    label: str,
+    marker: str = "o",
+    ls: str = "-",
+) -> None:
     """One point per seed at each x, and the aggregate over seeds (the geometric mean on a log y axis, the
     mean otherwise; NaN left out) as a line through the x values."""
     centres = []
@@ -60,17 +68,19 @@ def imbalance(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
     R = [groups[name][0].spec.imbalance for name in order]
     fig = Figure(figsize=(WIDTH, 3.6), layout="constrained")
     cos_ax, err_ax = fig.subplots(1, 2)
-    for centred, color, marker, ls, what in ((False, CLASSIFIER, "o", "-", "raw rows"),
-                                             (True, MEANS, "s", "--", "rows centred by their mean")):
-        values = [[_probe(lambda r: probes.classifier_cosine(r, minority, centred), r) for r in groups[n]]
-                  for n in order]
+    for centred, color, marker, ls, what in (
+        (False, CLASSIFIER, "o", "-", "raw rows"),
+        (True, MEANS, "s", "--", "rows centred by their mean"),
+    ):
+        values = [
+            [_probe(lambda r: probes.classifier_cosine(r, minority, centred), r) for r in groups[n]] for n in order
+        ]
         _seed_points(cos_ax, R, values, color=color, marker=marker, ls=ls, label=f"minority rows: {what}")
     cos_ax.axhline(-1 / (C - 1), ls="--", color="0.4", lw=1, label=f"simplex ETF: −1/(C−1) = {-1 / (C - 1):.3g}")
     cos_ax.axhline(1.0, ls="--", color="0.2", lw=1, label="collapsed: 1")
     for classes, color, marker, what in ((minority, CLASSIFIER, "o", "minority"), (majority, MEANS, "s", "majority")):
         values = [[probes.class_test_error(r, classes) for r in groups[n]] for n in order]
-        _seed_points(err_ax, R, values, color=color, marker=marker,
-                     label=f"{what} classes {classes[0]}-{classes[-1]}")
+        _seed_points(err_ax, R, values, color=color, marker=marker, label=f"{what} classes {classes[0]}-{classes[-1]}")
     err_ax.set_ylim(0, None)
     cos_ax.set(title=f"Minority classifier rows {minority[0]}-{minority[-1]}", ylabel="mean pairwise cosine")
     err_ax.set(title="Test error by class group", ylabel="misclassified fraction")
@@ -80,8 +90,10 @@ def imbalance(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
         ax.minorticks_off()
         ax.set_xlabel("imbalance ratio R = n_majority / n_minority")
         ax.set_xlim(min(R) / 2, max(R) * 2)
-    note = (f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed, "
-            "the line through their means")
+    note = (
+        f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed, "
+        "the line through their means"
+    )
     return finish(fig, title, note, _absent(runs, missing, names), (cos_ax, err_ax))
 
 
@@ -102,9 +114,14 @@ def transfer(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] 
         return message(title, ["No finished run to draw:"] + _absent(runs, missing, (source, seen)))
     networks = []  # (tick label, colour, runs)
     if source in groups:
-        networks += [(f"untrained\n({source} at epoch 0)", "0.5", [r.truncated(0) for r in groups[source]]),
-                     (f"trained on classes\n0-{groups[source][0].spec.train_classes - 1} ({source})",
-                      suite.colour(source), groups[source])]
+        networks += [
+            (f"untrained\n({source} at epoch 0)", "0.5", [r.truncated(0) for r in groups[source]]),
+            (
+                f"trained on classes\n0-{groups[source][0].spec.train_classes - 1} ({source})",
+                suite.colour(source),
+                groups[source],
+            ),
+        ]
     if seen in groups:
         networks.append((f"trained on all\nclasses ({seen})", suite.colour(seen), groups[seen]))
     stats = [[probes.new_class_statistics(r, classes, shots, episodes) for r in group] for *_, group in networks]
@@ -124,8 +141,14 @@ def transfer(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] 
     span = f"{classes[0]}-{classes[-1]}"
     cdnv_ax.set(title=f"CDNV of classes {span} (log scale)", ylabel="class-distance normalised variance")
     ncc_ax.set(title=f"{shots}-shot nearest-class-centre error\n({episodes} episodes)", ylabel="misclassified fraction")
-    note = (f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed; CDNV and queries "
-            f"from the test signals of classes {span}, support from their train signals")
-    return finish(fig, f"{title}: classes {span} unseen by {source}", note,
-                  _absent(runs, missing, (source, seen)), (cdnv_ax, ncc_ax))
-
+    note = (
+        f"{seed_list(r.spec.seed for g in groups.values() for r in g)}: one point per seed; CDNV and queries "
+        f"from the test signals of classes {span}, support from their train signals"
+    )
+    return finish(
+        fig,
+        f"{title}: classes {span} unseen by {source}",
+        note,
+        _absent(runs, missing, (source, seen)),
+        (cdnv_ax, ncc_ax),
+    )

@@ -55,19 +55,39 @@ def training(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figur
         ax.set_xlabel("epoch")
     loss_ax.set(title="Loss (log scale)", ylabel=f"{ok[0].spec.loss.upper()} loss")
     err_ax.set(title="Error (symlog scale, 0 drawn)", ylabel="misclassified fraction")
-    return finish(fig, f"{title}: {ok[0].spec.name}", seeds_note(r.spec.seed for r in ok), not_drawn(runs, missing),
-                  [loss_ax])
+    return finish(
+        fig, f"{title}: {ok[0].spec.name}", seeds_note(r.spec.seed for r in ok), not_drawn(runs, missing), [loss_ax]
+    )
 
 
 NC_PANELS = (  # title, y label, scale ("log" or "zero": zero_scale), [(column, label, colour)]
-    ("NC1: within-class variability", "Tr(Σ_W Σ_B⁺)/C", "log",
-     [("train.nc1", "train features", MEANS), ("test.nc1", "test features", "0.55")]),
-    ("NC2: equinorm", "std/mean of norms", "log",
-     [("train.nc2_equinorm", "class means", MEANS), ("train.w_equinorm", "classifier rows W", CLASSIFIER)]),
-    ("NC2: equiangularity", "std of pairwise cosines", "log",
-     [("train.nc2_equiangularity", "class means", MEANS), ("train.w_equiangularity", "classifier rows W", CLASSIFIER)]),
-    ("NC2: max-angle", "mean |cos + 1/(C-1)|", "log",
-     [("train.nc2_maxangle", "class means", MEANS), ("train.w_maxangle", "classifier rows W", CLASSIFIER)]),
+    (
+        "NC1: within-class variability",
+        "Tr(Σ_W Σ_B⁺)/C",
+        "log",
+        [("train.nc1", "train features", MEANS), ("test.nc1", "test features", "0.55")],
+    ),
+    (
+        "NC2: equinorm",
+        "std/mean of norms",
+        "log",
+        [("train.nc2_equinorm", "class means", MEANS), ("train.w_equinorm", "classifier rows W", CLASSIFIER)],
+    ),
+    (
+        "NC2: equiangularity",
+        "std of pairwise cosines",
+        "log",
+        [
+            ("train.nc2_equiangularity", "class means", MEANS),
+            ("train.w_equiangularity", "classifier rows W", CLASSIFIER),
+        ],
+    ),
+    (
+        "NC2: max-angle",
+        "mean |cos + 1/(C-1)|",
+        "log",
+        [("train.nc2_maxangle", "class means", MEANS), ("train.w_maxangle", "classifier rows W", CLASSIFIER)],
+    ),
     ("NC3: self-duality", "‖W/‖W‖ − M/‖M‖‖²", "log", [("train.nc3", "W vs centered means", MEANS)]),
     ("NC4: nearest class centre", "NCC ≠ network (fraction)", "zero", [("train.nc4", "train", MEANS)]),
 )
@@ -88,8 +108,10 @@ def nc_metrics(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Fig
     axes = fig.subplots(2, 3, sharex=True).ravel()
     for ax, (panel, ylabel, scale, curves) in zip(axes, NC_PANELS):
         with scaled(ax, scale):
-            drawn = [band(ax, ok, column(col), label=label, color=color, ls="--" if col.startswith("test") else "-")
-                     for col, label, color in curves]
+            drawn = [
+                band(ax, ok, column(col), label=label, color=color, ls="--" if col.startswith("test") else "-")
+                for col, label, color in curves
+            ]
             if not any(drawn):
                 no_data(ax)
             tpt_marks(ax, ok)
@@ -98,8 +120,13 @@ def nc_metrics(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Fig
         ax.set_xlabel("epoch")
     handles, labels = axes[0].get_legend_handles_labels()
     axes[0].legend(handles[:2], labels[:2], loc="upper right")  # train, test: the TPT marks are in the figure legend
-    return finish(fig, f"{title}: {ok[0].spec.name} (train set)", seeds_note(r.spec.seed for r in ok),
-                  not_drawn(runs, missing), axes[1:2])
+    return finish(
+        fig,
+        f"{title}: {ok[0].spec.name} (train set)",
+        seeds_note(r.spec.seed for r in ok),
+        not_drawn(runs, missing),
+        axes[1:2],
+    )
 
 
 LAYER_METRICS = (  # name, y label, transform of the recorded values, y scale (`scaled`)
@@ -113,6 +140,7 @@ LAYER_COLUMNS = ("nc1", "nc2_etf_distance", "ncc_error")
 def layer_series(tap: str, metric: str) -> Series:
     """A layer metric at the layer-evaluated epochs; the penultimate layer's is its train.<metric> column
     at those epochs."""
+
     def series(run):
         if tap != "penultimate":
             return run.layer(tap, metric)
@@ -120,14 +148,17 @@ def layer_series(tap: str, metric: str) -> Series:
         layer_cols = [c for c in run.columns() if c.startswith("layer.")]
         at = ~np.isnan(run[layer_cols[0]]) if layer_cols else np.ones(len(col), bool)
         return run.epochs[at], col[at]
+
     return series
 
 
 def end_by_depth(metric: str) -> Series:
     """The metric's end value against depth (0 = first layer)."""
+
     def series(run):
         taps = run.depth_layers()
         return np.arange(len(taps)), np.array([layer_series(t, metric)(run)[1][-1] for t in taps])
+
     return series
 
 
@@ -151,12 +182,23 @@ def layerwise(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figu
     for j, ((name, ylabel, transform, scale), metric) in enumerate(zip(LAYER_METRICS, LAYER_COLUMNS)):
         top, bottom = axes[0, j], axes[1, j]
         with scaled(top, scale), scaled(bottom, scale):
-            drawn = [band(top, ok, _mapped(layer_series(tap, metric), transform), label=label, color=color,
-                          marker="o", ms=2.5) for tap, label, color in zip(taps, names, colors)]
+            drawn = [
+                band(
+                    top, ok, _mapped(layer_series(tap, metric), transform), label=label, color=color, marker="o", ms=2.5
+                )
+                for tap, label, color in zip(taps, names, colors)
+            ]
             if not any(drawn):
                 no_data(top)
-            if not band(bottom, ok, _mapped(end_by_depth(metric), transform), label="end of training",
-                        color="k", marker="o", ms=3):
+            if not band(
+                bottom,
+                ok,
+                _mapped(end_by_depth(metric), transform),
+                label="end of training",
+                color="k",
+                marker="o",
+                ms=3,
+            ):
                 no_data(bottom)
         epoch_log_scale(top)
         top.set(title=f"{name} over training", ylabel=ylabel)
@@ -168,9 +210,11 @@ def layerwise(runs: Sequence[Trajectory], missing: Sequence[RunId] = ()) -> Figu
 
 def _mapped(series: Series, transform) -> Series:
     """The series with `transform` applied to its values."""
+
     def mapped(run):
         x, y = series(run)
         return x, transform(y)
+
     return mapped
 
 
@@ -218,13 +262,21 @@ def geometry(runs: Sequence[Trajectory], missing: Sequence[RunId] = (), cache_di
     axes = fig.subplots(1, 3)
     for ax, (key, what, cosine, metric, name) in zip(axes, GEOMETRY_PANELS):
         image = ax.imshow(deviation[key], cmap="RdBu_r", norm=norm)
-        ax.set_title(f"{what}\n{cosine} − ETF\nmax |deviation| {np.abs(deviation[key]).max():.2g}\n"
-                     f"{name} {run.final(f'train.{metric}'):.3g}", fontsize=7.5)
+        ax.set_title(
+            f"{what}\n{cosine} − ETF\nmax |deviation| {np.abs(deviation[key]).max():.2g}\n"
+            f"{name} {run.final(f'train.{metric}'):.3g}",
+            fontsize=7.5,
+        )
         ax.set(xlabel="class c'", ylabel="class c", xticks=range(C), yticks=range(C))
         ax.tick_params(labelsize=6)
         ax.grid(False)
-    fig.colorbar(image, ax=axes, shrink=0.9, label=f"cosine − ETF value (ETF: 1 on\nthe diagonal, "
-                                                   f"−1/(C−1) = −{1 / (C - 1):.3g} off it)")
+    fig.colorbar(
+        image,
+        ax=axes,
+        shrink=0.9,
+        label=f"cosine − ETF value (ETF: 1 on\nthe diagonal, −1/(C−1) = −{1 / (C - 1):.3g} off it)",
+    )
     note = f"seed {run.spec.seed} shown (of {', '.join(str(r.spec.seed) for r in ok)})" if len(ok) > 1 else ""
-    return finish(fig, f"{title}: {run.label} (train set), deviation from the simplex ETF", note,
-                  not_drawn(runs, missing))
+    return finish(
+        fig, f"{title}: {run.label} (train set), deviation from the simplex ETF", note, not_drawn(runs, missing)
+    )

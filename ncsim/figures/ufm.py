@@ -29,6 +29,7 @@ def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: i
 
     def key(name):
         return lambda sweep: (sweep["R"], sweep[name])
+
     seeds, sweeps = list(sweeps), list(sweeps.values())
     band(cos_ax, sweeps, key("minority_cos"), label="minority rows", color=CLASSIFIER)
     band(cos_ax, sweeps, key("majority_cos"), label="majority rows", color=MEANS)
@@ -36,8 +37,13 @@ def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: i
     cos_ax.axhline(1.0, ls="-.", color="0.4", lw=1, label="collapsed: 1")
     thresholds = sorted({collapse_threshold(sweep) for sweep in sweeps} - {np.inf})
     if thresholds:
-        cos_ax.axvline(thresholds[0], ls="--", color=CLASSIFIER, lw=1,
-                       label="R*: minority collapse at " + ", ".join(f"{R:g}" for R in thresholds))
+        cos_ax.axvline(
+            thresholds[0],
+            ls="--",
+            color=CLASSIFIER,
+            lw=1,
+            label="R*: minority collapse at " + ", ".join(f"{R:g}" for R in thresholds),
+        )
     band(etf_ax, sweeps, key("means_etf_distance"), label="class means: to the ETF", color="C2")
     band(etf_ax, sweeps, key("w_etf_distance"), label="classifier rows W: to the ETF", color="C4")
     band(etf_ax, sweeps, key("seli_means_distance"), label="class means: to SELI", color="C2", ls="--")
@@ -49,8 +55,9 @@ def ufm_imbalance(sweeps: Mapping[int, Mapping[str, np.ndarray]], num_classes: i
     for ax in (cos_ax, etf_ax, norm_ax):
         log_scale(ax, "x")
         ax.set_xlabel("imbalance ratio R")
-    return finish(fig, f"{title} (CE UFM without bias, C = {num_classes})", seeds_note(seeds), (),
-                  (cos_ax, etf_ax, norm_ax))
+    return finish(
+        fig, f"{title} (CE UFM without bias, C = {num_classes})", seeds_note(seeds), (), (cos_ax, etf_ax, norm_ax)
+    )
 
 
 # ---- the verdict figure ----------------------------------------------------------------------------

@@ -14,16 +14,25 @@ from ncsim.verdict import Verdict
 
 VERDICT_COLOURS = {"reproduces": "#1a9641", "inconclusive": "#e08800", "does not reproduce": "#d7191c"}
 VERDICT_PANELS = {  # panel -> title, x label, where the rule's reference lies
-    "ratio": ("One-sided thresholds, log scale: left of 1 holds",
-              "value / threshold (≤, <) or threshold / value (≥, >)", 1.0),
-    "equivalence": ("Equivalence to the reference configuration, log scale: holds when the 90% interval "
-                    "lies within the margins", "ratio to the reference configuration, same seed", 1.0),
-    "difference": ("One-sided thresholds on linear statistics, symlog scale: left of 0 holds",
-                   "value − threshold (≤, <) or threshold − value (≥, >)", 0.0),
+    "ratio": (
+        "One-sided thresholds, log scale: left of 1 holds",
+        "value / threshold (≤, <) or threshold / value (≥, >)",
+        1.0,
+    ),
+    "equivalence": (
+        "Equivalence to the reference configuration, log scale: holds when the 90% interval lies within the margins",
+        "ratio to the reference configuration, same seed",
+        1.0,
+    ),
+    "difference": (
+        "One-sided thresholds on linear statistics, symlog scale: left of 0 holds",
+        "value − threshold (≤, <) or threshold − value (≥, >)",
+        0.0,
+    ),
 }
 RULE_LABELS = {"every": "every seed", "mean": "95% bound, {mean}", "equivalence": "TOST, 90% interval"}
-ROW_HEIGHT = 0.4                 # inches per check: two lines of its 8-point labels
-VERDICT_LABEL_SIZE = 8           # points: 12 px at DPI, legible where the figure is shown 800 px wide
+ROW_HEIGHT = 0.4  # inches per check: two lines of its 8-point labels
+VERDICT_LABEL_SIZE = 8  # points: 12 px at DPI, legible where the figure is shown 800 px wide
 
 
 def as_float(value) -> float:
@@ -108,8 +117,17 @@ def _draw_check(ax, y: float, record: Verdict, lo: float, hi: float) -> None:
     pos, markers = _place(relative(record, values), lo, hi)
     offsets = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(len(values))
     for x, dy, m in zip(pos, offsets, markers):
-        ax.plot(x, y + dy, m, ms=3.5 if m == "o" else 5, color=colour, alpha=0.6, mec="none" if m == "o" else colour,
-                clip_on=False, zorder=3)
+        ax.plot(
+            x,
+            y + dy,
+            m,
+            ms=3.5 if m == "o" else 5,
+            color=colour,
+            alpha=0.6,
+            mec="none" if m == "o" else colour,
+            clip_on=False,
+            zorder=3,
+        )
     ends = record.interval or ([record.measured, record.bound] if record.bound is not None else [])
     if record.measured is not None and ends:
         (a, b), _ = _place(relative(record, ends), lo, hi)
@@ -144,9 +162,18 @@ def _verdict_legend(ax) -> dict:
         ax.plot([], [], "s", ms=7, color=colour, label=verdict)
     ax.plot([], [], "o", ms=3.5, color="0.4", alpha=0.6, mec="none", label="one seed")
     ax.plot([], [], "D", ms=6, color="0.6", mec="k", mew=0.6, label="aggregate (geometric mean, mean or median)")
-    bound, = ax.plot([], [], "-|", lw=2, ms=9, mew=2, color="0.4", label="bar to the one-sided 95% bound (rule mean)")
-    ax.errorbar([np.nan], [np.nan], xerr=[1], fmt="none", lw=2, capsize=4.5, capthick=2, color="0.4",
-                label="90% interval (equivalence)")
+    (bound,) = ax.plot([], [], "-|", lw=2, ms=9, mew=2, color="0.4", label="bar to the one-sided 95% bound (rule mean)")
+    ax.errorbar(
+        [np.nan],
+        [np.nan],
+        xerr=[1],
+        fmt="none",
+        lw=2,
+        capsize=4.5,
+        capthick=2,
+        color="0.4",
+        label="90% interval (equivalence)",
+    )
     ax.plot([], [], "k-", lw=1.2, label="threshold (equivalence: ratio 1)")
     ax.plot([], [], "--", lw=1, color="0.3", label="equivalence margin")
     ax.plot([], [], ">", ms=5, color="0.4", label="beyond the axis, e.g. 0 or inf: at its edge")
@@ -180,8 +207,9 @@ def verdicts(records: Sequence[Verdict], outcomes: Sequence[str | None] = ()) ->
     axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
     for ax, (panel, rows) in zip(axes, panels.items()):
         name, xlabel, ref = VERDICT_PANELS[panel]
-        points = np.concatenate([relative(r, [*r.values, r.measured, r.bound, *(r.interval or ()), *_margins(r)])
-                                 for r in rows])
+        points = np.concatenate(
+            [relative(r, [*r.values, r.measured, r.bound, *(r.interval or ()), *_margins(r)]) for r in rows]
+        )
         lo, hi, linthresh = _limits(points, panel)
         if linthresh is None:
             log_scale(ax, "x")
@@ -201,14 +229,17 @@ def verdicts(records: Sequence[Verdict], outcomes: Sequence[str | None] = ()) ->
         ax.set_yticks(range(len(rows)), [_row_label(r) for r in rows], fontsize=VERDICT_LABEL_SIZE)
         ax.grid(False, axis="y")
         right = ax.secondary_yaxis("right")
-        right.set_yticks(range(len(rows)), [_verdict_label(r, outcome.get(id(r))) for r in rows],
-                         fontsize=VERDICT_LABEL_SIZE)
+        right.set_yticks(
+            range(len(rows)), [_verdict_label(r, outcome.get(id(r))) for r in rows], fontsize=VERDICT_LABEL_SIZE
+        )
         for label, record in zip(right.get_yticklabels(), rows):
             label.set_color(VERDICT_COLOURS.get(record.verdict, "0.4"))
         ax.set_title(wrap(name, 65), loc="left")
         ax.set_xlabel(xlabel)
     handler_map = _verdict_legend(axes[0])
     seeds = sorted({s for r in cnn for s in r.seeds or () if s is not None})
-    note = (f"{len(cnn)} checks of the CNN claims (check and configuration), each decided over seeds "
-            f"{', '.join(map(str, seeds))}; {left_out}")
+    note = (
+        f"{len(cnn)} checks of the CNN claims (check and configuration), each decided over seeds "
+        f"{', '.join(map(str, seeds))}; {left_out}"
+    )
     return finish(fig, title, note, (), axes[:1], handler_map)

@@ -20,5 +20,10 @@ import pytest
 # rewriting still applies to it (and pytest does not warn that it came too late).
 pytest.register_assert_rewrite("ncsim.pytest_plugin.recorded")
 
-pytest_plugins = ["ncsim.pytest_plugin.runs", "ncsim.pytest_plugin.collect", "ncsim.pytest_plugin.checks",
-                  "ncsim.pytest_plugin.report", "ncsim.pytest_plugin.recorded"]
+pytest_plugins = [
+    "ncsim.pytest_plugin.runs",
+    "ncsim.pytest_plugin.collect",
+    "ncsim.pytest_plugin.checks",
+    "ncsim.pytest_plugin.report",
+    "ncsim.pytest_plugin.recorded",
+]

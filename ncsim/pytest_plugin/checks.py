@@ -29,15 +29,27 @@ class ClaimCheck:
     def _decide(self, tolerance: str, values, **identity) -> None:
         node = self.request.node
         record = checks.decide(
-            checks.tolerance(self.claims_dir, tolerance), values, claim=self.request.path.stem,
+            checks.tolerance(self.claims_dir, tolerance),
+            values,
+            claim=self.request.path.stem,
             case=getattr(getattr(node, "callspec", None), "id", node.name),
             figures=list(getattr(self.request.module, "FIGURES", ())),
-            extended=node.get_closest_marker(EXTENDED) is not None, **identity)
+            extended=node.get_closest_marker(EXTENDED) is not None,
+            **identity,
+        )
         node.user_properties.append((checks.PROPERTY, checks.property_value(record)))
         checks.assert_holds(record)
 
-    def __call__(self, tolerance: str, measured: float, *, seed: int | None = None, run: str | None = None,
-                 config: str | None = None, note: str = "") -> None:
+    def __call__(
+        self,
+        tolerance: str,
+        measured: float,
+        *,
+        seed: int | None = None,
+        run: str | None = None,
+        config: str | None = None,
+        note: str = "",
+    ) -> None:
         """Assert that one measured value meets the named tolerance (its rule over one value); the
         failure message gives the value, the threshold, the run and the source."""
         self._decide(tolerance, [measured], seeds=[seed], runs=[run], run=run, config=config, note=note)
@@ -46,8 +58,10 @@ class ClaimCheck:
         """Measure `check` on every run of a configuration (and on the same seed of its reference
         configuration), decide it over the seeds by the tolerance's rule, and assert."""
         obtain_run = self.request.getfixturevalue("obtain_run")
-        refs = [obtain_run(check.against, r.spec.seed, dict(r.spec.data).get("seed")) if check.against else None
-                for r in runs]
+        refs = [
+            obtain_run(check.against, r.spec.seed, dict(r.spec.data).get("seed")) if check.against else None
+            for r in runs
+        ]
         try:
             notes = [check.describe(r, ref) for r, ref in zip(runs, refs)]
             values = [check.measure(r, ref) for r, ref in zip(runs, refs)]
@@ -56,11 +70,15 @@ class ClaimCheck:
                 raise
             pytest.skip(lacking(e))
         params = getattr(getattr(self.request.node, "callspec", None), "params", {})
-        self._decide(check.tolerance, values,
-                     seeds=[r.spec.seed for r in runs], runs=[r.label for r in runs],
-                     config=params.get("runs", runs[0].spec.name if runs else None), against=check.against,
-                     note="; ".join(f"{r.label}: {n}" for r, n in zip(runs, notes) if n))
-
+        self._decide(
+            check.tolerance,
+            values,
+            seeds=[r.spec.seed for r in runs],
+            runs=[r.label for r in runs],
+            config=params.get("runs", runs[0].spec.name if runs else None),
+            against=check.against,
+            note="; ".join(f"{r.label}: {n}" for r, n in zip(runs, notes) if n),
+        )
 
     def on(self, check: checks.Check, case: claim.Case) -> None:
         """Measure `check` on the input of `case` (built from the run store), decide the one value by the
@@ -98,5 +116,10 @@ def pytest_collection_modifyitems(config, items):
             if xfail.covers(check.tolerance, name):
                 borderline = xfail.verdict == "inconclusive"
                 reason = f"on the suite's own {name} runs: {xfail.reason}" if own_spec else xfail.reason
-                item.add_marker(pytest.mark.xfail(strict=not (borderline or own_spec), reason=reason,
-                                                  raises=checks.Inconclusive if borderline else AssertionError))
+                item.add_marker(
+                    pytest.mark.xfail(
+                        strict=not (borderline or own_spec),
+                        reason=reason,
+                        raises=checks.Inconclusive if borderline else AssertionError,
+                    )
+                )

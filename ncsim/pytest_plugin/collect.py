@@ -48,8 +48,11 @@ def declaration_problems(collector) -> list[str]:
         return [str(e)]
     found = claim.problems(module, known)
     names = {table.name for table in claim.tables(module)}
-    found += [f"{name} is both a table of CHECKS and a function of the module; rename one" for name in sorted(names)
-              if callable(getattr(module, name, None)) and not hasattr(getattr(module, name), "ncsim_tables")]
+    found += [
+        f"{name} is both a table of CHECKS and a function of the module; rename one"
+        for name in sorted(names)
+        if callable(getattr(module, name, None)) and not hasattr(getattr(module, name), "ncsim_tables")
+    ]
     return found
 
 
@@ -57,11 +60,14 @@ def made_test(name: str, tables: list[claim.Checks]):
     """The test function of the tables named `name`: it takes a check and a configuration's runs, or a
     check and a case."""
     if tables[0].cases is None:
+
         def test(check, runs, claim_check):
             claim_check.of(check, runs)
     else:
+
         def test(check, case, claim_check):
             claim_check.on(check, case)
+
     test.__name__ = test.__qualname__ = name
     test.ncsim_tables = tables
     return test
@@ -100,8 +106,10 @@ def own_test_problem(metafunc) -> str | None:
     taken = [n for n in (("check", *MADE) if in_claims else ("runs",)) if n in metafunc.fixturenames]
     if not taken:
         return None
-    return (f"{metafunc.definition.nodeid} takes `{taken[0]}`: the plugin makes the tests of a claim's checks "
-            f"itself; declare them in a CHECKS table of ncsim.checks.Check in its module (docs/adding-a-claim.md)")
+    return (
+        f"{metafunc.definition.nodeid} takes `{taken[0]}`: the plugin makes the tests of a claim's checks "
+        f"itself; declare them in a CHECKS table of ncsim.checks.Check in its module (docs/adding-a-claim.md)"
+    )
 
 
 def pytest_generate_tests(metafunc):
@@ -114,7 +122,7 @@ def pytest_generate_tests(metafunc):
     config, params = metafunc.config, []
     for table in tables:
         for case_id, check, where in table.items():
-            marks = (case_marks(config, f"{where}-checks", where, check.against) if isinstance(where, str) else ())
+            marks = case_marks(config, f"{where}-checks", where, check.against) if isinstance(where, str) else ()
             params.append(pytest.param(check, where, id=case_id, marks=marks))
     runs = tables[0].cases is None
     metafunc.parametrize("check,runs" if runs else "check,case", params, indirect=["runs"] if runs else False)

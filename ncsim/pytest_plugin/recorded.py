@@ -28,12 +28,21 @@ from ncsim.store import RunStore
 
 def pytest_addoption(parser):
     g = parser.getgroup("ncsim")
-    g.addoption("--runs", default=None, metavar="NAME",
-                help="check the claims on the runs you recorded as NAME (ncsim.Recorder) in place of the default "
-                     "configuration; nothing is trained")
-    g.addoption("--compare", action="append", default=[], metavar="CONFIG=NAME",
-                help="with --runs: your recorded configuration NAME stands for the suite's configuration CONFIG "
-                     "(e.g. no-wd=NAME-nowd), so the comparisons against it run; repeatable")
+    g.addoption(
+        "--runs",
+        default=None,
+        metavar="NAME",
+        help="check the claims on the runs you recorded as NAME (ncsim.Recorder) in place of the default "
+        "configuration; nothing is trained",
+    )
+    g.addoption(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="CONFIG=NAME",
+        help="with --runs: your recorded configuration NAME stands for the suite's configuration CONFIG "
+        "(e.g. no-wd=NAME-nowd), so the comparisons against it run; repeatable",
+    )
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,10 @@ class RecordedConfigurations(suite.Configurations):
         if run.config in self.left_out:
             raise KeyError(f"configuration {run.config!r} is left out: {self.left_out[run.config]}")
         if (run.config, run.seed) not in self.recorded:
-            raise RecordedRunMissing(f"configuration {run.config!r} (recorded as {self.names.get(run.config)!r}) "
-                                     f"has no recorded run of seed {run.seed} in this session")
+            raise RecordedRunMissing(
+                f"configuration {run.config!r} (recorded as {self.names.get(run.config)!r}) "
+                f"has no recorded run of seed {run.seed} in this session"
+            )
         return self.recorded[(run.config, run.seed)]
 
 
@@ -84,8 +95,11 @@ def recorded_configurations(name: str, compare: list[str], seeds: list[int], sto
             recorded[(config, seed)] = RecordedSpec.from_dict(store.read(key).meta["spec"])
     if missing:
         raise RecordedRunMissing("; ".join(missing))
-    left_out = {c: f"not recorded: record your network in the {c} configuration and pass --compare {c}=NAME"
-                for c in suite.preset_runs() if c not in names}
+    left_out = {
+        c: f"not recorded: record your network in the {c} configuration and pass --compare {c}=NAME"
+        for c in suite.preset_runs()
+        if c not in names
+    }
     specs = {config: recorded[(config, seeds[0])] for config in names}
     return RecordedConfigurations(specs, left_out, f"recorded runs {name}", recorded=recorded, names=names)
 
@@ -100,8 +114,9 @@ def session_configurations(config, seeds: list[int], store_root) -> RecordedConf
         return None
     clashing = [opt for opt in ("--spec", "--fresh-runs", "--vary-data-seed", "--scheduler") if config.getoption(opt)]
     if clashing:
-        raise pytest.UsageError(f"--runs checks recorded runs, which are never trained: it does not go with "
-                                f"{', '.join(clashing)}")
+        raise pytest.UsageError(
+            f"--runs checks recorded runs, which are never trained: it does not go with {', '.join(clashing)}"
+        )
     try:
         return recorded_configurations(name, config.getoption("--compare"), seeds, RunStore(store_root))
     except (ValueError, RecordedRunMissing) as e:
@@ -121,8 +136,9 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in items:
         if (item.path.parent / TOLERANCES).is_file() and reads_no_run(item):
-            item.add_marker(pytest.mark.skip(reason=f"measures no run (a model of its own), so nothing of the "
-                                                    f"recorded runs {name}"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"measures no run (a model of its own), so nothing of the recorded runs {name}")
+            )
 
 
 def lacking(error: KeyError) -> str:

@@ -37,27 +37,44 @@ from ncsim.spec import SpecError
 from ncsim.store import RunStore
 from ncsim.trajectory import Trajectory
 
-EXTENDED = "extended"   # the marker of the extended tier of claims (README, "The claims")
+EXTENDED = "extended"  # the marker of the extended tier of claims (README, "The claims")
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("ncsim")
-    g.addoption("--seeds", default=None,
-                help=f"training seeds for the claims, as `ncsim --seeds`: integers and ranges, e.g. 0-4 or 0,1,5 "
-                     f"(default: ncsim/suite.toml's {','.join(map(str, suite.DEFAULT_SEEDS))})")
-    g.addoption("--vary-data-seed", action="store_true",
-                help="vary the MNIST-1D generator seed with the training seed (data seed = training seed)")
+    g.addoption(
+        "--seeds",
+        default=None,
+        help=f"training seeds for the claims, as `ncsim --seeds`: integers and ranges, e.g. 0-4 or 0,1,5 "
+        f"(default: ncsim/suite.toml's {','.join(map(str, suite.DEFAULT_SEEDS))})",
+    )
+    g.addoption(
+        "--vary-data-seed",
+        action="store_true",
+        help="vary the MNIST-1D generator seed with the training seed (data seed = training seed)",
+    )
     g.addoption("--cache-dir", default=None, help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim)")
     g.addoption("--fresh-runs", action="store_true", help="ignore the store: train every run anew for this session")
-    g.addoption("--spec", default=None, metavar="FILE.toml",
-                help="check the claims on your own run: FILE's spec (one run, as for `ncsim train FILE`) stands "
-                     "for the standard configuration, and the other configurations apply their changes to it")
-    g.addoption("--extended", action="store_true",
-                help="also run the extended claims (claim files marked pytest.mark.extended: the claims of "
-                     "2021-2023, whose runs add two thirds to a cold session); `-m extended` runs only them")
-    g.addoption("--scheduler", default=None, metavar="ADDRESS",
-                help="train the runs the session needs on this Dask scheduler before the checks (ncsim.sweep; "
-                     "'local': a LocalCluster here); the run store must be shared with its workers")
+    g.addoption(
+        "--spec",
+        default=None,
+        metavar="FILE.toml",
+        help="check the claims on your own run: FILE's spec (one run, as for `ncsim train FILE`) stands "
+        "for the standard configuration, and the other configurations apply their changes to it",
+    )
+    g.addoption(
+        "--extended",
+        action="store_true",
+        help="also run the extended claims (claim files marked pytest.mark.extended: the claims of "
+        "2021-2023, whose runs add two thirds to a cold session); `-m extended` runs only them",
+    )
+    g.addoption(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="train the runs the session needs on this Dask scheduler before the checks (ncsim.sweep; "
+        "'local': a LocalCluster here); the run store must be shared with its workers",
+    )
 
 
 def seeds(config) -> list[int]:
@@ -86,16 +103,22 @@ def configurations(config) -> suite.Configurations:
         path = spec_path(config)
         recorded = session_configurations(config, seeds(config), store_root(config))
         try:
-            config._ncsim_configurations = (recorded if recorded is not None else suite.suite_configurations()
-                                            if path is None else suite.user_configurations(path))
+            config._ncsim_configurations = (
+                recorded
+                if recorded is not None
+                else suite.suite_configurations()
+                if path is None
+                else suite.user_configurations(path)
+            )
         except SpecError as e:
             raise pytest.UsageError(f"--spec: {e}") from None
     return config._ncsim_configurations
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers",
-                            f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}")
+    config.addinivalue_line(
+        "markers", f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}"
+    )
     seeds(config)  # a bad --seeds, --spec or --cache-dir is a usage error before collection, not one per test
     configurations(config)
     try:
@@ -204,11 +227,16 @@ def obtain_run(pytestconfig, run_store):
             spec = configs.spec(suite.RunId(config, seed, data_seed))
             return Trajectory(run_store.read(spec.key()), spec, data_cache=run_store.root)
         return suite.obtain_run(configs.spec(suite.RunId(config, seed, data_seed)), run_store)
+
     return _get
 
 
-def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations | None = None,
-             threads: int | None = None) -> None:
+def prefetch(
+    runs: list[suite.RunId],
+    run_store: RunStore,
+    configs: suite.Configurations | None = None,
+    threads: int | None = None,
+) -> None:
     """Make sure every run is stored, training each missing one in this process (on `threads` threads;
     None: ncsim.threads.TRAIN_THREADS, as every run of the suite trains) unless another process is
     training it; runs held by another process are waited for last. The runs are those of `configs`
@@ -227,8 +255,9 @@ def prefetch(runs: list[suite.RunId], run_store: RunStore, configs: suite.Config
         pending = left
 
 
-def sweep_on_scheduler(runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations,
-                       scheduler: str) -> None:
+def sweep_on_scheduler(
+    runs: list[suite.RunId], run_store: RunStore, configs: suite.Configurations, scheduler: str
+) -> None:
     """Train `runs` on the Dask scheduler (ncsim.sweep.sweep, one thread per run) into the store, once
     per session: the first process to take the store's sweep lock submits them, the others wait for it
     and find them stored. RuntimeError naming every run that failed there."""

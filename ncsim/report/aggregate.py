@@ -38,7 +38,7 @@ CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verd
     "xpass": "passes although a strict xfail (which fails the suite)",
     "skipped": "skipped",
 }
-SEVERE = ("does not reproduce", "inconclusive", "error", "xpass")   # what a verdict line names first
+SEVERE = ("does not reproduce", "inconclusive", "error", "xpass")  # what a verdict line names first
 
 
 @dataclass
@@ -67,12 +67,16 @@ class RecordedTest:
 
     def to_json(self) -> dict:
         """The test as verdicts.json writes it (RecordedTest(**that) reads it back)."""
-        return {"nodeid": self.nodeid, "outcome": self.outcome, "reason": self.reason,
-                "checks": [c.to_json() for c in self.checks]}
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "checks": [c.to_json() for c in self.checks],
+        }
 
 
 def many(n: int, one: str, more: str) -> str:
-    """"1 check", "3 checks"."""
+    """ "1 check", "3 checks"."""
     return f"{n} {one if n == 1 else more}"
 
 
@@ -94,7 +98,7 @@ def counts(tests: Sequence[RecordedTest]) -> dict[str, int]:
 
 
 def kind(claim_file: str, tests: Sequence[RecordedTest] = ()) -> str:
-    """"ufm" for a numerical check of the unconstrained features model (claims/test_ufm_*.py),
+    """ "ufm" for a numerical check of the unconstrained features model (claims/test_ufm_*.py),
     "extended" for a claim of the extended tier (its checks' records say so: the file is marked
     pytest.mark.extended), "cnn" for any other empirical claim on trained networks."""
     if Path(claim_file).name.startswith("test_ufm_"):
@@ -117,7 +121,7 @@ def check_status(test: RecordedTest) -> str:
 
 
 def check_name(test: RecordedTest) -> str:
-    """"<tolerance> [<where>]" of a test's check; the test's parameter id when it decided none."""
+    """ "<tolerance> [<where>]" of a test's check; the test's parameter id when it decided none."""
     record = next(iter(test.checks), None)
     return f"{record.tolerance} [{record.where or _param_id(test)}]" if record else _param_id(test)
 
@@ -125,6 +129,8 @@ def check_name(test: RecordedTest) -> str:
 def _param_id(test: RecordedTest) -> str:
     found = re.search(r"\[(.*)\]$", test.nodeid)
     return found.group(1) if found else test.case
+
+
 def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
     """The claim's status and its verdict line over its checks (one test each), e.g.
 
@@ -143,20 +149,32 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
         return ", ".join(dict.fromkeys(check_name(t) for s in statuses for t in by[s]))
 
     reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in xfail if t.reason))
-    expected = ("; ".join(f"{many(len(by[s]), one, more)} {what}: {listed(s)}" for s, one, more, what in (
-        ("xfail", "does", "do", "not (strict xfail, expected)"),
-        ("xfail-inconclusive", "is", "are", "inconclusive (xfail, expected)")) if by[s])
-                + (f": {reasons}" if reasons else ""))
+    expected = "; ".join(
+        f"{many(len(by[s]), one, more)} {what}: {listed(s)}"
+        for s, one, more, what in (
+            ("xfail", "does", "do", "not (strict xfail, expected)"),
+            ("xfail-inconclusive", "is", "are", "inconclusive (xfail, expected)"),
+        )
+        if by[s]
+    ) + (f": {reasons}" if reasons else "")
     severe = [s for s in SEVERE if by[s]]
     if severe:
         status = CHECK_STATUSES[severe[0]]
         parts = [f"{CHECK_STATUSES[s]}: {listed(s)}" for s in severe] + [f"{passed} of {ran} checks reproduce"]
         parts += [expected] if xfail else []
     elif xfail:
-        status = ("partly reproduces" if passed else CHECK_STATUSES["xfail"] if by["xfail"]
-                  else CHECK_STATUSES["xfail-inconclusive"])
-        parts = ([f"partly reproduces: {many(passed, 'check reproduces', 'checks reproduce')}", expected] if passed
-                 else [f"{status}: {listed('xfail', 'xfail-inconclusive')}" + (f": {reasons}" if reasons else "")])
+        status = (
+            "partly reproduces"
+            if passed
+            else CHECK_STATUSES["xfail"]
+            if by["xfail"]
+            else CHECK_STATUSES["xfail-inconclusive"]
+        )
+        parts = (
+            [f"partly reproduces: {many(passed, 'check reproduces', 'checks reproduce')}", expected]
+            if passed
+            else [f"{status}: {listed('xfail', 'xfail-inconclusive')}" + (f": {reasons}" if reasons else "")]
+        )
     else:
         status = "reproduces" if passed else "no checks ran"
         parts = [f"reproduces: {passed} of {ran} checks" if passed else status]
@@ -175,9 +193,18 @@ def verdicts(outcomes: Sequence[RecordedTest]) -> list[dict]:
         tests = sorted((t for t in outcomes if t.claim_file == f), key=lambda t: t.nodeid)
         status, line = claim_verdict(tests)
         tally = Counter(map(check_status, tests))
-        table.append({"file": f, "kind": kind(f, tests), "status": status, "verdict": line,
-                      "check_statuses": {s: tally[s] for s in CHECK_STATUSES if tally[s]}, "counts": counts(tests),
-                      "figures": figures_for(tests), "tests": [t.to_json() for t in tests]})
+        table.append(
+            {
+                "file": f,
+                "kind": kind(f, tests),
+                "status": status,
+                "verdict": line,
+                "check_statuses": {s: tally[s] for s in CHECK_STATUSES if tally[s]},
+                "counts": counts(tests),
+                "figures": figures_for(tests),
+                "tests": [t.to_json() for t in tests],
+            }
+        )
     return table
 
 
@@ -189,8 +216,8 @@ def headline(claims: Sequence[Mapping]) -> dict[str, dict]:
         mine = [c for c in claims if c["kind"] == k]
         if mine:
             checks = sum((Counter(c["check_statuses"]) for c in mine), Counter())
-            out[k] = {"claims": dict(Counter(c["status"] for c in mine).most_common()),
-                      "checks": {s: checks[s] for s in CHECK_STATUSES if checks[s]}}
+            out[k] = {
+                "claims": dict(Counter(c["status"] for c in mine).most_common()),
+                "checks": {s: checks[s] for s in CHECK_STATUSES if checks[s]},
+            }
     return out
-
-

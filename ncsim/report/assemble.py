@@ -21,10 +21,18 @@ from ncsim.trajectory import Trajectory
 from ncsim.verdict import jsonable
 
 
-def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *,
-          outcomes: Sequence[RecordedTest] | None = None, session: Mapping | None = None,
-          seeds: Sequence[int] = (), store_root=None, sweeps: Mapping[int, Mapping] | None = None,
-          now: datetime | None = None) -> Path:
+def write(
+    out: str | Path,
+    runs: Mapping[str, Sequence[Trajectory]],
+    missing: Sequence[RunId] = (),
+    *,
+    outcomes: Sequence[RecordedTest] | None = None,
+    session: Mapping | None = None,
+    seeds: Sequence[int] = (),
+    store_root=None,
+    sweeps: Mapping[int, Mapping] | None = None,
+    now: datetime | None = None,
+) -> Path:
     """Write a report folder under <out>/runs and point <out>/latest at it; returns the folder.
 
     `runs`/`missing`: what to draw (collect_runs); `outcomes` None means no claims session is recorded
@@ -57,19 +65,32 @@ def write(out: str | Path, runs: Mapping[str, Sequence[Trajectory]], missing: Se
     return folder
 
 
-def from_session(store: RunStore, out: str | Path, seeds: Sequence[int], outcomes: Sequence[RecordedTest],
-                 session: Mapping, vary_data_seed: bool = False, configs: suite.Configurations | None = None) -> Path:
+def from_session(
+    store: RunStore,
+    out: str | Path,
+    seeds: Sequence[int],
+    outcomes: Sequence[RecordedTest],
+    session: Mapping,
+    vary_data_seed: bool = False,
+    configs: suite.Configurations | None = None,
+) -> Path:
     """The report at the end of a claims session (ncsim/pytest_plugin/report.py): the session's
     outcomes, and the runs of the configurations its checks read (session_configs: a session without
     --extended draws no extended figure) as stored (those of `configs`, a --spec session's; default the
     suite's)."""
-    runs, missing = collect_runs(store, seeds, session_configs(outcomes), vary_data_seed=vary_data_seed,
-                                 configs=configs)
+    runs, missing = collect_runs(
+        store, seeds, session_configs(outcomes), vary_data_seed=vary_data_seed, configs=configs
+    )
     return write(out, runs, missing, outcomes=outcomes, session=session, seeds=seeds, store_root=store.root)
 
 
-def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequence[int] | None = None,
-               vary_data_seed: bool = False, configs: suite.Configurations | None = None) -> Path:
+def from_store(
+    store: RunStore,
+    out: str | Path = "reports",
+    seeds: str | Sequence[int] | None = None,
+    vary_data_seed: bool = False,
+    configs: suite.Configurations | None = None,
+) -> Path:
     """`ncsim report`: redraw the figures from the stored runs (nothing trains; those of `configs`, e.g.
     a user's spec, default the suite's) with the verdicts of the newest claims session under <out> on
     the same seeds, data seeds and configurations (same_session), if any, and of the configurations that
@@ -81,10 +102,13 @@ def from_store(store: RunStore, out: str | Path = "reports", seeds: str | Sequen
     if previous is not None:
         doc, path = previous
         # a copy made by an earlier `ncsim report` names the session's own file
-        outcomes, session = outcomes_of(doc), {**doc["session"], "verdicts_from": doc["session"].get("verdicts_from")
-                                               or str(path)}
-    runs, missing = collect_runs(store, seeds, session_configs(outcomes), vary_data_seed=vary_data_seed,
-                                 configs=configs)
+        outcomes, session = (
+            outcomes_of(doc),
+            {**doc["session"], "verdicts_from": doc["session"].get("verdicts_from") or str(path)},
+        )
+    runs, missing = collect_runs(
+        store, seeds, session_configs(outcomes), vary_data_seed=vary_data_seed, configs=configs
+    )
     for line in not_drawn(runs, missing):
         print(f"ncsim report: run {line}; its figures say so")
     return write(out, runs, missing, outcomes=outcomes, session=session, seeds=seeds, store_root=store.root)

@@ -15,9 +15,13 @@ from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
 
 
-def collect_runs(store: RunStore, seeds: Sequence[int], names: Sequence[str] = suite.CLAIM_CONFIGS,
-                 vary_data_seed: bool = False, configs: suite.Configurations | None = None
-                 ) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
+def collect_runs(
+    store: RunStore,
+    seeds: Sequence[int],
+    names: Sequence[str] = suite.CLAIM_CONFIGS,
+    vary_data_seed: bool = False,
+    configs: suite.Configurations | None = None,
+) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
     """The stored runs of each configuration and seed (looked up by the key of `configs.spec(run)`, the
     suite's configurations by default, never trained; with `vary_data_seed` the MNIST-1D generator seed
     is the training seed, as pytest's --vary-data-seed), and the ids of those not in the store. A
@@ -43,8 +47,9 @@ def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
     return figures.not_drawn([r for group in runs.values() for r in group], missing)
 
 
-def same_session(doc: Mapping, seeds: Sequence[int], vary_data_seed: bool = False,
-                 configs: suite.Configurations | None = None) -> bool:
+def same_session(
+    doc: Mapping, seeds: Sequence[int], vary_data_seed: bool = False, configs: suite.Configurations | None = None
+) -> bool:
     """Whether a verdicts.json document records a claims session on exactly these seeds, with the same
     data seeds (--vary-data-seed) and the same configurations: the suite's (`configs` None or without
     a source), or those of a --spec session whose run has the key of `configs`' standard run."""
@@ -59,8 +64,7 @@ def same_session(doc: Mapping, seeds: Sequence[int], vary_data_seed: bool = Fals
     return list(doc.get("seeds") or ()) == list(seeds) and bool(vary) == bool(vary_data_seed) and have == want
 
 
-def latest_verdicts(out: str | Path, matches: Callable[[Mapping], bool] = lambda doc: True
-                    ) -> tuple[dict, Path] | None:
+def latest_verdicts(out: str | Path, matches: Callable[[Mapping], bool] = lambda doc: True) -> tuple[dict, Path] | None:
     """The newest recorded claims session's verdicts.json under <out>/runs (by the session's end time)
     among those `matches` accepts, and its path; None when no report there holds one."""
     found = []

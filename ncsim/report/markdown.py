@@ -15,8 +15,19 @@ from ncsim.report.aggregate import CHECK_STATUSES, KINDS, RecordedTest, many
 from ncsim.verdict import Verdict, describe_rule
 
 NO_SESSION = "no claims session recorded on these seeds and configurations"
-CHECK_COLUMNS = ("check", "configuration", "rule", "values per seed", "aggregate", "bound / interval", "p",
-                 "needs", "verdict", "outcome", "note")
+CHECK_COLUMNS = (
+    "check",
+    "configuration",
+    "rule",
+    "values per seed",
+    "aggregate",
+    "bound / interval",
+    "p",
+    "needs",
+    "verdict",
+    "outcome",
+    "note",
+)
 
 
 def markdown(doc: Mapping) -> str:
@@ -28,13 +39,19 @@ def markdown(doc: Mapping) -> str:
         facts.append(f"run store `{doc['store']}`")
     lines += [" · ".join(facts), ""]
     if session is None:
-        lines += [f"**Verdicts: {NO_SESSION}.** Run `pytest claims` to check the claims; the figures below "
-                  "are drawn from the runs in the store.", ""]
+        lines += [
+            f"**Verdicts: {NO_SESSION}.** Run `pytest claims` to check the claims; the figures below "
+            "are drawn from the runs in the store.",
+            "",
+        ]
     else:
         for k, counted in doc["headline"].items():
             files, checks = sum(counted["claims"].values()), sum(counted["checks"].values())
-            lines += [f"**{KINDS[k]}: {many(files, 'claim file', 'claim files')} ({tally(counted['claims'])}); "
-                      f"{many(checks, 'check', 'checks')} ({tally(counted['checks'], CHECK_STATUSES)}).**", ""]
+            lines += [
+                f"**{KINDS[k]}: {many(files, 'claim file', 'claim files')} ({tally(counted['claims'])}); "
+                f"{many(checks, 'check', 'checks')} ({tally(counted['checks'], CHECK_STATUSES)}).**",
+                "",
+            ]
         total = sum(doc["summary"].values())
         lines += [f"{total} tests: " + ", ".join(f"{n} {o}" for o, n in doc["summary"].items() if n) + ".", ""]
         origin = f"Verdicts from `{session['command']}`" if session.get("command") else "Verdicts from a claims session"
@@ -44,8 +61,10 @@ def markdown(doc: Mapping) -> str:
             origin += f"; read from `{session['verdicts_from']}`, figures redrawn from the run store now"
         lines += [origin + ".", ""]
     if doc["not_drawn"]:
-        lines += ["**Runs not drawn** (missing from the store or not finished): "
-                  + "; ".join(doc["not_drawn"]) + ".", ""]
+        lines += [
+            "**Runs not drawn** (missing from the store or not finished): " + "; ".join(doc["not_drawn"]) + ".",
+            "",
+        ]
 
     lines += ["## Verdicts", ""]
     if session is None:
@@ -56,8 +75,10 @@ def markdown(doc: Mapping) -> str:
             lines += [f"**{title}**", "", "| claim | verdict | tests | figures |", "|---|---|---|---|"]
             for claim in claims:
                 outcomes = ", ".join(f"{n} {o}" for o, n in claim["counts"].items() if n)
-                lines.append(f"| [{Path(claim['file']).stem}](#{_anchor(claim['file'])}) | {_cell(claim['verdict'])} "
-                             f"| {outcomes} | {_figure_links(claim['figures'], doc)} |")
+                lines.append(
+                    f"| [{Path(claim['file']).stem}](#{_anchor(claim['file'])}) | {_cell(claim['verdict'])} "
+                    f"| {outcomes} | {_figure_links(claim['figures'], doc)} |"
+                )
             lines.append("")
 
     lines += ["## Figures", ""]
@@ -74,7 +95,7 @@ def markdown(doc: Mapping) -> str:
 
 
 def tally(counted: Mapping[str, int], names: Mapping[str, str] | None = None) -> str:
-    """"reproduces: 12, inconclusive: 1", each status named by `names` where it names it."""
+    """ "reproduces: 12, inconclusive: 1", each status named by `names` where it names it."""
     return ", ".join(f"{(names or {}).get(status, status)}: {n}" for status, n in counted.items())
 
 
@@ -83,10 +104,17 @@ def claim_section(claim: Mapping, doc: Mapping) -> list[str]:
     per check (one per test; a test that decided none gets a row with its reason)."""
     tests = [RecordedTest(**t) for t in claim["tests"]]
     statistics = {c.tolerance: (c.statistic, c.source) for t in tests for c in t.checks}
-    lines = [f"### {claim['file']}", "", f"**Verdict:** {claim['verdict']}.  ",
-             f"**Figures:** {_figure_links(claim['figures'], doc) or 'none'}", ""]
-    lines += [f"- `{name}`: {statistic}" + (f" ({source})" if source else "")
-              for name, (statistic, source) in statistics.items()]
+    lines = [
+        f"### {claim['file']}",
+        "",
+        f"**Verdict:** {claim['verdict']}.  ",
+        f"**Figures:** {_figure_links(claim['figures'], doc) or 'none'}",
+        "",
+    ]
+    lines += [
+        f"- `{name}`: {statistic}" + (f" ({source})" if source else "")
+        for name, (statistic, source) in statistics.items()
+    ]
     lines += ["", "| " + " | ".join(CHECK_COLUMNS) + " |", "|" + "---|" * len(CHECK_COLUMNS)]
     for t in tests:
         outcome = f"**{t.outcome}**" if t.outcome in ("failed", "error", "xpass") else t.outcome
@@ -97,9 +125,19 @@ def claim_section(claim: Mapping, doc: Mapping) -> list[str]:
                 # a failed check's message repeats the row; any other reason (xfail, error, ...) is news
                 own = t.outcome != "failed" or c.holds
                 reason = t.reason if own and t.outcome != "passed" else ""
-                row = [f"`{c.tolerance}`", c.where, describe_rule(c.rule, c.scale), per_seed(c), aggregate_text(c),
-                       rests_on(c), p_text(c), needs(c), c.verdict, outcome,
-                       " ".join(x for x in (c.note, reason) if x)]
+                row = [
+                    f"`{c.tolerance}`",
+                    c.where,
+                    describe_rule(c.rule, c.scale),
+                    per_seed(c),
+                    aggregate_text(c),
+                    rests_on(c),
+                    p_text(c),
+                    needs(c),
+                    c.verdict,
+                    outcome,
+                    " ".join(x for x in (c.note, reason) if x),
+                ]
             lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
     return lines + [""]
 
@@ -114,6 +152,7 @@ def per_seed(record: Verdict) -> str:
         if run and record.config:
             return figures.short_label(run, record.config)
         return "" if seed is None else f"s{seed}"
+
     return ", ".join(f"{label(r, s)} {number(v)}".strip() for r, s, v in zip(runs, seeds, values))
 
 

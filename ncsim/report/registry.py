@@ -80,25 +80,47 @@ STANDARD = (suite.STANDARD,)
 REGISTRY = (  # in the order the report shows them
     FigureSpec("verdicts.png", "Verdicts over seeds", lambda i, c: _records(i), session=True),
     FigureSpec("training.png", "Training dynamics", lambda i, c: figures.training(i.of(c), i.missing_of(c)), STANDARD),
-    FigureSpec("nc_metrics.png", "NC1-NC4 over training",
-               lambda i, c: figures.nc_metrics(i.of(c), i.missing_of(c)), STANDARD),
-    FigureSpec("layerwise.png", "Layer-wise collapse", lambda i, c: figures.layerwise(i.of(c), i.missing_of(c)),
-               STANDARD),
-    FigureSpec("optimizers.png", "Optimizer comparison", lambda i, c: figures.optimizers(i.runs, i.missing_of(c)),
-               "optimizers"),
-    FigureSpec("geometry.png", "Geometry at the end of training",
-               lambda i, c: figures.geometry(i.of(c), i.missing_of(c), cache_dir=i.cache_dir), STANDARD,
-               network=True),
+    FigureSpec(
+        "nc_metrics.png", "NC1-NC4 over training", lambda i, c: figures.nc_metrics(i.of(c), i.missing_of(c)), STANDARD
+    ),
+    FigureSpec(
+        "layerwise.png", "Layer-wise collapse", lambda i, c: figures.layerwise(i.of(c), i.missing_of(c)), STANDARD
+    ),
+    FigureSpec(
+        "optimizers.png", "Optimizer comparison", lambda i, c: figures.optimizers(i.runs, i.missing_of(c)), "optimizers"
+    ),
+    FigureSpec(
+        "geometry.png",
+        "Geometry at the end of training",
+        lambda i, c: figures.geometry(i.of(c), i.missing_of(c), cache_dir=i.cache_dir),
+        STANDARD,
+        network=True,
+    ),
     FigureSpec("ablation.png", "Regime ablation", lambda i, c: figures.ablation(i.runs, i.missing_of(c)), "ablation"),
     FigureSpec("losses.png", "All losses collapse", lambda i, c: figures.losses(i.runs, i.missing_of(c)), "losses"),
-    FigureSpec("label_noise.png", "Collapse under label noise",
-               lambda i, c: figures.label_noise(i.runs, i.missing_of(c)), "label-noise"),
-    FigureSpec("imbalance.png", "Minority collapse under class imbalance",
-               lambda i, c: figures.imbalance(i.runs, i.missing_of(c)), "imbalance", network=True),
-    FigureSpec("transfer.png", "Collapse on new classes", lambda i, c: figures.transfer(i.runs, i.missing_of(c)),
-               "transfer", network=True),
-    FigureSpec("ufm_imbalance.png", "UFM geometry under class imbalance",
-               lambda i, c: figures.ufm_imbalance(i.stored_sweeps())),
+    FigureSpec(
+        "label_noise.png",
+        "Collapse under label noise",
+        lambda i, c: figures.label_noise(i.runs, i.missing_of(c)),
+        "label-noise",
+    ),
+    FigureSpec(
+        "imbalance.png",
+        "Minority collapse under class imbalance",
+        lambda i, c: figures.imbalance(i.runs, i.missing_of(c)),
+        "imbalance",
+        network=True,
+    ),
+    FigureSpec(
+        "transfer.png",
+        "Collapse on new classes",
+        lambda i, c: figures.transfer(i.runs, i.missing_of(c)),
+        "transfer",
+        network=True,
+    ),
+    FigureSpec(
+        "ufm_imbalance.png", "UFM geometry under class imbalance", lambda i, c: figures.ufm_imbalance(i.stored_sweeps())
+    ),
 )
 BY_FILE = {f.file: f for f in REGISTRY}
 FIGURES = {f.file: f.title for f in REGISTRY}  # file -> title, in the order the report shows them
@@ -106,9 +128,14 @@ FIGURE_TABLES = {f.file: f.table for f in REGISTRY if f.table}  # a comparison -
 RUNS_THE_NETWORK = {f.file for f in REGISTRY if f.network}
 
 
-def figure_makers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId] = (), *, cache_dir=None,
-                  sweeps: Mapping[int, Mapping] | None = None, outcomes: Sequence[RecordedTest] | None = None
-                  ) -> dict[str, Callable[[], object]]:
+def figure_makers(
+    runs: Mapping[str, Sequence[Trajectory]],
+    missing: Sequence[RunId] = (),
+    *,
+    cache_dir=None,
+    sweeps: Mapping[int, Mapping] | None = None,
+    outcomes: Sequence[RecordedTest] | None = None,
+) -> dict[str, Callable[[], object]]:
     """File name -> a function drawing that figure of REGISTRY (a matplotlib Figure). With a claims
     session recorded (`outcomes` not None): verdicts.png, which draws the check records of `outcomes`
     (with each test's outcome), and the figures the checked claims declare (all, when they declare none);
@@ -122,8 +149,11 @@ def figure_makers(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[Ru
 
     if outcomes is None:
         asked = set(runs) | {run.config for run in missing}
-        return {f.file: maker(f) for f in REGISTRY if not f.session
-                and (f.table is None or asked & (set(f.configs()) - {suite.STANDARD}))}
+        return {
+            f.file: maker(f)
+            for f in REGISTRY
+            if not f.session and (f.table is None or asked & (set(f.configs()) - {suite.STANDARD}))
+        }
     declared = {f.file for f in REGISTRY if f.session} | set(figures_for(outcomes))
     drawn = [f for f in REGISTRY if f.file in declared] if len(declared) > 1 else REGISTRY
     return {f.file: maker(f) for f in drawn}

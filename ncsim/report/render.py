@@ -50,5 +50,3 @@ def render(makers: Mapping[str, Callable[[], object]], folder: Path) -> dict[str
     finally:
         _MAKERS.clear()
     return {name: errors[name] for name in makers if errors[name] is not None}
-
-

@@ -20,7 +20,7 @@ UFM_VERSION = 2
 # A stored solve's record: its meta's "kind", and the prefix of its key (solve_key).
 SOLVE_KIND = "ufm-solve"
 SOLVE_KEY_PREFIX = "ufm-solve-"
-_SOLVED: dict[str, UFMResult] = {}   # this process's solves, by solve_key
+_SOLVED: dict[str, UFMResult] = {}  # this process's solves, by solve_key
 
 
 def stored_key(prefix: str, params: dict) -> str:
@@ -33,12 +33,21 @@ def stored_key(prefix: str, params: dict) -> str:
 def solve_key(problem: UFMProblem, solver: str, seed: int, gtol: float, max_iter: int | None) -> str:
     """The store key of `solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)` with the
     default step sizes (stored_key of those arguments)."""
-    return stored_key(SOLVE_KEY_PREFIX, {"problem": asdict(problem), "solver": solver, "seed": seed,
-                                         "gtol": gtol, "max_iter": max_iter})
+    return stored_key(
+        SOLVE_KEY_PREFIX,
+        {"problem": asdict(problem), "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter},
+    )
 
 
-def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, gtol: float = DEFAULT_GTOL,
-                 max_iter: int | None = None, store: RunStore | None = None) -> UFMResult:
+def solve_cached(
+    problem: UFMProblem,
+    solver: str = "lbfgs",
+    seed: int = 0,
+    *,
+    gtol: float = DEFAULT_GTOL,
+    max_iter: int | None = None,
+    store: RunStore | None = None,
+) -> UFMResult:
     """`solve` with its default step sizes, solved once per process (claims sharing a problem share its
     runs) and, with a run `store`, once per store: the record `solve_key(...)` is loaded if present,
     else solved and saved under the store's lock (one process solves, the others wait and load); the
@@ -53,14 +62,44 @@ def solve_cached(problem: UFMProblem, solver: str = "lbfgs", seed: int = 0, *, g
 
     def create() -> Record:
         r = _SOLVED.get(key) or solve(problem, solver, seed=seed, gtol=gtol, max_iter=max_iter)
-        meta = {"kind": SOLVE_KIND, "solver": solver, "seed": seed, "gtol": gtol, "max_iter": max_iter,
-                "problem": asdict(problem), "ufm_version": UFM_VERSION, "created": utc_stamp()}
-        return Record(key, meta, {"W": r.W, "H": r.H, "b": r.b, "history": np.asarray(r.history),
-                                  "objective": np.float64(r.objective), "grad_norm": np.float64(r.grad_norm),
-                                  "iterations": np.int64(r.iterations), "converged": np.bool_(r.converged)})
-    a = store.get_or_create(key, create).arrays
-    _SOLVED[key] = UFMResult(problem, a["W"], a["H"], a["b"], float(a["objective"]), float(a["grad_norm"]),
-                             int(a["iterations"]), bool(a["converged"]), gtol, solver, seed,
-                             tuple(a["history"].tolist()))
-    return _SOLVED[key]
+        meta = {
+            "kind": SOLVE_KIND,
+            "solver": solver,
+            "seed": seed,
+            "gtol": gtol,
+            "max_iter": max_iter,
+            "problem": asdict(problem),
+            "ufm_version": UFM_VERSION,
+            "created": utc_stamp(),
+        }
+        return Record(
+            key,
+            meta,
+            {
+                "W": r.W,
+                "H": r.H,
+                "b": r.b,
+                "history": np.asarray(r.history),
+                "objective": np.float64(r.objective),
+                "grad_norm": np.float64(r.grad_norm),
+                "iterations": np.int64(r.iterations),
+                "converged": np.bool_(r.converged),
+            },
+        )
 
+    a = store.get_or_create(key, create).arrays
+    _SOLVED[key] = UFMResult(
+        problem,
+        a["W"],
+        a["H"],
+        a["b"],
+        float(a["objective"]),
+        float(a["grad_norm"]),
+        int(a["iterations"]),
+        bool(a["converged"]),
+        gtol,
+        solver,
+        seed,
+        tuple(a["history"].tolist()),
+    )
+    return _SOLVED[key]

@@ -33,6 +33,7 @@ from ncsim.ufm.problem import UFMProblem
 
 # ---- the balanced closed form ---------------------------------------------------------------------------
 
+
 def reduced_objective(problem: UFMProblem, q) -> np.ndarray:
     """g(q) = L_etf(q) + C kappa q: f at the balanced simplex-ETF point with ||w_k|| ||h_{k,i}|| = q
     (module docstring). CE: L_etf = log(1 + (C-1) exp(-C q/(C-1))); MSE (lambda_b = 0, b = 1/C):
@@ -85,15 +86,15 @@ def closed_form_minimizer(problem: UFMProblem, rng: np.random.Generator | int = 
     b = 1/C (MSE, lambda_b = 0)."""
     pr = problem
     q = optimal_product(pr)
-    ratio = pr.norm_ratio                                            # ||w_k|| / ||h_{k,i}||
+    ratio = pr.norm_ratio  # ||w_k|| / ||h_{k,i}||
     W = math.sqrt(q * ratio) * simplex_etf(pr.num_classes, pr.dim, rng)
     H = (W / ratio)[pr.labels].T
     b = np.full(pr.num_classes, 0.0 if pr.loss == "ce" else 1 / pr.num_classes)
     return W, H, b
 
 
-
 # ---- Webb & Lowe: the least-squares classifier on fixed features ------------------------------------------
+
 
 def webb_lowe_classifier(features, labels, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """The minimiser (W, b) of the unregularised least squares (1/N) sum_i ||W h_i + b - e_{y_i}||^2
@@ -122,4 +123,3 @@ def lstsq_deviation(features, labels, num_classes: int, W, b) -> float:
     design = np.hstack([h, np.ones((len(h), 1))])
     solution = np.linalg.lstsq(design, np.eye(num_classes)[y], rcond=None)[0].T
     return float(np.abs(np.hstack([W, np.asarray(b)[:, None]]) - solution).max() / np.abs(solution).max())
-

@@ -23,7 +23,6 @@ def simplex_etf(num_classes: int, dim: int, rng: np.random.Generator | int = 0) 
     return math.sqrt(C / (C - 1)) * V @ Q.T
 
 
-
 def centered_mean_gram(features, labels, num_classes: int, center: str = "sample") -> np.ndarray:
     """A A^T (C x C) with rows of A the centered class means mu_c - m (ncsim.metrics.centered_means: m
     the sample mean mu_G over all N, or with center="classes" the unweighted mean of the class means);
@@ -54,4 +53,3 @@ def embedded_features(features, num_classes: int) -> np.ndarray:
     statistic of ncsim.metrics is unchanged and collapse_metrics accepts p < C-1."""
     h = np.asarray(features, dtype=np.float64)
     return np.pad(h, ((0, 0), (0, max(0, num_classes - 1 - h.shape[1]))))
-

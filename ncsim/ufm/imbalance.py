@@ -59,33 +59,39 @@ def class_means(result: UFMResult) -> np.ndarray:
 def imbalance_geometry(result: UFMResult) -> dict[str, float]:
     """The statistics of one imbalanced UFM point (majority classes first, UFMProblem.imbalanced):
 
-      minority_cos / majority_cos   mean pairwise cosine of the classifier rows of the minority (last
-                                    floor(C/2)) / majority classes: -1/(C-1) at an ETF, 1 when the
-                                    minority classifiers coincide (minority collapse, Fang et al. 2021)
-      minority_norm_ratio           mean ||w_minority|| / mean ||w_majority||
-      means_etf_distance            ETF Gram distance of the class means centred at their UNWEIGHTED
-                                    mean (metrics.centered_means center="classes": an exact simplex ETF
-                                    gives 0 whatever the counts; the count-weighted sample mean would
-                                    not, see there)
-      w_etf_distance                ETF Gram distance of the rows of W (at a CE critical point without
-                                    bias they sum to 0: 1^T df/dW = lambda_W 1^T W)
-      seli_w_distance, seli_means_distance, seli_logits_distance
-                                    metrics.direction_distance of W W^T, of the centred means' Gram and of
-                                    the class-mean logits [W mu_c] from seli_geometry(counts)
-      objective, grad_norm, converged, iterations"""
+    minority_cos / majority_cos   mean pairwise cosine of the classifier rows of the minority (last
+                                  floor(C/2)) / majority classes: -1/(C-1) at an ETF, 1 when the
+                                  minority classifiers coincide (minority collapse, Fang et al. 2021)
+    minority_norm_ratio           mean ||w_minority|| / mean ||w_majority||
+    means_etf_distance            ETF Gram distance of the class means centred at their UNWEIGHTED
+                                  mean (metrics.centered_means center="classes": an exact simplex ETF
+                                  gives 0 whatever the counts; the count-weighted sample mean would
+                                  not, see there)
+    w_etf_distance                ETF Gram distance of the rows of W (at a CE critical point without
+                                  bias they sum to 0: 1^T df/dW = lambda_W 1^T W)
+    seli_w_distance, seli_means_distance, seli_logits_distance
+                                  metrics.direction_distance of W W^T, of the centred means' Gram and of
+                                  the class-mean logits [W mu_c] from seli_geometry(counts)
+    objective, grad_norm, converged, iterations"""
     r, C = result, result.problem.num_classes
     major = (C + 1) // 2
     norms = np.linalg.norm(r.W, axis=1)
     A = metrics.centered_means(r.features, r.labels, C, center="classes")
     seli = seli_geometry(r.problem.counts)
-    return {"minority_cos": _mean_pairwise_cosine(r.W[major:]), "majority_cos": _mean_pairwise_cosine(r.W[:major]),
-            "minority_norm_ratio": norms[major:].mean() / norms[:major].mean(),
-            "means_etf_distance": etf_gram_distance(A @ A.T), "w_etf_distance": etf_gram_distance(r.W @ r.W.T),
-            "seli_w_distance": metrics.direction_distance(r.W @ r.W.T, seli["W"]),
-            "seli_means_distance": metrics.direction_distance(A @ A.T, seli["means"]),
-            "seli_logits_distance": metrics.direction_distance(r.W @ class_means(r).T, seli["logits"]),
-            "objective": r.objective, "grad_norm": r.grad_norm, "converged": float(r.converged),
-            "iterations": float(r.iterations)}
+    return {
+        "minority_cos": _mean_pairwise_cosine(r.W[major:]),
+        "majority_cos": _mean_pairwise_cosine(r.W[:major]),
+        "minority_norm_ratio": norms[major:].mean() / norms[:major].mean(),
+        "means_etf_distance": etf_gram_distance(A @ A.T),
+        "w_etf_distance": etf_gram_distance(r.W @ r.W.T),
+        "seli_w_distance": metrics.direction_distance(r.W @ r.W.T, seli["W"]),
+        "seli_means_distance": metrics.direction_distance(A @ A.T, seli["means"]),
+        "seli_logits_distance": metrics.direction_distance(r.W @ class_means(r).T, seli["logits"]),
+        "objective": r.objective,
+        "grad_norm": r.grad_norm,
+        "converged": float(r.converged),
+        "iterations": float(r.iterations),
+    }
 
 
 def _mean_pairwise_cosine(rows: np.ndarray) -> float:
@@ -134,4 +140,3 @@ def minority_collapse_ratio(num_classes: int, n_min: int, lambda_w: float, lambd
     of a balanced problem, where sigma_1(G) = 1/(C sqrt(n)): there it gives C kappa < 1.)"""
     K_A, K_B = (num_classes + 1) // 2, num_classes // 2
     return (math.sqrt(n_min / (lambda_w * lambda_h)) - K_B * n_min) / (K_A * n_min)
-

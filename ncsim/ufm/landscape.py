@@ -21,8 +21,8 @@ def _parameters(problem: UFMProblem, W, H, b) -> torch.Tensor:
 
 def _unpack(problem: UFMProblem, x: torch.Tensor):
     C, p, N = problem.num_classes, problem.dim, problem.num_samples
-    W, H = x[:C * p].reshape(C, p), x[C * p:C * p + p * N].reshape(p, N)
-    return W, H, x[C * p + p * N:] if problem.bias else torch.zeros(C, dtype=x.dtype)
+    W, H = x[: C * p].reshape(C, p), x[C * p : C * p + p * N].reshape(p, N)
+    return W, H, x[C * p + p * N :] if problem.bias else torch.zeros(C, dtype=x.dtype)
 
 
 def hessian(problem: UFMProblem, W, H, b) -> np.ndarray:
@@ -84,7 +84,7 @@ def frame_critical_point(problem: UFMProblem, frame=None) -> UFMResult:
 
     def family(theta: torch.Tensor) -> torch.Tensor:
         alpha, gamma = (theta[0], theta[1]) if scaled else (0.0, 0.0)
-        b = theta[2 if scaled else 0:] if problem.bias else torch.zeros(C, dtype=torch.float64)
+        b = theta[2 if scaled else 0 :] if problem.bias else torch.zeros(C, dtype=torch.float64)
         return f.value(alpha * E_t, gamma * E_t[labels].T, b)
 
     theta = torch.tensor([1.0, 1.0] * scaled + [0.0] * (C if problem.bias else 0), dtype=torch.float64)
@@ -92,7 +92,7 @@ def frame_critical_point(problem: UFMProblem, frame=None) -> UFMResult:
         with limit_threads(1):
             theta = _newton(family, theta)
     alpha, gamma = (float(theta[0]), float(theta[1])) if scaled else (0.0, 0.0)
-    b = theta[2 if scaled else 0:].numpy() if problem.bias else np.zeros(C)
+    b = theta[2 if scaled else 0 :].numpy() if problem.bias else np.zeros(C)
     return evaluate(problem, *frame_point(problem, E, alpha, gamma, b), solver="frame")
 
 
@@ -104,7 +104,7 @@ def _newton(fun, theta: torch.Tensor, max_iter: int = 200) -> torch.Tensor:
     for _ in range(max_iter):
         x = theta.detach().requires_grad_()
         value = fun(x)
-        grad, = torch.autograd.grad(value, x)
+        (grad,) = torch.autograd.grad(value, x)
         value = float(value.detach())
         gnorm = float(grad.norm())
         if gnorm == 0 or gnorm >= best and gnorm < 1e-12:
@@ -119,4 +119,3 @@ def _newton(fun, theta: torch.Tensor, max_iter: int = 200) -> torch.Tensor:
             t /= 2
         theta = (theta - t * step).detach()
     return theta.detach()
-

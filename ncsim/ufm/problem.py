@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ncsim.spec import check_choice
 
-LOSSES = ("ce", "mse")   # the UFM's losses: cross-entropy and MSE (the network's are ncsim.spec.LOSSES)
+LOSSES = ("ce", "mse")  # the UFM's losses: cross-entropy and MSE (the network's are ncsim.spec.LOSSES)
 # The gradient norm ||grad f||_2 at which a point counts as converged (UFMResult.converged).
 DEFAULT_GTOL = 1e-8
 
@@ -63,8 +63,10 @@ class UFMProblem:
                 raise ValueError(f"{lam} must be >= 0, got {getattr(self, lam)!r}")
         check_choice("loss", self.loss, LOSSES)
         if not isinstance(self.bias, bool) or (not self.bias and self.lambda_b != 0):
-            raise ValueError(f"bias must be True or False, and lambda_b 0 without a bias; got bias={self.bias!r}, "
-                             f"lambda_b={self.lambda_b!r}")
+            raise ValueError(
+                f"bias must be True or False, and lambda_b 0 without a bias; got bias={self.bias!r}, "
+                f"lambda_b={self.lambda_b!r}"
+            )
 
     @classmethod
     def imbalanced(cls, num_classes: int, dim: int, n_min: int, ratio: float, **kw) -> UFMProblem:
@@ -110,13 +112,13 @@ class UFMResult:
     """A point (W, H, b) of a UFMProblem with f, ||grad f||_2 there, and how the solver got there."""
 
     problem: UFMProblem
-    W: np.ndarray              # C x p
-    H: np.ndarray              # p x N
-    b: np.ndarray              # C
+    W: np.ndarray  # C x p
+    H: np.ndarray  # p x N
+    b: np.ndarray  # C
     objective: float
     grad_norm: float
     iterations: int
-    converged: bool            # grad_norm <= gtol
+    converged: bool  # grad_norm <= gtol
     gtol: float
     solver: str = "none"
     seed: int | None = None
@@ -153,8 +155,12 @@ class _Objective:
         Hb, y, target = self._batch(H, batch)
         Z = Hb.T @ W.T + b
         data = F.cross_entropy(Z, y) if pr.loss == "ce" else 0.5 * ((Z - target) ** 2).sum(1).mean()
-        return (data + 0.5 * pr.lambda_w * (W * W).sum() + 0.5 * pr.lambda_b * (b * b).sum()
-                + 0.5 * pr.lambda_h * (pr.num_samples / Hb.shape[1]) * (Hb * Hb).sum())
+        return (
+            data
+            + 0.5 * pr.lambda_w * (W * W).sum()
+            + 0.5 * pr.lambda_b * (b * b).sum()
+            + 0.5 * pr.lambda_h * (pr.num_samples / Hb.shape[1]) * (Hb * Hb).sum()
+        )
 
     def value_and_grad(self, W, H, b, batch: torch.Tensor | None = None):
         """(f, (df/dW, df/dH_B, df/db)) with dL/dZ = (softmax(Z) - Y)/|B| (CE) or (Z - Y)/|B| (MSE):
@@ -166,9 +172,11 @@ class _Objective:
             Z = Hb.T @ W.T + b
             G = (torch.softmax(Z, 1) if pr.loss == "ce" else Z) - target
             G /= Hb.shape[1]
-            grads = (G.T @ Hb.T + pr.lambda_w * W,
-                     W.T @ G.T + (pr.lambda_h * pr.num_samples / Hb.shape[1]) * Hb,
-                     (G.sum(0) + pr.lambda_b * b) if pr.bias else torch.zeros_like(b))
+            grads = (
+                G.T @ Hb.T + pr.lambda_w * W,
+                W.T @ G.T + (pr.lambda_h * pr.num_samples / Hb.shape[1]) * Hb,
+                (G.sum(0) + pr.lambda_b * b) if pr.bias else torch.zeros_like(b),
+            )
             return self.value(W, H, b, batch), grads
 
 
@@ -199,15 +207,37 @@ def _check_shapes(problem: UFMProblem, W, H, b):
         raise ValueError("a problem without bias takes b = 0")
 
 
-def evaluate(problem: UFMProblem, W, H, b, *, gtol: float = DEFAULT_GTOL, solver: str = "none",
-             iterations: int = 0, seed: int | None = None, history: Sequence[float] = ()) -> UFMResult:
+def evaluate(
+    problem: UFMProblem,
+    W,
+    H,
+    b,
+    *,
+    gtol: float = DEFAULT_GTOL,
+    solver: str = "none",
+    iterations: int = 0,
+    seed: int | None = None,
+    history: Sequence[float] = (),
+) -> UFMResult:
     """The UFMResult of a given point: f and the full-batch gradient norm ||(dW, dH, db)||_2 there."""
     _check_shapes(problem, W, H, b)
     W, H, b = (torch.tensor(np.asarray(a, dtype=np.float64)) for a in (W, H, b))
     value, grads = _Objective(problem).value_and_grad(W, H, b)
     gnorm = _norm(grads)
-    return UFMResult(problem, W.numpy(), H.numpy(), b.numpy(), float(value), gnorm, int(iterations),
-                     bool(gnorm <= gtol), gtol, solver, seed, tuple(history))
+    return UFMResult(
+        problem,
+        W.numpy(),
+        H.numpy(),
+        b.numpy(),
+        float(value),
+        gnorm,
+        int(iterations),
+        bool(gnorm <= gtol),
+        gtol,
+        solver,
+        seed,
+        tuple(history),
+    )
 
 
 def random_init(problem: UFMProblem, seed: int, init_std: float = 1.0):
@@ -217,4 +247,3 @@ def random_init(problem: UFMProblem, seed: int, init_std: float = 1.0):
     C, p, N = problem.num_classes, problem.dim, problem.num_samples
     W, H, b = (init_std * torch.randn(*shape, generator=g, dtype=torch.float64) for shape in ((C, p), (p, N), (C,)))
     return W, H, b if problem.bias else torch.zeros_like(b)
-

@@ -34,14 +34,22 @@ LBFGS_CHUNK = 25
 def _stratified_batches(labels: np.ndarray, num_batches: int, rng: np.random.Generator):
     """One epoch of minibatches, each holding the same share of every class (np.array_split of each
     class's shuffled indices), so every batch's gradient vanishes at a collapsed minimiser."""
-    parts = [np.array_split(rng.permutation(np.flatnonzero(labels == c)), num_batches)
-             for c in np.unique(labels)]
+    parts = [np.array_split(rng.permutation(np.flatnonzero(labels == c)), num_batches) for c in np.unique(labels)]
     return [torch.as_tensor(np.concatenate([part[j] for part in parts])) for j in range(num_batches)]
 
 
-def solve(problem: UFMProblem, solver: str = "lbfgs", *, seed: int = 0, gtol: float = DEFAULT_GTOL,
-          max_iter: int | None = None, lr: float | None = None, batches: int = 5,
-          init_std: float = 1.0, init=None) -> UFMResult:
+def solve(
+    problem: UFMProblem,
+    solver: str = "lbfgs",
+    *,
+    seed: int = 0,
+    gtol: float = DEFAULT_GTOL,
+    max_iter: int | None = None,
+    lr: float | None = None,
+    batches: int = 5,
+    init_std: float = 1.0,
+    init=None,
+) -> UFMResult:
     """Minimise f from a random init (`random_init(problem, seed, init_std)`, or `init` = (W, H, b))
     until the full-batch gradient norm ||grad f||_2 <= gtol (converged) or `max_iter` updates.
 
@@ -65,8 +73,7 @@ def solve(problem: UFMProblem, solver: str = "lbfgs", *, seed: int = 0, gtol: fl
     params = [torch.tensor(np.asarray(a, dtype=np.float64)) for a in start]
     f = _Objective(problem)
     with limit_threads(1):  # intra-op threads only cost time on problems this small
-        it, history = _SOLVERS[solver](f, params, lr=lr, gtol=gtol, max_iter=max_iter, seed=seed,
-                                       batches=batches)
+        it, history = _SOLVERS[solver](f, params, lr=lr, gtol=gtol, max_iter=max_iter, seed=seed, batches=batches)
     return evaluate(problem, *params, gtol=gtol, solver=solver, iterations=it, seed=seed, history=history)
 
 
@@ -86,6 +93,7 @@ def _gd(f, params, *, lr, **kw):
     def step(_, grads):
         for prm, g in zip(params, grads):
             prm.sub_(lr * g)
+
     return _first_order(f, params, lr=lr, step=step, **kw)
 
 
@@ -94,11 +102,12 @@ def _adam(f, params, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, **kw):
     v = [torch.zeros_like(prm) for prm in params]
 
     def step(t, grads):
-        rate = lr * ADAM_DECAY ** (t - 1) * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+        rate = lr * ADAM_DECAY ** (t - 1) * math.sqrt(1 - beta2**t) / (1 - beta1**t)
         for prm, g, mi, vi in zip(params, grads, m, v):
             mi.mul_(beta1).add_(g, alpha=1 - beta1)
             vi.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            prm.addcdiv_(mi, vi.sqrt().add_(eps * math.sqrt(1 - beta2 ** t)), value=-rate)
+            prm.addcdiv_(mi, vi.sqrt().add_(eps * math.sqrt(1 - beta2**t)), value=-rate)
+
     return _first_order(f, params, lr=lr, step=step, **kw)
 
 
@@ -124,8 +133,15 @@ def _sgd(f, params, *, lr, gtol, max_iter, seed, batches):
 def _lbfgs(f, params, *, lr, gtol, max_iter, **_):
     for prm in params:
         prm.grad = torch.zeros_like(prm)
-    opt = torch.optim.LBFGS(params, lr=lr, max_iter=LBFGS_CHUNK, history_size=50, tolerance_grad=0.0,
-                            tolerance_change=0.0, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        params,
+        lr=lr,
+        max_iter=LBFGS_CHUNK,
+        history_size=50,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         value, grads = f.value_and_grad(*params)

@@ -21,15 +21,36 @@ IMBALANCE_KEY_PREFIX = "ufm-imbalance-"
 
 
 def _imbalanced_problem(num_classes, dim, n_min, n_maj, lam, loss, bias) -> UFMProblem:
-    return UFMProblem.imbalanced(num_classes, dim, n_min, n_maj / n_min, lambda_w=lam, lambda_h=lam,
-                                 lambda_b=lam if bias else 0.0, loss=loss, bias=bias)
+    return UFMProblem.imbalanced(
+        num_classes,
+        dim,
+        n_min,
+        n_maj / n_min,
+        lambda_w=lam,
+        lambda_h=lam,
+        lambda_b=lam if bias else 0.0,
+        loss=loss,
+        bias=bias,
+    )
 
 
-def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int = 4, n_min: int = 1,
-                    lam: float = 5e-3, loss: str = "ce", bias: bool = False, solver: str = "lbfgs",
-                    seed: int = 0, gtol: float = DEFAULT_GTOL, max_iter: int | None = None,
-                    refine: bool = True, collapse_tol: float = COLLAPSE_TOL, store: RunStore | None = None
-                    ) -> dict[str, np.ndarray]:
+def imbalance_sweep(
+    R_values: Sequence[float],
+    *,
+    num_classes: int = 4,
+    dim: int = 4,
+    n_min: int = 1,
+    lam: float = 5e-3,
+    loss: str = "ce",
+    bias: bool = False,
+    solver: str = "lbfgs",
+    seed: int = 0,
+    gtol: float = DEFAULT_GTOL,
+    max_iter: int | None = None,
+    refine: bool = True,
+    collapse_tol: float = COLLAPSE_TOL,
+    store: RunStore | None = None,
+) -> dict[str, np.ndarray]:
     """Solve the imbalanced UFM (UFMProblem.imbalanced: the first ceil(C/2) classes have
     n_maj = round(R n_min) samples, lambda_W = lambda_H = lam, no bias by default as in Fang et al.'s
     Layer-Peeled Model and Thrampoulidis et al.'s UFM) for each R, and with `refine` also at the ratios
@@ -52,7 +73,7 @@ def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int
         return at(n_maj)["minority_cos"] >= 1 - collapse_tol
 
     grid = sorted({int(round(R * n_min)) for R in R_values})
-    first = next((m for m in grid if collapsed(m)), None)      # (collapsed(m) solves at m)
+    first = next((m for m in grid if collapsed(m)), None)  # (collapsed(m) solves at m)
     for m in grid:
         at(m)
     if refine and first is not None and first != grid[0]:
@@ -61,22 +82,50 @@ def imbalance_sweep(R_values: Sequence[float], *, num_classes: int = 4, dim: int
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if collapsed(mid) else (mid, hi)
     keys = ("R", *at(grid[0]), "refined")
-    return {key: np.array([m / n_min if key == "R" else float(m not in grid) if key == "refined" else rows[m][key]
-                           for m in sorted(rows)], dtype=np.float64) for key in keys}
+    return {
+        key: np.array(
+            [
+                m / n_min if key == "R" else float(m not in grid) if key == "refined" else rows[m][key]
+                for m in sorted(rows)
+            ],
+            dtype=np.float64,
+        )
+        for key in keys
+    }
 
 
-
-def seli_path(R: float, lams: Sequence[float], *, num_classes: int = 4, dim: int = 4, n_min: int = 1,
-              loss: str = "ce", solver: str = "lbfgs", seed: int = 0, gtol: float = DEFAULT_GTOL,
-              store: RunStore | None = None) -> dict[str, np.ndarray]:
+def seli_path(
+    R: float,
+    lams: Sequence[float],
+    *,
+    num_classes: int = 4,
+    dim: int = 4,
+    n_min: int = 1,
+    loss: str = "ce",
+    solver: str = "lbfgs",
+    seed: int = 0,
+    gtol: float = DEFAULT_GTOL,
+    store: RunStore | None = None,
+) -> dict[str, np.ndarray]:
     """The regularisation path at one imbalance ratio R: the imbalanced UFM without bias
     (lambda_W = lambda_H = lam) solved for each lam (solve_cached, kept in `store`), as arrays over lam
     in the order given: "lam" and imbalance_geometry's columns (its SELI distances above all)."""
-    rows = [imbalance_geometry(solve_cached(_imbalanced_problem(num_classes, dim, n_min, int(round(R * n_min)),
-                                                                lam, loss, False), solver, seed, gtol=gtol,
-                                            store=store)) for lam in lams]
-    return {"lam": np.asarray(lams, dtype=np.float64),
-            **{key: np.array([row[key] for row in rows], dtype=np.float64) for key in rows[0]}}
+    rows = [
+        imbalance_geometry(
+            solve_cached(
+                _imbalanced_problem(num_classes, dim, n_min, int(round(R * n_min)), lam, loss, False),
+                solver,
+                seed,
+                gtol=gtol,
+                store=store,
+            )
+        )
+        for lam in lams
+    ]
+    return {
+        "lam": np.asarray(lams, dtype=np.float64),
+        **{key: np.array([row[key] for row in rows], dtype=np.float64) for key in rows[0]},
+    }
 
 
 _SWEEP_SIGNATURE = inspect.signature(imbalance_sweep)
@@ -108,6 +157,7 @@ def imbalance_sweep_stored(store: RunStore, R_values: Sequence[float], **kw) -> 
     def create() -> Record:
         meta = {"kind": IMBALANCE_KIND, "params": params, "ufm_version": cache.UFM_VERSION, "created": utc_stamp()}
         return Record(key, meta, imbalance_sweep(**params))
+
     return dict(store.get_or_create(key, create).arrays)
 
 

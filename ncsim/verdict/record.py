@@ -19,7 +19,7 @@ from dataclasses import MISSING, dataclass, fields
 
 import numpy as np
 
-PROPERTY = "ncsim_check"   # the name of the test property that carries a decided check (JSON text)
+PROPERTY = "ncsim_check"  # the name of the test property that carries a decided check (JSON text)
 VERDICTS = ("reproduces", "does not reproduce", "inconclusive")
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
@@ -93,16 +93,34 @@ class Verdict:
         """The record as verdicts.json writes it: non-finite numbers as strings, the fields in the order
         below. `aggregate` repeats `measured`; `p_differs` is written for rule "equivalence" only; a check
         of one run writes its `run`, a check over a configuration's seeds its reference `against`."""
-        out = {"tolerance": self.tolerance, "statistic": self.statistic, "op": self.op, "threshold": self.threshold,
-               "rule": self.rule, "scale": self.scale, "source": self.source, "values": list(self.values),
-               "measured": self.measured, "aggregate": self.measured, "bound": self.bound,
-               "interval": None if self.interval is None else list(self.interval), "p_value": self.p_value,
-               "n": self.n, "holds": self.holds}
+        out = {
+            "tolerance": self.tolerance,
+            "statistic": self.statistic,
+            "op": self.op,
+            "threshold": self.threshold,
+            "rule": self.rule,
+            "scale": self.scale,
+            "source": self.source,
+            "values": list(self.values),
+            "measured": self.measured,
+            "aggregate": self.measured,
+            "bound": self.bound,
+            "interval": None if self.interval is None else list(self.interval),
+            "p_value": self.p_value,
+            "n": self.n,
+            "holds": self.holds,
+        }
         if self.rule == "equivalence":
             out["p_differs"] = self.p_differs
-        out |= {"verdict": self.verdict, "claim": self.claim, "case": self.case, "figures": list(self.figures),
-                "extended": self.extended, "seeds": None if self.seeds is None else list(self.seeds),
-                "runs": None if self.runs is None else list(self.runs)}
+        out |= {
+            "verdict": self.verdict,
+            "claim": self.claim,
+            "case": self.case,
+            "figures": list(self.figures),
+            "extended": self.extended,
+            "seeds": None if self.seeds is None else list(self.seeds),
+            "runs": None if self.runs is None else list(self.runs),
+        }
         if self.run is not None:
             out["run"] = self.run
         out["config"] = self.config
@@ -125,8 +143,10 @@ class Verdict:
         given = {k: v for k, v in doc.items() if k != "aggregate"}
         unknown, missing = set(given) - known, required - set(given)
         if unknown or missing:
-            raise ValueError(f"check record {doc.get('tolerance')!r}: unknown fields {sorted(unknown)}, "
-                             f"missing fields {sorted(missing)}")
+            raise ValueError(
+                f"check record {doc.get('tolerance')!r}: unknown fields {sorted(unknown)}, "
+                f"missing fields {sorted(missing)}"
+            )
         for name in ("threshold", "measured", "bound", "p_value", "p_differs"):
             if name in given:
                 given[name] = _number(given[name])
