@@ -106,7 +106,7 @@ def test_check_fails_on_control(check, control, control_runs):
     values = [control_value(check, control, runs) for runs in control_runs]
     assert np.isfinite(values).all(), f"{check.tolerance} on the {control} control is not finite: {values}"
     record = checks.decide(checks.tolerance(CLAIMS_DIR, check.tolerance), values)
-    assert not record["holds"], f"{check.tolerance} holds on the {control} control: {checks.failure_message(record)}"
+    assert not record.holds, f"{check.tolerance} holds on the {control} control: {checks.failure_message(record)}"
 
 
 RUN_CONTROLS = {"init", "at-tpt", "no-bn", "train-as-test", "reversed", "balanced"}

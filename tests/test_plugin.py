@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 import ncsim.pytest_plugin
-from ncsim import checks, suite
+from ncsim import suite
 from ncsim.spec import SpecError, load_specs, seedless_key
 from ncsim.store import RunStore
+from ncsim.verdict import PROPERTY, from_property
 
 pytest_plugins = ["pytester"]
 
@@ -315,17 +316,17 @@ def test_a_case_table_makes_one_test_per_case_and_check_with_its_record(pytester
     assert {r.location[0] for r in reports.values()} == {"test_claim.py"}  # reported at the claim file
     assert reports["test_claim.py::test_value[x1-never]"].skipped  # the expected failure: xfail
     assert reports["test_claim.py::test_value[x2-never]"].failed
-    record = checks.from_property(dict(reports["test_claim.py::test_value[x2-loose]"].user_properties)[checks.PROPERTY])
-    assert {k: record[k] for k in ("claim", "case", "values", "seeds", "runs", "run", "config", "note")} == {
-        "claim": "test_claim",
-        "case": "x2-loose",
-        "values": [1.0],
-        "seeds": [2],
-        "runs": ["model-2"],
-        "run": "model-2",
-        "config": None,
-        "note": "x = 2.0",
-    }
+    record = from_property(dict(reports["test_claim.py::test_value[x2-loose]"].user_properties)[PROPERTY])
+    assert (
+        record.claim,
+        record.case,
+        record.values,
+        record.seeds,
+        record.runs,
+        record.run,
+        record.config,
+        record.note,
+    ) == ("test_claim", "x2-loose", (1.0,), (2,), ("model-2",), "model-2", None, "x = 2.0")
 
 
 # --- --spec: the configurations of a user's spec ---------------------------------------------------
