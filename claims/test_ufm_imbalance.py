@@ -44,28 +44,27 @@ import math
 
 import numpy as np
 
-from ncsim import ufm
+from ncsim import suite, ufm
 from ncsim.checks import Check
 from ncsim.claim import Case, Checks
 
 FIGURES = ("ufm_imbalance.png",)
-SEEDS = (0, 1)
+# The sweep's seeds and arguments are the suite's (ncsim/suite.toml, [ufm-imbalance-sweep]): the figure
+# ufm_imbalance.png draws the very sweep stored here.
+SWEEP = suite.ufm_imbalance_sweep()
+SEEDS, R_VALUES, LAM = SWEEP.seeds, SWEEP.R_values, SWEEP.arguments["lam"]
+C, DIM, N_MIN = (SWEEP.arguments[name] for name in ("num_classes", "dim", "n_min"))
 GTOL = ufm.DEFAULT_GTOL
-LAM = 5e-3
-R_VALUES = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000)
 THRESHOLD_LAMS = (1e-2, 5e-3, 2.5e-3)
 # The bisection's bracket (1, R_MAX] holds every threshold; far above its threshold the minority rows
 # shrink to 0 and their cosine is undefined (lambda = 1e-2: norm 1.5 at R = 400, 0 at R = 1000).
 R_MAX = 300
 SELI_RS = (2, 5, 10, 20, 50, 100)
 SELI_LAMS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
-C, DIM, N_MIN = 4, 4, 1
 
 
 def sweep(store, seed: int) -> dict[str, np.ndarray]:
-    return ufm.imbalance_sweep_stored(
-        store, R_VALUES, num_classes=C, dim=DIM, n_min=N_MIN, lam=LAM, seed=seed, gtol=GTOL
-    )
+    return ufm.imbalance_sweep_stored(store, R_VALUES, seed=seed, gtol=GTOL, **SWEEP.arguments)
 
 
 def threshold_sweeps(store, seed: int) -> dict[float, dict[str, np.ndarray]]:

@@ -201,6 +201,23 @@ def new_class_probe(config: str) -> NewClassProbe:
     return NewClassProbe(tuple(int(c) for c in entry["classes"]), int(entry["shots"]), int(entry["episodes"]))
 
 
+class UFMSweep(NamedTuple):
+    """The UFM imbalance sweep of the suite (suite.toml, [ufm-imbalance-sweep]): its `seeds`, its ratios
+    `R_values` and the other keyword `arguments` of ncsim.ufm.imbalance_sweep (num_classes, dim,
+    n_min, lam)."""
+
+    seeds: tuple[int, ...]
+    R_values: tuple[float, ...]
+    arguments: dict[str, Any]
+
+
+def ufm_imbalance_sweep() -> UFMSweep:
+    """The sweep that claims/test_ufm_imbalance.py stores and the figure ufm_imbalance.png draws."""
+    entry = dict(table()["ufm-imbalance-sweep"])
+    seeds, R_values = tuple(int(s) for s in entry.pop("seeds")), tuple(float(R) for R in entry.pop("R_values"))
+    return UFMSweep(seeds, R_values, entry)
+
+
 def figure_configs(figure: str) -> tuple[str, ...]:
     """The configurations a comparison figure draws (suite.toml, [figures.<name>])."""
     return tuple(table()["figures"][figure]["configs"])

@@ -457,7 +457,8 @@ def test_solve_is_stored_then_loaded(tmp_path, monkeypatch):
 
 def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
     """The first call solves and stores; the second (same parameters, R given as floats) loads without
-    solving; stored_imbalance_sweeps reads the sweeps back by seed and never solves."""
+    solving; stored_imbalance_sweeps reads back, by seed, the sweeps of the arguments it is given and
+    never solves."""
     store = RunStore(tmp_path)
     first = ufm.imbalance_sweep_stored(store, (1, 3), seed=4, **SMALL_SWEEP)
     key = ufm.imbalance_sweep_key(ufm.imbalance_sweep_params((1, 3), seed=4, **SMALL_SWEEP))
@@ -489,22 +490,23 @@ def test_imbalance_sweep_is_stored_then_loaded(tmp_path, monkeypatch):
     second = ufm.imbalance_sweep_stored(store, (1.0, 3.0), seed=4, **SMALL_SWEEP)
     assert second.keys() == first.keys() and all(np.array_equal(second[k], first[k]) for k in first)
     store.save(Record("0123abcd", {"spec": {}}, {"x": np.zeros(1)}))  # a run record: passed over
-    stored = ufm.stored_imbalance_sweeps(store)
+    stored = ufm.stored_imbalance_sweeps(store, (1, 3), (3, 4, 5), **SMALL_SWEEP)
     assert list(stored) == [4] and all(np.array_equal(stored[4][k], first[k]) for k in first)
     with pytest.raises(AssertionError, match="solved again"):
         ufm.imbalance_sweep_stored(store, (1, 3), seed=5, **SMALL_SWEEP)  # other parameters: other key
     monkeypatch.setattr(ufm.cache, "UFM_VERSION", ufm.UFM_VERSION + 1)
-    assert ufm.stored_imbalance_sweeps(store) == {}  # another version: stale
+    assert ufm.stored_imbalance_sweeps(store, (1, 3), (4,), **SMALL_SWEEP) == {}  # another version: stale
 
 
-def test_stored_imbalance_sweeps_take_the_newest_per_seed(tmp_path):
+def test_stored_imbalance_sweeps_are_those_of_the_arguments_given(tmp_path):
+    """Of several sweeps stored for one seed, the one of the arguments asked for, whichever came last."""
     store = RunStore(tmp_path)
-    ufm.imbalance_sweep_stored(store, (1, 2), seed=0, **SMALL_SWEEP)
-    newer = ufm.imbalance_sweep_stored(store, (1, 3), seed=0, **SMALL_SWEEP)
+    asked = ufm.imbalance_sweep_stored(store, (1, 2), seed=0, **SMALL_SWEEP)
+    ufm.imbalance_sweep_stored(store, (1, 3), seed=0, **SMALL_SWEEP)
     other = ufm.imbalance_sweep_stored(store, (1, 2), seed=1, **SMALL_SWEEP)
-    stored = ufm.stored_imbalance_sweeps(store)
+    stored = ufm.stored_imbalance_sweeps(store, (1, 2), (0, 1), **SMALL_SWEEP)
     assert len(store.keys()) == 3 and list(stored) == [0, 1]
-    np.testing.assert_array_equal(stored[0]["R"], newer["R"])
+    np.testing.assert_array_equal(stored[0]["R"], asked["R"])
     np.testing.assert_array_equal(stored[1]["R"], other["R"])
 
 

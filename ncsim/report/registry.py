@@ -44,7 +44,10 @@ class Inputs:
             return self.sweeps
         from ncsim import ufm  # imports torch: only when the sweeps are drawn
 
-        return ufm.stored_imbalance_sweeps(RunStore(self.cache_dir)) if self.cache_dir else {}
+        if not self.cache_dir:
+            return {}
+        sweep = suite.ufm_imbalance_sweep()
+        return ufm.stored_imbalance_sweeps(RunStore(self.cache_dir), sweep.R_values, sweep.seeds, **sweep.arguments)
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,8 @@ def figure_makers(
     session recorded (`outcomes` not None): verdicts.png, which draws the check records of `outcomes`
     (with each test's outcome), and the figures the checked claims declare (all, when they declare none);
     without one, every figure but those of a session and a comparison none of whose variants is among
-    the runs asked for. ufm_imbalance.png draws `sweeps` (None: the sweeps stored in the run store at
-    `cache_dir`)."""
+    the runs asked for. ufm_imbalance.png draws `sweeps` (None: the suite's sweep, ncsim.suite.
+    ufm_imbalance_sweep, as stored in the run store at `cache_dir`)."""
     inputs = Inputs(runs, missing, cache_dir, sweeps, outcomes)
 
     def maker(spec: FigureSpec) -> Callable[[], object]:

@@ -161,17 +161,13 @@ def imbalance_sweep_stored(store: RunStore, R_values: Sequence[float], **kw) -> 
     return dict(store.get_or_create(key, create).arrays)
 
 
-def stored_imbalance_sweeps(store: RunStore) -> dict[int, dict[str, np.ndarray]]:
-    """The imbalance sweeps in `store` (written by imbalance_sweep_stored), seed -> sweep, in seed order;
-    reads only, never solves. Records of another UFM_VERSION are passed over; of several sweeps with one
-    seed (other R values, other parameters), the most recently created one is returned."""
-    newest: dict[int, Record] = {}
-    for key in store.keys():
-        record = store.load(key) if key.startswith(IMBALANCE_KEY_PREFIX) else None
-        meta = {} if record is None else record.meta
-        if meta.get("kind") != IMBALANCE_KIND or meta.get("ufm_version") != cache.UFM_VERSION:
-            continue
-        seed = int(record.meta["params"]["seed"])
-        if seed not in newest or record.meta["created"] > newest[seed].meta["created"]:
-            newest[seed] = record
-    return {seed: dict(newest[seed].arrays) for seed in sorted(newest)}
+def stored_imbalance_sweeps(
+    store: RunStore, R_values: Sequence[float], seeds: Sequence[int], **kw
+) -> dict[int, dict[str, np.ndarray]]:
+    """seed -> the sweep `imbalance_sweep(R_values, seed=seed, **kw)` as imbalance_sweep_stored keeps it,
+    for each of `seeds` whose sweep `store` holds (of this UFM_VERSION: the key says so); reads only,
+    never solves."""
+    records = {
+        seed: store.load(imbalance_sweep_key(imbalance_sweep_params(R_values, seed=seed, **kw))) for seed in seeds
+    }
+    return {seed: dict(record.arrays) for seed, record in records.items() if record is not None}
