@@ -2,6 +2,8 @@
 (pyproject.toml): installing ncsim is all a directory of claim files needs, in this repository or
 anywhere else. In these parts:
 
+    session.py  the one session object (config.stash): the seeds, configurations and run store that the
+                options resolve to, and the runs the session's tests need
     collect.py  the tests of each claim file, made from its CHECKS declaration (ncsim.claim), and the
                 usage errors of a claim file written wrong
     runs.py     options (--seeds, --cache-dir, --fresh-runs, --spec), the run store, the `runs` and

@@ -22,7 +22,6 @@ from a user's own training loop, read from the store and never trained: ncsim.py
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from functools import cache
 from pathlib import Path
@@ -31,9 +30,8 @@ import filelock
 import pytest
 
 from ncsim import suite, threads
-from ncsim.api import check_store_path
-from ncsim.pytest_plugin.recorded import RecordedConfigurations, session_configurations
-from ncsim.spec import SpecError
+from ncsim.pytest_plugin.recorded import RecordedConfigurations
+from ncsim.pytest_plugin.session import claims_session
 from ncsim.store import RunStore
 from ncsim.trajectory import Trajectory
 
@@ -77,56 +75,16 @@ def pytest_addoption(parser):
     )
 
 
-def seeds(config) -> list[int]:
-    try:
-        return suite.parse_seeds(config.getoption("--seeds"))
-    except ValueError as e:
-        raise pytest.UsageError(f"--seeds: {e}") from None
-
-
-def run_ids(config, configs) -> list[suite.RunId]:
-    """The session's runs of these configurations: one per seed, with its data seed under --vary-data-seed."""
-    vary = config.getoption("--vary-data-seed")
-    return [suite.RunId(c, seed, seed if vary else None) for c in configs for seed in seeds(config)]
-
-
-def spec_path(config) -> Path | None:
-    """The --spec file, as an absolute path (an xdist worker gets the controller's)."""
-    given = getattr(config, "workerinput", {}).get("ncsim_spec") or config.getoption("--spec")
-    return None if given is None else config.invocation_params.dir / Path(given).expanduser()
-
-
 def configurations(config) -> suite.Configurations:
-    """The session's configurations: the suite's, those derived from the --spec file, or the recorded
-    runs of --runs (read once)."""
-    if not hasattr(config, "_ncsim_configurations"):
-        path = spec_path(config)
-        recorded = session_configurations(config, seeds(config), store_root(config))
-        try:
-            config._ncsim_configurations = (
-                recorded
-                if recorded is not None
-                else suite.suite_configurations()
-                if path is None
-                else suite.user_configurations(path)
-            )
-        except SpecError as e:
-            raise pytest.UsageError(f"--spec: {e}") from None
-    return config._ncsim_configurations
+    """The session's configurations (ClaimsSession.configurations)."""
+    return claims_session(config).configurations
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", f"{EXTENDED}: a claim of the extended tier, run with --extended or -m {EXTENDED}"
     )
-    seeds(config)  # a bad --seeds, --spec or --cache-dir is a usage error before collection, not one per test
-    configurations(config)
-    try:
-        check_store_path(config.getoption("--cache-dir"))
-    except NotADirectoryError as e:
-        raise pytest.UsageError(f"--cache-dir: {e}") from None
-    if not hasattr(config, "workerinput") and config.getoption("--fresh-runs"):
-        config._ncsim_fresh_store = tempfile.mkdtemp(prefix="ncsim-fresh-")
+    claims_session(config)  # options resolved (or refused) before collection
 
 
 def pytest_report_header(config) -> str | None:
@@ -141,17 +99,7 @@ def pytest_report_header(config) -> str | None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """xdist controller: hand every worker the same fresh store and spec file."""
-    fresh = getattr(node.config, "_ncsim_fresh_store", None)
-    if fresh:
-        node.workerinput["ncsim_fresh_store"] = fresh
-    path = spec_path(node.config)
-    if path is not None:
-        node.workerinput["ncsim_spec"] = str(path)
-
-
-def store_root(config) -> str | None:
-    fresh = getattr(config, "workerinput", {}).get("ncsim_fresh_store") or getattr(config, "_ncsim_fresh_store", None)
-    return fresh or config.getoption("--cache-dir")
+    node.workerinput.update(claims_session(node.config).worker_input())
 
 
 def worker_threads(config) -> int:
@@ -184,7 +132,7 @@ def needed_runs(items) -> list[suite.RunId]:
             configs |= set() if unavailable(item.config, *read) else set(read) - {None}
     if not items:
         return []
-    return sorted(run_ids(items[0].config, sorted(configs)), key=lambda r: -suite.cost(r.config))
+    return sorted(claims_session(items[0].config).run_ids(sorted(configs)), key=lambda r: -suite.cost(r.config))
 
 
 def extended_selected(config) -> bool:
@@ -203,7 +151,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    session.config._ncsim_needed_runs = needed_runs(session.items)
+    claims_session(session.config).needed_runs = needed_runs(session.items)
 
 
 @pytest.fixture(scope="session")
@@ -211,7 +159,7 @@ def run_store(pytestconfig) -> RunStore:
     """The store, with this process's share of the cores for torch and BLAS where the claims measure
     (runs train on ncsim.threads.TRAIN_THREADS, whatever the share: ncsim.suite.obtain_run)."""
     threads.set_threads(worker_threads(pytestconfig))
-    return RunStore(store_root(pytestconfig))
+    return RunStore(claims_session(pytestconfig).store_root)
 
 
 @pytest.fixture(scope="session")
@@ -281,7 +229,7 @@ def sweep_on_scheduler(
 def prefetched(pytestconfig, run_store) -> None:
     """Every run the session's claim tests read is in the store: trained on --scheduler when given,
     else here, in parallel across the xdist workers."""
-    needed, configs = getattr(pytestconfig, "_ncsim_needed_runs", []), configurations(pytestconfig)
+    needed, configs = claims_session(pytestconfig).needed_runs, configurations(pytestconfig)
     if isinstance(configs, RecordedConfigurations):
         return
     scheduler = pytestconfig.getoption("--scheduler")
@@ -293,4 +241,4 @@ def prefetched(pytestconfig, run_store) -> None:
 @pytest.fixture
 def runs(request, prefetched, obtain_run) -> list:
     """The trajectories of the case's configuration over the session's seeds."""
-    return [obtain_run(*run) for run in run_ids(request.config, [request.param])]
+    return [obtain_run(*run) for run in claims_session(request.config).run_ids([request.param])]
