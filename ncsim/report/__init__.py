@@ -8,12 +8,8 @@
         transfer.png  ufm_imbalance.png
     <out>/latest         symlink to the newest folder (where links cannot be made: a text file naming it)
 
-A check is decided over the seeds of a configuration (ncsim.checks: one test per check and
-configuration, one record each). A claim file's verdict line counts its checks: "reproduces: 12 of 12
-checks", "partly reproduces: ..." when some are documented strict xfails, "does not reproduce: <checks>"
-or "inconclusive: <checks>" when a check failed (claim_verdict). The headline counts the empirical
-claims on trained CNNs apart from the numerical checks of the unconstrained features model
-(claims/test_ufm_*.py, one value per test).
+Each check is one test and one record (ncsim.verdict.Verdict); how a claim file's verdict line and
+the headline count them: ncsim.report.aggregate.
 
 `write` assembles a folder from what it is given: the runs to draw (configuration name -> trajectories
 over seeds) and the test outcomes of a claims session. `from_session` (the pytest plugin,
@@ -23,8 +19,8 @@ ncsim/pytest_plugin/report.py) and `from_store` (`ncsim report`) look the runs u
 In verdicts.json a measured value that is not a finite number is the string "inf", "-inf" or "nan"
 (JSON has no such numbers); a check that measured NaN records null (ncsim.verdict.Verdict). Each claim's
 figures are those its claim file declares (FIGURES, file names of the registry, carried in its checks'
-records); the UFM imbalance
-figure draws the sweeps stored by claims/test_ufm_imbalance.py and never solves anything itself.
+records); the UFM imbalance figure draws the sweep that claims/test_ufm_imbalance.py stores
+(ncsim.suite.ufm_imbalance_sweep) and never solves anything itself.
 
 One module per job: collect (the stored runs, an earlier session's verdicts), aggregate (the tests of a
 session, the verdict of each claim), registry (the figures, each declared once), render (drawing them
