@@ -46,8 +46,8 @@ LOSSES = ("ce", "mse", "focal")
 BN_STATS = ("running", "recomputed")
 CLASSIFIERS = ("learned", "etf")
 DEVICES = ("cpu", "cuda")
-# The arithmetic of the training passes (ncsim.train.precision_context): "fp32" everywhere, or
-# "bf16-mixed": forward and backward of each training step in bfloat16 where it pays, the master weights,
+# The arithmetic of the training passes (ncsim.models, BlockNet.set_precision): "fp32" everywhere, or
+# "bf16-mixed": the convolutions of each training pass in bfloat16, the rest, the master weights,
 # optimizer state and every evaluation in float32 (metrics in float64 either way).
 PRECISIONS = ("fp32", "bf16-mixed")
 # Upper bounds: beyond them a run is a typo that would exhaust memory or never finish, not an experiment.
