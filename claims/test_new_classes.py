@@ -13,9 +13,13 @@ their few-shot classifier the nearest class centre h(x) = argmin_c ||f(x) - mu_f
 "source-5" network of ncsim/presets/transfer.toml); the target task its classes 5-9, measured on their
 1000-signal test split (CDNV) and as 5-way 5-shot episodes (support: their train signals, queries: their
 test signals; 200 episodes seeded by the run's seed). The untrained network is the same run at epoch 0
-(its seeded initialisation). Training on all ten classes ("standard", the classes 5-9 seen) is the
-other comparison: there the same classes collapse further than as new classes (CDNV ratio > 1), which
-says how much of the collapse transfers, not whether.
+(its seeded initialisation).
+
+Fewer than at initialisation is a direction, not collapse: the claim is that the new classes' features
+collapse. The level is the collapse the same classes reach when trained on (the "standard" network,
+classes 5-9 seen): the new-class CDNV must come within an order of magnitude of the seen-class CDNV
+(a fraction 1/10 of the collapse transferring, fixed beside the paper's wording "generalizes ... to new
+classes as well", not fitted).
 """
 
 from functools import lru_cache
@@ -58,7 +62,8 @@ def few_shot_error_ratio(run) -> float:
 
 def cdnv_over_seen(run, seen) -> float:
     """New-class CDNV of the source-trained network over that of the network trained on all ten classes
-    (the same classes seen in training; same seed): > 1 when collapse transfers only in part."""
+    (the same classes seen in training; same seed): 1 when the collapse transfers whole, > 1 when only in
+    part."""
     return transfer_statistics(run)["trained_cdnv"] / transfer_statistics(seen)["trained_cdnv"]
 
 
@@ -77,8 +82,9 @@ def transfer_note(run) -> str:
     )
 
 
-# On classes it never saw, the source-trained network's features are more collapsed
-# (CDNV) and better for few-shot nearest-class-centre classification than at initialisation.
+# On classes it never saw, the source-trained network's features are more collapsed (CDNV) and better
+# for few-shot nearest-class-centre classification than at initialisation, and collapsed: within an
+# order of magnitude of the same classes' collapse when trained on.
 CHECKS = Checks(
     "test_collapse_on_new_classes",
     Check("new_class_cdnv_ratio_max", cdnv_ratio, configs=("source-5",), controls=("init",), note=transfer_note),
@@ -90,11 +96,11 @@ CHECKS = Checks(
         note=transfer_note,
     ),
     Check(
-        "new_class_cdnv_over_seen_min",
+        "new_class_cdnv_over_seen_max",
         cdnv_over_seen,
         configs=("source-5",),
         against="standard",
-        controls=("self",),
+        controls=("untrained",),
         note=seen_note,
     ),
 )

@@ -15,6 +15,8 @@ sentence, so the pages cannot drift from what was measured:
     docs/performance.md     docs/templates/performance.md with the benchmark printouts of bench/results/
     docs/own-network.md     docs/templates/own-network.md with the digits example's printout,
                             examples/results/digits.txt
+    docs/discrimination.md  every check against its physical controls: claims/discrimination.json
+                            (claims/discriminate.py --write)
 
 A template line `{{ name }}` is replaced by the block FILLERS[name] makes; `{{ bench: FILE }}` by the
 printout bench/results/FILE as a code block; `{{ output: PATH }}` by a committed printout. Each
@@ -41,7 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the claims package and this checkout's ncsim, when run as a script
     sys.path.insert(0, str(ROOT))
 
-from ncsim import checks, report, suite  # noqa: E402
+from ncsim import checks, discrimination, report, suite  # noqa: E402
+from ncsim import controls as ncsim_controls  # noqa: E402
 from ncsim.claim import run_checks, tables  # noqa: E402
 from ncsim.verdict import Verdict, describe_rule  # noqa: E402
 
@@ -374,6 +377,45 @@ def from_template(name: str) -> str:
     return generated_line(", ".join(dict.fromkeys([f"docs/templates/{name}", *sources]))) + body
 
 
+# ---- discrimination.md: every check against its physical controls -------------------------------------
+
+DISCRIMINATION = CLAIMS_DIR / discrimination.TABLE
+
+
+def discrimination_page(path: Path = DISCRIMINATION) -> str:
+    """docs/discrimination.md from claims/discrimination.json (None committed: how to make it)."""
+    head = generated_line(f"`{path.relative_to(ROOT).as_posix()}`") + "# Discrimination: can each check fail?\n\n"
+    if not path.is_file():
+        return head + "No table is committed yet: `python claims/discriminate.py --write`.\n"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    rows = doc["rows"]
+    premises = [r for r in rows if not r["discriminates"]]
+    controls_text = "\n".join(
+        f"- `{name}`: {c.what}" for name, c in ncsim_controls.CONTROLS.items() if c.physical and not c.pair
+    )
+    return head + "\n".join(
+        [
+            "A check is evidence of its effect only if it fails where the effect is absent or weaker. Every "
+            "check of runs below is measured, on the seeds "
+            f"{', '.join(map(str, doc['seeds']))} (data seed = training seed), on its own configuration "
+            "(the reference) and on every physical control, each decided by the check's own rule "
+            "(`ncsim.discrimination`). The margins are distances from the threshold in seed standard "
+            "deviations of the reference (on the rule's scale: of log x for a log scale): the reference's on "
+            "the passing side, the nearest failing physical control's on the failing side.",
+            "",
+            "The physical controls (`ncsim.controls`):",
+            "",
+            controls_text,
+            "",
+            f"{len(rows) - len(premises)} of {len(rows)} check x configuration rows fail on at least one "
+            f"physical control; {len(premises)} fail on none and are premises of their claim, not evidence "
+            "(the report says so beside them).",
+            "",
+            discrimination.markdown(rows),
+        ]
+    )
+
+
 # ---- the pages ----------------------------------------------------------------------------------------
 
 
@@ -390,6 +432,7 @@ def pages(verdicts: Path = VERDICTS) -> dict[str, str]:
         "default-regime.md": from_template("default-regime.md"),
         "performance.md": from_template("performance.md"),
         "own-network.md": from_template("own-network.md"),
+        "discrimination.md": discrimination_page(),
     }
 
 

@@ -144,3 +144,17 @@ def run_checks(module) -> list[Check]:
     """The checks a claim module measures on runs of the suite's configurations (those of its tables
     without cases), in their order: what the negative controls and the docs' configuration columns read."""
     return [check for table in tables(module) if table.cases is None for check in table.checks]
+
+
+def declared_run_checks(package) -> list[tuple[str, Check]]:
+    """(claim file, Check) for every check of runs that a claim file (test_*.py) of the package
+    `package` (e.g. the `claims` package) declares, files in name order."""
+    import importlib
+    import pkgutil
+
+    out = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("test_"):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            out += [(info.name, c) for c in run_checks(module)]
+    return out

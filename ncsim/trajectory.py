@@ -189,15 +189,26 @@ class Trajectory:
         ok = ~np.isnan(v)
         return self.epochs[ok], v[ok]
 
+    def _network_is_final(self) -> None:
+        """KeyError for a run truncated after an epoch e > 0: a record keeps no weights between
+        initialisation and the end, so its network at epoch e cannot be rebuilt."""
+        epoch = self.meta.get("truncated_at")
+        if epoch:
+            raise KeyError(
+                f"run {self.label} truncated after epoch {epoch} has no network of that epoch "
+                f"(a record keeps the initial and final weights only)"
+            )
+
     def weights(self) -> dict[str, np.ndarray]:
         """The final state dict as numpy arrays (parameters and batch-norm buffers)."""
+        self._network_is_final()
         return {k[len("weights.") :]: v for k, v in self.record.arrays.items() if k.startswith("weights.")}
 
     def truncated(self, epoch: int) -> Trajectory:
         """The same run's trajectory cut after `epoch` (a negative control: e.g. truncated at
         initialisation). The trajectory columns are cut; the network (weights(), model(), features(),
         embed()) is the initial one for epoch 0 (rebuilt from the seed, ncsim.models.initial_network) and
-        the final one otherwise (a record keeps no weights between)."""
+        refused otherwise (a record keeps no weights between: KeyError)."""
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise ValueError(
                 f"truncated({epoch!r}): the epoch to cut after must be an integer >= 0 (0: initialisation)"

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ncsim import figures
+from ncsim import figures, reference
 from ncsim.report.aggregate import CHECK_STATUSES, KINDS, RecordedTest, many
 from ncsim.verdict import Verdict, describe_rule
 
@@ -139,6 +139,20 @@ def claim_section(claim: Mapping, doc: Mapping) -> list[str]:
                     " ".join(x for x in (c.note, reason) if x),
                 ]
             lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
+    return lines + [""] + discrimination_lines([c for t in tests for c in t.checks])
+
+
+def discrimination_lines(records: Sequence[Verdict]) -> list[str]:
+    """What the discrimination table (claims/discrimination.json) says of each check: the physical
+    control it fails on nearest its threshold, or that it is a premise (no physical control fails it);
+    and whether its values agree with its reference distribution (ncsim.reference)."""
+    known = [c for c in records if c.evidence is not None]
+    if not known:
+        return []
+    lines = ["**Discrimination and reference agreement** (calibration seeds; docs/discrimination.md):", ""]
+    for c in known:
+        agreement = "" if c.reference is None else f"; reference: {reference.describe(c.reference)}"
+        lines.append(f"- `{c.tolerance}` [{c.where}]: {c.evidence}{agreement}")
     return lines + [""]
 
 

@@ -38,7 +38,11 @@ class Verdict:
     test's parameter id), `figures` (those its claim file names), `extended` (a claim of the extended
     tier), `seeds`, `runs` (run labels), and either `run` (a check of one value on one named run, as
     the UFM claims make) or the `config` and its reference configuration `against` (a comparison);
-    `note`: why a run stopped, or context the claim adds."""
+    `note`: why a run stopped, or context the claim adds. `discriminates`: whether some physical
+    control fails the check on the calibration seeds, and `evidence` what the discrimination table
+    (ncsim.discrimination, claims/discrimination.json) says of it (None: not in the table);
+    `reference`: the agreement of the values with the check's values on the calibration seeds
+    (ncsim.reference.agreement: its "verdict" is "agrees", "differs" or "inconclusive")."""
 
     tolerance: str
     statistic: str
@@ -66,6 +70,9 @@ class Verdict:
     config: str | None = None
     against: str | None = None
     note: str = ""
+    discriminates: bool | None = None
+    evidence: str | None = None
+    reference: dict | None = None
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -127,6 +134,10 @@ class Verdict:
         if self.run is None:
             out["against"] = self.against
         out["note"] = self.note
+        if self.discriminates is not None:
+            out |= {"discriminates": self.discriminates, "evidence": self.evidence}
+        if self.reference is not None:
+            out["reference"] = self.reference
         return jsonable(out)
 
     @classmethod
