@@ -18,6 +18,6 @@ def nc3_init_over_end(run) -> float:
 # W^T/||W|| ends close to Mdot/||Mdot||, far closer than at initialisation.
 CHECKS = Checks(
     "test_self_duality",
-    Check("nc3_end_max", nc3_end, controls=("init",)),
+    Check("nc3_end_max", nc3_end, controls=("init", "wd-fifth")),
     Check("nc3_init_over_end_min", nc3_init_over_end, controls=("init",)),
 )

@@ -391,7 +391,11 @@ def discrimination_page(path: Path = DISCRIMINATION) -> str:
     rows = doc["rows"]
     premises = [r for r in rows if not r["discriminates"]]
     controls_text = "\n".join(
-        f"- `{name}`: {c.what}" for name, c in ncsim_controls.CONTROLS.items() if c.physical and not c.pair
+        ["| control | kind | what it is |", "|---|---|---|"]
+        + [
+            f"| `{name}` | {c.kind}{', comparison' if c.pair else ''} | {c.what} |"
+            for name, c in ncsim_controls.CONTROLS.items()
+        ]
     )
     return head + "\n".join(
         [
@@ -403,7 +407,7 @@ def discrimination_page(path: Path = DISCRIMINATION) -> str:
             "deviations of the reference (on the rule's scale: of log x for a log scale): the reference's on "
             "the passing side, the nearest failing physical control's on the failing side.",
             "",
-            "The physical controls (`ncsim.controls`):",
+            "The controls (`ncsim.controls`); the table measures the physical controls of a run:",
             "",
             controls_text,
             "",

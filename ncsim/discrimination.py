@@ -64,7 +64,9 @@ def seed_sd(tol: Tolerance, values: Sequence[float | None]) -> float:
 class Decided:
     """The statistic on one regime over the seeds: the values, the aggregate and verdict of the check's
     rule, and `error` when it cannot be measured there (e.g. a statistic of the network on a run cut
-    at its TPT, whose network is not recorded)."""
+    at its TPT, whose network is not recorded). `null`: the statistic is its null value by construction
+    on every seed (exactly 1, a ratio of the run to itself such as init / end at initialisation, or
+    exactly 0), so its failing is no measurement of the effect."""
 
     name: str
     values: list[float | None] = field(default_factory=list)
@@ -72,10 +74,12 @@ class Decided:
     verdict: str | None = None
     holds: bool | None = None
     error: str | None = None
+    null: bool = False
 
     @property
     def fails(self) -> bool:
-        return self.error is None and self.holds is False
+        """It fails the check as a measurement: measured, not held, and not the null by construction."""
+        return self.error is None and self.holds is False and not self.null
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,8 @@ def _decided(tol: Tolerance, name: str, measure: Callable[[int], float], seeds: 
     except (KeyError, ValueError) as e:
         return Decided(name, error=str(e.args[0] if e.args else e))
     record = checks.decide(tol, values)
-    return Decided(name, record.values, record.measured, record.verdict, record.holds)
+    null = bool(values) and (all(v == 1.0 for v in values) or all(v == 0.0 for v in values))
+    return Decided(name, record.values, record.measured, record.verdict, record.holds, null=null)
 
 
 def row(claim: str, check: Check, config: str, tol: Tolerance, obtain: controls.Obtain, seeds: Sequence[int]) -> Row:
@@ -194,6 +199,7 @@ def markdown(rows: Sequence[dict]) -> str:
     for r in rows:
         near = next((c for c in r["controls"] if c["name"] == r["nearest_failing"]), None)
         passed = [c["name"] for c in r["controls"] if c["name"] in r["physical"] and c["holds"]]
+        passed += [f"{c['name']} (null by construction)" for c in r["controls"] if c.get("null")]
         near_text = "**none**" if near is None else f"{near['name']} {_fmt(near['measured'])}"
         lines.append(
             f"| `{r['tolerance']}` | {r['config']} | {r['op']} {_fmt(r['threshold'])} | "

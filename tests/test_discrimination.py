@@ -140,3 +140,25 @@ def test_dose_threshold_separates_the_default_from_the_first_regime_it_can():
     big, small = [2.6e4, 2.4e4, 2.8e4, 2.2e4, 2.5e4], [3.5e3, 3.4e3, 3.6e3, 3.3e3, 3.7e3]
     assert discrimination.dose_threshold(_dose_row(">=", big, **{"wd-fifth": small})) == (5000.0, "wd-fifth")
     assert discrimination.dose_threshold({**_dose_row("<=", ref), "rule": "every"}) is None
+
+
+def test_a_control_that_is_the_null_by_construction_is_no_evidence():
+    """init / end at initialisation is exactly 1 on every seed: it fails a ">= 100" check by construction."""
+    tol_min = Tolerance("t", 100.0, ">=", "", "", "", "mean", "log")
+
+    class Run:
+        status, tpt_epoch, label = "ok", None, "run"
+
+        def __init__(self, value):
+            self.value = value
+
+        def truncated(self, epoch):
+            return Run(1.0)
+
+    check = Check("t", lambda run: run.value, controls=("init",))
+    level = {"standard": 2e4, "no-bn": 50.0, "no-wd": 500.0, "wd-tenth": 2e3, "wd-fifth": 3e3, "wd-half": 1e4}
+    row = discrimination.row("test_x", check, "standard", tol_min, lambda c, s: Run(level[c] + s), [0, 1, 2])
+    init = next(c for c in row.controls if c.name == "init")
+    assert init.null and not init.fails
+    assert row.nearest_failing().name == "no-bn"
+    assert "null by construction" in discrimination.markdown([row.to_json()])
