@@ -1,6 +1,6 @@
 """Claim 19, minority collapse in a real network: with the classes 5-9 (K_B = 5 of K = 10) subsampled by
 a ratio R, the classifier rows of the minority classes draw together -- their mean pairwise cosine rises
-from the simplex value -1/(C-1) towards 1 as R grows -- and the minority classes' test error rises.
+from the simplex value -1/(C-1) towards 1 as R grows.
 
 Source: Fang, He, Long & Su, "Exploring deep neural networks via layer-peeled model: Minority collapse in
 imbalanced training", PNAS 2021, Finding 2 ("the last-layer classifiers corresponding to the minority
@@ -13,10 +13,13 @@ rises from -0.11 at R = 1 through 0.02 at R = 10 and 0.29 at R = 100 to 1 at R =
 100 (40 and 4 train signals per minority class; ncsim/presets/imbalance.toml), R = 1 being "standard".
 
 Checked: the cosine rises from R = 1 to 10 and from 10 to 100 and is positive at R = 100 (the rows have
-left the simplex; Fang et al.'s curve crosses 0 between R = 10 and 100), and the minority test error
-rises at each step. The cosine is measured on the raw rows, as the authors do; the note gives it on the
-rows centred by their mean too, which a balanced run leaves at -1/(C-1) as well, so that neither form
-creates the effect by itself (the balanced run is the control: "balanced", "self").
+left the simplex; Fang et al.'s curve crosses 0 between R = 10 and 100). The minority classes' test
+error is reported beside it, not checked: it rises with R for any learner that keeps 40, then 4, train
+signals of a class, so its rise is no evidence that minority collapse limits them (Fang et al.'s
+"fundamentally limits the performance" would need a reference that does not collapse). The cosine
+is measured on the raw rows, as the authors do; the note gives it on the rows centred by their mean
+too, which a balanced run leaves at -1/(C-1) as well, so that neither form creates the effect by
+itself (the balanced run is the control: "balanced", "self").
 """
 
 import pytest
@@ -47,25 +50,17 @@ def cosine_rise(run, reference) -> float:
     return minority_cosine(run) - minority_cosine(reference)
 
 
-def error_rise(run, reference) -> float:
-    return minority_test_error(run) - minority_test_error(reference)
-
-
 def cosine_note(run, reference=None) -> str:
     runs = (run,) if reference is None else (reference, run)
     return "; ".join(
         f"{r.spec.name} (R = {r.spec.imbalance:g}): cosine {minority_cosine(r):.3g} "
-        f"(centred {minority_cosine(r, centred=True):.3g})"
+        f"(centred {minority_cosine(r, centred=True):.3g}), minority test error {minority_test_error(r):.3g}"
         for r in runs
     )
 
 
-def error_note(run, reference) -> str:
-    return "; ".join(f"{r.spec.name}: minority test error {minority_test_error(r):.3g}" for r in (reference, run))
-
-
-# The minority classifier rows draw together as R grows (cosine rising, positive at R = 100)
-# and the minority test error rises.
+# The minority classifier rows draw together as R grows (cosine rising, positive at R = 100); the
+# notes report the minority test error.
 CHECKS = Checks(
     "test_minority_collapse",
     Check(
@@ -90,21 +85,5 @@ CHECKS = Checks(
         configs=("imbalance-100",),
         controls=("balanced", "no-bn"),
         note=cosine_note,
-    ),
-    Check(
-        "minority_test_error_rise_min",
-        error_rise,
-        configs=("imbalance-10",),
-        against="standard",
-        controls=("self",),
-        note=error_note,
-    ),
-    Check(
-        "minority_test_error_rise_min",
-        error_rise,
-        configs=("imbalance-100",),
-        against="imbalance-10",
-        controls=("self",),
-        note=error_note,
     ),
 )
