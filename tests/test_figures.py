@@ -38,6 +38,9 @@ TINY_SEEDS = {
     "focal": (0,),
     "label-noise": (0,),
     "label-noise-ls": (0,),
+    "wd-half": (0,),
+    "wd-fifth": (0,),
+    "wd-tenth": (0,),
     "imbalance-10": (0, 1),
     "imbalance-100": (0, 1),
     "source-5": (0, 1),
@@ -191,6 +194,11 @@ CASES = {
         ["Collapse under label noise", "given (noisy) labels"],
         ["NC1", "NC3", "Train error", "Test error"] * 2,
     ),
+    "weight_decay": (
+        lambda t: figures.weight_decay(t.runs),
+        ["Weight-decay dose-response", "seeds 0, 1"],
+        ["NC1", "NC3", "NC2: ETF distance of means", "Test error"],
+    ),
     "imbalance": (
         lambda t: figures.imbalance(t.runs),
         ["Minority collapse under class imbalance", "seeds 0, 1"],
@@ -341,6 +349,37 @@ def test_a_contrast_table_with_an_unknown_panel_is_an_error(monkeypatch):
     monkeypatch.setattr(suite, "table", lambda: bad)
     with pytest.raises(KeyError, match="nc9"):
         figures.contrast_table("losses")
+
+
+DOSES = {"no-wd": 0.0, "wd-tenth": 5e-4, "wd-fifth": 1e-3, "wd-half": 2.5e-3, "standard": 5e-3}
+
+
+def test_weight_decay_draws_end_values_against_the_dose(tiny):
+    fig = figures.weight_decay(tiny.runs)
+    assert [ax.get_yscale() for ax in fig.axes] == ["log"] * 3 + ["linear"]
+    for ax, (_, column, _, log) in zip(fig.axes, figures.DOSE_PANELS):
+        assert ax.get_xscale() == "symlog" and ax.get_xaxis().get_transform().linthresh == 1e-4
+        assert list(ax.get_xticks()) == list(DOSES.values())
+        assert ax.get_xlim()[0] < 0  # lambda = 0 is drawn inside the axis, not on its edge
+        (centres,) = [line for line in ax.get_lines() if line.get_label().endswith("over seeds")]
+        assert list(centres.get_xdata()) == list(DOSES.values())
+        ends = [[r.final(column) for r in tiny.runs[name]] for name in DOSES]
+        want = [np.exp(np.log(v).mean()) if log else np.mean(v) for v in ends]
+        assert centres.get_ydata() == pytest.approx(want)
+        seeds = [line for line in ax.get_lines() if line.get_label().startswith("_") and len(line.get_xdata())]
+        assert [len(line.get_xdata()) for line in seeds] == [len(v) for v in ends]  # one point per seed
+    for ax in fig.axes[2:]:  # the bottom row names each dose's configuration
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"{d:g} {name}" for name, d in DOSES.items()]
+        assert "symlog" in ax.get_xlabel() and "0 is drawn" in ax.get_xlabel()
+    assert {"one seed", "geometric mean over seeds", "mean over seeds"} <= set(legend_labels(fig))
+
+
+def test_weight_decay_leaves_a_missing_dose_out_and_names_it(tiny):
+    runs = {name: tiny.runs[name] for name in ("standard", "wd-half", "no-wd")}
+    fig = figures.weight_decay(runs, [RunId("wd-fifth", 0)])
+    assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["0 no-wd", "0.0025 wd-half", "0.005 standard"]
+    title = fig.get_suptitle().replace("\n", " ")
+    assert "wd-fifth-s0 (not in the run store)" in title and "wd-tenth (no runs)" in title
 
 
 def test_imbalance_draws_the_probes_against_R(tiny, probe_cache):
@@ -506,6 +545,7 @@ ALL = {
     "ablation": lambda runs, missing: figures.ablation(runs, missing),
     "losses": lambda runs, missing: figures.losses(runs, missing),
     "label_noise": lambda runs, missing: figures.label_noise(runs, missing),
+    "weight_decay": lambda runs, missing: figures.weight_decay(runs, missing),
     "imbalance": lambda runs, missing: figures.imbalance(runs, missing),
     "transfer": lambda runs, missing: figures.transfer(runs, missing),
 }

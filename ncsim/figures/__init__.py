@@ -18,8 +18,9 @@ and the title says so; with nothing left to draw the figure is a page that names
 (`message`), never an empty plot.
 
 One module per group of figures: base (what every figure shares), runs (one configuration's runs over
-seeds), comparisons (configurations on shared axes), probes (statistics probed on the trained
-networks), ufm (the unconstrained features model), verdicts (the forest plot of the check records).
+seeds), comparisons (configurations on shared axes), doses (end-of-training collapse against the weight
+decay), probes (statistics probed on the trained networks), ufm (the unconstrained features model),
+verdicts (the forest plot of the check records).
 The report declares which of them it draws (ncsim.report.registry).
 """
 
@@ -66,6 +67,7 @@ from ncsim.figures.comparisons import (
     losses,
     optimizers,
 )
+from ncsim.figures.doses import DOSE_LINTHRESH, DOSE_PANELS, dose_scale, end_values, weight_decay
 from ncsim.figures.probes import imbalance, transfer
 from ncsim.figures.runs import (
     GEOMETRY_PANELS,
@@ -98,6 +100,8 @@ __all__ = [
     "CONTRAST_DEFAULTS",
     "CONTRAST_PANELS",
     "DESCRIBED",
+    "DOSE_LINTHRESH",
+    "DOSE_PANELS",
     "DPI",
     "GEOMETRY_PANELS",
     "LAYER_COLUMNS",
@@ -123,8 +127,10 @@ __all__ = [
     "column",
     "contrast_table",
     "contrasts",
+    "dose_scale",
     "end_by_depth",
     "end_geometry",
+    "end_values",
     "epoch_log_scale",
     "finish",
     "geometry",
@@ -154,6 +160,7 @@ __all__ = [
     "usable",
     "verdict_panel",
     "verdicts",
+    "weight_decay",
     "wrap",
     "zero_scale",
 ]

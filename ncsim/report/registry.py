@@ -100,6 +100,12 @@ REGISTRY = (  # in the order the report shows them
         network=True,
     ),
     FigureSpec("ablation.png", "Regime ablation", lambda i, c: figures.ablation(i.runs, i.missing_of(c)), "ablation"),
+    FigureSpec(
+        "weight_decay.png",
+        "Weight-decay dose-response",
+        lambda i, c: figures.weight_decay(i.runs, i.missing_of(c)),
+        "weight-decay",
+    ),
     FigureSpec("losses.png", "All losses collapse", lambda i, c: figures.losses(i.runs, i.missing_of(c)), "losses"),
     FigureSpec(
         "label_noise.png",
