@@ -220,7 +220,8 @@ class Trajectory:
         }
         if epoch == 0:
             arrays.update({f"weights.{k}": v for k, v in self.initial_weights().items()})
-        meta = {**self.meta, "truncated_at": epoch}
+        # Cut before its last evaluated epoch, the run has no network of that epoch (_network_is_final).
+        meta = {**self.meta, "truncated_at": epoch} if epoch < int(self.epochs[-1]) else dict(self.meta)
         return Trajectory(Record(self.key, meta, arrays), self.spec, self.data_cache)
 
     def post_tpt(self, name: str) -> tuple[np.ndarray, np.ndarray]:

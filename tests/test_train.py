@@ -954,8 +954,15 @@ def test_truncated_at_zero_carries_the_initial_network(traj, tiny_spec):
     assert not w0["blocks.conv1.1.running_mean"].any() and (w0["blocks.conv1.1.running_var"] == 1).all()
 
 
-def test_truncated_after_epoch_zero_keeps_the_final_network(traj):
-    for k, v in traj.truncated(1).weights().items():
+def test_truncated_between_refuses_a_network_it_does_not_have(traj):
+    """A record keeps the initial and final weights only: cut after an epoch between, the run has no
+    network of that epoch (a statistic of the network on it would silently measure the final one)."""
+    with pytest.raises(KeyError, match="truncated after epoch 1 has no network of that epoch"):
+        traj.truncated(1).weights()
+    with pytest.raises(KeyError, match="no network of that epoch"):
+        traj.truncated(1).model()
+    last = int(traj.epochs[-1])
+    for k, v in traj.truncated(last).weights().items():  # cut at the end: the final network is that epoch's
         np.testing.assert_array_equal(v, traj.weights()[k], err_msg=k)
 
 
