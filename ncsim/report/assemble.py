@@ -15,6 +15,7 @@ from ncsim.report.folders import new_folder, point_latest
 from ncsim.report.markdown import markdown
 from ncsim.report.registry import FIGURES, figure_makers
 from ncsim.report.render import render
+from ncsim.report.stability import stability
 from ncsim.store import RunStore
 from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
@@ -54,6 +55,7 @@ def write(
         "session": None if outcomes is None else dict(session or {}),
         "summary": None if outcomes is None else counts(outcomes),
         "headline": None if outcomes is None else headline(claims),
+        "stability": None if outcomes is None else stability([c for t in outcomes for c in t.checks]),
         "claims": claims,
         "runs": {name: [r.label for r in group] for name, group in runs.items()},
         "not_drawn": not_drawn(runs, missing),

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ncsim import figures, reference
+from ncsim.report import stability
 from ncsim.report.aggregate import CHECK_STATUSES, KINDS, RecordedTest, many
 from ncsim.verdict import Verdict, describe_rule
 
@@ -69,6 +70,8 @@ def markdown(doc: Mapping) -> str:
     lines += ["## Verdicts", ""]
     if session is None:
         lines += [f"{NO_SESSION.capitalize()}.", ""]
+    elif "stability" in doc:
+        lines += [stability.describe(doc["stability"]), ""]
     for k, title in KINDS.items():
         claims = [c for c in doc["claims"] if c["kind"] == k]
         if claims:
