@@ -85,9 +85,9 @@ def test_a_check_no_physical_control_fails_is_flagged():
     assert "**none**" in discrimination.markdown([out])
 
 
-def test_row_measures_the_check_on_its_configuration_and_the_physical_controls():
-    """With a fake obtain: a check that reads a number off the run fails on the controls whose number is
-    above the threshold."""
+def fake_run(at_init: float):
+    """A stand-in for a Trajectory whose statistic is a number: `Run(value)`, which has no TPT and is
+    `at_init` at initialisation (truncated(0))."""
 
     class Run:
         status, tpt_epoch, label = "ok", None, "run"
@@ -96,8 +96,16 @@ def test_row_measures_the_check_on_its_configuration_and_the_physical_controls()
             self.value = value
 
         def truncated(self, epoch):
-            return Run(10.0)
+            return Run(at_init)
 
+    return Run
+
+
+def test_row_measures_the_check_on_its_configuration_and_the_physical_controls():
+    """With a fake obtain: a check that reads a number off the run fails on the controls whose number is
+    above the threshold."""
+
+    Run = fake_run(at_init=10.0)
     level = {"standard": 0.001, "no-bn": 1.0, "no-wd": 0.2, "wd-tenth": 0.1, "wd-fifth": 0.06, "wd-half": 0.01}
     check = Check("t", lambda run: run.value * 1.0, controls=("init",))
     row = discrimination.row("test_x", check, "standard", tol(), lambda c, s: Run(level[c] * (1 + s / 10)), [0, 1, 2])
@@ -146,15 +154,7 @@ def test_a_control_that_is_the_null_by_construction_is_no_evidence():
     """init / end at initialisation is exactly 1 on every seed: it fails a ">= 100" check by construction."""
     tol_min = Tolerance("t", 100.0, ">=", "", "", "", "mean", "log")
 
-    class Run:
-        status, tpt_epoch, label = "ok", None, "run"
-
-        def __init__(self, value):
-            self.value = value
-
-        def truncated(self, epoch):
-            return Run(1.0)
-
+    Run = fake_run(at_init=1.0)
     check = Check("t", lambda run: run.value, controls=("init",))
     level = {"standard": 2e4, "no-bn": 50.0, "no-wd": 500.0, "wd-tenth": 2e3, "wd-fifth": 3e3, "wd-half": 1e4}
     row = discrimination.row("test_x", check, "standard", tol_min, lambda c, s: Run(level[c] + s), [0, 1, 2])
