@@ -252,6 +252,9 @@ CONTROL_WHAT = {name: c.what for name, c in controls.CONTROLS.items()}
 # The regimes a threshold from the dose-response must fail, in order: the first that a 1-2-5 value
 # separates from the default regime sets it (`dose_threshold`).
 MUST_FAIL = ("wd-fifth", "wd-tenth", "no-wd", "at-tpt", "init")
+# How far inside a dose-response threshold the default's own bound must lie: another seed set or
+# machine moves a bound by up to about a fifth, and the default must hold its threshold there too.
+ROBUST = 1.25
 
 
 def one_two_five(x: float, below: bool) -> float:
@@ -279,7 +282,8 @@ def dose_threshold(row: Mapping) -> tuple[float, str] | None:
     """The threshold the dose-response sets for a row (Row.to_json) of a log-scale mean rule with op
     "<=" or ">=": the 1-2-5 value nearest to the first regime of MUST_FAIL whose one-sided 95% bound
     on the reference's side it lies beyond, on the reference's side of it, that the reference's own
-    bound clears (the regime fails it, the reference holds it, each at the 5% level). (value, regime),
+    bound clears by a factor ROBUST (the regime fails it, the reference holds it, each at the 5% level,
+    the reference with room for another seed set). (value, regime),
     or None where no regime is separated so (or the rule is another)."""
     if row["rule"] != "mean" or row["scale"] != "log" or row["op"] not in ("<=", ">=", "<", ">"):
         return None
@@ -294,6 +298,6 @@ def dose_threshold(row: Mapping) -> tuple[float, str] | None:
         if b is None:
             continue
         v = one_two_five(b[0], below=True) if upper else one_two_five(b[1], below=False)
-        if (ref[1] < v) if upper else (ref[0] > v):
+        if (ref[1] * ROBUST <= v) if upper else (ref[0] >= v * ROBUST):
             return v, name
     return None

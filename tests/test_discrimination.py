@@ -4,6 +4,7 @@ rule's scale, seed SDs, the nearest failing physical control and its margin."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -137,8 +138,9 @@ def test_dose_threshold_separates_the_default_from_the_first_regime_it_can():
     ref = [0.0024, 0.0025, 0.0023, 0.0026, 0.0024]
     wd_fifth = [0.018, 0.019, 0.0185, 0.0175, 0.018]
     assert discrimination.dose_threshold(_dose_row("<=", ref, **{"wd-fifth": wd_fifth})) == (0.01, "wd-fifth")
-    # a regime too close to the default for a 1-2-5 value between them: the next one sets it
-    near = [0.0049, 0.0051, 0.005, 0.0052, 0.0048]
+    # a regime too close to the default for a 1-2-5 value between them (with the default's bound 1.25x
+    # inside it): the next one sets it
+    near = [0.0042, 0.0044, 0.0043, 0.0045, 0.0041]  # 0.002 would leave the default's 0.0025 outside
     far = [0.09, 0.1, 0.095, 0.11, 0.1]
     assert discrimination.dose_threshold(_dose_row("<=", ref, **{"wd-fifth": near, "wd-tenth": far})) == (
         0.05,
@@ -162,3 +164,22 @@ def test_a_control_that_is_the_null_by_construction_is_no_evidence():
     assert init.null and not init.fails
     assert row.nearest_failing().name == "no-bn"
     assert "null by construction" in discrimination.markdown([row.to_json()])
+
+
+def test_every_dose_response_threshold_is_what_the_committed_table_sets():
+    """A tolerance whose basis is the dose-response holds the value dose_threshold gives its standard row
+    in claims/discrimination.json, and that row's wd-fifth fails it while the default holds it."""
+    import claims
+    from ncsim import checks
+
+    claims_dir = Path(claims.__file__).parent
+    table = discrimination.load(claims_dir)
+    dosed = {
+        n: t for n, t in checks.load_tolerances(claims_dir).items() if "the dose-response (header)" in t.calibration
+    }
+    assert dosed, "no tolerance states the dose-response as its basis"
+    for name, t in dosed.items():
+        row = table[(name, "standard")]
+        assert row["dose_threshold"] == {"value": t.value, "fails": "wd-fifth"}, name
+        wd_fifth = next(c for c in row["controls"] if c["name"] == "wd-fifth")
+        assert wd_fifth["holds"] is False and row["reference"]["holds"] is True, name
