@@ -20,10 +20,14 @@ import sys
 from functools import cache
 from pathlib import Path
 
-import claims
-from ncsim import checks, claim, discrimination, suite
-from ncsim.export import atomic_write_text
-from ncsim.store import RunStore
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the claims package, when run as a script
+    sys.path.insert(0, str(ROOT))
+
+import claims  # noqa: E402
+from ncsim import checks, claim, discrimination, suite  # noqa: E402
+from ncsim.export import atomic_write_text  # noqa: E402
+from ncsim.store import RunStore  # noqa: E402
 
 CLAIMS_DIR = Path(__file__).resolve().parent
 TABLE = CLAIMS_DIR / "discrimination.json"
