@@ -8,8 +8,9 @@ control, to show how far from its threshold the nearest failing one lies.
 Two kinds:
 - physical: a real network in which the effect is weaker for a physical reason: no training, training
   stopped at the stable TPT, no batch norm, less weight decay (the dose-response of
-  presets/weight-decay.toml), or, for a statistic of class imbalance, balanced classes. These are the
-  evidence that a check discriminates.
+  presets/weight-decay.toml), or, for a statistic of class imbalance, balanced classes; for a
+  comparison, two real regimes a known change apart (the weaker decay against the default, and the
+  reverse). These are the evidence that a check discriminates.
 - synthetic: a software check of a statistic's direction or of a comparison's null: the train metrics
   offered as the test ones, the metric columns in reverse epoch order, a run compared with itself or
   with its own initialisation. They show the code can fail, not that the effect is measured.
@@ -76,6 +77,10 @@ def _config(name: str) -> Callable[[Obtain, int], Trajectory]:
     return lambda obtain, seed: obtain(name, seed)
 
 
+def _pair(run: str, reference: str) -> Callable[[Obtain, int], tuple[Trajectory, Trajectory]]:
+    return lambda obtain, seed: (obtain(run, seed), obtain(reference, seed))
+
+
 def _standard(transform: Callable[[Trajectory], Trajectory]) -> Callable[[Obtain, int], Trajectory]:
     return lambda obtain, seed: transform(obtain(STANDARD, seed))
 
@@ -108,6 +113,27 @@ CONTROLS = {
         ),
         Control("reversed", SYNTHETIC, "the metric columns in reverse epoch order (TPT kept)", _standard(_reversed)),
         Control(
+            "wd-half-vs-default",
+            PHYSICAL,
+            "the regime with half the default's weight decay compared with the default run (a small change)",
+            _pair("wd-half", STANDARD),
+            pair=True,
+        ),
+        Control(
+            "wd-fifth-vs-default",
+            PHYSICAL,
+            "the regime with a fifth of the default's weight decay compared with the default run",
+            _pair("wd-fifth", STANDARD),
+            pair=True,
+        ),
+        Control(
+            "default-vs-wd-fifth",
+            PHYSICAL,
+            "the default run compared with the regime with a fifth of its weight decay (the change reversed)",
+            _pair(STANDARD, "wd-fifth"),
+            pair=True,
+        ),
+        Control(
             "self",
             SYNTHETIC,
             "the default run compared with itself (no regime change)",
@@ -130,9 +156,10 @@ CONTROLS = {
         ),
     )
 }
-# The physical controls of a check of one run (not a comparison), in the order of falling effect
-# strength: the discrimination table measures every check on each of them.
-PHYSICAL_RUN_CONTROLS = tuple(n for n, c in CONTROLS.items() if c.physical and not c.pair and n != "balanced")
+# The physical controls the discrimination table measures every check on: those of a run for a check
+# of one run, the comparisons of the dose-response for a comparison ("balanced" is the control of an
+# imbalance statistic only).
+PHYSICAL_CONTROLS = tuple(n for n, c in CONTROLS.items() if c.physical and n != "balanced")
 
 
 def measure(check, control: str, obtain: Obtain, seed: int) -> float:

@@ -139,7 +139,7 @@ class Row:
             control_margin_sd=None if math.isnan(ctl) else ctl,
             discriminates=self.discriminates,
         )
-        proposed = dose_threshold(out)
+        proposed = dose_threshold(out) if self.config == controls.STANDARD else None
         out["dose_threshold"] = None if proposed is None else {"value": proposed[0], "fails": proposed[1]}
         return out
 
@@ -161,7 +161,7 @@ def row(claim: str, check: Check, config: str, tol: Tolerance, obtain: controls.
         reference = None if check.against is None else obtain(check.against, seed)
         return check.measure(obtain(config, seed), reference)
 
-    names = [n for n in controls.PHYSICAL_RUN_CONTROLS if controls.applicable(check, n)]
+    names = [n for n in controls.PHYSICAL_CONTROLS if controls.applicable(check, n)]
     names += [n for n in check.controls if n not in names]
     reference = _decided(tol, config, own, seeds)
     decided = [_decided(tol, n, lambda s, n=n: controls.measure(check, n, obtain, s), seeds) for n in names]
@@ -279,12 +279,12 @@ def _bounds(values: Sequence[float | None]) -> tuple[float, float] | None:
 
 
 def dose_threshold(row: Mapping) -> tuple[float, str] | None:
-    """The threshold the dose-response sets for a row (Row.to_json) of a log-scale mean rule with op
-    "<=" or ">=": the 1-2-5 value nearest to the first regime of MUST_FAIL whose one-sided 95% bound
-    on the reference's side it lies beyond, on the reference's side of it, that the reference's own
-    bound clears by a factor ROBUST (the regime fails it, the reference holds it, each at the 5% level,
-    the reference with room for another seed set). (value, regime),
-    or None where no regime is separated so (or the rule is another)."""
+    """The threshold the dose-response of the default regime sets for a row (Row.to_json) of
+    "standard" with a log-scale mean rule and op "<=" or ">=": the 1-2-5 value nearest to the first
+    regime of MUST_FAIL whose one-sided 95% bound on the reference's side it lies beyond, on the
+    reference's side of it, that the reference's own bound clears by a factor ROBUST (the regime fails
+    it, the reference holds it, each at the 5% level, the reference with room for another seed set).
+    (value, regime), or None where no regime is separated so (or the rule is another)."""
     if row["rule"] != "mean" or row["scale"] != "log" or row["op"] not in ("<=", ">=", "<", ">"):
         return None
     upper = row["op"] in ("<=", "<")
