@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ncsim import discrimination
@@ -30,6 +31,13 @@ def tol(op="<=", value=0.05, rule="mean", scale="log") -> Tolerance:
 )
 def test_signed_distance(t, x, expected):
     assert discrimination.signed_distance(t, x) == pytest.approx(expected)
+
+
+def test_an_exact_statement_of_zero_is_measured_linearly():
+    nc4 = tol("<=", 0.0, rule="every")
+    assert discrimination.signed_distance(nc4, 0.0) == 0.0
+    assert discrimination.signed_distance(nc4, 0.25) == -0.25
+    assert discrimination.seed_sd(nc4, [0.0, 0.0, 0.5]) == pytest.approx(np.std([0, 0, 0.5], ddof=1))
 
 
 @pytest.mark.parametrize("x", [None, math.nan, 0.0, -1.0])
