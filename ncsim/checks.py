@@ -74,6 +74,12 @@ class Tolerance:
     rule: str = "every"
     scale: str = "log"
 
+    @property
+    def distances_on_log_scale(self) -> bool:
+        """Whether distances from the threshold and spreads over seeds are taken on log x: the rule's
+        scale, unless the threshold is 0 (an exact statement, NC4 = 0), which only a linear scale has."""
+        return (self.rule == "equivalence" or self.scale == "log") and self.value > 0
+
     def holds(self, measured: float) -> bool:
         """True when one value satisfies `measured op value`; NaN never holds. (For "within": the
         value, a ratio, is within a factor `value` of 1.)"""

@@ -33,19 +33,13 @@ from ncsim import checks, controls
 from ncsim.checks import Check, Tolerance
 
 
-def _log(tol: Tolerance) -> bool:
-    """Whether distances are taken on the log scale: the rule's scale, unless the threshold is 0 (an
-    exact statement, NC4 = 0), whose distances can only be linear."""
-    return (tol.rule == "equivalence" or tol.scale == "log") and tol.value > 0
-
-
 def signed_distance(tol: Tolerance, x: float | None) -> float:
     """How far `x` lies on the passing side of the threshold, on the tolerance's scale (log x for a log
     scale or an equivalence; negative on the failing side; NaN for a missing or non-positive log value).
     For op "within": log(value) - |log x|."""
     if x is None or not math.isfinite(x):
         return math.nan
-    log = _log(tol)
+    log = tol.distances_on_log_scale
     if log and x <= 0:
         return math.nan
     t = math.log if log else float
@@ -60,7 +54,7 @@ def seed_sd(tol: Tolerance, values: Sequence[float | None]) -> float:
     """The standard deviation over seeds (ddof 1) of the values on the tolerance's scale; NaN with fewer
     than two finite (and, on a log scale, positive) values."""
     x = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-    log = _log(tol)
+    log = tol.distances_on_log_scale
     ok = np.isfinite(x) & ((x > 0) if log else True)
     y = np.log(x[ok]) if log else x[ok]
     return float(y.std(ddof=1)) if len(y) > 1 else math.nan
@@ -205,7 +199,9 @@ def markdown(rows: Sequence[dict]) -> str:
     for r in rows:
         near = next((c for c in r["controls"] if c["name"] == r["nearest_failing"]), None)
         passed = [c["name"] for c in r["controls"] if c["name"] in r["physical"] and c["holds"]]
-        passed += [f"{c['name']} (null by construction)" for c in r["controls"] if c.get("null")]
+        passed += [
+            f"{c['name']} (null by construction)" for c in r["controls"] if c.get("null") and c["name"] in r["physical"]
+        ]
         near_text = "**none**" if near is None else f"{near['name']} {_fmt(near['measured'])}"
         lines.append(
             f"| `{r['tolerance']}` | {r['config']} | {r['op']} {_fmt(r['threshold'])} | "

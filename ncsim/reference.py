@@ -33,7 +33,7 @@ AGREEMENTS = ("agrees", "differs", "inconclusive")
 
 
 def _scaled(tol: Tolerance, values: Sequence[float | None]) -> np.ndarray | None:
-    log = tol.rule == "equivalence" or tol.scale == "log"
+    log = tol.distances_on_log_scale
     x = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
     if not np.isfinite(x).all() or (log and (x <= 0).any()):
         return None
@@ -46,7 +46,7 @@ def agreement(tol: Tolerance, reference: Sequence[float | None], values: Sequenc
     "interval" (its 90% Welch interval), "margin", "reference_mean" (back on the statistic's own
     scale: the geometric mean on a log scale), "n_reference", "n"}. "inconclusive" with the reason
     ("why") when either side has fewer than two finite values (positive on a log scale) or no spread."""
-    log = tol.rule == "equivalence" or tol.scale == "log"
+    log = tol.distances_on_log_scale
     ref, now = _scaled(tol, reference), _scaled(tol, values)
     out = {
         "verdict": "inconclusive",
@@ -55,7 +55,7 @@ def agreement(tol: Tolerance, reference: Sequence[float | None], values: Sequenc
         "scale": "log" if log else "linear",
     }
     if ref is None or now is None or len(ref) < 2 or len(now) < 2:
-        return {**out, "why": "fewer than two finite values on a side"}
+        return {**out, "why": "fewer than two finite values (positive on a log scale) on a side"}
     s_ref = float(ref.std(ddof=1))
     margin = max(math.log(FACTOR), SDS * s_ref) if log else SDS * s_ref
     va, vb = ref.var(ddof=1) / len(ref), now.var(ddof=1) / len(now)
