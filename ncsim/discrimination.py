@@ -242,10 +242,18 @@ def evidence(row: Mapping) -> str:
         )
     near = next(c for c in row["controls"] if c["name"] == row["nearest_failing"])
     return (
-        f"fails on {near['name']} ({CONTROL_WHAT.get(near['name'], near['name'])}: {_fmt(near['measured'])}, "
-        f"{_fmt(row['control_margin_sd'])} seed SDs beyond the threshold; this configuration "
-        f"{_fmt(row['reference']['measured'])}, {_fmt(row['reference_margin_sd'])} SDs inside), seeds {seeds}"
+        f"does not hold on {near['name']} ({CONTROL_WHAT.get(near['name'], near['name'])}: {near['verdict']}, "
+        f"{_fmt(near['measured'])}, {_side(row['control_margin_sd'], 'beyond')}; this configuration "
+        f"{_fmt(row['reference']['measured'])}, {_side(row['reference_margin_sd'], 'inside')}), seeds {seeds}"
     )
+
+
+def _side(margin: float | None, positive: str) -> str:
+    """ "2.8 seed SDs beyond the threshold", or the other side when the margin is negative."""
+    if margin is None:
+        return "its distance from the threshold unknown (no spread over seeds)"
+    other = "inside" if positive == "beyond" else "beyond"
+    return f"{_fmt(abs(margin))} seed SDs {positive if margin >= 0 else other} the threshold"
 
 
 CONTROL_WHAT = {name: c.what for name, c in controls.CONTROLS.items()}
