@@ -29,7 +29,6 @@ from ncsim.checks import ALPHA, Tolerance
 
 FACTOR = 1.5  # the smallest ratio taken for a drift on a log scale
 SDS = 2.0  # the smallest drift in reference seed standard deviations
-AGREEMENTS = ("agrees", "differs", "inconclusive")
 
 
 def _scaled(tol: Tolerance, values: Sequence[float | None]) -> np.ndarray | None:
