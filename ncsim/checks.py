@@ -9,7 +9,7 @@ A verdict is a statement about the distribution over seeds, never about one seed
 statistic's value on every seed of a configuration and applies the tolerance's rule,
 
     every        each seed's value meets `op value` (exact or structural statements: NC4 = 0, a
-                 TPT reached on every run);
+                 TPT reached on every run); one failing seed refutes it;
     mean         the one-sided 95% confidence bound of the mean over seeds (of the log values for
                  `scale = "log"`, i.e. of the geometric mean; of the values for "linear") meets
                  `op value`; equivalently the one-sided t-test of "the mean is on the failing side
@@ -23,7 +23,10 @@ and returns the record (ncsim.verdict.Verdict) that the report, verdicts.json an
 read; the pytest plugin (ncsim/pytest_plugin) asserts on it and carries it as the test property
 PROPERTY. A record's verdict is "reproduces" (the rule holds), "does not reproduce" (the bound lies on
 the failing side of the threshold even the other way round: the mean is significantly on the wrong
-side), or "inconclusive" (neither).
+side), or "inconclusive" (neither). The levels above are those of one look at a fixed set of seeds; a
+claims session decides at the levels of its sequential design instead (ncsim.sequential: alpha = 0.05
+spent over the looks), where an inconclusive look adds seeds and the session's verdict of a check
+that stays so is "undecided" or, at the design's last look, "within the indifference zone".
 
 The tables live beside the claims they serve (`<claims dir>/tolerances.toml`,
 `<claims dir>/expected_failures.toml`); nothing here knows where the package is installed.
@@ -42,6 +45,7 @@ import numpy as np
 
 # PROPERTY and property_value: the test property's name and codec, under the names the claim_check fixture uses
 from ncsim.verdict import PROPERTY, Verdict, failure_message, property_value  # noqa: F401
+from ncsim.verdict.record import UNSETTLED
 
 try:
     import tomllib
@@ -57,7 +61,12 @@ SCALES = ("log", "linear")
 
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "within": None}
 _FIELDS = {"value", "op", "statistic", "source", "calibration"}
-_OPTIONAL = {"rule": "every", "scale": "log"}
+_OPTIONAL = {"rule": "every", "scale": "log", "indifference": None}
+# The smallest departure from a threshold that a decision must resolve, on a log scale: a factor 1.25.
+# The weakest physical weakening of collapse the suite controls is half the default's weight decay,
+# which moves end NC1 by 1.29x on the calibration seeds (ncsim.controls, wd-half); a check must
+# tell its effect from the threshold at that resolution. A linear statistic states its own.
+INDIFFERENCE_FACTOR = 1.25
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,19 @@ class Tolerance:
     calibration: str
     rule: str = "every"
     scale: str = "log"
+    indifference: float | None = None
+
+    @property
+    def indifference_delta(self) -> float | None:
+        """The indifference zone of the check on its rule's scale (ncsim.sequential): the smallest
+        departure from the threshold it must decide. On a log scale ln of the entry's `indifference`
+        factor (default INDIFFERENCE_FACTOR); on a linear scale the entry's `indifference`, in the
+        statistic's units; None for rule "every", which is decided on each run."""
+        if self.rule == "every":
+            return None
+        if self.distances_on_log_scale:
+            return math.log(self.indifference or INDIFFERENCE_FACTOR)
+        return self.indifference
 
     @property
     def distances_on_log_scale(self) -> bool:
@@ -98,14 +120,21 @@ def _read_toml(path: Path) -> dict:
         raise ValueError(f"{path}: cannot read: {e}") from None
 
 
-def rule_problem(op: str, rule: str, scale: str) -> str | None:
-    """What is wrong with a tolerance's op, rule and scale, or None: each must be one of its valid
-    values, and op "within" goes with rule "equivalence" and only with it."""
+def rule_problem(op: str, rule: str, scale: str, indifference: float | None = None) -> str | None:
+    """What is wrong with a tolerance's op, rule, scale and indifference zone, or None: each must be one
+    of its valid values, op "within" goes with rule "equivalence" and only with it, and a rule "mean"
+    on a linear scale states its `indifference` (> 0, in the statistic's units; on a log scale it is a
+    factor > 1)."""
     for field, value, valid in (("op", op, tuple(_OPS)), ("rule", rule, RULES), ("scale", scale, SCALES)):
         if value not in valid:
             return f"{field} {value!r}; valid: {list(valid)}"
     if (rule == "equivalence") != (op == "within"):
         return 'op "within" goes with rule "equivalence" and only with it'
+    log = rule == "equivalence" or scale == "log"
+    if rule == "mean" and not log and indifference is None:
+        return 'a linear rule "mean" states its `indifference` (the smallest departure it must decide)'
+    if indifference is not None and not (isinstance(indifference, (int, float)) and indifference > (1 if log else 0)):
+        return f"indifference {indifference!r} must be {'a factor > 1' if log else '> 0'}"
     return None
 
 
@@ -122,7 +151,7 @@ def load_tolerances(claims_dir: str | Path) -> dict[str, Tolerance]:
         if missing or extra:
             raise ValueError(f"{path}: entry [{name}] missing {sorted(missing)} / unknown {sorted(extra)}")
         entry = {**_OPTIONAL, **entry}
-        problem = rule_problem(entry["op"], entry["rule"], entry["scale"])
+        problem = rule_problem(entry["op"], entry["rule"], entry["scale"], entry["indifference"])
         if problem is not None:
             raise ValueError(f"{path}: entry [{name}]: {problem}")
         table[name] = Tolerance(name=name, **{**entry, "value": float(entry["value"])})
@@ -136,33 +165,28 @@ def tolerance(claims_dir: str | Path, name: str) -> Tolerance:
     return table[name]
 
 
-EXPECTED_VERDICTS = ("does not reproduce", "inconclusive")
-
-
-class Inconclusive(AssertionError):
-    """A check whose rule did not hold with the verdict "inconclusive": its bound or interval over the
-    seeds straddles the threshold (ncsim.checks.apply_rule)."""
+class Undecided(AssertionError):
+    """A check that did not hold and is not refuted either: "undecided" (the session's seeds ran out
+    before its bounds cleared the threshold) or "within the indifference zone" (ncsim.sequential). The
+    pytest plugin reports it as an expected failure with its numbers, never as a pass."""
 
 
 def assert_holds(record: Verdict) -> None:
-    """Raise for a decided check that does not hold: Inconclusive when its verdict is "inconclusive",
-    else AssertionError; the message is failure_message's."""
+    """Raise for a decided check that does not hold: Undecided when its verdict says the seeds did not
+    decide it, else AssertionError; the message is failure_message's."""
     if not record.holds:
-        raise (Inconclusive if record.verdict == "inconclusive" else AssertionError)(failure_message(record))
+        raise (Undecided if record.verdict in UNSETTLED else AssertionError)(failure_message(record))
 
 
 @dataclass(frozen=True)
 class ExpectedFailure:
-    """A check that does not reproduce on a configuration. `verdict` "does not reproduce" (the default):
-    a strict xfail, which any failed assertion satisfies and a pass fails. "inconclusive": a borderline
-    check, whose bound over 5 seeds straddles the threshold so that the verdict depends on the seed
-    set; only an Inconclusive failure satisfies it, a "does not reproduce" fails the suite, and a pass
-    is reported as such (non-strict)."""
+    """A check that does not reproduce on a configuration: a strict xfail, which any failed assertion
+    satisfies and a pass fails. A borderline check is never registered: seeds are added until it is
+    decided (ncsim.sequential)."""
 
     tolerance: str
     config: str
     reason: str
-    verdict: str = "does not reproduce"
 
     def covers(self, tolerance: str, config: str) -> bool:
         return (tolerance, config) == (self.tolerance, self.config)
@@ -170,9 +194,9 @@ class ExpectedFailure:
 
 @cache
 def load_expected_failures(claims_dir: str | Path) -> tuple[ExpectedFailure, ...]:
-    """`<claims_dir>/expected_failures.toml`: tables `[<tolerance>.<config>]`, each with a `reason` and
-    optionally the expected `verdict` (EXPECTED_VERDICTS); an entry naming an unknown tolerance is a
-    ValueError (a stale entry). Never by seed: a verdict is decided over the seeds."""
+    """`<claims_dir>/expected_failures.toml`: tables `[<tolerance>.<config>]`, each with a `reason`; an
+    entry naming an unknown tolerance, or with any other field, is a ValueError (a stale entry). Never
+    by seed: a verdict is decided over the seeds."""
     path = Path(claims_dir) / EXPECTED_FAILURES
     if not path.is_file():
         return ()
@@ -182,16 +206,12 @@ def load_expected_failures(claims_dir: str | Path) -> tuple[ExpectedFailure, ...
         if name not in known:
             raise ValueError(f"{path}: [{name}] names no tolerance of {Path(claims_dir) / TOLERANCES}")
         for config, entry in by_config.items():
-            if not isinstance(entry, dict) or "reason" not in entry or set(entry) - {"reason", "verdict"}:
+            if not isinstance(entry, dict) or set(entry) != {"reason"}:
                 raise ValueError(
-                    f"{path}: [{name}.{config}] takes a `reason` and optionally a `verdict`, got {entry!r}"
+                    f"{path}: [{name}.{config}] takes a `reason` only (a borderline check is not registered: "
+                    f"the sequential design adds seeds until it is decided), got {entry!r}"
                 )
-            verdict = entry.get("verdict", EXPECTED_VERDICTS[0])
-            if verdict not in EXPECTED_VERDICTS:
-                raise ValueError(
-                    f"{path}: [{name}.{config}] verdict must be one of {EXPECTED_VERDICTS}, got {verdict!r}"
-                )
-            out.append(ExpectedFailure(name, config, str(entry["reason"]), verdict))
+            out.append(ExpectedFailure(name, config, str(entry["reason"])))
     return tuple(out)
 
 
@@ -236,10 +256,11 @@ def _finite(values: np.ndarray, tol: Tolerance) -> bool:
     return bool(np.isfinite(values).all() and (tol.scale != "log" and tol.rule != "equivalence" or (values > 0).all()))
 
 
-def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
-    """The rule of `tol` on one value per seed: whether it holds, the verdict, and the statistics it
-    rests on (aggregate: the geometric or arithmetic mean; bound: the one-sided 95% bound of the
-    mean, or for "equivalence" the 90% interval of the geometric-mean ratio; p_value)."""
+def apply_rule(tol: Tolerance, values: Sequence[float], alpha: float = ALPHA) -> dict:
+    """The rule of `tol` on one value per seed at one-sided level `alpha`: whether it holds, the verdict,
+    and the statistics it rests on (aggregate: the geometric or arithmetic mean; bound: the one-sided
+    1 - alpha bound of the mean, or for "equivalence" the 1 - 2 alpha interval of the geometric-mean
+    ratio; p_value). Rule "every" states something of each run: one failing seed refutes it."""
     x = np.asarray(values, dtype=np.float64)
     out = {"aggregate": None, "bound": None, "interval": None, "p_value": None, "n": len(x)}
     if tol.rule == "every" or not len(x):
@@ -249,7 +270,7 @@ def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
         return {
             **out,
             "holds": holds,
-            "verdict": "reproduces" if holds else "does not reproduce" if not any(ok) else "inconclusive",
+            "verdict": "reproduces" if holds else "does not reproduce",
         }
     if not _finite(x, tol):
         return {**out, "holds": False, "verdict": "does not reproduce"}
@@ -260,7 +281,7 @@ def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
     se = float(y.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     from scipy import stats  # here: importing scipy.stats costs ~1 s of every pytest start-up
 
-    t = float(stats.t.ppf(1 - ALPHA, n - 1)) if n > 1 else math.nan
+    t = float(stats.t.ppf(1 - alpha, n - 1)) if n > 1 else math.nan
     out["aggregate"] = float(back(m))
 
     def sf(z: float) -> float | None:  # one-sided p of a t statistic; se = 0 gives z = +-inf
@@ -297,11 +318,11 @@ def apply_rule(tol: Tolerance, values: Sequence[float]) -> dict:
     }
 
 
-def decide(tol: Tolerance, values: Sequence[float], **identity) -> Verdict:
+def decide(tol: Tolerance, values: Sequence[float], alpha: float = ALPHA, **identity) -> Verdict:
     """The record of one decided check (ncsim.verdict.Verdict): the tolerance and its rule, the value
-    on every seed (None for NaN: JSON has none), the decision (apply_rule) and `identity`, the fields
-    saying where it was decided (claim, case, config, seeds, runs, note, ...)."""
-    decision = apply_rule(tol, values)
+    on every seed (None for NaN: JSON has none), the decision (apply_rule at level `alpha`) and
+    `identity`, the fields saying where it was decided (claim, case, config, seeds, runs, note, ...)."""
+    decision = apply_rule(tol, values, alpha)
     return Verdict(
         tolerance=tol.name,
         statistic=tol.statistic,

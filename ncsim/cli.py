@@ -325,7 +325,7 @@ def cmd_sweep(args) -> int:
         check_threads(args.threads)
     if Path(args.source).suffix and not Path(args.source).is_file():
         raise SpecError(f"no such spec file {args.source!r}")
-    specs = sweep_specs(args.source, seeds, args.vary_data_seed, parse_overrides(args.set))
+    specs = sweep_specs(args.source, seeds, not args.fixed_data_seed, parse_overrides(args.set))
     with group_readable():  # the store's folder as the sweep's files: readable by the group
         store = open_store(args.cache_dir)
     if args.scheduler is None:
@@ -368,7 +368,7 @@ def cmd_report(args) -> int:
     seeds = _seeds(args.seeds) if args.seeds is not None else list(suite.DEFAULT_SEEDS)
     configs = suite.user_configurations(args.spec) if args.spec else None
     folder = report.from_store(
-        open_store(args.cache_dir), args.out, seeds=seeds, vary_data_seed=args.vary_data_seed, configs=configs
+        open_store(args.cache_dir), args.out, seeds=seeds, vary_data_seed=not args.fixed_data_seed, configs=configs
     )
     print(f"report written to {folder}")
     return 0
@@ -440,7 +440,11 @@ def parser() -> argparse.ArgumentParser:
         help="seeds and ranges, e.g. 0-49 or 0,1,5 (default: the suite's default seeds for a "
         "configuration, the file's own for a preset or file)",
     )
-    w.add_argument("--vary-data-seed", action="store_true", help="the MNIST-1D generator seed is the training seed")
+    w.add_argument(
+        "--fixed-data-seed",
+        action="store_true",
+        help="keep the MNIST-1D generator's default data seed (default: the data seed is the training seed)",
+    )
     w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     w.add_argument(
         "--scheduler",
@@ -453,9 +457,10 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="render figures and the verdict table from stored runs")
     r.add_argument("--out", default="reports", help="parent folder of report folders (default: reports)")
     r.add_argument(
-        "--vary-data-seed",
+        "--fixed-data-seed",
         action="store_true",
-        help="the runs' MNIST-1D generator seed is their training seed (as pytest --vary-data-seed)",
+        help="the runs keep the MNIST-1D generator's default data seed (as pytest --fixed-data-seed; "
+        "default: the data seed is the training seed)",
     )
     r.add_argument(
         "--seeds",

@@ -43,6 +43,7 @@ def table() -> dict:
 
 
 DEFAULT_SEEDS: tuple[int, ...] = tuple(table()["default_seeds"])
+SEED_BUDGET: float = float(table()["seed_budget"])
 PRESETS: tuple[str, ...] = tuple(table()["presets"])
 CONFIGS: tuple[str, ...] = tuple(table()["configs"])
 # The configurations the claims read and the report draws (the others serve negative controls only).

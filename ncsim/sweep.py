@@ -55,12 +55,12 @@ def _with_overrides(spec: RunSpec, overrides: dict) -> RunSpec:
 
 
 def sweep_specs(
-    source: str | Path, seeds: Sequence[int] | None = None, vary_data_seed: bool = False, overrides: dict | None = None
+    source: str | Path, seeds: Sequence[int] | None = None, vary_data_seed: bool = True, overrides: dict | None = None
 ) -> list[RunSpec]:
     """The runs of a sweep: for a suite configuration name ("standard", "adam", ...), its spec as the
     claims train it (ncsim.suite.config) at each seed (default: the suite's default seeds); for a
     preset name or TOML file, each of its runs at each seed (default: the seeds it names). With
-    `vary_data_seed` the MNIST-1D generator seed is the training seed (as pytest --vary-data-seed);
+    `vary_data_seed` (the default, as a claims session) the MNIST-1D generator seed is the training seed;
     `overrides` change spec keys of every run; a run they make differ from the suite configuration
     whose name it bears is named apart from it (ncsim.suite.named_apart). SpecError for a bad source
     or override."""

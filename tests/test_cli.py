@@ -761,13 +761,13 @@ def test_report_draws_the_runs_of_a_users_spec(cache_dir, tmp_path, capsys, no_t
     path = tmp_path / "mine.toml"
     path.write_text(TINY_FILE)
     configs = suite.user_configurations(path)
-    standard = configs.spec(suite.RunId("standard", 0))
+    standard = configs.spec(suite.RunId("standard", 0, 0))  # the data seed follows the training seed
     RunStore(cache_dir).save(real_train(standard, cache_dir=cache_dir))
     out = tmp_path / "reports"
     assert main(["report", "--spec", str(path), "--seeds", "0", "--out", str(out), "--cache-dir", str(cache_dir)]) == 0
     doc = json.loads((out / "latest" / "verdicts.json").read_text())
-    assert doc["runs"]["standard"] == ["filerun-s0"] and doc["runs"]["adam"] == []
-    assert "run adam-s0 (not in the run store)" in capsys.readouterr().out  # its configuration, not drawn
+    assert doc["runs"]["standard"] == ["filerun-s0-d0"] and doc["runs"]["adam"] == []
+    assert "run adam-s0-d0 (not in the run store)" in capsys.readouterr().out  # its configuration, not drawn
 
 
 def test_report_with_a_bad_spec_file_exits_2(cache_dir, tmp_path, capsys):

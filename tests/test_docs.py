@@ -191,7 +191,7 @@ def test_readme_is_short_and_keeps_the_blocks_ci_runs():
     assert ci_block("<!-- ci:install -->") == (
         "python3 -m venv .venv && . .venv/bin/activate\npip install torch==2.13.0 && pip install -e '.[test]'"
     )
-    assert ci_block("<!-- ci:test -->") == "pytest -n auto --extended"
+    assert ci_block("<!-- ci:test -->") == "pytest -n auto --extended --seed-budget 0"
 
 
 # ---- examples --------------------------------------------------------------------------------------

@@ -150,16 +150,16 @@ def test_ncsim_report_never_shows_another_sessions_verdicts(tmp_path):
         "finished": "2026-11-24T10:00:00Z",
         "command": "pytest claims --spec mine.toml --seeds 0,1,2",
         "exitstatus": 0,
-        "vary_data_seed": False,
+        "vary_data_seed": True,
         "spec": {"file": str(spec), "run": configs.specs["standard"].to_dict()},
     }
     tests = [RecordedTest("claims/test_x.py::t[standard-c]", "passed")]
     report.write(out, {}, [], outcomes=tests, session=session, seeds=[0, 1, 2], sweeps={})
-    # other seeds, the suite's own configurations, the data seeds varied: no verdicts, and it says so
+    # other seeds, the suite's own configurations, the data seed fixed: no verdicts, and it says so
     for kwargs in (
         {"seeds": [7], "configs": configs},
         {"seeds": [0, 1, 2]},
-        {"seeds": [0, 1, 2], "configs": configs, "vary_data_seed": True},
+        {"seeds": [0, 1, 2], "configs": configs, "vary_data_seed": False},
     ):
         doc = json.loads((report.from_store(store, out, **kwargs) / "verdicts.json").read_text())
         assert doc["session"] is None and doc["summary"] is None and doc["claims"] == [], kwargs
@@ -177,10 +177,10 @@ def test_a_run_that_differs_from_a_suite_configuration_never_takes_its_label(cac
     standard = suite.config("standard", 0)
     changes = ({"epochs": 2}, {"epochs": 1}, {"lr": 1e-300})
     for overrides in changes:
-        (spec,) = sweep_specs("standard", [0], overrides=overrides)
+        (spec,) = sweep_specs("standard", [0], vary_data_seed=False, overrides=overrides)
         assert spec.label() == f"standard-{seedless_key(spec)[:6]}-s0"
         assert suite.named_apart(load_specs("standard", overrides)[0]) == spec
-    assert sweep_specs("standard", [0]) == [standard] and suite.named_apart(standard) == standard
+    assert sweep_specs("standard", [0], vary_data_seed=False) == [standard] and suite.named_apart(standard) == standard
     # a file or a RunSpec named after a configuration is told apart too
     by_hand = RunSpec(name="standard", epochs=1, train_size=200, width=12, eval_schedule="none", layer_schedule="none")
     assert suite.named_apart(by_hand).name.startswith("standard-")
@@ -396,7 +396,7 @@ RUN_CLAIM = """
 def test_pytest_seeds_take_ranges_as_ncsim_does(pytester):
     write_claims(pytester.path, RUN_CLAIM)
     items, _ = pytester.inline_genitems("--seeds", "0-2,5", "-p", "no:cacheprovider")
-    assert plugin.needed_runs(items) == [suite.RunId("standard", seed) for seed in (0, 1, 2, 5)]
+    assert plugin.needed_runs(items) == [suite.RunId("standard", seed, seed) for seed in (0, 1, 2, 5)]
 
 
 def test_repeated_seeds_are_a_usage_error(pytester, tmp_path, capsys):

@@ -19,6 +19,7 @@ import pytest
 
 import claims
 from ncsim import checks, claim, controls, suite
+from ncsim.pytest_plugin.session import claims_session
 
 CLAIMS_DIR = Path(claims.__file__).parent
 CONTROL_SEEDS = suite.DEFAULT_SEEDS[:3]
@@ -33,8 +34,10 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def obtain(obtain_run, prefetched):
-    return lambda config, seed: obtain_run(config, seed)
+def obtain(obtain_run, prefetched, pytestconfig):
+    """A control's run as the session's claims read it (its data seed too)."""
+    session = claims_session(pytestconfig)
+    return lambda config, seed: obtain_run(*session.run_id(config, seed))
 
 
 @pytest.mark.slow

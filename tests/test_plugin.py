@@ -486,7 +486,7 @@ def test_spec_checks_the_claims_on_the_users_runs(pytester, cache_dir):
         ]
     )
     configs = suite.user_configurations(spec)
-    keys = {configs.spec(suite.RunId(name, 0)).key() for name in ("standard", "adam", "mse")}
+    keys = {configs.spec(suite.RunId(name, 0, 0)).key() for name in ("standard", "adam", "mse")}
     assert set(RunStore(cache_dir).keys()) == keys  # the user's runs, on the session's seed, and only those
     doc = json.loads((pytester.path / "out" / "latest" / "verdicts.json").read_text())
     assert doc["session"]["spec"]["file"] == str(spec)
@@ -501,9 +501,9 @@ def test_spec_checks_the_claims_on_the_users_runs(pytester, cache_dir):
         "test_claim[mse-loose]": "passed",
     }
     records = {c["config"]: c for t in claim["tests"] for c in t["checks"]}
-    assert records["standard"]["runs"] == ["mine-s0"] and records["adam"]["runs"] == ["mine+adam-s0"]
-    assert records["mse"]["runs"] == ["mine+mse-s0"] and records["mse"]["against"] == "standard"
-    assert doc["runs"]["standard"] == ["mine-s0"] and "lbfgs" not in doc["runs"]
+    assert records["standard"]["runs"] == ["mine-s0-d0"] and records["adam"]["runs"] == ["mine+adam-s0-d0"]
+    assert records["mse"]["runs"] == ["mine+mse-s0-d0"] and records["mse"]["against"] == "standard"
+    assert doc["runs"]["standard"] == ["mine-s0-d0"] and "lbfgs" not in doc["runs"]
     assert (pytester.path / "out" / "latest" / "report.md").is_file()
 
 
@@ -576,6 +576,6 @@ def test_an_installed_ncsim_checks_a_claim_file_outside_the_repository(tmp_path,
     assert set(outcomes.values()) <= {"passed", "failed"}, done.stdout[-4000:]
     mine = load_specs(project / "my_regime.toml")[0]
     assert doc["session"]["spec"]["configurations"]["standard"] == mine.name != "standard"
-    assert all(c["runs"] == [f"{mine.name}-s0"] for t in claim["tests"] for c in t["checks"])
+    assert all(c["runs"] == [f"{mine.name}-s0-d0"] for t in claim["tests"] for c in t["checks"])
     assert (project / "out" / "latest" / "report.md").is_file()
     assert time.monotonic() - start < 300

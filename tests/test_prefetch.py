@@ -56,6 +56,6 @@ CHECKS = (Check("t", len, configs=("lbfgs", "adam"), against="standard", control
     )
     items, _ = pytester.inline_genitems("--seeds", "0,1", "-p", "no:cacheprovider")
     needed = plugin.needed_runs(items)
-    assert needed[:2] == [suite.RunId("lbfgs", 0), suite.RunId("lbfgs", 1)]
-    assert set(needed) == {suite.RunId(c, s) for c in ("lbfgs", "adam", "standard") for s in (0, 1)}
+    assert needed[:2] == [suite.RunId("lbfgs", 0, 0), suite.RunId("lbfgs", 1, 1)]  # data seed = training seed
+    assert set(needed) == {suite.RunId(c, s, s) for c in ("lbfgs", "adam", "standard") for s in (0, 1)}
     assert [item.name for item in items] == ["test_claim[lbfgs-t]", "test_claim[adam-t]"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ncsim import figures, report, suite
+from ncsim import figures, report, sequential, suite
 from ncsim.cli import main
 from ncsim.pytest_plugin.report import REPORT_FAILED
 from ncsim.report import RecordedTest
@@ -124,7 +124,7 @@ def test_each_test_says_what_it_decided_of_its_check():
         "xfail",
         "reproduces",
         "xfail",
-        "inconclusive",
+        "does not reproduce",
         "skipped",
         "error",
         "xpass",
@@ -145,7 +145,7 @@ def test_claim_verdicts_count_the_checks_decided_over_seeds():
     )
     assert nc1["check_statuses"] == {"reproduces": 1, "does not reproduce": 2, "inconclusive": 1}
     assert table["claims/test_optimizer_invariance.py"]["verdict"] == (
-        "inconclusive: tpt_fraction_max [lbfgs]; 0 of 2 checks reproduce; 1 does not (strict xfail, expected): "
+        "does not reproduce: tpt_fraction_max [lbfgs]; 0 of 2 checks reproduce; 1 does not (strict xfail, expected): "
         f"optimizer_nc1_ratio_within [lbfgs vs standard]: {LBFGS_REASON}"
     )
     ufm = table["claims/test_ufm_mse.py"]
@@ -157,25 +157,26 @@ def test_claim_verdicts_count_the_checks_decided_over_seeds():
     assert [len(c["tests"]) for c in table.values()] == [4, 2, 1, 4, 2]
 
 
-def test_an_expected_failure_that_measured_inconclusive_is_named_so():
-    """A borderline xfail (its check's bound straddles the threshold) is reported as inconclusive, not
-    as a check that does not reproduce; beside a strict one each is named for what it measured."""
-    borderline = outcome(
-        f"{NC1}[standard-nc1_tpt_over_end_min]", "xfail", "borderline at 5 seeds", [check(NC1_FALL, (1.2, 5.0, 4.0))]
-    )
-    assert borderline.checks[0].verdict == "inconclusive"
-    assert report.check_status(borderline) == "xfail-inconclusive"
-    assert report.claim_verdict([borderline]) == (
-        "inconclusive (xfail, expected)",
-        "inconclusive (xfail, expected): nc1_tpt_over_end_min [standard]: borderline at 5 seeds",
-    )
+def test_a_check_its_seeds_left_open_is_named_so():
+    """A check the sequential looks did not decide (ncsim.sequential) is reported as undecided, or at the
+    design's last look as within the indifference zone, whatever pytest's outcome: never as a check that
+    does not reproduce, nor as a pass; beside a strict xfail each is named for what it measured."""
+    record = check(NC1_FALL, (1.2, 5.0, 4.0))
+    assert record.verdict == "inconclusive"
+    undecided = sequential.settle(record, NC1_FALL, sequential.Design(block=3))
+    indifferent = sequential.settle(record, NC1_FALL, sequential.Design(block=3, looks=1))
+    assert (undecided.verdict, indifferent.verdict) == ("undecided", "within the indifference zone")
+    assert undecided.sequential["look"] == 1 and undecided.sequential["alpha"] == pytest.approx(0.0125)
+    open_test = outcome(f"{NC1}[standard-nc1_tpt_over_end_min]", "xfail", "undecided ...", [undecided])
+    assert report.check_status(open_test) == "undecided"
+    assert report.check_status(outcome(open_test.nodeid, "xfail", "", [indifferent])) == "within the indifference zone"
+    assert report.claim_verdict([open_test]) == ("undecided", "undecided: nc1_tpt_over_end_min [standard]")
     strict = next(t for t in OUTCOMES if t.nodeid.startswith(WL) and t.outcome == "xfail")
-    status, line = report.claim_verdict([borderline, strict, OUTCOMES[0]])
+    status, line = report.claim_verdict([open_test, strict, OUTCOMES[0]])
     assert status == "partly reproduces"
     assert line == (
         "partly reproduces: 1 check reproduces; 1 does not (strict xfail, expected): "
-        "wl_cnn_nc3_max [standard]; 1 is inconclusive (xfail, expected): nc1_tpt_over_end_min "
-        f"[standard]: {XFAIL_REASON}; borderline at 5 seeds"
+        f"wl_cnn_nc3_max [standard]; 1 is undecided: nc1_tpt_over_end_min [standard]: {XFAIL_REASON}"
     )
 
 
@@ -195,8 +196,8 @@ def test_a_claim_with_an_expected_failure_is_not_headlined_as_reproducing():
 def test_the_headline_counts_cnn_claims_apart_from_ufm_checks():
     assert report.headline(report.verdicts(OUTCOMES)) == {
         "cnn": {
-            "claims": {"does not reproduce": 1, "inconclusive": 1, "reproduces": 1, "partly reproduces": 1},
-            "checks": {"reproduces": 3, "xfail": 2, "does not reproduce": 2, "inconclusive": 2},
+            "claims": {"does not reproduce": 2, "reproduces": 1, "partly reproduces": 1},
+            "checks": {"reproduces": 3, "xfail": 2, "does not reproduce": 3, "inconclusive": 1},
         },
         "ufm": {
             "claims": {"error before deciding": 1},
@@ -205,9 +206,9 @@ def test_the_headline_counts_cnn_claims_apart_from_ufm_checks():
     }
     md = report.markdown(document())
     assert (
-        "**Empirical claims on trained CNNs (MNIST-1D), decided over seeds: 4 claim files (does not reproduce: 1, "
-        "inconclusive: 1, reproduces: 1, partly reproduces: 1); 9 checks (reproduces: 3, does not reproduce "
-        "(strict xfail, expected): 2, does not reproduce: 2, inconclusive: 2).**"
+        "**Empirical claims on trained CNNs (MNIST-1D), decided over seeds: 4 claim files (does not reproduce: 2, "
+        "reproduces: 1, partly reproduces: 1); 9 checks (reproduces: 3, does not reproduce "
+        "(strict xfail, expected): 2, does not reproduce: 3, inconclusive: 1).**"
     ) in md
     assert (
         "**Numerical checks of the unconstrained features model (theory, one value per test): 1 claim file "
@@ -266,7 +267,7 @@ def test_markdown_has_a_row_per_check_with_its_values_over_seeds():
     end = nc1["`nc1_end_max`"][1:]
     assert end[:5] == [
         "standard",
-        "one-sided 95% bound of the geometric mean over seeds",
+        "one-sided confidence bound of the geometric mean over seeds",
         "s0 2.4e-3, s1 2.2e-3, s2 2.5e-3",
         f"{report.number(OUTCOMES[0].checks[0].measured)} (geometric mean)",
         f"95% bound {report.number(OUTCOMES[0].checks[0].bound)}",
@@ -280,7 +281,7 @@ def test_markdown_has_a_row_per_check_with_its_values_over_seeds():
     optimizer = rows(md, "test_optimizer_invariance")
     ratio, tpt = optimizer["`optimizer_nc1_ratio_within`"], optimizer["`tpt_fraction_max`"]
     record = OUTCOMES[7].checks[0]
-    assert ratio[1:3] == ["lbfgs vs standard", "TOST: 90% interval of the geometric-mean ratio within a factor"]
+    assert ratio[1:3] == ["lbfgs vs standard", "TOST: confidence interval of the geometric-mean ratio within a factor"]
     lo, hi = map(report.number, record.interval)
     assert ratio[5] == f"90% interval {lo} to {hi}"
     assert ratio[6] == f"{report.number(record.p_value)}; differs from 1: p {report.number(record.p_differs)}"
@@ -400,7 +401,7 @@ def test_collect_runs_looks_runs_up_by_their_suite_key(tiny, tmp_path):
     store = RunStore(tmp_path / "store")
     record = tiny.runs["adam"][0].record
     store.save(Record(suite.config("adam", 1).key(), record.meta, record.arrays))
-    runs, missing = report.collect_runs(store, [0, 1], names=("standard", "adam"))
+    runs, missing = report.collect_runs(store, [0, 1], names=("standard", "adam"), vary_data_seed=False)
     assert [r.label for r in runs["adam"]] == ["adam-s1"] and runs["standard"] == []
     assert missing == [RunId("standard", 0), RunId("standard", 1), RunId("adam", 0)]
 
@@ -408,10 +409,10 @@ def test_collect_runs_looks_runs_up_by_their_suite_key(tiny, tmp_path):
 def test_from_an_empty_store_says_what_is_missing(tmp_path, capsys):
     folder = report.from_store(RunStore(tmp_path / "store"), tmp_path / "reports", seeds="0,1")
     printed = capsys.readouterr().out
-    for label in ("standard-s0", "standard-s1", "adam-s0", "lbfgs-s1", "no-wd-s0", "mse-s1"):
+    for label in ("standard-s0-d0", "standard-s1-d1", "adam-s0-d0", "lbfgs-s1-d1", "no-wd-s0-d0", "mse-s1-d1"):
         assert f"run {label} (not in the run store)" in printed
     md = (folder / "report.md").read_text()
-    assert "no claims session recorded" in md and "standard-s1 (not in the run store)" in md
+    assert "no claims session recorded" in md and "standard-s1-d1 (not in the run store)" in md
     doc = json.loads((folder / "verdicts.json").read_text())
     assert doc["session"] is None and doc["claims"] == [] and doc["seeds"] == [0, 1]
     assert set(doc["figures"]) == set(report.FIGURES) - {"verdicts.png"}  # no session, no verdicts to draw
@@ -455,7 +456,7 @@ def test_cli_report_command(tmp_path, capsys):
     rc = main(["report", "--cache-dir", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--seeds", "3"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "run standard-s3 (not in the run store)" in out and "report written to" in out
+    assert "run standard-s3-d3 (not in the run store)" in out and "report written to" in out
     assert (tmp_path / "out" / "latest" / "report.md").is_file()
 
 
@@ -545,7 +546,7 @@ def test_plugin_writes_the_report_after_claims(tmp_path):
     assert (folder / "verdicts.png").stat().st_size > 5000
     md = (folder / "report.md").read_text()
     assert "6 tests: 1 passed, 1 failed, 1 xfail, 1 xpass, 1 skipped, 1 error." in md
-    assert "standard-s0 (not in the run store)" in md
+    assert "standard-s0-d0 (not in the run store)" in md
 
 
 @pytest.mark.parametrize("args", [("other",), ("claims", "--no-report")], ids=["no-claims", "no-report"])

@@ -102,9 +102,9 @@ def test_parse_seed_list_rejects(raw, message):
 
 
 def test_sweep_specs_of_a_configuration_are_the_claims_specs():
-    assert sweep_specs("adam", [3, 4]) == [suite.config("adam", 3), suite.config("adam", 4)]
-    assert sweep_specs("standard", [2], vary_data_seed=True) == [suite.config(suite.RunId("standard", 2, 2))]
-    assert sweep_specs("standard") == [suite.config("standard", s) for s in suite.DEFAULT_SEEDS]
+    assert sweep_specs("adam", [3, 4]) == [suite.config(suite.RunId("adam", s, s)) for s in (3, 4)]
+    assert sweep_specs("standard", [2], vary_data_seed=False) == [suite.config("standard", 2)]
+    assert sweep_specs("standard") == [suite.config(suite.RunId("standard", s, s)) for s in suite.DEFAULT_SEEDS]
 
 
 def test_sweep_specs_of_a_preset_take_each_run_at_each_seed():
@@ -333,7 +333,7 @@ def test_pytest_scheduler_trains_the_sessions_runs_on_the_cluster(pytester, clus
     result = pytester.runpytest_subprocess(*args, "--scheduler", cluster.scheduler_address)
     result.assert_outcomes(passed=2)
     configs = suite.user_configurations(spec)
-    wanted = {configs.spec(suite.RunId(c, s)).key() for c in ("standard", "adam") for s in (0, 1)}
+    wanted = {configs.spec(suite.RunId(c, s, s)).key() for c in ("standard", "adam") for s in (0, 1)}
     assert wanted <= set(RunStore(root).keys())
     # Without a scheduler the same session finds every run stored and trains nothing either.
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=2)
@@ -372,7 +372,7 @@ def test_a_sweep_on_the_cluster_leaves_nothing_for_pytest_claims_to_train(pytest
     pytester.makeconftest(NO_LOCAL_TRAINING)
     spec = write_spec(pytester.path, "name = 'mine'\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
     configs = suite.user_configurations(spec)
-    specs = [configs.spec(suite.RunId(c, s)) for c in ("standard", "adam") for s in (0, 1, 2)]
+    specs = [configs.spec(suite.RunId(c, s, s)) for c in ("standard", "adam") for s in (0, 1, 2)]
     results = sweep(specs, root, scheduler=cluster)
     assert [r["trained"] for r in results] == [True] * 6 and {r["status"] for r in results} == {"ok"}
     result = pytester.runpytest_subprocess(

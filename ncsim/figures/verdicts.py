@@ -12,7 +12,13 @@ from matplotlib.legend_handler import HandlerLine2DCompound
 from ncsim.figures.base import WIDTH, finish, log_scale, message, plain, styled, wrap
 from ncsim.verdict import Verdict
 
-VERDICT_COLOURS = {"reproduces": "#1a9641", "inconclusive": "#e08800", "does not reproduce": "#d7191c"}
+VERDICT_COLOURS = {
+    "reproduces": "#1a9641",
+    "within the indifference zone": "#7b3294",
+    "undecided": "#fdae61",
+    "inconclusive": "#e08800",  # one look at fixed seeds (ncsim.checks.apply_rule), not a session's verdict
+    "does not reproduce": "#d7191c",
+}
 VERDICT_PANELS = {  # panel -> title, x label, where the rule's reference lies
     "ratio": (
         "One-sided thresholds, log scale: left of 1 holds",
@@ -30,7 +36,7 @@ VERDICT_PANELS = {  # panel -> title, x label, where the rule's reference lies
         0.0,
     ),
 }
-RULE_LABELS = {"every": "every seed", "mean": "95% bound, {mean}", "equivalence": "TOST, 90% interval"}
+RULE_LABELS = {"every": "every seed", "mean": "one-sided bound, {mean}", "equivalence": "TOST interval"}
 ROW_HEIGHT = 0.4  # inches per check: two lines of its 8-point labels
 VERDICT_LABEL_SIZE = 8  # points: 12 px at DPI, legible where the figure is shown 800 px wide
 
@@ -162,7 +168,7 @@ def _verdict_legend(ax) -> dict:
         ax.plot([], [], "s", ms=7, color=colour, label=verdict)
     ax.plot([], [], "o", ms=3.5, color="0.4", alpha=0.6, mec="none", label="one seed")
     ax.plot([], [], "D", ms=6, color="0.6", mec="k", mew=0.6, label="aggregate (geometric mean, mean or median)")
-    (bound,) = ax.plot([], [], "-|", lw=2, ms=9, mew=2, color="0.4", label="bar to the one-sided 95% bound (rule mean)")
+    (bound,) = ax.plot([], [], "-|", lw=2, ms=9, mew=2, color="0.4", label="bar to the one-sided bound (rule mean)")
     ax.errorbar(
         [np.nan],
         [np.nan],
@@ -186,7 +192,7 @@ def verdicts(records: Sequence[Verdict], outcomes: Sequence[str | None] = ()) ->
     """The verdicts of a claims session over seeds, a forest plot of its check records
     (ncsim.verdict.Verdict; `outcomes`, if given, the pytest outcome of each record's test, in the same
     order): one row per check and configuration of the CNN claims, its seeds as dots, the aggregate the
-    rule rests on as a diamond with its one-sided 95% bound or 90% equivalence interval as a bar,
+    rule rests on as a diamond with its one-sided bound or equivalence interval (at the decision's level) as a bar,
     coloured by verdict and named at the right. Each statistic is drawn against its threshold
     (`relative`) so that left always means "holds": one-sided thresholds of log-scale statistics as
     ratios on a log axis (holds where the bound, or for rule "every" each seed, lies left of 1),

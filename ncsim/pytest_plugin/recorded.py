@@ -112,7 +112,7 @@ def session_configurations(config, seeds: list[int], store_root) -> RecordedConf
         if config.getoption("--compare"):
             raise pytest.UsageError("--compare needs --runs NAME")
         return None
-    clashing = [opt for opt in ("--spec", "--fresh-runs", "--vary-data-seed", "--scheduler") if config.getoption(opt)]
+    clashing = [opt for opt in ("--spec", "--fresh-runs", "--fixed-data-seed", "--scheduler") if config.getoption(opt)]
     if clashing:
         raise pytest.UsageError(
             f"--runs checks recorded runs, which are never trained: it does not go with {', '.join(clashing)}"

@@ -8,8 +8,8 @@ the session's claim tests need (`prefetch`): each takes the next run no other pr
 the xdist workers train in parallel, and a run another worker trains is waited for only when nothing
 else is left.
 
-Options: --seeds 0-2,5 (default: ncsim/suite.toml), --vary-data-seed (the MNIST-1D generator seed
-follows the training seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim), --fresh-runs
+Options: --seeds 0-2,5 (default: ncsim/suite.toml; the MNIST-1D generator seed follows the training
+seed unless --fixed-data-seed), --cache-dir DIR (default: $NCSIM_CACHE or ~/.cache/ncsim), --fresh-runs
 (ignore the store: train every run into a new store for this session only), --spec FILE.toml (check
 the claims on your own run: FILE's spec is the standard configuration and every other configuration
 is derived from it, ncsim.suite.user_configurations; a configuration whose changes do not apply to it
@@ -29,7 +29,7 @@ from pathlib import Path
 import filelock
 import pytest
 
-from ncsim import suite, threads
+from ncsim import checks, sequential, suite, threads
 from ncsim.pytest_plugin.recorded import RecordedConfigurations
 from ncsim.pytest_plugin.session import claims_session
 from ncsim.store import RunStore
@@ -47,9 +47,10 @@ def pytest_addoption(parser):
         f"(default: ncsim/suite.toml's {','.join(map(str, suite.DEFAULT_SEEDS))})",
     )
     g.addoption(
-        "--vary-data-seed",
+        "--fixed-data-seed",
         action="store_true",
-        help="vary the MNIST-1D generator seed with the training seed (data seed = training seed)",
+        help="keep the MNIST-1D generator's default data seed for every run (verdicts about one draw of the "
+        "data set; default: the data seed is the training seed, so that they are about MNIST-1D)",
     )
     g.addoption("--cache-dir", default=None, help="run store directory (default: $NCSIM_CACHE or ~/.cache/ncsim)")
     g.addoption("--fresh-runs", action="store_true", help="ignore the store: train every run anew for this session")
@@ -65,6 +66,20 @@ def pytest_addoption(parser):
         action="store_true",
         help="also run the extended claims (claim files marked pytest.mark.extended: the claims of "
         "2021-2023, whose runs add two thirds to a cold session); `-m extended` runs only them",
+    )
+    g.addoption(
+        "--looks",
+        type=int,
+        default=None,
+        help="the most looks of the sequential decisions, each a block of len(--seeds) more seeds for a "
+        "configuration with an undecided check (default 4: ncsim.sequential; 1: decide on --seeds alone)",
+    )
+    g.addoption(
+        "--seed-budget",
+        type=float,
+        default=None,
+        help="the cost of the runs the later looks may add, in default runs "
+        f"(default: ncsim/suite.toml's {suite.SEED_BUDGET:g}; 0: no seeds added)",
     )
     g.addoption(
         "--scheduler",
@@ -150,8 +165,25 @@ def pytest_collection_modifyitems(config, items):
             items[:] = [item for item in items if not item.get_closest_marker(EXTENDED)]
 
 
+def planned_checks(items) -> list[sequential.Planned]:
+    """The checks over seeds among the claim tests `items` (one per check and configuration, unless a
+    configuration it reads is left out), with their tolerances: what the sequential looks decide."""
+    out = {}
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        check, config = params.get("check"), params.get("runs")
+        if config is None or not isinstance(check, checks.Check) or unavailable(item.config, config, check.against):
+            continue
+        tol = checks.tolerance(item.path.parent, check.tolerance)
+        expected = any(x.covers(check.tolerance, config) for x in checks.load_expected_failures(item.path.parent))
+        out[(check.tolerance, config, check.against)] = sequential.Planned(check, tol, config, expected)
+    return list(out.values())
+
+
 def pytest_collection_finish(session):
-    claims_session(session.config).needed_runs = needed_runs(session.items)
+    claims = claims_session(session.config)
+    claims.needed_runs = needed_runs(session.items)
+    claims.planned = planned_checks(session.items)
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +258,7 @@ def sweep_on_scheduler(
 
 
 @pytest.fixture(scope="session")
-def prefetched(pytestconfig, run_store) -> None:
+def prefetched(pytestconfig, run_store, obtain_run) -> None:
     """Every run the session's claim tests read is in the store: trained on --scheduler when given,
     else here, in parallel across the xdist workers."""
     needed, configs = claims_session(pytestconfig).needed_runs, configurations(pytestconfig)
@@ -236,9 +268,50 @@ def prefetched(pytestconfig, run_store) -> None:
     if scheduler and needed:
         sweep_on_scheduler(needed, run_store, configs, scheduler)
     prefetch(needed, run_store, configs)
+    look_again(claims_session(pytestconfig), lambda runs: prefetch(runs, run_store, configs), obtain_run)
+
+
+def look_again(session, train, obtain_run) -> None:
+    """The sequential looks (ncsim.sequential.plan): while a configuration has a check its seeds do not
+    decide, and the session's budget pays for it, train its next block of seeds (and its comparisons'
+    reference runs on them, `train(run_ids)`), then look at every check again. Every process computes
+    the same looks from the same stored runs; the seeds each configuration ends with are
+    `session.added`, those the budget could not extend `session.short`."""
+    design, budget = session.design, session.budget
+    if not session.planned or design is None or design.looks < 2:
+        return
+    values: dict = {}
+
+    def measure(planned: sequential.Planned, seeds: list[int]) -> list[float]:
+        out = []
+        for seed in seeds:
+            key = (planned.check.tolerance, planned.config, planned.check.against, seed)
+            if key not in values:
+                run = obtain_run(*session.run_id(planned.config, seed))
+                ref = obtain_run(*session.run_id(planned.check.against, seed)) if planned.check.against else None
+                values[key] = planned.check.measure(run, ref)
+            out.append(values[key])
+        return out
+
+    seeds = {p.config: list(session.seeds) for p in session.planned}
+    while True:
+        new, short, spent = sequential.plan(session.planned, seeds, measure, design, budget, suite.cost)
+        session.short = short
+        if new == seeds:
+            break
+        budget -= spent
+        added = {c: [s for s in new[c] if s not in seeds[c]] for c in new}
+        runs = [session.run_id(c, s) for c, more in added.items() for s in more]
+        runs += [
+            session.run_id(p.check.against, s) for p in session.planned if p.check.against for s in added[p.config]
+        ]
+        train(sorted(dict.fromkeys(runs), key=lambda r: -suite.cost(r.config)))
+        seeds = new
+    session.added = {c: s for c, s in seeds.items() if s != list(session.seeds)}
 
 
 @pytest.fixture
 def runs(request, prefetched, obtain_run) -> list:
-    """The trajectories of the case's configuration over the session's seeds."""
+    """The trajectories of the case's configuration over its seeds (the session's, and the blocks its
+    sequential looks added)."""
     return [obtain_run(*run) for run in claims_session(request.config).run_ids([request.param])]

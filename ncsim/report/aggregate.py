@@ -2,10 +2,10 @@
 
 A check is decided over the seeds of a configuration (ncsim.checks: one test per check and
 configuration, one record each). A claim file's verdict line counts its checks: "reproduces: 12 of 12
-checks", "partly reproduces: ..." when some are documented strict xfails, "does not reproduce: <checks>"
-or "inconclusive: <checks>" when a check failed (claim_verdict). The headline counts the empirical
-claims on trained CNNs apart from the numerical checks of the unconstrained features model
-(claims/test_ufm_*.py, one value per test).
+checks", "partly reproduces: ..." when some are documented strict xfails or were left undecided by
+their seeds (ncsim.sequential), "does not reproduce: <checks>" when a check failed (claim_verdict).
+The headline counts the empirical claims on trained CNNs apart from the numerical checks of the
+unconstrained features model (claims/test_ufm_*.py, one value per test).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from ncsim import suite
 from ncsim.verdict import Verdict
 from ncsim.verdict.record import records
 
-# pytest's outcomes of a test: "xpassed" is a non-strict xfail that passed (a borderline check that
-# reproduced: its check counts as reproducing), "xpass" a strict one that passed (which fails the suite).
+# pytest's outcomes of a test: "xpassed" is a non-strict xfail that passed (an expected failure on a
+# user's --spec that holds there: its check counts as reproducing), "xpass" a strict one that passed
+# (which fails the suite).
 OUTCOMES = ("passed", "xpassed", "failed", "xfail", "xpass", "skipped", "error")
 KINDS = {  # kind of claim file (`kind`) -> what the headline calls it
     "cnn": "Empirical claims on trained CNNs (MNIST-1D), decided over seeds",
@@ -31,7 +32,8 @@ KINDS = {  # kind of claim file (`kind`) -> what the headline calls it
 CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verdict line names it
     "reproduces": "reproduces",
     "xfail": "does not reproduce (strict xfail, expected)",
-    "xfail-inconclusive": "inconclusive (xfail, expected)",
+    "within the indifference zone": "within the indifference zone",
+    "undecided": "undecided",
     "does not reproduce": "does not reproduce",
     "inconclusive": "inconclusive",
     "error": "error before deciding",
@@ -39,6 +41,9 @@ CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verd
     "skipped": "skipped",
 }
 SEVERE = ("does not reproduce", "inconclusive", "error", "xpass")  # what a verdict line names first
+# What a claim with no severe check names beside its reproducing checks: documented non-reproductions,
+# and checks the seeds left open (ncsim.sequential).
+OPEN = ("xfail", "within the indifference zone", "undecided")
 
 
 @dataclass
@@ -108,11 +113,12 @@ def kind(claim_file: str, tests: Sequence[RecordedTest] = ()) -> str:
 
 def check_status(test: RecordedTest) -> str:
     """What a test says of its check, a key of CHECK_STATUSES: its pytest outcome, and for a failure or
-    an expected failure the verdict of its record ("does not reproduce", or "inconclusive" when the
-    bound straddles the threshold); a test that failed without deciding a check is an error."""
+    an expected failure the verdict of its record ("does not reproduce"; "undecided" or "within the
+    indifference zone" when its seeds left it open, whatever the outcome; "inconclusive" for a record
+    decided at one look); a test that failed without deciding a check is an error."""
     failing = [c.verdict for c in test.checks if not c.holds]
-    if test.outcome == "xfail" and failing and all(v == "inconclusive" for v in failing):
-        return "xfail-inconclusive"
+    if test.outcome in ("xfail", "failed") and failing and len(set(failing)) == 1 and failing[0] in OPEN:
+        return failing[0]
     if test.outcome != "failed":
         return {"passed": "reproduces", "xpassed": "reproduces"}.get(test.outcome, test.outcome)
     if not failing:
@@ -137,23 +143,25 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
         reproduces           "reproduces: 12 of 12 checks"
         partly reproduces    "partly reproduces: 9 checks reproduce; 3 do not (strict xfail, expected):
                              <checks>: <reasons>"
-        does not reproduce   "does not reproduce: <checks>; inconclusive: <checks>; 9 of 12 checks reproduce"
+        does not reproduce   "does not reproduce: <checks>; error before deciding: <checks>; 9 of 12 checks
+                             reproduce"
 
-    the checks that did not reproduce named first, most severe first (SEVERE). A claim with an expected
-    failure is never headlined as reproducing."""
+    the checks that did not reproduce named first, most severe first (SEVERE), then those left open
+    (OPEN). A claim with an expected failure or an open check is never headlined as reproducing."""
     by = {s: [t for t in tests if check_status(t) == s] for s in CHECK_STATUSES}
     ran, passed = len(tests) - len(by["skipped"]), len(by["reproduces"])
-    xfail = by["xfail"] + by["xfail-inconclusive"]
+    xfail = [t for s in OPEN for t in by[s]]
 
     def listed(*statuses: str) -> str:
         return ", ".join(dict.fromkeys(check_name(t) for s in statuses for t in by[s]))
 
-    reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in xfail if t.reason))
+    reasons = "; ".join(dict.fromkeys(t.reason.rstrip(". ") for t in by["xfail"] if t.reason))
     expected = "; ".join(
         f"{many(len(by[s]), one, more)} {what}: {listed(s)}"
         for s, one, more, what in (
             ("xfail", "does", "do", "not (strict xfail, expected)"),
-            ("xfail-inconclusive", "is", "are", "inconclusive (xfail, expected)"),
+            ("within the indifference zone", "is", "are", "within the indifference zone"),
+            ("undecided", "is", "are", "undecided"),
         )
         if by[s]
     ) + (f": {reasons}" if reasons else "")
@@ -163,17 +171,11 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
         parts = [f"{CHECK_STATUSES[s]}: {listed(s)}" for s in severe] + [f"{passed} of {ran} checks reproduce"]
         parts += [expected] if xfail else []
     elif xfail:
-        status = (
-            "partly reproduces"
-            if passed
-            else CHECK_STATUSES["xfail"]
-            if by["xfail"]
-            else CHECK_STATUSES["xfail-inconclusive"]
-        )
+        status = "partly reproduces" if passed else CHECK_STATUSES[next(s for s in OPEN if by[s])]
         parts = (
             [f"partly reproduces: {many(passed, 'check reproduces', 'checks reproduce')}", expected]
             if passed
-            else [f"{status}: {listed('xfail', 'xfail-inconclusive')}" + (f": {reasons}" if reasons else "")]
+            else [f"{status}: {listed(*OPEN)}" + (f": {reasons}" if reasons else "")]
         )
     else:
         status = "reproduces" if passed else "no checks ran"

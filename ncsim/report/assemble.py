@@ -15,7 +15,7 @@ from ncsim.report.folders import new_folder, point_latest
 from ncsim.report.markdown import markdown
 from ncsim.report.registry import FIGURES, figure_makers
 from ncsim.report.render import render
-from ncsim.report.stability import stability
+from ncsim.report.stability import false_verdicts, stability
 from ncsim.store import RunStore
 from ncsim.suite import RunId
 from ncsim.trajectory import Trajectory
@@ -56,6 +56,7 @@ def write(
         "summary": None if outcomes is None else counts(outcomes),
         "headline": None if outcomes is None else headline(claims),
         "stability": None if outcomes is None else stability([c for t in outcomes for c in t.checks]),
+        "false_verdicts": None if outcomes is None else false_verdicts([c for t in outcomes for c in t.checks]),
         "claims": claims,
         "runs": {name: [r.label for r in group] for name, group in runs.items()},
         "not_drawn": not_drawn(runs, missing),
@@ -73,7 +74,7 @@ def from_session(
     seeds: Sequence[int],
     outcomes: Sequence[RecordedTest],
     session: Mapping,
-    vary_data_seed: bool = False,
+    vary_data_seed: bool = True,
     configs: suite.Configurations | None = None,
 ) -> Path:
     """The report at the end of a claims session (ncsim/pytest_plugin/report.py): the session's
@@ -90,7 +91,7 @@ def from_store(
     store: RunStore,
     out: str | Path = "reports",
     seeds: str | Sequence[int] | None = None,
-    vary_data_seed: bool = False,
+    vary_data_seed: bool = True,
     configs: suite.Configurations | None = None,
 ) -> Path:
     """`ncsim report`: redraw the figures from the stored runs (nothing trains; those of `configs`, e.g.

@@ -19,12 +19,12 @@ def collect_runs(
     store: RunStore,
     seeds: Sequence[int],
     names: Sequence[str] = suite.CLAIM_CONFIGS,
-    vary_data_seed: bool = False,
+    vary_data_seed: bool = True,
     configs: suite.Configurations | None = None,
 ) -> tuple[dict[str, list[Trajectory]], list[RunId]]:
     """The stored runs of each configuration and seed (looked up by the key of `configs.spec(run)`, the
-    suite's configurations by default, never trained; with `vary_data_seed` the MNIST-1D generator seed
-    is the training seed, as pytest's --vary-data-seed), and the ids of those not in the store. A
+    suite's configurations by default, never trained; with `vary_data_seed`, as a claims session unless
+    --fixed-data-seed, the MNIST-1D generator seed is the training seed), and the ids of those not in the store. A
     configuration that `configs` leaves out (a --spec session's) is neither."""
     configs = configs if configs is not None else suite.suite_configurations()
     runs: dict[str, list[Trajectory]] = {}
@@ -48,13 +48,13 @@ def not_drawn(runs: Mapping[str, Sequence[Trajectory]], missing: Sequence[RunId]
 
 
 def same_session(
-    doc: Mapping, seeds: Sequence[int], vary_data_seed: bool = False, configs: suite.Configurations | None = None
+    doc: Mapping, seeds: Sequence[int], vary_data_seed: bool = True, configs: suite.Configurations | None = None
 ) -> bool:
     """Whether a verdicts.json document records a claims session on exactly these seeds, with the same
-    data seeds (--vary-data-seed) and the same configurations: the suite's (`configs` None or without
+    data seeds (varied, or --fixed-data-seed) and the same configurations: the suite's (`configs` None or without
     a source), or those of a --spec session whose run has the key of `configs`' standard run."""
     session = doc.get("session") or {}
-    vary = session.get("vary_data_seed", "--vary-data-seed" in str(session.get("command", "")))
+    vary = session.get("vary_data_seed", "--fixed-data-seed" not in str(session.get("command", "")))
     want = None if configs is None or configs.source is None else configs.specs[suite.STANDARD].key()
     try:
         run = session.get("spec", {}).get("run")

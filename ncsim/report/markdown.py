@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ncsim import figures, reference
+from ncsim.checks import ALPHA
 from ncsim.report import stability
 from ncsim.report.aggregate import CHECK_STATUSES, KINDS, RecordedTest, many
 from ncsim.verdict import Verdict, describe_rule
+from ncsim.verdict.message import percent
 
 NO_SESSION = "no claims session recorded on these seeds and configurations"
 CHECK_COLUMNS = (
@@ -72,6 +74,7 @@ def markdown(doc: Mapping) -> str:
         lines += [f"{NO_SESSION.capitalize()}.", ""]
     elif "stability" in doc:
         lines += [stability.describe(doc["stability"]), ""]
+        lines += [stability.describe_false(doc["false_verdicts"]), ""] if "false_verdicts" in doc else []
     for k, title in KINDS.items():
         claims = [c for c in doc["claims"] if c["kind"] == k]
         if claims:
@@ -98,7 +101,7 @@ def markdown(doc: Mapping) -> str:
 
 
 def tally(counted: Mapping[str, int], names: Mapping[str, str] | None = None) -> str:
-    """ "reproduces: 12, inconclusive: 1", each status named by `names` where it names it."""
+    """ "reproduces: 12, undecided: 1", each status named by `names` where it names it."""
     return ", ".join(f"{(names or {}).get(status, status)}: {n}" for status, n in counted.items())
 
 
@@ -183,11 +186,15 @@ def aggregate_text(record: Verdict) -> str:
 
 
 def rests_on(record: Verdict) -> str:
-    """The bound or interval the rule rests on ("95% bound 2.5e-3", "90% interval 0.8 to 1.3")."""
+    """The bound or interval the rule rests on at its level ("98.75% bound 2.5e-3", "97.5% interval 0.8
+    to 1.3"), with the seeds and look of a sequential decision ("n = 10, look 2 of 4")."""
+    alpha = (record.sequential or {}).get("alpha", ALPHA)
+    d = record.sequential
+    look = f"; n = {record.n}, look {d['look']} of {d['looks']}" if d else ""
     if record.interval:
         lo, hi = record.interval
-        return f"90% interval {number(lo)} to {number(hi)}"
-    return "" if record.bound is None else f"95% bound {number(record.bound)}"
+        return f"{percent(1 - 2 * alpha)} interval {number(lo)} to {number(hi)}{look}"
+    return "" if record.bound is None else f"{percent(1 - alpha)} bound {number(record.bound)}{look}"
 
 
 def p_text(record: Verdict) -> str:

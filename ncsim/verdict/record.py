@@ -20,7 +20,11 @@ from dataclasses import MISSING, dataclass, fields
 import numpy as np
 
 PROPERTY = "ncsim_check"  # the name of the test property that carries a decided check (JSON text)
-VERDICTS = ("reproduces", "does not reproduce", "inconclusive")
+# "inconclusive": one look's bounds straddle the threshold (ncsim.checks.apply_rule). A claims session
+# looks again with more seeds (ncsim.sequential); a check its seeds did not decide is "undecided", or,
+# at the design's last look, "within the indifference zone".
+VERDICTS = ("reproduces", "does not reproduce", "inconclusive", "undecided", "within the indifference zone")
+UNSETTLED = ("inconclusive", "undecided", "within the indifference zone")
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -31,8 +35,9 @@ class Verdict:
     The tolerance (tolerances.toml): `tolerance` (its name), `statistic`, `op`, `threshold`, `rule`,
     `scale`, `source`. The decision (ncsim.checks.apply_rule): `values` (one per seed, None for NaN),
     `measured` (the aggregate the rule rests on: the geometric or arithmetic mean, for rule "every" the
-    median; None when no value is finite), `bound` (the one-sided 95% bound of the mean), `interval`
-    (for "equivalence", the 90% interval of the geometric-mean ratio), `p_value`, `n` (the number of
+    median; None when no value is finite), `bound` (the one-sided bound of the mean at the
+    decision's level: 95% at one look, the sequential design's otherwise), `interval` (for "equivalence",
+    the two-sided interval of the geometric-mean ratio at twice that level), `p_value`, `n` (the number of
     values), `holds`, `verdict` (one of VERDICTS) and, for "equivalence", `p_differs` (the two-sided p
     of "the ratio differs from 1"). Where it was decided: `claim` (the claim file's stem), `case` (the
     test's parameter id), `figures` (those its claim file names), `extended` (a claim of the extended
@@ -42,7 +47,8 @@ class Verdict:
     control fails the check on the calibration seeds, and `evidence` what the discrimination table
     (ncsim.discrimination, claims/discrimination.json) says of it (None: not in the table);
     `reference`: the agreement of the values with the check's values on the calibration seeds
-    (ncsim.reference.agreement: its "verdict" is "agrees", "differs" or "inconclusive")."""
+    (ncsim.reference.agreement: its "verdict" is "agrees", "differs" or "inconclusive"); `sequential`:
+    the look it was decided at, its level and indifference zone (ncsim.sequential.summary)."""
 
     tolerance: str
     statistic: str
@@ -73,6 +79,7 @@ class Verdict:
     discriminates: bool | None = None
     evidence: str | None = None
     reference: dict | None = None
+    sequential: dict | None = None
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -138,6 +145,8 @@ class Verdict:
             out |= {"discriminates": self.discriminates, "evidence": self.evidence}
         if self.reference is not None:
             out["reference"] = self.reference
+        if self.sequential is not None:
+            out["sequential"] = self.sequential
         return jsonable(out)
 
     @classmethod
