@@ -7,12 +7,22 @@ import math
 import numpy as np
 
 from ncsim import metrics, ufm
-from ncsim.checks import Check
+from ncsim.checks import Check, Premise
 
 # ---- statistics of a run (a Trajectory) --------------------------------------------------------------
 
 # The fewest evaluated epochs from the stable TPT on that a trend over them is computed from.
 MIN_POINTS = 5
+
+# What a statement about the course of the terminal phase assumes: one long enough to see a course in.
+# Papyan et al. train 350 epochs, most of them in TPT; here the stable TPT is reached at 60-96 of 100
+# epochs as the data seed varies, and a run that reaches it at epoch 96 has two evaluations in it.
+TERMINAL_PHASE = Premise(
+    "a terminal phase to observe: evaluated epochs from the stable TPT on",
+    lambda run: len(run.post_tpt("train.nc1")[0]),
+    ">=",
+    MIN_POINTS,
+)
 
 
 def nc1_end(run) -> float:

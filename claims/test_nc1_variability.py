@@ -9,7 +9,7 @@ through TPT). NC1 on the train set in eval mode (ncsim.metrics.collapse_metrics)
 import numpy as np
 from scipy.stats import spearmanr
 
-from claims.shared import MIN_POINTS, nc1_end, nc1_init_over_end
+from claims.shared import MIN_POINTS, TERMINAL_PHASE, nc1_end, nc1_init_over_end
 from ncsim.checks import Check
 from ncsim.claim import Checks
 
@@ -23,7 +23,8 @@ def nc1_tpt_over_end(run) -> float:
 
 def nc1_post_tpt_trend(run) -> float:
     """Spearman rank correlation of NC1 with the epoch over the evaluated epochs from TPT on (-1: it
-    falls at every step); NaN with fewer than MIN_POINTS such epochs."""
+    falls at every step); NaN with fewer than MIN_POINTS such epochs (runs the premise TERMINAL_PHASE
+    keeps out of the decision)."""
     epochs, nc1 = run.post_tpt("train.nc1")
     if len(epochs) < MIN_POINTS or np.ptp(nc1) == 0:
         return float("nan")
@@ -48,5 +49,5 @@ CHECKS = Checks(
     Check("nc1_end_max", nc1_end, controls=("init", "no-bn", "wd-fifth"), note=beside_nc1),
     Check("nc1_tpt_over_end_min", nc1_tpt_over_end, controls=("at-tpt",)),
     Check("nc1_init_over_end_min", nc1_init_over_end, controls=("init",), note=beside_nc1),
-    Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("reversed",)),
+    Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("reversed",), premise=TERMINAL_PHASE),
 )

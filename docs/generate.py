@@ -242,6 +242,10 @@ def claims_page() -> str:
         if mine:
             lines += ["", "Expected not to reproduce (`claims/expected_failures.toml`):", ""]
             lines += [f"- `{e.tolerance}` on {e.config} (strict xfail): {e.reason}" for e in mine]
+        premised = [c for c in table if c.premise is not None]
+        if premised:
+            lines += ["", "Decided only where the runs meet the statement's premise (else *premise not met*):", ""]
+            lines += [f"- `{c.tolerance}`: {c.premise.statement} {c.premise.op} {c.premise.value:g}" for c in premised]
         lines.append("")
     lines += [
         "## Tolerances",

@@ -45,7 +45,7 @@ import numpy as np
 
 # PROPERTY and property_value: the test property's name and codec, under the names the claim_check fixture uses
 from ncsim.verdict import PROPERTY, Verdict, failure_message, property_value  # noqa: F401
-from ncsim.verdict.record import UNSETTLED
+from ncsim.verdict.record import OPEN_VERDICTS, PREMISE_NOT_MET
 
 try:
     import tomllib
@@ -167,15 +167,16 @@ def tolerance(claims_dir: str | Path, name: str) -> Tolerance:
 
 class Undecided(AssertionError):
     """A check that did not hold and is not refuted either: "undecided" (the session's seeds ran out
-    before its bounds cleared the threshold) or "within the indifference zone" (ncsim.sequential). The
-    pytest plugin reports it as an expected failure with its numbers, never as a pass."""
+    before its bounds cleared the threshold), "within the indifference zone" (ncsim.sequential), or
+    "premise not met" (its runs do not satisfy what the statement assumes: Premise). The pytest plugin
+    reports it as an expected failure with its numbers, never as a pass."""
 
 
 def assert_holds(record: Verdict) -> None:
-    """Raise for a decided check that does not hold: Undecided when its verdict says the seeds did not
+    """Raise for a decided check that does not hold: Undecided when its verdict says the runs did not
     decide it, else AssertionError; the message is failure_message's."""
     if not record.holds:
-        raise (Undecided if record.verdict in UNSETTLED else AssertionError)(failure_message(record))
+        raise (Undecided if record.verdict in OPEN_VERDICTS else AssertionError)(failure_message(record))
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,47 @@ def load_expected_failures(claims_dir: str | Path) -> tuple[ExpectedFailure, ...
     return tuple(out)
 
 
+# The fewest runs meeting a statement's premise on which its check is decided: a rule over seeds needs two.
+PREMISE_RUNS = 2
+
+
+@dataclass(frozen=True)
+class Premise:
+    """What a paper's statement assumes of each run, beyond the training itself: e.g. Papyan, Han &
+    Donoho's Proposition 1 (PNAS 2020) assumes exact collapse, Sigma_W = 0; their terminal-phase
+    statements assume a terminal phase to observe. `statistic(run)` -> float measures it on a
+    trajectory; a run meets it when `statistic op value` holds. The check is decided over the runs that
+    meet it (the statement says nothing of the others, which the record lists); with fewer than
+    PREMISE_RUNS such runs it is "premise not met", evidence neither for nor against the statement. A
+    run that did not finish is kept: the check fails on its NaN."""
+
+    statement: str
+    statistic: Callable[..., float]
+    op: str
+    value: float
+
+    def __post_init__(self):
+        if self.op not in _OPS or self.op == "within":
+            raise ValueError(f"premise {self.statement!r}: op {self.op!r}; valid: {[o for o in _OPS if o != 'within']}")
+
+    def meets(self, run) -> bool:
+        """Whether one run meets the premise (a run that did not finish counts as meeting it)."""
+        return run.status != "ok" or bool(_OPS[self.op](float(self.statistic(run)), self.value))
+
+    def record(self, runs: Sequence) -> dict:
+        """The premise on each run: {"statement", "runs" (labels), "values" (one per run), "meets" (one
+        bool per run), "met" (at least PREMISE_RUNS runs meet it, so the check is decided on those)}."""
+        values = [float(self.statistic(r)) if r.status == "ok" else math.nan for r in runs]
+        meets = [self.meets(r) for r in runs]
+        return {
+            "statement": f"{self.statement} ({self.op} {self.value:g})",
+            "runs": [r.label for r in runs],
+            "values": values,
+            "meets": meets,
+            "met": sum(meets) >= PREMISE_RUNS,
+        }
+
+
 @dataclass(frozen=True)
 class Check:
     """One statistic of a claim, held to the tolerance `tolerance` on each configuration in `configs`.
@@ -222,7 +264,8 @@ class Check:
     `statistic(run)` -> float measures it on a trajectory (ncsim.trajectory.Trajectory); with
     `against` set, `statistic(run, reference)` compares the run with the same seed of the reference
     configuration. `controls` names the negative controls on which the check must fail
-    (tests/test_negative_controls.py); `note(run[, reference])`, if given, adds context to the record."""
+    (tests/test_negative_controls.py); `note(run[, reference])`, if given, adds context to the record;
+    `premise`, what the statement assumes of each run (Premise), if it assumes more than the training."""
 
     tolerance: str
     statistic: Callable[..., float]
@@ -230,6 +273,7 @@ class Check:
     against: str | None = None
     controls: tuple[str, ...] = ()
     note: Callable[..., str] | None = None
+    premise: Premise | None = None
 
     def _runs(self, run, reference) -> tuple:
         """What the statistic takes: the run, and the reference run of a comparison."""
@@ -321,8 +365,12 @@ def apply_rule(tol: Tolerance, values: Sequence[float], alpha: float = ALPHA) ->
 def decide(tol: Tolerance, values: Sequence[float], alpha: float = ALPHA, **identity) -> Verdict:
     """The record of one decided check (ncsim.verdict.Verdict): the tolerance and its rule, the value
     on every seed (None for NaN: JSON has none), the decision (apply_rule at level `alpha`) and
-    `identity`, the fields saying where it was decided (claim, case, config, seeds, runs, note, ...)."""
+    `identity`, the fields saying where it was decided (claim, case, config, seeds, runs, note, ...).
+    With a `premise` record (Premise.record) that too few runs meet, the verdict is "premise not met"
+    whatever the rule says: the values are no evidence either way."""
     decision = apply_rule(tol, values, alpha)
+    if not (identity.get("premise") or {}).get("met", True):
+        decision |= {"holds": False, "verdict": PREMISE_NOT_MET}
     return Verdict(
         tolerance=tol.name,
         statistic=tol.statistic,

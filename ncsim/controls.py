@@ -170,6 +170,15 @@ def measure(check, control: str, obtain: Obtain, seed: int) -> float:
     return check.measure(*built) if c.pair else check.measure(built)
 
 
+def premised(check, control: str, obtain: Obtain, seeds) -> list[int]:
+    """The seeds whose `control` run (the first of a pair) meets the premise of `check`'s statement
+    (ncsim.checks.Premise): those a check is decided on; all of them for a check with no premise."""
+    if check.premise is None:
+        return list(seeds)
+    c = CONTROLS[control]
+    return [s for s in seeds if check.premise.meets(c.build(obtain, s)[0] if c.pair else c.build(obtain, s))]
+
+
 def applicable(check, control: str) -> bool:
     """Whether `control` fits `check`: pair controls go with comparisons, run controls with the rest."""
     return CONTROLS[control].pair == (check.against is not None)

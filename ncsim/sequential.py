@@ -182,13 +182,15 @@ def plan(
     cost,
 ) -> tuple[dict[str, list[int]], list[str], float]:
     """The next look: `seeds` (configuration -> its seeds so far) with one more block for every
-    configuration that has an undecided check (`measure(check, seeds)` -> its values) while the cost of
+    configuration that has an undecided check (`measure(check, seeds)` -> its values on the runs that
+    meet the check's premise, or None when too few do: ncsim.checks.Premise) while the cost of
     the runs it adds stays within `budget` (`cost(config)`: the cost of one run, a default run = 1; a
     comparison's reference runs on the new seeds count too, once). Configurations whose undecided checks
     decide a claim come before those with only documented non-reproductions undecided, the cheapest
     first. Returns the new seeds, the
     configurations left undecided for want of budget, and the cost spent."""
-    open_checks = [c for c in checks if undecided(c.tolerance, measure(c, seeds[c.config]), design)]
+    measured = [(c, measure(c, seeds[c.config])) for c in checks]
+    open_checks = [c for c, v in measured if v is not None and undecided(c.tolerance, v, design)]
     claim_deciding = {c.config for c in open_checks if not c.expected}
     have = {(c, s) for c, ss in seeds.items() for s in ss}
     have |= {(c.against, s) for c in checks if c.against for s in seeds[c.config]}

@@ -85,6 +85,48 @@ def test_a_borderline_entry_is_refused_and_an_open_check_raises_undecided(tmp_pa
     checks.assert_holds(checks.decide(tol, [0.001, 0.002, 0.0015]))
 
 
+def test_a_premise_too_few_runs_meet_decides_nothing(tmp_path):
+    """A statement that assumes something of each run (Premise) is decided over the runs that meet it;
+    with fewer than PREMISE_RUNS of them it is "premise not met" whatever its rule says: no pass, no
+    refutation (Undecided), the premise and the runs that miss it in the message and the record. A run
+    that did not finish counts as meeting it, so that the check fails on its NaN."""
+    tol = checks.tolerance(write(tmp_path, TOML + 'rule = "mean"\n'), "nc1_end_max")
+    exact = checks.Premise("exact collapse", lambda run: run.nc1, "<=", 0.0)
+    premise = exact.record([SimpleRun("s0", 0.0), SimpleRun("s1", 2e-3)])
+    assert premise == {
+        "statement": "exact collapse (<= 0)",
+        "runs": ["s0", "s1"],
+        "values": [0.0, 2e-3],
+        "meets": [True, False],
+        "met": False,
+    }
+    for values in ([0.001, 0.002], [1.9, 1.8]):  # it would reproduce; it would not
+        record = checks.decide(tol, values, runs=["s0", "s1"], premise=premise)
+        assert record.verdict == "premise not met" and not record.holds
+        with pytest.raises(
+            checks.Undecided, match=r"assumes exact collapse \(<= 0\): too few runs meet it \(s1 0.002\)"
+        ):
+            checks.assert_holds(record)
+        assert from_property(property_value(record)) == record
+    met = exact.record([SimpleRun("s0", 0.0), SimpleRun("s1", 0.0), SimpleRun("s2", 1.0)])
+    assert met["met"] and met["meets"] == [True, True, False]
+    record = checks.decide(tol, [0.001, 0.0012], runs=["s0", "s1"], premise=met)
+    assert record.verdict == "reproduces"
+    assert "decided on the 2 runs that meet it, not on s2 1" in checks.failure_message(record)
+    stopped = exact.record([SimpleRun("s0", 0.0), SimpleRun("s1", 2e-3, status="diverged")])
+    assert stopped["met"] and math.isnan(stopped["values"][1])
+    assert checks.decide(tol, [0.001, math.nan], premise=stopped).verdict == "does not reproduce"
+    with pytest.raises(ValueError, match="op 'within'"):
+        checks.Premise("x", lambda run: 0.0, "within", 1.0)
+
+
+@dataclasses.dataclass
+class SimpleRun:
+    label: str
+    nc1: float
+    status: str = "ok"
+
+
 @pytest.mark.parametrize(
     "text,problem",
     [

@@ -106,6 +106,9 @@ def test_the_claims_run_on_recorded_runs_and_decide_reproduces_them(recorded, tm
     assert len(decided) == len(records) >= 6
     for d in decided:
         r = by_name[(d["tolerance"], d["config"])]
+        if r["verdict"] == "premise not met":  # a CSV of values does not say which runs meet the premise
+            assert r["premise"]["met"] is False and d["verdict"] == "does not reproduce", d["tolerance"]
+            continue
         assert (d["verdict"], d["measured"], d["bound"], d["p_value"]) == (
             r["verdict"],
             r["measured"],

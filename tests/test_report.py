@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from ncsim import figures, report, sequential, suite
 from ncsim.cli import main
 from ncsim.pytest_plugin.report import REPORT_FAILED
-from ncsim.report import RecordedTest
+from ncsim.report import RecordedTest, stability
 from ncsim.store import Record, RunStore
 from ncsim.suite import RunId
 from tests.test_figures import (  # noqa: F401 - `tiny` and `probe_cache` are fixtures (the runs are trained once)
@@ -178,6 +179,23 @@ def test_a_check_its_seeds_left_open_is_named_so():
         "partly reproduces: 1 check reproduces; 1 does not (strict xfail, expected): "
         f"wl_cnn_nc3_max [standard]; 1 is undecided: nc1_tpt_over_end_min [standard]: {XFAIL_REASON}"
     )
+
+
+def test_a_check_whose_runs_miss_its_premise_is_no_evidence_either_way():
+    """A check decided "premise not met" (ncsim.checks.Premise) is named so beside the claim's other
+    checks, never counted as reproducing or refuted, and left out of the seed resampling."""
+    record = dataclasses.replace(
+        check(NC1_FALL, (1.2, 5.0, 4.0)),
+        verdict="premise not met",
+        holds=False,
+        premise={"statement": "exact collapse (<= 0)", "values": [2e-3, 2e-3, 2e-3], "met": False},
+    )
+    unmet = outcome(f"{WL}[standard-wl_cnn_nc3_max]", "xfail", "the statement assumes ...", [record])
+    assert report.check_status(unmet) == "premise not met"
+    status, line = report.claim_verdict([unmet, OUTCOMES[0]])
+    assert status == "partly reproduces" and line.endswith("1 has an unmet premise: nc1_tpt_over_end_min [standard]")
+    assert report.claim_verdict([unmet])[0] == "premise not met (no evidence either way)"
+    assert stability.stability([record]) is None
 
 
 def test_a_claim_with_an_expected_failure_is_not_headlined_as_reproducing():

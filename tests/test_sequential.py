@@ -84,6 +84,7 @@ def test_a_record_is_settled_with_its_look_and_zone():
 class FakeCheck:
     tolerance: str
     against: str | None = None
+    premise: checks.Premise | None = None
 
 
 def planned(config, against=None, expected=False, name="x_max"):
@@ -137,3 +138,37 @@ def test_a_session_trains_the_next_block_and_its_references():
     assert sorted(trained) == sorted(
         [RunId("a", s, s) for s in range(5, 10)] + [RunId("ref", s, s) for s in range(5, 10)]
     )
+
+
+def test_a_check_whose_runs_miss_its_premise_gets_no_seeds():
+    """More seeds cannot make a check evidence when too few of its runs meet the statement's premise:
+    plan skips it (measure gives None); otherwise it is looked at on the runs that meet it."""
+    open_values = [0.5, 1.5, 0.7, 1.4, 1.0]
+    seeds = {"a": [0, 1, 2, 3, 4]}
+    new, short, spent = sequential.plan(
+        [planned("a")], seeds, lambda p, s: None, sequential.Design(5), 100.0, lambda c: 1.0
+    )
+    assert new == seeds and short == [] and spent == 0
+    unmet = checks.Premise("exact collapse", lambda run: run.value, "<=", 0.0)
+
+    class Check(FakeCheck):
+        def measure(self, run, ref):
+            return run.value
+
+    session = SimpleNamespace(
+        design=sequential.Design(5),
+        budget=100.0,
+        seeds=[0, 1, 2, 3, 4],
+        planned=[sequential.Planned(Check("x_max", None, unmet), tol(), "a")],
+        added={},
+        short=[],
+        run_id=lambda c, s: RunId(c, s, s),
+    )
+    trained = []
+    look_again(session, trained.extend, lambda c, s, d=None: SimpleNamespace(value=open_values[s], status="ok"))
+    assert trained == [] and session.added == {}
+    # the runs that meet it are looked at: here one misses it and four open values remain, so a block is due
+    some = checks.Premise("a terminal phase", lambda run: run.value, "<", 1.45)
+    session.planned = [sequential.Planned(Check("x_max", None, some), tol(), "a")]
+    look_again(session, trained.extend, lambda c, s, d=None: SimpleNamespace(value=open_values[s % 5], status="ok"))
+    assert session.added["a"][:10] == list(range(10))

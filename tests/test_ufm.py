@@ -812,3 +812,31 @@ def test_every_ufm_tolerance_is_checked():
     """The UFM CHECKS tables use exactly the ufm_* tolerances of claims/tolerances.toml."""
     used = {tolerance for module in UFM_CLAIMS.values() for tolerance in statistics(module)}
     assert used == {name for name in checks.load_tolerances(CLAIMS_DIR) if name.startswith("ufm_")}
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_the_exact_webb_lowe_classifier_is_self_dual_only_at_exact_collapse(seed):
+    """Why claims/test_webb_lowe_cnn.py states Proposition 1's premise (Sigma_W = 0) instead of testing
+    its NC3 on finite collapse: with within-class variance off the span of the means, shrinking Sigma_W by
+    a common factor t shrinks NC1 with t and leaves NC3 of W = M^T Sigma_T^+ where it was (the block of
+    Sigma_T^+ coupling the span to the rest is a ratio of within-class covariances); with it inside the
+    span, NC3 vanishes with t."""
+    rng = np.random.default_rng(seed)
+    C, p, n = 5, 24, 60
+    frame = np.linalg.qr(rng.normal(size=(p, C)))[0]
+    means = 3 * (np.eye(C) - 1 / C) @ frame.T  # a simplex ETF
+    span = np.linalg.svd(means, full_matrices=False)[2][: C - 1]
+    y = np.repeat(np.arange(C), n)
+    off = rng.normal(size=(C * n, p)) @ rng.normal(size=(p, p)) / np.sqrt(p)
+    inside = rng.normal(size=(C * n, C - 1)) @ span
+
+    def nc(noise, t):
+        h = means[y] + math.sqrt(t) * noise
+        W, b = ufm.webb_lowe_classifier(h, y, C)
+        m = metrics.collapse_metrics(h, y, W, b, C)
+        return m["nc1"], m["nc3"]
+
+    (nc1_a, nc3_a), (nc1_b, nc3_b) = nc(off, 1e-2), nc(off, 1e-5)
+    assert nc1_b < 1e-2 * nc1_a and nc3_b > 0.1 and abs(math.log(nc3_b / nc3_a)) < math.log(1.2)
+    assert nc(inside, 1e-5)[1] < 1e-2 * nc(inside, 1e-2)[1] + 1e-12  # NC3 falls with t (here about as t)

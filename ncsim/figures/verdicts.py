@@ -16,6 +16,7 @@ VERDICT_COLOURS = {
     "reproduces": "#1a9641",
     "within the indifference zone": "#7b3294",
     "undecided": "#fdae61",
+    "premise not met": "#878787",  # no evidence either way: the runs do not satisfy the statement's premise
     "inconclusive": "#e08800",  # one look at fixed seeds (ncsim.checks.apply_rule), not a session's verdict
     "does not reproduce": "#d7191c",
 }

@@ -282,16 +282,17 @@ def look_again(session, train, obtain_run) -> None:
         return
     values: dict = {}
 
-    def measure(planned: sequential.Planned, seeds: list[int]) -> list[float]:
-        out = []
+    def measure(planned: sequential.Planned, seeds: list[int]) -> list[float] | None:
+        out, premise = [], planned.check.premise
         for seed in seeds:
             key = (planned.check.tolerance, planned.config, planned.check.against, seed)
             if key not in values:
                 run = obtain_run(*session.run_id(planned.config, seed))
                 ref = obtain_run(*session.run_id(planned.check.against, seed)) if planned.check.against else None
-                values[key] = planned.check.measure(run, ref)
+                values[key] = planned.check.measure(run, ref) if premise is None or premise.meets(run) else None
             out.append(values[key])
-        return out
+        kept = [v for v in out if v is not None]  # the runs the statement speaks of (checks.Premise)
+        return kept if len(kept) >= checks.PREMISE_RUNS or premise is None else None
 
     seeds = {p.config: list(session.seeds) for p in session.planned}
     while True:

@@ -34,6 +34,7 @@ CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verd
     "xfail": "does not reproduce (strict xfail, expected)",
     "within the indifference zone": "within the indifference zone",
     "undecided": "undecided",
+    "premise not met": "premise not met (no evidence either way)",
     "does not reproduce": "does not reproduce",
     "inconclusive": "inconclusive",
     "error": "error before deciding",
@@ -42,8 +43,9 @@ CHECK_STATUSES = {  # what a test says of its check (check_status) -> how a verd
 }
 SEVERE = ("does not reproduce", "inconclusive", "error", "xpass")  # what a verdict line names first
 # What a claim with no severe check names beside its reproducing checks: documented non-reproductions,
-# and checks the seeds left open (ncsim.sequential).
-OPEN = ("xfail", "within the indifference zone", "undecided")
+# checks the seeds left open (ncsim.sequential), and checks whose runs do not meet the statement's
+# premise (ncsim.checks.Premise).
+OPEN = ("xfail", "within the indifference zone", "undecided", "premise not met")
 
 
 @dataclass
@@ -113,9 +115,10 @@ def kind(claim_file: str, tests: Sequence[RecordedTest] = ()) -> str:
 
 def check_status(test: RecordedTest) -> str:
     """What a test says of its check, a key of CHECK_STATUSES: its pytest outcome, and for a failure or
-    an expected failure the verdict of its record ("does not reproduce"; "undecided" or "within the
-    indifference zone" when its seeds left it open, whatever the outcome; "inconclusive" for a record
-    decided at one look); a test that failed without deciding a check is an error."""
+    an expected failure the verdict of its record ("does not reproduce"; "undecided", "within the
+    indifference zone" or "premise not met" when its runs left it open, whatever the outcome;
+    "inconclusive" for a record decided at one look); a test that failed without deciding a check is an
+    error."""
     failing = [c.verdict for c in test.checks if not c.holds]
     if test.outcome in ("xfail", "failed") and failing and len(set(failing)) == 1 and failing[0] in OPEN:
         return failing[0]
@@ -162,6 +165,7 @@ def claim_verdict(tests: Sequence[RecordedTest]) -> tuple[str, str]:
             ("xfail", "does", "do", "not (strict xfail, expected)"),
             ("within the indifference zone", "is", "are", "within the indifference zone"),
             ("undecided", "is", "are", "undecided"),
+            ("premise not met", "has", "have", "an unmet premise"),
         )
         if by[s]
     ) + (f": {reasons}" if reasons else "")

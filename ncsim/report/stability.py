@@ -22,7 +22,7 @@ import numpy as np
 
 from ncsim.checks import ALPHA, Tolerance, apply_rule
 from ncsim.verdict import Verdict
-from ncsim.verdict.record import UNSETTLED
+from ncsim.verdict.record import PREMISE_NOT_MET, UNSETTLED
 
 DRAWS = 200
 SEED = 0
@@ -37,8 +37,9 @@ def stability(records: Sequence[Verdict], draws: int = DRAWS, seed: int = SEED) 
     that differ from the session's over the draws), "q95_changes" (the 95% quantile of that number),
     "least_stable" ([tolerance, where, share of draws in which its verdict changed] for the checks that
     change in at least 10% of the draws, the least stable first)}; None when no check has two or more
-    seeds. Checks of one value (a case table's) have nothing to resample and are left out."""
-    usable = [r for r in records if r.n >= 2 and len(r.values) >= 2]
+    seeds. Checks of one value (a case table's) have nothing to resample, and checks whose premise the
+    runs do not meet decide nothing (ncsim.checks.Premise): both are left out."""
+    usable = [r for r in records if r.n >= 2 and len(r.values) >= 2 and r.verdict != PREMISE_NOT_MET]
     if not usable:
         return None
     rng = np.random.default_rng(seed)

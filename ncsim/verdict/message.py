@@ -22,7 +22,8 @@ def describe_rule(rule: str = "every", scale: str = "log") -> str:
 
 def failure_message(record: Verdict) -> str:
     """What a failed check says: the statistic, its value on every seed, the aggregate and bound the
-    rule rests on, the threshold, the verdict and the source."""
+    rule rests on, the threshold, the verdict and the source; for a check whose runs do not meet its
+    premise, the premise and its value on every seed first."""
 
     def num(v):
         return "nan" if v is None else f"{v:.4g}"
@@ -44,8 +45,17 @@ def failure_message(record: Verdict) -> str:
             f"; {'geometric ' if record.scale == 'log' else ''}mean {num(record.measured)}, "
             f"{percent(1 - alpha)} bound {num(record.bound)}, p {num(record.p_value)}"
         )
+    premise, unmet = record.premise or {}, ""
+    if premise and not all(premise["meets"]):
+        missed = [(r, v) for r, v, ok in zip(premise["runs"], premise["values"], premise["meets"]) if not ok]
+        measured = ", ".join(f"{r} {num(v)}" for r, v in missed)
+        unmet = f"The statement assumes {premise['statement']}: " + (
+            f"decided on the {sum(premise['meets'])} runs that meet it, not on {measured}. "
+            if premise["met"]
+            else f"too few runs meet it ({measured}). "
+        )
     return (
-        f"{record.statistic} ({record.verdict}{design_text(record)}): claim needs {record.op} "
+        f"{unmet}{record.statistic} ({record.verdict}{design_text(record)}): claim needs {record.op} "
         f"{record.threshold:g} by {describe_rule(record.rule, record.scale)}{rests}; values: {per_seed}. "
         f"Source: {record.source}. {record.note or ''}"
     ).strip()

@@ -22,9 +22,19 @@ import numpy as np
 PROPERTY = "ncsim_check"  # the name of the test property that carries a decided check (JSON text)
 # "inconclusive": one look's bounds straddle the threshold (ncsim.checks.apply_rule). A claims session
 # looks again with more seeds (ncsim.sequential); a check its seeds did not decide is "undecided", or,
-# at the design's last look, "within the indifference zone".
-VERDICTS = ("reproduces", "does not reproduce", "inconclusive", "undecided", "within the indifference zone")
+# at the design's last look, "within the indifference zone". "premise not met": too few runs satisfy
+# what the paper's statement assumes (ncsim.checks.Premise), so the values are no evidence either way.
+PREMISE_NOT_MET = "premise not met"
+VERDICTS = (
+    "reproduces",
+    "does not reproduce",
+    "inconclusive",
+    "undecided",
+    "within the indifference zone",
+    PREMISE_NOT_MET,
+)
 UNSETTLED = ("inconclusive", "undecided", "within the indifference zone")
+OPEN_VERDICTS = (*UNSETTLED, PREMISE_NOT_MET)  # neither reproduces nor does not: the runs did not decide
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -48,7 +58,11 @@ class Verdict:
     (ncsim.discrimination, claims/discrimination.json) says of it (None: not in the table);
     `reference`: the agreement of the values with the check's values on the calibration seeds
     (ncsim.reference.agreement: its "verdict" is "agrees", "differs" or "inconclusive"); `sequential`:
-    the look it was decided at, its level and indifference zone (ncsim.sequential.summary)."""
+    the look it was decided at, its level and indifference zone (ncsim.sequential.summary); `premise`:
+    for a check whose statement assumes something of each run (ncsim.checks.Premise), that assumption
+    ("statement"), every run of the configuration ("runs") with its value ("values") and whether it
+    meets it ("meets"), and whether enough do ("met"): the check's own `values` and `runs` are those
+    of the runs that meet it."""
 
     tolerance: str
     statistic: str
@@ -80,6 +94,7 @@ class Verdict:
     evidence: str | None = None
     reference: dict | None = None
     sequential: dict | None = None
+    premise: dict | None = None
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -147,6 +162,8 @@ class Verdict:
             out["reference"] = self.reference
         if self.sequential is not None:
             out["sequential"] = self.sequential
+        if self.premise is not None:
+            out["premise"] = self.premise
         return jsonable(out)
 
     @classmethod
@@ -173,6 +190,8 @@ class Verdict:
         for name in ("values", "interval"):
             if given.get(name) is not None:
                 given[name] = [_number(v) for v in given[name]]
+        if isinstance(given.get("premise"), Mapping):
+            given["premise"] = {**given["premise"], "values": [_number(v) for v in given["premise"].get("values", [])]}
         return cls(**given)
 
 
