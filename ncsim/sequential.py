@@ -137,14 +137,17 @@ def summary(tol: Tolerance, values: Sequence[float], design: Design) -> dict:
 
 def settle(record, tol: Tolerance, design: Design):
     """A check record decided at the design's level (ncsim.checks.decide with alpha = design.alpha)
-    with the session's verdict (Design.verdict) and what the design says of it (summary)."""
+    with the session's verdict (Design.verdict) and what the design says of it (summary). The look is
+    that of the configuration's seeds, runs that miss the check's premise included (ncsim.checks.Premise:
+    the record's values are those of the runs that meet it)."""
     from dataclasses import replace
 
     values = [v for v in record.values if v is not None]
+    seeds = len((record.premise or {}).get("runs") or record.values)
     return replace(
         record,
-        verdict=design.verdict(tol, record.verdict, record.n),
-        sequential=summary(tol, values, design) | {"n": record.n},
+        verdict=design.verdict(tol, record.verdict, seeds),
+        sequential=summary(tol, values, design) | {"n": record.n, "look": design.look(seeds)},
     )
 
 
@@ -187,9 +190,10 @@ def plan(
     the runs it adds stays within `budget` (`cost(config)`: the cost of one run, a default run = 1; a
     comparison's reference runs on the new seeds count too, once). Configurations whose undecided checks
     decide a claim come before those with only documented non-reproductions undecided, the cheapest
-    first. Returns the new seeds, the
-    configurations left undecided for want of budget, and the cost spent."""
-    measured = [(c, measure(c, seeds[c.config])) for c in checks]
+    first. A configuration at the design's cap gets no more, whatever its checks' values (some of its
+    runs may miss a premise). Returns the new seeds, the configurations left undecided for want of
+    budget, and the cost spent."""
+    measured = [(c, measure(c, seeds[c.config])) for c in checks if len(seeds[c.config]) < design.cap]
     open_checks = [c for c, v in measured if v is not None and undecided(c.tolerance, v, design)]
     claim_deciding = {c.config for c in open_checks if not c.expected}
     have = {(c, s) for c, ss in seeds.items() for s in ss}

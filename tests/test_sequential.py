@@ -171,4 +171,7 @@ def test_a_check_whose_runs_miss_its_premise_gets_no_seeds():
     some = checks.Premise("a terminal phase", lambda run: run.value, "<", 1.45)
     session.planned = [sequential.Planned(Check("x_max", None, some), tol(), "a")]
     look_again(session, trained.extend, lambda c, s, d=None: SimpleNamespace(value=open_values[s % 5], status="ok"))
-    assert session.added["a"][:10] == list(range(10))
+    assert session.added["a"] == list(range(20))  # at the cap, though a fifth of its runs miss the premise
+    kept = checks.decide(tol(), [0.5, 0.7, 1.4, 1.0] * 4, premise={"runs": [f"a-s{s}" for s in range(20)], "met": True})
+    settled = sequential.settle(kept, tol(), sequential.Design(5))
+    assert settled.verdict == "within the indifference zone" and settled.sequential["look"] == 4
