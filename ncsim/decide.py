@@ -2,7 +2,7 @@
 
 The CSV holds one value per row with a header naming the columns
 
-    check (or statistic), configuration, seed, value
+    check (or statistic), configuration, seed, value[, premise]
 
 `check` names a tolerance of a claims directory's tolerances.toml (its threshold, op, rule and scale),
 or any name when the threshold and rule are given on the command line (`tolerance_from_options`).
@@ -10,6 +10,10 @@ The values of each (check, configuration) are decided over their seeds by ncsim.
 function the claims use, so a claim's per-seed values give the claim's own decision: its verdict,
 aggregate, one-sided bound (or the equivalence interval) and p-value. A value may be "nan" or "inf"
 (a run that did not finish; it fails the rule as it does in a claim).
+
+The optional column `premise` (true or false) says whether the run meets what the check's statement
+assumes of it (ncsim.checks.Premise, e.g. a terminal phase to observe): as in a claim, the check is
+then decided over the runs that meet it, and is "premise not met" when fewer than PREMISE_RUNS do.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from ncsim.verdict import Verdict, jsonable
 
 CHECK_COLUMNS = ("check", "statistic")
 REQUIRED = ("configuration", "seed", "value")
+PREMISE_COLUMN = "premise"
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+PREMISE_STATEMENT = "the premise of the check's statement, as the CSV's premise column says of each run"
 OUTPUT_FIELDS = (
     "tolerance",
     "config",
@@ -49,10 +56,11 @@ class DecideError(ValueError):
     """Bad input to `ncsim decide`: the message names the file, the row and the problem."""
 
 
-def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float]]]:
-    """(check, configuration) -> [(seed, value), ...] in file order; DecideError naming the row (1 =
-    the header) and the problem for a missing column, an empty cell, a seed that is not an integer
-    >= 0, a value that is not a number, or a (check, configuration, seed) given twice."""
+def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float, bool | None]]]:
+    """(check, configuration) -> [(seed, value, meets premise), ...] in file order (meets None without
+    a premise column); DecideError naming the row (1 = the header) and the problem for a missing
+    column, an empty cell, a seed that is not an integer >= 0, a value that is not a number, a premise
+    that is not true or false, or a (check, configuration, seed) given twice."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -67,8 +75,9 @@ def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float
             f"{path}: row 1 (header): missing column(s) {', '.join(missing)}; "
             f"the columns are check, configuration, seed, value"
         )
-    at = {c: header.index(c) for c in (name, *REQUIRED)}
-    out: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    optional = (PREMISE_COLUMN,) if PREMISE_COLUMN in header else ()
+    at = {c: header.index(c) for c in (name, *REQUIRED, *optional)}
+    out: dict[tuple[str, str], list[tuple[int, float, bool | None]]] = {}
     first_row: dict[tuple[str, str, int], int] = {}
     for number, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
@@ -89,13 +98,19 @@ def read_values(path: str | Path) -> dict[tuple[str, str], list[tuple[int, float
             value = float(cells["value"])
         except ValueError:
             raise DecideError(f"{path}: row {number}: value {cells['value']!r} is not a number") from None
+        meets = None
+        if optional:
+            flag = cells[PREMISE_COLUMN].lower()
+            if flag not in TRUE + FALSE:
+                raise DecideError(f"{path}: row {number}: premise {cells[PREMISE_COLUMN]!r} is not true or false")
+            meets = flag in TRUE
         key = (cells[name], cells["configuration"], seed)
         if key in first_row:
             raise DecideError(
                 f"{path}: row {number}: {key[0]} on {key[1]} seed {seed} is given twice (first in row {first_row[key]})"
             )
         first_row[key] = number
-        out.setdefault(key[:2], []).append((seed, value))
+        out.setdefault(key[:2], []).append((seed, value, meets))
     if not out:
         raise DecideError(f"{path}: no values (only a header, or an empty file)")
     return out
@@ -137,13 +152,37 @@ def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: d
                 f"{path}: check {name!r} is not in {Path(claims_dir) / checks.TOLERANCES} "
                 f"(give --threshold, --op and --rule, or name one of its {len(table)} checks)"
             )
-        seeds, values = [s for s, _ in pairs], [v for _, v in pairs]
+        premise = _premise(config, pairs)
+        if premise is not None and premise["met"]:  # decided over the runs the statement speaks of
+            pairs = [p for p in pairs if p[2]]
+        seeds, values = [s for s, _, _ in pairs], [v for _, v, _ in pairs]
+        identity = {"premise": premise} if premise is not None else {}
         records.append(
             checks.decide(
-                tol, values, claim="decide", config=config, seeds=seeds, runs=[f"{config}-s{s}" for s in seeds]
+                tol,
+                values,
+                claim="decide",
+                config=config,
+                seeds=seeds,
+                runs=[f"{config}-s{s}" for s in seeds],
+                **identity,
             )
         )
     return records
+
+
+def _premise(config: str, pairs: list[tuple[int, float, bool | None]]) -> dict | None:
+    """The premise record (as ncsim.checks.Premise.record makes it) of a group with a premise column."""
+    if pairs[0][2] is None:
+        return None
+    meets = [bool(m) for _, _, m in pairs]
+    return {
+        "statement": PREMISE_STATEMENT,
+        "runs": [f"{config}-s{s}" for s, _, _ in pairs],
+        "values": [float(m) for m in meets],
+        "meets": meets,
+        "met": sum(meets) >= checks.PREMISE_RUNS,
+    }
 
 
 def _tolerances(claims_dir) -> dict[str, checks.Tolerance]:
@@ -177,12 +216,14 @@ def write(records: list[Verdict], out: str | Path) -> Path:
     """The decisions as JSON (a list of records, the fields of OUTPUT_FIELDS and the source) or, for
     a .csv path, as CSV; written atomically."""
     out = Path(out)
-    rows = [{k: _plain(getattr(r, k)) for k in (*OUTPUT_FIELDS, "statistic", "source")} for r in records]
+    rows = [{k: _plain(getattr(r, k)) for k in (*OUTPUT_FIELDS, "statistic", "source", "premise")} for r in records]
     if out.suffix.lower() == ".csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
+        writer.writerows(
+            {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()} for row in rows
+        )
         data = buffer.getvalue().encode()
     else:
         data = (json.dumps(jsonable(rows), indent=1, allow_nan=False) + "\n").encode()

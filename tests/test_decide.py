@@ -68,6 +68,8 @@ def test_a_threshold_on_the_command_line_decides_any_statistic(tmp_path, capsys)
         ("check,configuration,seed,value\nnc1_end_max,,0,0.1\n", r"row 2: empty configuration"),
         ("check,configuration,seed,value\nnc1_end_max,std,0\n", r"row 2: 3 cells, the header has 4"),
         ("check,configuration,seed,value\n", r"no values"),
+        ("check,configuration,seed,value,premise\nnc1_end_max,std,0,0.1,maybe\n", r"row 2: premise 'maybe' is not"),
+        ("check,configuration,seed,value,premise\nnc1_end_max,std,0,0.1,\n", r"row 2: empty premise"),
     ],
 )
 def test_bad_csv_is_one_line_naming_the_row_and_the_problem(tmp_path, capsys, text, problem):
@@ -88,3 +90,22 @@ def test_an_unknown_check_or_a_bad_rule_is_an_error(tmp_path, capsys):
     assert "--rule 'median'" in capsys.readouterr().err
     assert main(["decide", str(path), "--op", "<="]) == 2
     assert "go with --threshold" in capsys.readouterr().err
+
+
+def test_a_premise_column_decides_over_the_runs_that_meet_it_as_a_claim_does(tmp_path):
+    """The NC1 trend over the terminal phase (premise: a terminal phase of at least 5 evaluations): the
+    runs marked false are left out of the decision and listed in its premise record; with fewer than
+    PREMISE_RUNS runs meeting it, the verdict is "premise not met" whatever the values say."""
+    trend = [(0, -0.99, "true"), (1, 0.2, "false"), (2, -0.97, "yes"), (3, -0.98, "1"), (4, float("nan"), "0")]
+    rows = [f"nc1_post_tpt_trend_max,standard,{seed},{v},{m}" for seed, v, m in trend]
+    rows += [f"nc1_post_tpt_trend_max,lr0,{seed},-0.99,{'true' if seed == 0 else 'false'}" for seed in range(5)]
+    path = csv_file(tmp_path, "check,configuration,seed,value,premise\n" + "\n".join(rows) + "\n")
+    standard, lr0 = decide_file(path, CLAIMS)
+    kept = [v for _, v, m in trend if m in ("true", "yes", "1")]
+    claim = checks.decide(checks.tolerance(CLAIMS, "nc1_post_tpt_trend_max"), kept, config="standard")
+    assert standard.verdict == claim.verdict == "reproduces" and standard.values == claim.values
+    assert standard.seeds == (0, 2, 3) and standard.premise["meets"] == [True, False, True, True, False]
+    assert lr0.verdict == checks.PREMISE_NOT_MET and not lr0.holds and lr0.n == 5
+    assert main(["decide", str(path), "--claims", str(CLAIMS)]) == 1
+    written = {r["config"]: r for r in json.loads((tmp_path / "values.decisions.json").read_text())}
+    assert written["lr0"]["premise"]["met"] is False and written["standard"]["premise"]["met"] is True
