@@ -1,6 +1,7 @@
 """The discrimination table of the claims: every check of runs against its physical controls.
 
     python claims/discriminate.py [--seeds 100-104] [--cache-dir DIR] [-k TEXT] [--write]
+    python claims/discriminate.py --control NAME [--cache-dir DIR] [--write]
 
 (default: the calibration seeds of ncsim/suite.toml, the data seed varied with them)
 
@@ -10,6 +11,10 @@ decided by the check's own rule, and the margins from the threshold in seed stan
 (ncsim.discrimination). Prints one line per check x configuration; with --write, records the table in
 claims/discrimination.json (atomically), which docs/generate.py renders into docs/discrimination.md.
 Runs missing from the store are trained (about a minute each).
+
+With --control NAME, only that control (ncsim.controls) is measured, on the recorded table's seeds, and
+merged into every row of claims/discrimination.json it applies to, each row's nearest failing control
+and margins recomputed: a control added to the suite needs only its own runs.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ if str(ROOT) not in sys.path:  # the claims package, when run as a script
     sys.path.insert(0, str(ROOT))
 
 import claims  # noqa: E402
-from ncsim import checks, claim, discrimination, suite  # noqa: E402
+from ncsim import checks, claim, controls, discrimination, suite  # noqa: E402
 from ncsim.export import atomic_write_text  # noqa: E402
 from ncsim.store import RunStore  # noqa: E402
 
@@ -55,15 +60,48 @@ def table(seeds: list[int], cache_dir: str | None, k: str | None = None) -> list
     return rows
 
 
+def with_control(name: str, cache_dir: str | None) -> dict:
+    """The recorded table with control `name` measured on its seeds and merged into every row it
+    applies to (a physical control of the table's set, or one a check declares)."""
+    doc = json.loads(TABLE.read_text(encoding="utf-8"))
+    store = RunStore(cache_dir) if cache_dir else RunStore()
+    configs = suite.suite_configurations()
+    declared = {(n, c.tolerance, config): c for n, c in claim.declared_run_checks(claims) for config in c.configs}
+    physical = controls.CONTROLS[name].physical
+
+    @cache
+    def obtain(config: str, seed: int):
+        return suite.obtain_run(configs.spec(suite.RunId(config, seed, seed)), store)
+
+    rows = []
+    for r in doc["rows"]:
+        check = declared[(r["claim"], r["tolerance"], r["config"])]
+        row = discrimination.Row.from_json(r)
+        if controls.applicable(check, name) and (name in controls.PHYSICAL_CONTROLS or name in check.controls):
+            tol = checks.tolerance(CLAIMS_DIR, check.tolerance)
+            row = row.with_control(discrimination.control_decided(check, name, tol, obtain, doc["seeds"]), physical)
+        rows.append(row.to_json())
+        print(discrimination.markdown([rows[-1]]).splitlines()[-1], flush=True)
+    return {**doc, "rows": rows}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default=",".join(map(str, suite.table()["calibration_seeds"])))
     p.add_argument("--cache-dir", default=None)
     p.add_argument("-k", dest="k", default=None, help="only the rows whose 'claim tolerance config' contains this")
     p.add_argument("--write", action="store_true", help=f"record the table in {TABLE.name}")
+    p.add_argument(
+        "--control", choices=sorted(controls.CONTROLS), help="measure this control only, on the table's seeds"
+    )
     args = p.parse_args(argv)
     if args.write and args.k:
         p.error("--write records the whole table: not with -k")
+    if args.control:
+        doc = with_control(args.control, args.cache_dir)
+        if args.write:
+            atomic_write_text(TABLE, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        return 0
     seeds = suite.parse_seeds(args.seeds)
     rows = table(seeds, args.cache_dir, args.k)
     if args.write:

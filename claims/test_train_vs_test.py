@@ -45,6 +45,8 @@ def falls(run) -> str:
 # level that counts as collapse on the train set.
 CHECKS = Checks(
     "test_test_collapse_stalls",
-    Check("train_over_test_nc1_fall_min", train_fall_over_test_fall, controls=("train-as-test",), note=falls),
+    Check(
+        "train_over_test_nc1_fall_min", train_fall_over_test_fall, controls=("train-as-test", "lr0-at-tpt"), note=falls
+    ),
     Check("test_nc1_end_min", nc1_end_on_test, controls=("train-as-test",), note=falls),
 )

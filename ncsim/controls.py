@@ -7,7 +7,8 @@ control, to show how far from its threshold the nearest failing one lies.
 
 Two kinds:
 - physical: a real network in which the effect is weaker for a physical reason: no training, training
-  stopped at the stable TPT, no batch norm, less weight decay (the dose-response of
+  stopped at the stable TPT, a learning rate of 0 from the onset of the terminal phase on (its
+  parameters frozen while its minibatch passes go on), no batch norm, less weight decay (the dose-response of
   presets/weight-decay.toml), or, for a statistic of class imbalance, balanced classes; for a
   comparison, two real regimes a known change apart (the weaker decay against the default, and the
   reverse). These are the evidence that a check discriminates.
@@ -96,6 +97,13 @@ CONTROLS = {
             PHYSICAL,
             "the default run stopped at its stable TPT epoch (no terminal phase)",
             _standard(_at_tpt),
+        ),
+        Control(
+            "lr0-at-tpt",
+            PHYSICAL,
+            "the default run with its learning rate set to 0 once two evaluations in a row find zero train "
+            "error (a terminal phase without training)",
+            _config("lr0-at-tpt"),
         ),
         Control(
             "no-bn",

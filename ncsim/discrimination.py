@@ -7,9 +7,9 @@ varied with them):
 - the reference: the check's statistic on its own configuration, decided by its own rule
   (ncsim.checks.decide), and the seed standard deviation s of the values on the rule's scale (of
   log x on a log scale, of x on a linear one);
-- every physical control (ncsim.controls: no training, training stopped at the stable TPT, no batch
-  norm, weight decay 0, 1/10, 1/5, 1/2 of the default's), decided by the same rule, and the check's own
-  declared controls;
+- every physical control (ncsim.controls: no training, training stopped at the stable TPT, a learning
+  rate of 0 from the terminal phase on, no batch norm, weight decay 0, 1/10, 1/5, 1/2 of the
+  default's), decided by the same rule, and the check's own declared controls;
 - the margins, in units of s: the reference's distance from the threshold on the passing side, and the
   nearest failing physical control's distance on the failing side.
 
@@ -20,6 +20,7 @@ claims/discrimination.json, which docs/generate.py renders.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -78,8 +79,11 @@ class Decided:
 
     @property
     def fails(self) -> bool:
-        """It fails the check as a measurement: measured, not held, and not the null by construction."""
-        return self.error is None and self.holds is False and not self.null
+        """It fails the check as a measurement: measured (a finite aggregate), not held, and not the null
+        by construction. A statistic undefined on the regime (a terminal-phase statistic of a run that
+        never reaches its TPT) cannot hold there, but says nothing of a weaker effect."""
+        finite = self.measured is not None and math.isfinite(self.measured)
+        return self.error is None and finite and self.holds is False and not self.null
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,22 @@ class Row:
         """Some physical control fails the check."""
         return self.nearest_failing() is not None
 
+    @classmethod
+    def from_json(cls, row: Mapping) -> Row:
+        """The Row a to_json dict was made from (its derived fields recomputed by to_json again)."""
+        names = [f for f in cls.__dataclass_fields__]
+        d = {k: row[k] for k in names}
+        d["sd"] = math.nan if d["sd"] is None else d["sd"]
+        d["reference"] = Decided(**row["reference"])
+        d["controls"] = [Decided(**c) for c in row["controls"]]
+        return cls(**d)
+
+    def with_control(self, decided: Decided, physical: bool) -> Row:
+        """The row with `decided` in place of its control of the same name (or added)."""
+        kept = [c for c in self.controls if c.name != decided.name]
+        names = [n for n in self.physical if n != decided.name] + ([decided.name] if physical else [])
+        return dataclasses.replace(self, controls=[*kept, decided], physical=names)
+
     def to_json(self) -> dict:
         out = asdict(self)
         near = self.nearest_failing()
@@ -164,7 +184,7 @@ def row(claim: str, check: Check, config: str, tol: Tolerance, obtain: controls.
     names = [n for n in controls.PHYSICAL_CONTROLS if controls.applicable(check, n)]
     names += [n for n in check.controls if n not in names]
     reference = _decided(tol, config, own, seeds)
-    decided = [_decided(tol, n, lambda s, n=n: controls.measure(check, n, obtain, s), seeds) for n in names]
+    decided = [control_decided(check, n, tol, obtain, seeds) for n in names]
     return Row(
         claim=claim,
         tolerance=check.tolerance,
@@ -179,6 +199,13 @@ def row(claim: str, check: Check, config: str, tol: Tolerance, obtain: controls.
         controls=decided,
         physical=[n for n in names if controls.CONTROLS[n].physical],
     )
+
+
+def control_decided(
+    check: Check, control: str, tol: Tolerance, obtain: controls.Obtain, seeds: Sequence[int]
+) -> Decided:
+    """`check` on control `control` over `seeds`, decided by its own rule (a column of a row)."""
+    return _decided(tol, control, lambda s: controls.measure(check, control, obtain, s), seeds)
 
 
 def _fmt(x: float | None) -> str:

@@ -37,6 +37,7 @@ HASHED_WHEN_SET = {
     "label_noise": 0.0,
     "train_classes": 0,
     "precision": "fp32",
+    "freeze_at_tpt": False,
 }
 
 MODELS = ("cnn1d", "cnn1d-seed")
@@ -126,6 +127,11 @@ class RunSpec:
     label_smoothing: float = 0.0  # alpha of cross-entropy's smoothed target (loss "ce")
     focal_gamma: float = 0.0  # gamma of the focal loss (loss "focal": > 0)
     grad_clip: float = 0.0  # 0: no clipping
+    # true: once two evaluations in a row find zero train error, with the training passes between them
+    # as clean as the stable TPT requires (ncsim.train.History.in_terminal_phase), the learning rate is 0:
+    # the parameters stop moving while the train-mode minibatch passes go on. A terminal phase without
+    # training, the physical control of a check that collapse goes on in it.
+    freeze_at_tpt: bool = False
     lbfgs_max_iter: int = LBFGS_MAX_ITER_DEFAULT  # LBFGS inner iterations per step (torch's default); lbfgs only
     # batch-norm statistics an evaluation uses: the running averages training left ("running"), or
     # recomputed over the train set at the evaluated weights ("recomputed", precise BN; ncsim.train)
@@ -324,6 +330,12 @@ def _validate(s: RunSpec) -> None:
         value = getattr(s, name)
         if not _SCHEDULE_RE.fullmatch(value) or ":" in value and int(value.partition(":")[2]) > MAX_EPOCHS:
             raise SpecError(f"{name}={value!r}; valid forms: all, none, every:K, log:K with 1 <= K <= {MAX_EPOCHS}")
+    if s.freeze_at_tpt and s.optimizer == "lbfgs":
+        # LBFGS's strong-Wolfe line search chooses its own step length: a learning rate of 0 does not
+        # stop it from moving the parameters.
+        raise SpecError(
+            "freeze_at_tpt=true needs optimizer 'sgd', 'adam' or 'adamw' (LBFGS's line search sets its own step)"
+        )
     if s.nesterov and (s.optimizer != "sgd" or s.momentum == 0):
         raise SpecError("nesterov=true needs optimizer='sgd' and momentum > 0")
 

@@ -48,6 +48,7 @@ from ncsim.metrics import (
 from ncsim.spec import TRAINER_VERSION, RunSpec, schedule_epochs
 from ncsim.store import Record
 from ncsim.threads import keep_freed_memory
+from ncsim.trajectory import fit_error_tolerance
 
 EVAL_CHUNK = 1000
 PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS + RIDGE_KEYS
@@ -149,8 +150,11 @@ class EpochFit(NamedTuple):
     error: float
 
 
-def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator) -> EpochFit:
-    """One pass over the shuffled train set."""
+def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator, update: bool = True) -> EpochFit:
+    """One pass over the shuffled train set. Without `update` (a learning rate of 0: spec.freeze_at_tpt)
+    each minibatch only goes forward in train mode, which moves the batch-norm running statistics as a
+    step of size 0 would, and no gradient is computed: SGD, Adam and AdamW scale every update, weight
+    decay included, by the learning rate, so the parameters are exactly those a step of size 0 leaves."""
     model.train()
     perm = torch.randperm(len(ds.x), generator=gen)
     total, n, wrong = 0.0, 0, 0
@@ -158,6 +162,13 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator)
     for i in range(0, len(perm), spec.batch_size):
         idx = perm[i : i + spec.batch_size]
         xb, yb = ds.x[idx], ds.y[idx]
+        if not update:
+            with torch.no_grad():
+                logits = model(xb)
+                wrong += int((logits.argmax(1) != yb).sum())
+                total += float(loss_fn(spec, logits, yb)) * len(idx)
+                n += len(idx)
+            continue
 
         first = [True]
 
@@ -336,6 +347,20 @@ class History:
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=lambda: {"fit": 0.0, "eval": 0.0})
 
+    def in_terminal_phase(self, train_signals: int) -> bool:
+        """The stable TPT's criterion (ncsim.trajectory.tpt_epoch) over the last two evaluations: zero
+        train error at both, and in every training pass between them at most the fit error the stable
+        TPT allows (one misclassified signal of `train_signals`)."""
+        if len(self.rows) < 2:
+            return False
+        before, last = self.rows[-2], self.rows[-1]
+        tolerance = fit_error_tolerance(train_signals)
+        return (
+            before.get("train_error") == 0.0
+            and last.get("train_error") == 0.0
+            and all(f <= tolerance for f in self.fit_error[int(before["epoch"]) : int(last["epoch"])])
+        )
+
     def stopped(self, epoch: int, stop: RunStopped) -> None:
         """The run stopped at `epoch`: its row holds what was measured, and the status says why."""
         self.rows.append({"epoch": epoch, **stop.measured})
@@ -359,16 +384,19 @@ def eval_epochs(spec: RunSpec) -> tuple[set[int], set[int]]:
 
 def run_epochs(spec: RunSpec, ds, model, opt, sched, gen, after_epoch=None) -> History:
     """Epoch 0 evaluates the initialisation; each later epoch is one fit_epoch and one lr-schedule
-    step, then an evaluation if scheduled. A RunStopped ends the loop with a row for its epoch;
+    step, then an evaluation if scheduled. With spec.freeze_at_tpt, every epoch after the first
+    evaluation that finds the run in its terminal phase (History.in_terminal_phase) trains at learning
+    rate 0 (recorded as 0 in fit_lr). A RunStopped ends the loop with a row for its epoch;
     `after_epoch(epoch, history)` is called after every epoch."""
     eval_at, layer_at = eval_epochs(spec)
     h = History()
+    frozen = False  # spec.freeze_at_tpt, once the run is in its terminal phase (History.in_terminal_phase)
     for epoch in range(spec.epochs + 1):
         try:
             if epoch > 0:
                 with h.timed("fit"):
-                    h.fit_lr.append(opt.param_groups[0]["lr"])
-                    fit = fit_epoch(spec, model, opt, ds, gen)
+                    h.fit_lr.append(0.0 if frozen else opt.param_groups[0]["lr"])
+                    fit = fit_epoch(spec, model, opt, ds, gen, update=not frozen)
                     h.fit_loss.append(fit.loss)
                     h.fit_error.append(fit.error)
                     sched.step()
@@ -377,6 +405,7 @@ def run_epochs(spec: RunSpec, ds, model, opt, sched, gen, after_epoch=None) -> H
             if epoch in eval_at:
                 with h.timed("eval"):
                     h.rows.append({"epoch": epoch, **evaluate(spec, model, ds, layers=epoch in layer_at)})
+                frozen = frozen or (spec.freeze_at_tpt and epoch in eval_at and h.in_terminal_phase(len(ds.y)))
         except RunStopped as stop:
             h.stopped(epoch, stop)
         if after_epoch is not None:

@@ -71,12 +71,14 @@ ALTERNATIVES = {
     "label_smoothing": 0.1,
     "focal_gamma": 2.0,
     "precision": "bf16-mixed",
+    "freeze_at_tpt": True,
 }
 # Fields valid only together with another value: the base each is changed from.
 NEEDS = {
     "lbfgs_max_iter": {"optimizer": "lbfgs", "nesterov": False},
     "label_smoothing": {"loss": "ce", "focal_gamma": 0.0},
     "focal_gamma": {"loss": "focal", "focal_gamma": 1.0, "label_smoothing": 0.0},
+    "freeze_at_tpt": {"optimizer": "sgd", "lbfgs_max_iter": spec_mod.LBFGS_MAX_ITER_DEFAULT},
 }
 
 FIELD_NAMES = [f.name for f in dataclasses.fields(RunSpec)]

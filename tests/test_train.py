@@ -6,7 +6,9 @@ epoch, layers at epochs 0 and 2. Other runs here use 200 signals and evaluate on
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import json
 import math
 
@@ -479,8 +481,8 @@ def test_meta_tpt_epoch_moves_past_a_bounce_between_evaluations(data_cache, monk
     def evaluate(spec, model, ds, layers):
         return {**real_evaluate(spec, model, ds, layers), "train_error": next(forced_eval)}
 
-    def fit_epoch(*args):
-        return train_mod.EpochFit(real_fit(*args).loss, next(forced_fit))
+    def fit_epoch(*args, **kwargs):
+        return train_mod.EpochFit(real_fit(*args, **kwargs).loss, next(forced_fit))
 
     monkeypatch.setattr(train_mod, "evaluate", evaluate)
     monkeypatch.setattr(train_mod, "fit_epoch", fit_epoch)
@@ -668,9 +670,9 @@ def test_nonfinite_fit_loss_stops_the_run_at_that_epoch(data_cache, monkeypatch)
     real = train_mod.fit_epoch
     calls = []
 
-    def fit_epoch(*args):
+    def fit_epoch(*args, **kwargs):
         calls.append(1)
-        fit = real(*args)
+        fit = real(*args, **kwargs)
         return fit._replace(loss=float("nan")) if len(calls) == 2 else fit
 
     monkeypatch.setattr(train_mod, "fit_epoch", fit_epoch)
@@ -1043,3 +1045,72 @@ def test_training_leaves_a_fixed_etf_classifier_where_it_was(data_cache):
         np.testing.assert_array_equal(rec.arrays["weights.classifier.weight"], models.simplex_etf(10, 48).numpy())
         start = initial_parameters(spec)
         assert not np.array_equal(rec.arrays["weights.classifier.bias"], start["classifier.bias"]), optimizer
+
+
+# --- freeze_at_tpt: a terminal phase at learning rate 0 ----------------------------------------------
+
+
+def _rows(*errors: float) -> list[dict]:
+    return [{"epoch": 4 * i, "train_error": e} for i, e in enumerate(errors)]
+
+
+@pytest.mark.parametrize(
+    "errors, fit, expected",
+    [
+        ((0.5, 0.0, 0.0), [0.0] * 8, True),  # two evaluations in a row at zero, clean passes between
+        ((0.0, 0.0, 0.5), [0.0] * 8, False),  # the last evaluation misclassifies
+        ((0.5, 0.5, 0.0), [0.0] * 8, False),  # only one evaluation at zero
+        ((0.5, 0.0, 0.0), [0.0] * 4 + [0.0, 0.0, 0.0, 2 / 100], False),  # a pass with two misses between them
+        (
+            (0.5, 0.0, 0.0),
+            [0.3] * 4 + [0.0, 0.0, 1 / 100, 0.0],
+            True,
+        ),  # one miss is allowed; earlier passes do not count
+        ((0.0,), [], False),  # a single evaluation
+    ],
+)
+def test_in_terminal_phase_is_the_stable_tpt_criterion_over_the_last_two_evaluations(errors, fit, expected):
+    h = train_mod.History(rows=_rows(*errors), fit_error=fit)
+    assert h.in_terminal_phase(100) is expected
+
+
+def test_freeze_at_tpt_stops_the_parameters_and_not_the_batch_norm_statistics(monkeypatch, data_cache):
+    """Once two evaluations in a row find zero train error, every later epoch trains at lr 0: the
+    parameters stay those of that epoch exactly, the batch-norm running statistics still move (train-mode
+    passes), fit_lr records 0; up to the freeze the run is the unfrozen run's. The evaluation is stubbed
+    to report zero train error from epoch 2 on (so the freeze comes after epoch 3), and every training
+    pass counted clean."""
+    monkeypatch.setattr(train_mod, "fit_error_tolerance", lambda n: 1.0)
+
+    def run(freeze: bool):
+        spec = SMALL.replace(epochs=5, eval_schedule="all", freeze_at_tpt=freeze)
+        epochs = itertools.count()  # the evaluation's call number is its epoch: every epoch is evaluated
+        monkeypatch.setattr(train_mod, "evaluate", lambda *a, **k: {"train_error": 0.0 if next(epochs) >= 2 else 0.5})
+        ds, model, opt, sched, gen = train_mod.setup(spec, data_cache)
+        states = {}
+        h = train_mod.run_epochs(
+            spec,
+            ds,
+            model,
+            opt,
+            sched,
+            gen,
+            after_epoch=lambda e, _: states.setdefault(e, copy.deepcopy(model.state_dict())),
+        )
+        return h, states
+
+    (frozen, at), (free, free_at) = run(True), run(False)
+    assert frozen.fit_lr[:3] == free.fit_lr[:3] and frozen.fit_lr[3:] == [0.0, 0.0]
+    assert frozen.fit_loss[:3] == free.fit_loss[:3]
+    moved = {k for k in at[3] if not torch.equal(at[5][k], at[3][k])}
+    assert moved and all("running" in k or "num_batches" in k for k in moved)  # only batch norm's statistics
+    assert any(not torch.equal(free_at[5][k], at[5][k]) for k in at[5] if k.endswith("weight"))
+
+
+def test_freeze_at_tpt_is_refused_with_lbfgs():
+    with pytest.raises(ValueError, match="freeze_at_tpt.*line search"):
+        RunSpec(optimizer="lbfgs", freeze_at_tpt=True)
+
+
+def test_freeze_at_tpt_leaves_the_key_of_every_other_spec():
+    assert RunSpec(freeze_at_tpt=False).key() == RunSpec().key() != RunSpec(freeze_at_tpt=True).key()
