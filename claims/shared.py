@@ -14,9 +14,10 @@ from ncsim.checks import Check, Premise
 # The fewest evaluated epochs from the stable TPT on that a trend over them is computed from.
 MIN_POINTS = 5
 
-# What a statement about the course of the terminal phase assumes: one long enough to see a course in.
-# Papyan et al. train 350 epochs, most of them in TPT; here the stable TPT is reached at 60-96 of 100
-# epochs as the data seed varies, and a run that reaches it at epoch 96 has two evaluations in it.
+# What a statement about the course of the terminal phase (NC1's trend through it, its fall from the TPT
+# to the end, on train against test) assumes: one long enough to see a course in. Papyan et al. train
+# 350 epochs, most of them in TPT; here the stable TPT is reached at 56-96 of 100 epochs as the data
+# seed varies, and a run that reaches it at epoch 96 has two evaluations in it.
 TERMINAL_PHASE = Premise(
     "a terminal phase to observe: evaluated epochs from the stable TPT on",
     lambda run: len(run.post_tpt("train.nc1")[0]),

@@ -47,7 +47,7 @@ def beside_nc1(run) -> str:
 CHECKS = Checks(
     "test_nc1_collapses",
     Check("nc1_end_max", nc1_end, controls=("init", "no-bn", "wd-fifth"), note=beside_nc1),
-    Check("nc1_tpt_over_end_min", nc1_tpt_over_end, controls=("at-tpt", "lr0-at-tpt")),
+    Check("nc1_tpt_over_end_min", nc1_tpt_over_end, controls=("at-tpt", "lr0-at-tpt"), premise=TERMINAL_PHASE),
     Check("nc1_init_over_end_min", nc1_init_over_end, controls=("init",), note=beside_nc1),
     Check("nc1_post_tpt_trend_max", nc1_post_tpt_trend, controls=("reversed",), premise=TERMINAL_PHASE),
 )

@@ -7,10 +7,12 @@ conjectures: collapse on the train set (an optimization property) and collapse o
 (a generalization property). We find that while Neural Collapse often occurs on the train set, it does not
 occur on the test set." (Papyan, Han & Donoho 2020 define NC on train activations and say nothing of test
 features collapsing less; a test NC1 above the train NC1 alone follows from any generalisation gap and
-is not checked.) Both statistics use the same epochs: the stable TPT of the run (train error) and the end.
+is not checked.) Both statistics use the same epochs: the stable TPT of the run (train error) and the end;
+the fall ratio, a statement about the course of the terminal phase, is decided over the runs that have
+one to observe (claims.shared.TERMINAL_PHASE).
 """
 
-from claims.shared import MIN_POINTS
+from claims.shared import MIN_POINTS, TERMINAL_PHASE
 from ncsim.checks import Check
 from ncsim.claim import Checks
 
@@ -46,7 +48,11 @@ def falls(run) -> str:
 CHECKS = Checks(
     "test_test_collapse_stalls",
     Check(
-        "train_over_test_nc1_fall_min", train_fall_over_test_fall, controls=("train-as-test", "lr0-at-tpt"), note=falls
+        "train_over_test_nc1_fall_min",
+        train_fall_over_test_fall,
+        controls=("train-as-test", "lr0-at-tpt"),
+        note=falls,
+        premise=TERMINAL_PHASE,
     ),
     Check("test_nc1_end_min", nc1_end_on_test, controls=("train-as-test",), note=falls),
 )
