@@ -154,7 +154,8 @@ def fit_epoch(spec: RunSpec, model, opt, ds: data.Dataset, gen: torch.Generator,
     """One pass over the shuffled train set. Without `update` (a learning rate of 0: spec.freeze_at_tpt)
     each minibatch only goes forward in train mode, which moves the batch-norm running statistics as a
     step of size 0 would, and no gradient is computed: SGD, Adam and AdamW scale every update, weight
-    decay included, by the learning rate, so the parameters are exactly those a step of size 0 leaves."""
+    decay included, by the learning rate, so the parameters are exactly those a step of size 0 leaves.
+    A forward without gradient computes in float32 whatever spec.precision (ncsim.models.ConvBlock)."""
     model.train()
     perm = torch.randperm(len(ds.x), generator=gen)
     total, n, wrong = 0.0, 0, 0
