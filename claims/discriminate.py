@@ -38,9 +38,9 @@ CLAIMS_DIR = Path(__file__).resolve().parent
 TABLE = CLAIMS_DIR / "discrimination.json"
 
 
-def table(seeds: list[int], cache_dir: str | None, k: str | None = None) -> list[dict]:
-    """The rows (discrimination.Row.to_json) of every check x configuration whose "claim tolerance
-    config" contains `k`."""
+def run_source(cache_dir: str | None):
+    """obtain(config, seed): the suite's run of that configuration and seed (data seed = seed) from the
+    store, trained when missing, each read once."""
     store = RunStore(cache_dir) if cache_dir else RunStore()
     configs = suite.suite_configurations()
 
@@ -48,6 +48,13 @@ def table(seeds: list[int], cache_dir: str | None, k: str | None = None) -> list
     def obtain(config: str, seed: int):
         return suite.obtain_run(configs.spec(suite.RunId(config, seed, seed)), store)
 
+    return obtain
+
+
+def table(seeds: list[int], cache_dir: str | None, k: str | None = None) -> list[dict]:
+    """The rows (discrimination.Row.to_json) of every check x configuration whose "claim tolerance
+    config" contains `k`."""
+    obtain = run_source(cache_dir)
     rows = []
     for name, check in claim.declared_run_checks(claims):
         tol = checks.tolerance(CLAIMS_DIR, check.tolerance)
@@ -64,15 +71,9 @@ def with_control(name: str, cache_dir: str | None) -> dict:
     """The recorded table with control `name` measured on its seeds and merged into every row it
     applies to (a physical control of the table's set, or one a check declares)."""
     doc = json.loads(TABLE.read_text(encoding="utf-8"))
-    store = RunStore(cache_dir) if cache_dir else RunStore()
-    configs = suite.suite_configurations()
+    obtain = run_source(cache_dir)
     declared = {(n, c.tolerance, config): c for n, c in claim.declared_run_checks(claims) for config in c.configs}
     physical = controls.CONTROLS[name].physical
-
-    @cache
-    def obtain(config: str, seed: int):
-        return suite.obtain_run(configs.spec(suite.RunId(config, seed, seed)), store)
-
     rows = []
     for r in doc["rows"]:
         check = declared[(r["claim"], r["tolerance"], r["config"])]

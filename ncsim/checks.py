@@ -248,13 +248,20 @@ class Premise:
         bool per run), "met" (at least PREMISE_RUNS runs meet it, so the check is decided on those)}."""
         values = [float(self.statistic(r)) if r.status == "ok" else math.nan for r in runs]
         meets = [self.meets(r) for r in runs]
-        return {
-            "statement": f"{self.statement} ({self.op} {self.value:g})",
-            "runs": [r.label for r in runs],
-            "values": values,
-            "meets": meets,
-            "met": sum(meets) >= PREMISE_RUNS,
-        }
+        return premise_record(f"{self.statement} ({self.op} {self.value:g})", [r.label for r in runs], values, meets)
+
+
+def premise_record(statement: str, runs: Sequence[str], values: Sequence[float], meets: Sequence[bool]) -> dict:
+    """A premise's record (Premise.record) from each run's label, value and whether it meets it: "met"
+    when at least PREMISE_RUNS runs do, so that the check is decided on those."""
+    meets = [bool(m) for m in meets]
+    return {
+        "statement": statement,
+        "runs": list(runs),
+        "values": list(values),
+        "meets": meets,
+        "met": sum(meets) >= PREMISE_RUNS,
+    }
 
 
 @dataclass(frozen=True)

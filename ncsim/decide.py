@@ -156,33 +156,21 @@ def decide_file(path: str | Path, claims_dir: str | Path | None = None, given: d
         if premise is not None and premise["met"]:  # decided over the runs the statement speaks of
             pairs = [p for p in pairs if p[2]]
         seeds, values = [s for s, _, _ in pairs], [v for _, v, _ in pairs]
-        identity = {"premise": premise} if premise is not None else {}
+        runs = [f"{config}-s{s}" for s in seeds]
         records.append(
-            checks.decide(
-                tol,
-                values,
-                claim="decide",
-                config=config,
-                seeds=seeds,
-                runs=[f"{config}-s{s}" for s in seeds],
-                **identity,
-            )
+            checks.decide(tol, values, claim="decide", config=config, seeds=seeds, runs=runs, premise=premise)
         )
     return records
 
 
 def _premise(config: str, pairs: list[tuple[int, float, bool | None]]) -> dict | None:
-    """The premise record (as ncsim.checks.Premise.record makes it) of a group with a premise column."""
+    """The premise record (ncsim.checks.premise_record) of a group with a premise column, None without."""
     if pairs[0][2] is None:
         return None
     meets = [bool(m) for _, _, m in pairs]
-    return {
-        "statement": PREMISE_STATEMENT,
-        "runs": [f"{config}-s{s}" for s, _, _ in pairs],
-        "values": [float(m) for m in meets],
-        "meets": meets,
-        "met": sum(meets) >= checks.PREMISE_RUNS,
-    }
+    return checks.premise_record(
+        PREMISE_STATEMENT, [f"{config}-s{s}" for s, _, _ in pairs], [float(m) for m in meets], meets
+    )
 
 
 def _tolerances(claims_dir) -> dict[str, checks.Tolerance]:

@@ -48,7 +48,7 @@ from ncsim.metrics import (
 from ncsim.spec import TRAINER_VERSION, RunSpec, schedule_epochs
 from ncsim.store import Record
 from ncsim.threads import keep_freed_memory
-from ncsim.trajectory import fit_error_tolerance
+from ncsim.trajectory import fit_error_tolerance, tpt_epoch
 
 EVAL_CHUNK = 1000
 PENULTIMATE_KEYS = FEATURE_KEYS + CLASSIFIER_KEYS + RIDGE_KEYS
@@ -354,13 +354,10 @@ class History:
         TPT allows (one misclassified signal of `train_signals`)."""
         if len(self.rows) < 2:
             return False
-        before, last = self.rows[-2], self.rows[-1]
-        tolerance = fit_error_tolerance(train_signals)
-        return (
-            before.get("train_error") == 0.0
-            and last.get("train_error") == 0.0
-            and all(f <= tolerance for f in self.fit_error[int(before["epoch"]) : int(last["epoch"])])
-        )
+        window = self.rows[-2:]
+        epochs = [r["epoch"] for r in window]
+        errors = [r.get("train_error", math.nan) for r in window]
+        return tpt_epoch(epochs, errors, self.fit_error, fit_error_tolerance(train_signals)) == epochs[0]
 
     def stopped(self, epoch: int, stop: RunStopped) -> None:
         """The run stopped at `epoch`: its row holds what was measured, and the status says why."""
@@ -406,7 +403,7 @@ def run_epochs(spec: RunSpec, ds, model, opt, sched, gen, after_epoch=None) -> H
             if epoch in eval_at:
                 with h.timed("eval"):
                     h.rows.append({"epoch": epoch, **evaluate(spec, model, ds, layers=epoch in layer_at)})
-                frozen = frozen or (spec.freeze_at_tpt and epoch in eval_at and h.in_terminal_phase(len(ds.y)))
+                frozen = frozen or (spec.freeze_at_tpt and h.in_terminal_phase(len(ds.y)))
         except RunStopped as stop:
             h.stopped(epoch, stop)
         if after_epoch is not None:
