@@ -12,6 +12,11 @@ decided by the check's own rule, and the margins from the threshold in seed stan
 claims/discrimination.json (atomically), which docs/generate.py renders into docs/discrimination.md.
 Runs missing from the store are trained (about a minute each).
 
+With -k and --write, only the rows whose "claim tolerance config" contains TEXT are measured (on the
+recorded table's seeds) and recorded, in the claims' order, beside the recorded rows of every other
+check; a recorded row of a check no longer declared is dropped: a new or re-encoded check needs only its
+own rows.
+
 With --control NAME, only that control (ncsim.controls) is measured, on the recorded table's seeds, and
 merged into every row of claims/discrimination.json it applies to, each row's nearest failing control
 and margins recomputed: a control added to the suite needs only its own runs.
@@ -67,6 +72,22 @@ def table(seeds: list[int], cache_dir: str | None, k: str | None = None) -> list
     return rows
 
 
+def with_rows(k: str, cache_dir: str | None) -> dict:
+    """The recorded table with the rows whose "claim tolerance config" contains `k` measured anew on its
+    seeds, every other declared check's recorded row kept, and the rows of undeclared checks dropped."""
+    doc = json.loads(TABLE.read_text(encoding="utf-8"))
+    recorded = {(r["claim"], r["tolerance"], r["config"]): r for r in doc["rows"]}
+    fresh = {(r["claim"], r["tolerance"], r["config"]): r for r in table(doc["seeds"], cache_dir, k)}
+    rows = []
+    for name, check in claim.declared_run_checks(claims):
+        for config in check.configs:
+            key = (name, check.tolerance, config)
+            if key not in fresh and key not in recorded:
+                raise SystemExit(f"no recorded row for {' '.join(key)}: measure it (-k) or the whole table")
+            rows.append(fresh.get(key) or recorded[key])
+    return {**doc, "rows": rows}
+
+
 def with_control(name: str, cache_dir: str | None) -> dict:
     """The recorded table with control `name` measured on its seeds and merged into every row it
     applies to (a physical control of the table's set, or one a check declares)."""
@@ -96,8 +117,11 @@ def main(argv=None) -> int:
         "--control", choices=sorted(controls.CONTROLS), help="measure this control only, on the table's seeds"
     )
     args = p.parse_args(argv)
+    if args.control and args.k:
+        p.error("--control measures one column of every row: not with -k")
     if args.write and args.k:
-        p.error("--write records the whole table: not with -k")
+        atomic_write_text(TABLE, json.dumps(with_rows(args.k, args.cache_dir), indent=1, allow_nan=False) + "\n")
+        return 0
     if args.control:
         doc = with_control(args.control, args.cache_dir)
         if args.write:

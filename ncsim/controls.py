@@ -9,7 +9,8 @@ Two kinds:
 - physical: a real network in which the effect is weaker for a physical reason: no training, training
   stopped at the stable TPT, a learning rate of 0 from the onset of the terminal phase on (its
   parameters frozen while its minibatch passes go on), no batch norm, less weight decay (the dose-response of
-  presets/weight-decay.toml), or, for a statistic of class imbalance, balanced classes; for a
+  presets/weight-decay.toml), or, for a statistic of class imbalance, balanced classes, or, for a
+  least-squares statistic of an MSE run, the cross-entropy run; for a
   comparison, two real regimes a known change apart (the weaker decay against the default, and the
   reverse). These are the evidence that a check discriminates.
 - synthetic: a software check of a statistic's direction or of a comparison's null: the train metrics
@@ -117,6 +118,12 @@ CONTROLS = {
         Control("wd-half", PHYSICAL, "the default regime with half its weight decay", _config("wd-half")),
         Control("balanced", PHYSICAL, "the default run, every class equally sampled (R = 1)", _config(STANDARD)),
         Control(
+            "cross-entropy",
+            PHYSICAL,
+            "the default run, trained with cross-entropy: its classifier minimises another loss than least squares",
+            _config(STANDARD),
+        ),
+        Control(
             "train-as-test", SYNTHETIC, "the train-set metrics offered as the test-set ones", _standard(_train_as_test)
         ),
         Control("reversed", SYNTHETIC, "the metric columns in reverse epoch order (TPT kept)", _standard(_reversed)),
@@ -166,8 +173,9 @@ CONTROLS = {
 }
 # The physical controls the discrimination table measures every check on: those of a run for a check
 # of one run, the comparisons of the dose-response for a comparison ("balanced" is the control of an
-# imbalance statistic only).
-PHYSICAL_CONTROLS = tuple(n for n, c in CONTROLS.items() if c.physical and n != "balanced")
+# imbalance statistic only, "cross-entropy" of a least-squares statistic of an MSE run only: both are
+# the default run itself).
+PHYSICAL_CONTROLS = tuple(n for n, c in CONTROLS.items() if c.physical and n not in ("balanced", "cross-entropy"))
 
 
 def measure(check, control: str, obtain: Obtain, seed: int) -> float:

@@ -257,6 +257,33 @@ def ridge_classifier(features, labels, num_classes: int, lam: float = 0.0) -> tu
     return w_r, pi - w_r @ h.mean(0)
 
 
+def central_path_distance(features, labels, weight, num_classes: int, lam: float) -> float:
+    """sqrt(B(W) / B(0)): how far the classifier W lies from the central path, in the metric of the
+    deviation term (B) of Han, Papyan & Donoho (ICLR 2022, Sec. 3), who decompose the MSE loss into (A),
+    the loss with the classifier at least squares, and (B) = 1/2 ||(W - W_r)(Sigma_T + lam I)^{1/2}||_F^2.
+    For the features h_i fixed and L(W, b) = (1/2N) sum_i ||W h_i + b - e_{y_i}||^2 + (lam/2) ||W||_F^2
+    (half ridge_classifier's objective: the same minimiser (W_r, b_r)), B(W) is what L(W, b) exceeds
+    L(W_r, b_r) by when b is the best bias for W (b = pi - W mu_G), and B(0) that excess for the zero
+    classifier, 1/2 ||W_r (Sigma_T + lam I)^{1/2}||_F^2. Equivalently ||(W - W_r) S^{1/2}||_F /
+    ||W_r S^{1/2}||_F with S = Sigma_T + lam I: the relative distance ||W - W_r||_F / ||W_r||_F with every
+    direction weighted by the features' spread along it, so that the directions the features do not span,
+    where W may differ from W_r at no cost in loss, count only through lam. 0 on the central path (W = W_r),
+    1 for W = 0. In memory, float64."""
+    h, y = _as_float64(features), _as_labels(labels)
+    w_r, _ = ridge_classifier(h, y, num_classes, lam)
+    w, b = _as_classifier(weight, None)
+    _check_classifier_shapes(w, b, num_classes, h.shape[1])
+    residual = h - h.mean(0)
+
+    def weighted_square(a: np.ndarray) -> float:  # ||a (Sigma_T + lam I)^{1/2}||_F^2
+        return np.sum((a @ residual.T) ** 2) / len(y) + lam * np.sum(a**2)
+
+    scale = weighted_square(w_r)
+    if not scale > 0:
+        raise DegenerateFeaturesError("the least-squares classifier of these features is 0: no central path to be near")
+    return float(np.sqrt(weighted_square(w - w_r) / scale))
+
+
 def _ridge_classifier(g: _Geometry, r: _Residuals, lam: float, resolution: float) -> tuple[np.ndarray, np.ndarray]:
     """W_r and b_r = pi - W_r mu_G of collapse_metrics' RIDGE_KEYS, in the scaled units of g, from the
     within-class scatter of pass 2: Sigma_T = Sigma_W + Mdot diag(pi) Mdot^T."""

@@ -34,6 +34,16 @@ def classifier_cosine(run, classes, centred: bool = False) -> float:
     return mean_pairwise_cosine((w - w.mean(0) if centred else w)[list(classes)])
 
 
+def central_path_distance(run) -> float:
+    """The distance of the run's final classifier from the central path in the metric of Han, Papyan &
+    Donoho's term (B) (metrics.central_path_distance), on its final train features, lambda the run's
+    ridge parameter (wd / 2: ncsim.train.ridge_lambda, as the recorded ridge columns)."""
+    from ncsim.train import ridge_lambda
+
+    f = run.features("train")
+    return metrics.central_path_distance(f["h"], f["y"], f["W"], len(f["W"]), ridge_lambda(run.spec))
+
+
 @lru_cache(maxsize=32)
 def _test_predictions(run) -> tuple[np.ndarray, np.ndarray]:
     f = run.features("test")

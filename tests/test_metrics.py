@@ -649,3 +649,27 @@ def test_bad_few_shot_input_is_an_error_naming_the_problem(changes, error, messa
     with pytest.raises(error, match=message):
         metrics.few_shot_ncc_error(**args)
     assert issubclass(metrics.NonFiniteError, ValueError)
+
+
+@HYPOTHESIS
+@given(problem=problems(), ridge=st.sampled_from([1e-3, 0.1, 10.0]))
+def test_central_path_distance_is_the_loss_excess_of_han_et_al(problem, ridge):
+    """central_path_distance^2 = B(W) / B(0), B(W) = L(W, b*(W)) - L(W_r, b_r): the last layer's MSE loss
+    L(W, b) = (1/2N) sum ||W h + b - e_y||^2 + (lam/2) ||W||^2 above its minimum, at the best bias
+    b*(W) = pi - W mu_G (Han, Papyan & Donoho 2022's term (B)); 0 for W = W_r, 1 for W = 0."""
+    h, y, w, _ = problem
+    c, n = len(w), len(y)
+    w_r, b_r = metrics.ridge_classifier(h, y, c, ridge)
+    pi = np.bincount(y, minlength=c) / n
+
+    def loss(w, b):
+        return 0.5 * (np.sum((h @ w.T + b - np.eye(c)[y]) ** 2) / n + ridge * np.sum(w**2))
+
+    def excess(w):
+        return loss(w, pi - w @ h.mean(0)) - loss(w_r, b_r)
+
+    assert metrics.central_path_distance(h, y, w, c, ridge) ** 2 == pytest.approx(
+        excess(w) / excess(np.zeros_like(w)), rel=1e-6, abs=1e-9
+    )
+    assert metrics.central_path_distance(h, y, w_r, c, ridge) == pytest.approx(0, abs=1e-6)
+    assert metrics.central_path_distance(h, y, np.zeros_like(w), c, ridge) == pytest.approx(1)
