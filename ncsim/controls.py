@@ -62,13 +62,16 @@ STANDARD = "standard"
 class Control:
     """One control: its `name` (as CHECKS name it), `kind` (PHYSICAL or SYNTHETIC), what it is, and how
     it is built from the runs of a seed: `build(obtain, seed)` gives a Trajectory, or for a `pair`
-    control (a check `against` a reference) the pair (run, reference)."""
+    control (a check `against` a reference) the pair (run, reference). `every_row` False: a physical
+    control of one kind of statistic only, measured where a check names it, not on every row of the
+    discrimination table (PHYSICAL_CONTROLS)."""
 
     name: str
     kind: str
     what: str
     build: Callable[[Obtain, int], object]
     pair: bool = False
+    every_row: bool = True
 
     @property
     def physical(self) -> bool:
@@ -116,12 +119,19 @@ CONTROLS = {
         Control("wd-tenth", PHYSICAL, "the default regime with a tenth of its weight decay", _config("wd-tenth")),
         Control("wd-fifth", PHYSICAL, "the default regime with a fifth of its weight decay", _config("wd-fifth")),
         Control("wd-half", PHYSICAL, "the default regime with half its weight decay", _config("wd-half")),
-        Control("balanced", PHYSICAL, "the default run, every class equally sampled (R = 1)", _config(STANDARD)),
-        Control(
+        Control(  # the control of an imbalance statistic only: it is the default run itself
+            "balanced",
+            PHYSICAL,
+            "the default run, every class equally sampled (R = 1)",
+            _config(STANDARD),
+            every_row=False,
+        ),
+        Control(  # the control of a least-squares statistic of an MSE run only: the default run itself
             "cross-entropy",
             PHYSICAL,
             "the default run, trained with cross-entropy: its classifier minimises another loss than least squares",
             _config(STANDARD),
+            every_row=False,
         ),
         Control(
             "train-as-test", SYNTHETIC, "the train-set metrics offered as the test-set ones", _standard(_train_as_test)
@@ -172,10 +182,8 @@ CONTROLS = {
     )
 }
 # The physical controls the discrimination table measures every check on: those of a run for a check
-# of one run, the comparisons of the dose-response for a comparison ("balanced" is the control of an
-# imbalance statistic only, "cross-entropy" of a least-squares statistic of an MSE run only: both are
-# the default run itself).
-PHYSICAL_CONTROLS = tuple(n for n, c in CONTROLS.items() if c.physical and n not in ("balanced", "cross-entropy"))
+# of one run, the comparisons of the dose-response for a comparison.
+PHYSICAL_CONTROLS = tuple(n for n, c in CONTROLS.items() if c.physical and c.every_row)
 
 
 def measure(check, control: str, obtain: Obtain, seed: int) -> float:
